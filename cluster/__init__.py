@@ -1,0 +1,1 @@
+"""The machine side: topology, placement, Ray connection, worker actors, local clusters."""

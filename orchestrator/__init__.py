@@ -1,0 +1,1 @@
+"""topobench coordinator: CLI, planning, running, statistics, results."""

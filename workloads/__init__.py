@@ -1,0 +1,20 @@
+"""Benchmark payloads: the workload protocol, its registry and the built-in families.
+
+This package knows nothing of Ray: a workload is plain Python timed by a harness.
+"""
+
+from workloads.base import Measurement, Metric, Param, Workload, WorkerContext
+from workloads.errors import UserError
+from workloads.registry import get_workload, load_workloads, parse_params
+
+__all__ = [
+    "Measurement",
+    "Metric",
+    "Param",
+    "UserError",
+    "Workload",
+    "WorkerContext",
+    "get_workload",
+    "load_workloads",
+    "parse_params",
+]

@@ -1,0 +1,136 @@
+"""The workload protocol: typed parameters, metrics with units, and setup/run/teardown.
+
+A harness (``cluster/harness.py``) times ``run(n)``; the workload does ``n`` iterations of
+its operation and reports how many operations it did. The primary metric is that count
+divided by the elapsed time, in the unit ``throughput.unit``. Workloads that measure more
+than one thing (STREAM's four kernels, latency percentiles) return extra per-sample values
+in ``Measurement.metrics``, each declared in ``metrics`` with its unit.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """One workload parameter: its type, default, unit and allowed range.
+
+    ``minimum``/``maximum`` are inclusive bounds for numbers; ``choices`` restricts
+    strings. ``unit`` is the unit of the value as the user writes it ("MiB", "s", "").
+    """
+
+    name: str
+    default: Any
+    help: str
+    unit: str = ""
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] | None = None
+
+    @property
+    def kind(self) -> type:
+        """Return the Python type of the value (taken from the default)."""
+        return type(self.default)
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    """A reported quantity: name (as stored in ``samples.metric``), unit, direction."""
+
+    name: str
+    unit: str
+    description: str = ""
+    higher_is_better: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    """What one ``run(n)`` did: ``ops`` operations plus optional extra metric values.
+
+    ``metrics`` maps a declared metric name to its value for this sample, already in
+    that metric's unit (e.g. ``{"triad_gbs": 21.3}``).
+    """
+
+    ops: int
+    metrics: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerContext:
+    """What a workload may know about where it runs.
+
+    Attributes:
+        worker_rank: 0-based rank of this worker in the trial.
+        workers: number of workers in the trial (all nodes).
+        cpus: the CPUs this worker is pinned to (empty when unpinned).
+        scratch_dir: a folder on this node the workload may write into, or None for a
+            temporary folder of its own.
+        cache_sizes_bytes: cache sizes seen by this worker, keys "L1d", "L2", "L3"
+            (missing keys when the topology does not say).
+        work_share: share of the total work this worker does: 1.0 for weak scaling,
+            1/workers for strong scaling.
+        node_ip: this node's IP address.
+    """
+
+    worker_rank: int = 0
+    workers: int = 1
+    cpus: tuple[int, ...] = ()
+    scratch_dir: Path | None = None
+    cache_sizes_bytes: Mapping[str, int] = field(default_factory=dict)
+    work_share: float = 1.0
+    node_ip: str = "127.0.0.1"
+
+
+class Workload(ABC):
+    """Base class of every workload. Subclasses set the class attributes and three methods.
+
+    Class attributes:
+        name: dotted registry name, "family.kind" (e.g. "memory.stream").
+        summary: one line saying what is measured.
+        source: the method's source (a paper, a standard benchmark, a man page).
+        op: what one counted operation is, in words ("one sqrt and one mod of a float64").
+        throughput: the primary metric, operations per second in an honest unit.
+        metrics: extra metrics a ``Measurement`` may carry.
+        params: the typed parameters; ``self.params`` holds validated values.
+    """
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    source: ClassVar[str]
+    op: ClassVar[str]
+    throughput: ClassVar[Metric]
+    metrics: ClassVar[tuple[Metric, ...]] = ()
+    params: ClassVar[tuple[Param, ...]] = ()
+
+    def __init__(self, params: Mapping[str, Any] | None = None) -> None:
+        from workloads.registry import parse_params
+
+        self.params: dict[str, Any] = parse_params(type(self), dict(params or {}))
+
+    @classmethod
+    def validate(cls, params: Mapping[str, Any]) -> None:
+        """Check cross-parameter rules before any work; raise ``UserError`` when broken.
+
+        Single-parameter types and ranges are checked by ``parse_params``; override this
+        for rules that need the environment (a command that must exist, a writable folder).
+        """
+
+    def setup(self, ctx: WorkerContext) -> None:
+        """Prepare buffers, files, servers; not timed."""
+
+    @abstractmethod
+    def run(self, n: int) -> Measurement:
+        """Do ``n`` iterations of the operation and say how many operations were done."""
+
+    def teardown(self) -> None:
+        """Release everything ``setup`` made (files, sockets, threads); not timed."""
+
+    @classmethod
+    def all_metrics(cls) -> tuple[Metric, ...]:
+        """Return the primary metric followed by the extra ones."""
+        return (cls.throughput, *cls.metrics)

@@ -1,0 +1,75 @@
+"""The measured loop and its calibration; plain Python, no Ray.
+
+Method after pyperf: time ``run(n)`` with a monotonic ns clock, growing ``n`` until one
+sample lasts at least ``min_time`` seconds, so timer resolution and call overhead are
+negligible against the work measured.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from workloads.base import Measurement
+
+Clock = Callable[[], int]
+
+
+@dataclass(frozen=True, slots=True)
+class TimedRun:
+    """One timed ``run(n)``: wall-clock start/end (ns since the epoch) and elapsed ns."""
+
+    iterations: int
+    start_ns: int
+    end_ns: int
+    elapsed_ns: int
+    measurement: Measurement
+
+
+def time_run(
+    run: Callable[[int], Measurement],
+    n: int,
+    clock: Clock = time.perf_counter_ns,
+    wall: Clock = time.time_ns,
+) -> TimedRun:
+    """Call ``run(n)`` once and return its elapsed ns (``clock``) and wall-clock bounds."""
+    start_wall = wall()
+    t0 = clock()
+    measurement = run(n)
+    t1 = clock()
+    end_wall = wall()
+    return TimedRun(n, start_wall, end_wall, t1 - t0, measurement)
+
+
+def calibrate(
+    run: Callable[[int], Measurement],
+    min_time_s: float,
+    clock: Clock = time.perf_counter_ns,
+    max_iterations: int = 1 << 40,
+) -> int:
+    """Return the smallest iteration count found whose sample takes at least ``min_time_s``.
+
+    Starts at one iteration and scales by the measured shortfall (x1.2 margin, at most x10
+    a step, at least x2), as pyperf's calibration does. A single iteration already longer
+    than ``min_time_s`` gives 1. ``max_iterations`` caps runaway growth for no-op workloads.
+    """
+    target_ns = int(min_time_s * 1e9)
+    n = 1
+    while True:
+        elapsed = time_run(run, n, clock).elapsed_ns
+        if elapsed >= target_ns or n >= max_iterations:
+            return n
+        factor = 10.0 if elapsed <= 0 else min(10.0, max(2.0, 1.2 * target_ns / elapsed))
+        n = min(max_iterations, math.ceil(n * factor))
+
+
+def sleep_until(wall_ns: int, wall: Clock = time.time_ns) -> None:
+    """Sleep until the wall clock reads ``wall_ns``; spin for the last millisecond."""
+    while True:
+        left = wall_ns - wall()
+        if left <= 0:
+            return
+        if left > 2_000_000:
+            time.sleep((left - 1_000_000) / 1e9)

@@ -1,0 +1,1 @@
+"""memory workloads (being written)."""

@@ -1,0 +1,1 @@
+"""storage workloads (being written)."""
