@@ -1,0 +1,96 @@
+"""Connect to Ray: an explicit or ``RAY_ADDRESS`` cluster, else an embedded local one.
+
+Token authentication stays on: Ray reads ``RAY_AUTH_MODE`` when it is imported, and a
+driver joining a token-protected cluster without it fails after a 20 s wait with
+``InvalidAuthToken``; so this module sets it before ``import ray``.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("RAY_AUTH_MODE", "token")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+import socket  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import ray  # noqa: E402
+
+from workloads.errors import UserError  # noqa: E402
+
+# Ray's record of the last cluster started with `ray start` on this host.
+CURRENT_CLUSTER_FILE = Path("/tmp/ray/ray_current_cluster")
+DEFAULT_OBJECT_STORE_BYTES = 256 * 2**20
+
+
+def resolve_address(address: str | None) -> str | None:
+    """Return the cluster address to join: ``address``, ``RAY_ADDRESS``, or None (embedded).
+
+    ``"auto"`` is resolved the way Ray does, from ``/tmp/ray/ray_current_cluster``.
+
+    Raises:
+        UserError: "auto" with no cluster started on this host, or an address whose
+            GCS port does not accept a TCP connection within 3 s.
+    """
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address is None or address == "local":
+        return None
+    if address.startswith("ray://"):
+        raise UserError(f"--address {address}: Ray Client addresses are not supported; "
+                        "give the GCS address host:port (e.g. 10.0.0.5:6379) or 'auto'.")
+    if address == "auto":
+        try:
+            address = CURRENT_CLUSTER_FILE.read_text().strip()
+        except OSError:
+            address = ""
+        if not address:
+            raise UserError("--address auto found no Ray cluster started on this host; "
+                            "start one with `ray start --head` or omit --address.")
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"--address {address!r} is not host:port; give e.g. 127.0.0.1:6379 or 'auto'.")
+    try:
+        with socket.create_connection((host, int(port)), timeout=3):
+            pass
+    except OSError as exc:
+        raise UserError(f"--address {address}: no Ray cluster answers there ({exc.strerror or exc}); "
+                        "check the address or start one with `ray start --head`.") from None
+    return address
+
+
+@contextmanager
+def ray_session(
+    address: str | None = None,
+    *,
+    num_cpus: int | None = None,
+    object_store_bytes: int = DEFAULT_OBJECT_STORE_BYTES,
+) -> Iterator[str | None]:
+    """Join the cluster at ``address`` (see ``resolve_address``) or start an embedded Ray.
+
+    The embedded Ray gets ``num_cpus`` (default: the CPUs this process may use, since Ray
+    counts all of the machine's), a bounded object store and no dashboard, and is shut down
+    on exit. A cluster that was joined is only disconnected from, never stopped.
+    Yields the joined address, or None for the embedded instance.
+    """
+    resolved = resolve_address(address)
+    if ray.is_initialized():  # a caller (a test, a notebook) already connected: use it as is
+        yield resolved
+        return
+    if resolved is None:
+        ray.init(
+            "local",
+            num_cpus=num_cpus or len(os.sched_getaffinity(0)),
+            object_store_memory=object_store_bytes,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+        )
+    else:
+        ray.init(address=resolved, log_to_driver=False, configure_logging=False)
+    try:
+        yield resolved
+    finally:
+        ray.shutdown()

@@ -1,0 +1,243 @@
+"""Drive trials on worker actors: create/reuse pinned actors, synchronize, gather, store.
+
+The runner decides when to write; the store only serializes. Every trial's samples and
+the trials file are written as soon as the trial ends, so an interruption loses nothing
+that finished.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib.metadata import version
+from typing import Any
+
+import pyarrow as pa
+import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from cluster.probe import NodeInfo
+from cluster.worker import TrialSpec, Worker
+from orchestrator.planner import Trial, WorkerSlot
+from orchestrator.samples import WorkerMeta, to_long
+from orchestrator.store import RunStore
+from orchestrator.trial_stats import failed_rows, trial_rows
+from workloads.registry import get_workload
+
+# Margin between the last worker being ready and the shared start instant: covers the
+# ~1 ms actor call latency and cross-node delivery with room to spare.
+START_MARGIN_NS = 50_000_000
+GATHER_BATCH = 16
+
+
+@dataclass(frozen=True, slots=True)
+class TrialResult:
+    """What one trial produced: its trials rows and, when it failed, the reason."""
+
+    trial: Trial
+    rows: tuple[dict[str, Any], ...]
+    error: str | None
+
+
+class ActorPool:
+    """Keeps one pinned worker actor per (node, CPU set, threads), reused across trials."""
+
+    def __init__(self) -> None:
+        self._actors: dict[tuple, Any] = {}
+
+    def get(self, slot: WorkerSlot, threads: int) -> Any:
+        """Return the actor for ``slot``, creating it (hard node affinity) when new."""
+        key = (slot.node_id, slot.cpus if slot.pinned else (), threads)
+        if key not in self._actors:
+            self._actors[key] = Worker.options(
+                num_cpus=threads,
+                scheduling_strategy=NodeAffinitySchedulingStrategy(slot.node_id, soft=False),
+            ).remote(slot.cpus if slot.pinned else (), threads)
+        return self._actors[key]
+
+    def discard(self, slot: WorkerSlot, threads: int) -> None:
+        """Kill and forget the actor of ``slot`` (after a failure its state is unknown)."""
+        actor = self._actors.pop((slot.node_id, slot.cpus if slot.pinned else (), threads), None)
+        if actor is not None:
+            ray.kill(actor)
+
+    def close(self) -> None:
+        """Kill every actor."""
+        for actor in self._actors.values():
+            ray.kill(actor)
+        self._actors.clear()
+
+
+def gather(refs: Sequence[ray.ObjectRef]) -> list[Any]:
+    """Return ``ray.get`` of ``refs`` in their order, fetching in batches with ``ray.wait``."""
+    pending = list(refs)
+    done: dict[ray.ObjectRef, Any] = {}
+    while pending:
+        ready, pending = ray.wait(pending, num_returns=min(GATHER_BATCH, len(pending)))
+        done.update(zip(ready, ray.get(ready)))
+    return [done[r] for r in refs]
+
+
+def _describe(exc: BaseException) -> str:
+    """Return the root cause of a Ray error as one line (the workload's own message)."""
+    cause = getattr(exc, "cause", None) or exc
+    text = f"{type(cause).__name__}: {cause}".strip()
+    return text.splitlines()[-1] if "\n" in text else text
+
+
+def run_trial(run_id: str, trial: Trial, request_settings: dict[str, Any], pool: ActorPool,
+              store: RunStore, nodes: dict[str, NodeInfo]) -> TrialResult:
+    """Run ``trial`` on its slots and store its samples per node; failures are returned, not raised.
+
+    Steps: every worker prepares (setup, calibration, warm-up) in parallel; the driver then
+    picks one wall-clock start instant; every worker measures from it.
+    """
+    workload = get_workload(trial.workload)
+    metrics = workload.all_metrics()
+    threads = trial.threads_per_worker
+    actors = [pool.get(slot, threads) for slot in trial.slots]
+    try:
+        identities = gather([a.identity.remote() for a in actors])
+        specs = [
+            TrialSpec(
+                workload=trial.workload,
+                params=dict(trial.params),
+                worker_rank=slot.rank,
+                workers=len(trial.slots),
+                min_time_s=request_settings["min_time_s"],
+                warmup=request_settings["warmup"],
+                work_share=1.0 if trial.mode == "weak" else 1.0 / len(trial.slots),
+                scratch_dir=request_settings.get("scratch"),
+                cache_sizes_bytes=nodes[slot.node_id].topology.cache_sizes_bytes(
+                    tuple(identity["cpus"]) or nodes[slot.node_id].topology.usable_cpus),
+            )
+            for slot, identity in zip(trial.slots, identities)
+        ]
+        warm = gather([a.prepare.remote(s) for a, s in zip(actors, specs)])
+        start_at = time.time_ns() + START_MARGIN_NS
+        measured = gather([a.measure.remote(start_at, request_settings["repetitions"]) for a in actors])
+    except (ray.exceptions.RayError, Exception) as exc:  # a workload error or a lost actor/node
+        for slot in trial.slots:
+            pool.discard(slot, threads)
+        error = _describe(exc)
+        return TrialResult(trial, tuple(failed_rows(run_id, trial, workload.throughput, error)), error)
+
+    per_node: dict[str, list[pa.Table]] = {}
+    for slot, identity, w, m in zip(trial.slots, identities, warm, measured):
+        topo = nodes[slot.node_id].topology
+        cpus = tuple(identity["cpus"])
+        domains = {topo.l3_domain_of(c) for c in cpus}
+        numas = {topo.numa_node_of(c) for c in cpus}
+        meta = WorkerMeta(run_id, trial.trial_id, trial.workload, trial.params, slot.node_id,
+                          identity["hostname"], slot.rank, cpus,
+                          domains.pop() if len(domains) == 1 else None,
+                          numas.pop() if len(numas) == 1 else None)
+        per_node.setdefault(slot.node_id, []).append(
+            to_long(pa.concat_tables([w, m], promote_options="default"), meta, workload.throughput,
+                    workload.metrics))
+    tables = {node: pa.concat_tables(t) for node, t in per_node.items()}
+    for node, table in tables.items():
+        store.write_samples(node, trial.trial_id, table)
+    rows = trial_rows(run_id, trial, pa.concat_tables(tables.values()), metrics)
+    return TrialResult(trial, tuple(rows), None)
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def node_rows(run_id: str, nodes: Sequence[NodeInfo], used_cpus: dict[str, set[int]]) -> list[dict[str, Any]]:
+    """Return the ``nodes`` rows: identity, environment and topology of each node."""
+    rows = []
+    for n in nodes:
+        env, topo = n.environment, n.topology
+        used = sorted(used_cpus.get(n.node_id, ()))
+        rows.append({
+            "run_id": run_id, "node_id": n.node_id, "hostname": n.hostname, "ip": n.ip,
+            "is_head": n.is_head, "ray_cpus": n.ray_cpus, "usable_cpus": list(topo.usable_cpus),
+            "cpu_model": env.get("cpu_model"), "cpu_flags": env.get("cpu_flags"),
+            "kernel": env.get("kernel"), "memory_total_bytes": env.get("memory_total_bytes"),
+            "governor": env.get("governor"), "boost": env.get("boost"),
+            "smt_active": env.get("smt_active"), "load_avg_1m": env.get("load_avg_1m"),
+            "topology_summary": topo.summary(), "topology": json.dumps(topo.to_dict()),
+            "amd_x3d_mode": topo.amd_x3d_mode,
+            "preferred_core_rank": json.dumps({str(c): r for c, r in topo.preferred_core_rank.items()}),
+            "governors": json.dumps({str(c): g for c, g in topo.governors.items() if c in used or not used}),
+            "versions": json.dumps(env.get("versions")),
+        })
+    return rows
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    """The end of a run: its id, status and every trial's result."""
+
+    run_id: str
+    status: str
+    results: tuple[TrialResult, ...]
+
+
+def execute(
+    run_id: str,
+    command: str,
+    spec_json: str,
+    settings: dict[str, Any],
+    trials: Sequence[Trial],
+    nodes: Sequence[NodeInfo],
+    store: RunStore,
+    on_trial: Callable[[int, Trial, TrialResult | None], None] = lambda i, t, r: None,
+    skip: frozenset[str] = frozenset(),
+    previous_rows: Sequence[dict[str, Any]] = (),
+) -> RunOutcome:
+    """Run ``trials`` in order, writing each one's results as it ends.
+
+    ``on_trial(i, trial, None)`` is called before trial ``i`` and ``on_trial(i, trial,
+    result)`` after it (progress display). Trials whose id is in ``skip`` are not run
+    (``--resume``); their stored rows are passed in ``previous_rows`` and kept.
+    The run row is first written as ``interrupted`` and replaced at the end, so a killed
+    driver leaves a truthful status. Ctrl-C marks the run interrupted and re-raises.
+    """
+    started = datetime.now(timezone.utc)
+    run_row = {
+        "run_id": run_id, "started_at": started, "finished_at": None, "command": command,
+        "spec": spec_json, "status": "interrupted", "trials_total": len(trials), "trials_failed": 0,
+        "topobench_version": version("topobench"), "ray_version": ray.__version__,
+        "python_version": ".".join(map(str, __import__("sys").version_info[:3])),
+        "git_commit": _git_commit(),
+    }
+    store.write_run(run_row)
+    used: dict[str, set[int]] = {}
+    for t in trials:
+        for s in t.slots:
+            used.setdefault(s.node_id, set()).update(s.cpus)
+    store.write_nodes(node_rows(run_id, nodes, used))
+    by_id = {n.node_id: n for n in nodes}
+    rows: list[dict[str, Any]] = list(previous_rows)
+    results: list[TrialResult] = []
+    pool = ActorPool()
+    status = "interrupted"
+    try:
+        for i, trial in enumerate(trials):
+            if trial.trial_id in skip:
+                continue
+            on_trial(i, trial, None)
+            result = run_trial(run_id, trial, settings, pool, store, by_id)
+            results.append(result)
+            rows.extend(result.rows)
+            store.write_trials(rows)
+            on_trial(i, trial, result)
+        status = "failed" if any(r.error for r in results) else "complete"
+    finally:
+        pool.close()
+        run_row.update(status=status, finished_at=datetime.now(timezone.utc),
+                       trials_failed=sum(1 for r in results if r.error))
+        store.write_run(run_row)
+    return RunOutcome(run_id, status, tuple(results))

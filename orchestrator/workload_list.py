@@ -1,0 +1,40 @@
+"""What ``topobench workloads`` shows: every workload, its parameters, units and metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+from workloads.registry import load_workloads
+
+
+def workload_catalog() -> list[dict[str, Any]]:
+    """Return every registered workload as plain data (name, summary, source, op, params, metrics)."""
+    out = []
+    for name, cls in load_workloads().items():
+        out.append({
+            "name": name,
+            "summary": cls.summary,
+            "source": cls.source,
+            "op": cls.op,
+            "params": [{"name": p.name, "default": p.default, "unit": p.unit, "help": p.help,
+                        "minimum": p.minimum, "maximum": p.maximum,
+                        "choices": list(p.choices) if p.choices else None} for p in cls.params],
+            "metrics": [{"name": m.name, "unit": m.unit, "higher_is_better": m.higher_is_better,
+                         "description": m.description} for m in cls.all_metrics()],
+        })
+    return out
+
+
+def workload_table() -> Table:
+    """Return a table with one row per workload: what it measures, its parameters and metrics."""
+    table = Table(title="topobench workloads", show_lines=True)
+    for column in ("workload", "measures", "parameters (default, unit)", "metrics (unit)"):
+        table.add_column(column)
+    for w in workload_catalog():
+        params = "\n".join(f"{p['name']}={p['default']!r}" + (f" {p['unit']}" if p["unit"] else "")
+                           for p in w["params"]) or "-"
+        metrics = "\n".join(f"{m['name']} ({m['unit']})" for m in w["metrics"])
+        table.add_row(w["name"], f"{w['summary']}\none op = {w['op']}\nsource: {w['source']}", params, metrics)
+    return table
