@@ -23,7 +23,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from cluster.probe import NodeInfo
 from cluster.worker import TrialSpec, Worker
 from orchestrator.planner import Trial, WorkerSlot
-from orchestrator.samples import WorkerMeta, to_long
+from orchestrator.samples import WorkerMeta, sample_metrics, to_long
 from orchestrator.store import RunStore
 from orchestrator.trial_stats import failed_rows, trial_rows
 from workloads.registry import get_workload
@@ -97,7 +97,6 @@ def run_trial(run_id: str, trial: Trial, request_settings: dict[str, Any], pool:
     picks one wall-clock start instant; every worker measures from it.
     """
     workload = get_workload(trial.workload)
-    metrics = workload.all_metrics()
     threads = trial.threads_per_worker
     actors = [pool.get(slot, threads) for slot in trial.slots]
     try:
@@ -140,6 +139,8 @@ def run_trial(run_id: str, trial: Trial, request_settings: dict[str, Any], pool:
             to_long(pa.concat_tables([w, m], promote_options="default"), meta, workload.throughput,
                     workload.metrics))
     tables = {node: pa.concat_tables(t) for node, t in per_node.items()}
+    seen = {m.name: m for wide in measured for m in sample_metrics(wide, workload.throughput, workload.metrics)}
+    metrics = (workload.throughput, *(m for name, m in seen.items() if name != workload.throughput.name))
     for node, table in tables.items():
         store.write_samples(node, trial.trial_id, table)
     rows = trial_rows(run_id, trial, pa.concat_tables(tables.values()), metrics)

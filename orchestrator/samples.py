@@ -30,6 +30,26 @@ class WorkerMeta:
     numa_node: int | None
 
 
+def sample_metrics(wide: pa.Table, throughput: Metric, extras: tuple[Metric, ...]) -> tuple[Metric, ...]:
+    """Return the metrics present in ``wide``: the primary one, declared extras, and points.
+
+    A workload may report a declared metric per point of an inner sweep as
+    ``name@label`` (``ns_per_access@L2``); such a column takes the unit and direction
+    of ``name``. Columns matching nothing declared are ignored.
+    """
+    declared = {m.name: m for m in extras}
+    out = [throughput]
+    for column in wide.column_names:
+        if not column.startswith("metric:"):
+            continue
+        name = column[len("metric:"):]
+        base = declared.get(name) or declared.get(name.partition("@")[0])
+        if base is not None:
+            out.append(base if base.name == name else Metric(name, base.unit, base.description,
+                                                             base.higher_is_better))
+    return tuple(out)
+
+
 def to_long(wide: pa.Table, meta: WorkerMeta, throughput: Metric, extras: tuple[Metric, ...]) -> pa.Table:
     """Return one row per sample and metric in ``SAMPLES_SCHEMA``.
 
@@ -41,10 +61,9 @@ def to_long(wide: pa.Table, meta: WorkerMeta, throughput: Metric, extras: tuple[
     ops = wide["ops"].to_numpy().astype(np.float64)
     elapsed = wide["elapsed_ns"].to_numpy().astype(np.float64)
     blocks: list[tuple[Metric, np.ndarray]] = [(throughput, ops / elapsed * 1e9)]
-    for metric in extras:
+    for metric in sample_metrics(wide, throughput, extras)[1:]:
         column = f"metric:{metric.name}"
-        if column in wide.column_names:
-            blocks.append((metric, wide[column].to_numpy(zero_copy_only=False).astype(np.float64)))
+        blocks.append((metric, wide[column].to_numpy(zero_copy_only=False).astype(np.float64)))
     timing = {c: wide[c].to_pylist() for c in
               ("repetition", "warmup", "iterations", "ops", "elapsed_ns", "start_ns", "end_ns")}
     params = json.dumps(dict(meta.params), sort_keys=True, default=str)

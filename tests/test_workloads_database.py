@@ -150,3 +150,7 @@ def test_teardown_leaves_no_threads_or_files(tmp_path):
     w.teardown()
     assert set(threading.enumerate()) == before
     assert list(tmp_path.iterdir()) == []
+
+
+def test_teardown_after_failed_setup_is_safe():
+    SQLiteYCSB(SMALL).teardown()

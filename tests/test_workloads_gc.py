@@ -50,8 +50,8 @@ def test_churn_records_pauses_and_removes_callback():
     w = Churn({"graph_nodes": 2000, "live_graphs": 2})
     w.setup(WorkerContext())
     assert w.recorder in gc.callbacks
-    m = w.run(5)
-    assert m.ops == 5 * 2000
+    m = w.run(50)
+    assert m.ops == 50 * 2000
     assert m.metrics["gc_collections"] > 0
     assert m.metrics["gc_collected"] > 0  # dropped graphs were cyclic garbage
     assert 0 <= m.metrics["gc_pause_p50_ms"] <= m.metrics["gc_pause_p99_ms"]

@@ -59,7 +59,9 @@ def test_stream_matches_closed_form_bit_for_bit():
     w.b[5] += 1e-6
     with pytest.raises(RuntimeError, match="STREAM results wrong"):
         w.check_results()
-    w.teardown()
+    with pytest.raises(RuntimeError, match="STREAM results wrong"):
+        w.teardown()  # a wrong answer fails the trial, and the arrays are still freed
+    assert not hasattr(w, "a")
 
 
 def test_stream_expected_first_pass():

@@ -9,8 +9,7 @@ import threading
 import psutil
 import pytest
 
-import workloads.storage as storage
-from workloads import UserError, WorkerContext
+from workloads import UserError, WorkerContext, storage
 from workloads.harness import calibrate, time_run
 from workloads.storage import SequentialIO, resident_fraction
 
@@ -135,3 +134,15 @@ def test_no_threads_left(tmp_path):
     w.run(1)
     w.teardown()
     assert set(threading.enumerate()) == before
+
+
+def test_missing_worker_scratch_dir_is_created_and_removed(tmp_path):
+    w = SequentialIO({"size_mib": 1})
+    w.setup(WorkerContext(scratch_dir=tmp_path / "node" / "scratch"))
+    w.run(1)
+    w.teardown()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_teardown_after_failed_setup_is_safe():
+    SequentialIO({"size_mib": 1}).teardown()

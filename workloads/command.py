@@ -11,7 +11,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from workloads.base import Measurement, Metric, Param, Workload, WorkerContext
+from workloads.base import Measurement, Metric, Param, WorkerContext, Workload
 from workloads.errors import UserError
 from workloads.registry import register
 

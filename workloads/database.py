@@ -9,7 +9,6 @@ Billion-Record Synthetic Databases", theta = 0.99).
 
 from __future__ import annotations
 
-import contextlib
 import math
 import queue
 import shutil
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workloads.base import Measurement, Metric, Param, Workload, WorkerContext
+from workloads.base import Measurement, Metric, Param, WorkerContext, Workload
 from workloads.registry import register
 
 # Read share of each workload: YCSB core workloads A, B, C and a 2:1 read/write mix.
@@ -111,9 +110,9 @@ class _Client(threading.Thread):
             while (job := self.jobs.get()) is not None:
                 keys, is_read = job
                 try:
-                    self.results.put(self._work(conn, keys, is_read))
-                except BaseException as exc:  # report, never die silently
-                    self.results.put(exc)
+                    self.results.put((self._work(conn, keys, is_read), None))
+                except Exception as exc:  # noqa: BLE001 - handed to run(), which raises it
+                    self.results.put((None, exc))
         finally:
             conn.close()
 
@@ -194,6 +193,9 @@ class SQLiteYCSB(Workload):
         Param("seed", 0, "seed of key choices and the key permutation", "", minimum=0),
     )
 
+    _dir: Path | None = None  # folder of the database file; None before setup
+    _clients: tuple[_Client, ...] = ()
+
     def setup(self, ctx: WorkerContext) -> None:
         p = self.params
         self._dir = Path(tempfile.mkdtemp(prefix="topobench-db-", dir=ctx.scratch_dir))
@@ -203,8 +205,8 @@ class SQLiteYCSB(Workload):
         n = p["record_count"]
         self._zipf = ZipfianGenerator(n) if p["distribution"] == "zipfian" else None
         self._perm = np.random.default_rng(p["seed"]).permutation(n) if self._zipf else None
-        self._clients = [_Client(i, self.path, p["busy_timeout_ms"], p["synchronous"],
-                                 p["field_bytes"]) for i in range(p["connections"])]
+        self._clients = tuple(_Client(i, self.path, p["busy_timeout_ms"], p["synchronous"],
+                                      p["field_bytes"]) for i in range(p["connections"]))
         for client in self._clients:
             client.start()
 
@@ -233,10 +235,11 @@ class SQLiteYCSB(Workload):
         for i, client in enumerate(self._clients):
             count = n // c + (i < n % c)
             client.jobs.put((self.keys(count), self._rng.random(count) < share))
-        results = [client.results.get() for client in self._clients]
-        for res in results:
-            if isinstance(res, BaseException):
-                raise RuntimeError(f"db.sqlite: a client thread failed: {res!r}") from res
+        outcomes = [client.results.get() for client in self._clients]
+        for _, exc in outcomes:
+            if exc is not None:
+                raise RuntimeError(f"db.sqlite: a client thread failed: {exc!r}") from exc
+        results = [res for res, _ in outcomes]
         errors = sum(r.errors for r in results)
         if errors:
             first = next(r.first_error for r in results if r.first_error)
@@ -256,11 +259,12 @@ class SQLiteYCSB(Workload):
         })
 
     def teardown(self) -> None:
-        for client in self._clients:
+        started = [client for client in self._clients if client.ident is not None]
+        for client in started:
             client.jobs.put(None)
-        for client in self._clients:
+        for client in started:
             client.join()
-        self._clients = []
-        shutil.rmtree(self._dir, ignore_errors=True)
-        with contextlib.suppress(AttributeError):
-            del self._perm, self._zipf
+        self._clients = ()
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+        self._dir = self._perm = self._zipf = None

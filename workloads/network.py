@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from workloads.base import Measurement, Metric, Param, Workload, WorkerContext
+from workloads.base import Measurement, Metric, Param, WorkerContext, Workload
 from workloads.errors import UserError
 from workloads.registry import register
 
@@ -232,15 +232,18 @@ class HttpLoad(Workload):
                 "empty."
             )
 
+    _server: HttpServer | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
+    _conns: tuple[_Connection, ...] = ()
+
     def setup(self, ctx: WorkerContext) -> None:
         p = self.params
         self._server = HttpServer(p["body_bytes"])
         self._loop = asyncio.new_event_loop()
-        self._conns: list[_Connection] = []
         self._server.start()
         self.port = self._server.port
-        self._conns = [_Connection(self.port, p["body_bytes"], p["timeout_s"])
-                       for _ in range(p["concurrency"])]
+        self._conns = tuple(_Connection(self.port, p["body_bytes"], p["timeout_s"])
+                            for _ in range(p["concurrency"]))
         self._loop.run_until_complete(_gather(*(c.open() for c in self._conns)))
 
     def run(self, n: int) -> Measurement:
@@ -291,9 +294,14 @@ class HttpLoad(Workload):
         return lat[ok], int(n - ok.sum())
 
     def teardown(self) -> None:
+        loop, server, conns = self._loop, self._server, self._conns
+        self._loop, self._server, self._conns = None, None, ()
         try:
-            self._loop.run_until_complete(_gather(*(c.close() for c in self._conns)))
-            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
+            if loop is not None:
+                loop.run_until_complete(_gather(*(c.close() for c in conns)))
+                loop.run_until_complete(loop.shutdown_asyncgens())
         finally:
-            self._loop.close()
-            self._server.stop()
+            if loop is not None:
+                loop.close()
+            if server is not None:
+                server.stop()

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from workloads.base import Measurement, Metric, Param, Workload, WorkerContext
+from workloads.base import Measurement, Metric, Param, WorkerContext, Workload
 from workloads.errors import UserError
 from workloads.registry import register
 
@@ -153,6 +153,9 @@ class SequentialIO(Workload):
         Param("seed", 0, "seed of the random file contents", "", minimum=0),
     )
 
+    _dir: Path | None = None  # this instance's folder of files; None before setup
+    _created: tuple[Path, ...] = ()  # folders setup made, deepest first
+
     @classmethod
     def validate(cls, params: Mapping[str, Any]) -> None:
         """Refuse a scratch folder that is not writable (and cannot be created)."""
@@ -168,16 +171,16 @@ class SequentialIO(Workload):
             digest.update(data)
         self._expected = digest.digest()
         self._buf = bytearray(self._block)
-        self._created: list[Path] = []
-        if self.params["scratch"]:
-            parent = Path(self.params["scratch"]).expanduser()
+        created = []
+        scratch = self.params["scratch"] or ctx.scratch_dir
+        parent = Path(scratch).expanduser() if scratch else None
+        if parent is not None:
             missing = parent
             while not missing.exists():
-                self._created.append(missing)
+                created.append(missing)
                 missing = missing.parent
+            self._created = tuple(created)
             parent.mkdir(parents=True, exist_ok=True)
-        else:
-            parent = ctx.scratch_dir
         self._dir = Path(tempfile.mkdtemp(prefix="topobench-io-", dir=parent))
         self._count = 0
 
@@ -238,8 +241,9 @@ class SequentialIO(Workload):
         return elapsed
 
     def teardown(self) -> None:
-        shutil.rmtree(self._dir, ignore_errors=True)
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
         for folder in self._created:
             with contextlib.suppress(OSError):
                 folder.rmdir()
-        del self._pool, self._buf
+        self._dir, self._created, self._pool, self._buf = None, (), b"", bytearray()
