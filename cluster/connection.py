@@ -26,6 +26,19 @@ CURRENT_CLUSTER_FILE = Path("/tmp/ray/ray_current_cluster")
 DEFAULT_OBJECT_STORE_BYTES = 256 * 2**20
 
 
+def _last_started_cluster() -> str:
+    """Return the address of the last `ray start` on this host, found the way Ray finds it."""
+    try:  # private API, but it is exactly Ray's own "auto" lookup (honours RAY_TMPDIR)
+        from ray._private.services import find_bootstrap_address
+
+        return (find_bootstrap_address(None) or "").strip()
+    except Exception:  # an older/newer Ray without it: read the default file
+        try:
+            return CURRENT_CLUSTER_FILE.read_text().strip()
+        except OSError:
+            return ""
+
+
 def resolve_address(address: str | None) -> str | None:
     """Return the cluster address to join: ``address``, ``RAY_ADDRESS``, or None (embedded).
 
@@ -42,10 +55,7 @@ def resolve_address(address: str | None) -> str | None:
         raise UserError(f"--address {address}: Ray Client addresses are not supported; "
                         "give the GCS address host:port (e.g. 10.0.0.5:6379) or 'auto'.")
     if address == "auto":
-        try:
-            address = CURRENT_CLUSTER_FILE.read_text().strip()
-        except OSError:
-            address = ""
+        address = _last_started_cluster()
         if not address:
             raise UserError("--address auto found no Ray cluster started on this host; "
                             "start one with `ray start --head` or omit --address.")

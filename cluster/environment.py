@@ -1,7 +1,9 @@
 """Capture the facts of a node that decide how far its results can be trusted.
 
-Reads procfs/sysfs and psutil; every field that a machine does not expose is None,
-never an exception.
+Reads procfs/sysfs under a root (default ``/``) and, for the live machine only, psutil and
+the running interpreter; every field that a machine does not expose is None, never an
+exception. ``environment_warnings`` turns a list of captured environments into the
+warnings that make results noisy (after pyperf's ``system show`` and Phoronix's checks).
 """
 
 from __future__ import annotations
@@ -9,77 +11,295 @@ from __future__ import annotations
 import os
 import platform
 import socket
-import sys
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 _IMPORTANT_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "amx_tile", "asimd", "sve")
+
+LOAD_PER_CPU_LIMIT = 0.5
+"""1-minute load average per CPU above which a node counts as busy."""
+
+# Values of /sys/class/dmi/id/{sys_vendor,product_name} that name a hypervisor (as
+# systemd-detect-virt's table does), lower-cased substring -> name.
+_DMI_VMS = (
+    ("kvm", "kvm"), ("qemu", "qemu"), ("vmware", "vmware"), ("virtualbox", "oracle"),
+    ("innotek", "oracle"), ("xen", "xen"), ("bochs", "bochs"), ("parallels", "parallels"),
+    ("bhyve", "bhyve"), ("microsoft corporation", "microsoft"), ("amazon ec2", "amazon"),
+    ("google compute engine", "google"), ("openstack", "openstack"), ("hetzner", "kvm"),
+)
+_CGROUP_CONTAINERS = (("docker", "docker"), ("kubepods", "kubernetes"), ("libpod", "podman"),
+                      ("lxc", "lxc"), ("containerd", "containerd"))
 
 
 def _read(path: Path) -> str | None:
     try:
         return path.read_text().strip()
-    except OSError:
+    except (OSError, UnicodeDecodeError):
         return None
 
 
-def _cpuinfo(root: Path) -> tuple[str | None, list[str]]:
-    text = _read(root / "proc/cpuinfo") or ""
-    model, flags = None, []
+def _cpuinfo(root: Path) -> tuple[str | None, list[str] | None, bool | None]:
+    """Return (model, important SIMD flags, hypervisor flag) from proc/cpuinfo; None when absent."""
+    text = _read(root / "proc/cpuinfo")
+    if text is None:
+        return None, None, None
+    model, flags = None, None
     for line in text.splitlines():
         key, _, value = line.partition(":")
         key = key.strip()
         if model is None and key in ("model name", "Model", "cpu model"):
             model = value.strip()
-        elif not flags and key in ("flags", "Features"):
+        elif flags is None and key in ("flags", "Features"):
             flags = value.split()
-    return model, [f for f in _IMPORTANT_FLAGS if f in flags]
+    if flags is None:
+        return model, None, None
+    return model, [f for f in _IMPORTANT_FLAGS if f in flags], "hypervisor" in flags
+
+
+def _count_cpulist(text: str | None) -> int | None:
+    """Return how many CPUs a sysfs CPU list ("0-3,8") names; None when absent or malformed."""
+    if not text:
+        return None
+    count = 0
+    try:
+        for part in text.split(","):
+            low, _, high = part.partition("-")
+            count += int(high or low) - int(low) + 1
+    except ValueError:
+        return None
+    return count
+
+
+def _meminfo(root: Path) -> dict[str, int]:
+    """Return proc/meminfo's fields in bytes ({} when absent)."""
+    out = {}
+    for line in (_read(root / "proc/meminfo") or "").splitlines():
+        key, _, rest = line.partition(":")
+        parts = rest.split()
+        if parts and parts[0].isdigit():
+            out[key.strip()] = int(parts[0]) * (1024 if parts[1:2] == ["kB"] else 1)
+    return out
+
+
+def _loadavg(root: Path) -> tuple[float | None, float | None, float | None]:
+    """Return the 1, 5 and 15-minute load averages from proc/loadavg (None when absent)."""
+    fields = (_read(root / "proc/loadavg") or "").split()
+    try:
+        return float(fields[0]), float(fields[1]), float(fields[2])
+    except (IndexError, ValueError):
+        return None, None, None
+
+
+def _boost(cpu_sys: Path) -> bool | None:
+    """Return whether turbo/boost is on: cpufreq/boost, else intel_pstate/no_turbo; None if unknown."""
+    boost = _read(cpu_sys / "cpufreq/boost")
+    if boost in ("0", "1"):
+        return boost == "1"
+    no_turbo = _read(cpu_sys / "intel_pstate/no_turbo")
+    if no_turbo in ("0", "1"):
+        return no_turbo == "0"
+    boost = _read(cpu_sys / "cpu0/cpufreq/boost")  # amd-pstate per-policy file
+    if boost in ("0", "1"):
+        return boost == "1"
+    return None
+
+
+def _x3d_mode(root: Path) -> str | None:
+    """Return the AMD 3D V-Cache optimizer mode via the topology reader; None when absent."""
+    try:
+        from cluster.topology import _read_x3d_mode
+
+        return _read_x3d_mode(root)
+    except Exception:  # noqa: BLE001 - a malformed sysfs must never break capture
+        return None
+
+
+def _cgroup_path(root: Path) -> tuple[str | None, str | None]:
+    """Return (cgroup v2 path, cgroup v1 cpu-controller path) of this process."""
+    v2 = v1 = None
+    for line in (_read(root / "proc/self/cgroup") or "").splitlines():
+        hierarchy, _, rest = line.partition(":")
+        controllers, _, path = rest.partition(":")
+        if hierarchy == "0" and controllers == "":
+            v2 = path
+        elif "cpu" in controllers.split(","):
+            v1 = path
+    return v2, v1
+
+
+def _cpu_quota(root: Path) -> float | None:
+    """Return the cgroup CPU quota in CPUs (cpu.max or cfs_quota/period); None when unlimited/unknown."""
+    v2, v1 = _cgroup_path(root)
+    candidates = []
+    base2 = root / "sys/fs/cgroup"
+    if v2 is not None:
+        parts = [p for p in v2.split("/") if p]
+        candidates += [base2.joinpath(*parts[:i]) / "cpu.max" for i in range(len(parts), -1, -1)]
+    for path in candidates:
+        fields = (_read(path) or "").split()
+        if len(fields) == 2:
+            if fields[0] == "max":
+                return None
+            try:
+                return int(fields[0]) / int(fields[1])
+            except (ValueError, ZeroDivisionError):
+                return None
+    for base1 in (root / "sys/fs/cgroup/cpu,cpuacct", root / "sys/fs/cgroup/cpu"):
+        parts = [p for p in (v1 or "").split("/") if p]
+        for i in range(len(parts), -1, -1):
+            d = base1.joinpath(*parts[:i])
+            quota, period = _read(d / "cpu.cfs_quota_us"), _read(d / "cpu.cfs_period_us")
+            if quota is None or period is None:
+                continue
+            try:
+                q, p = int(quota), int(period)
+            except ValueError:
+                return None
+            return None if q <= 0 or p <= 0 else q / p
+    return None
+
+
+def _virtualization(root: Path, hypervisor_flag: bool | None) -> tuple[str | None, str | None]:
+    """Return (VM name, container name), "none" where checked and absent, None when unknown."""
+    vm: str | None = None
+    dmi = " ".join(filter(None, (_read(root / f"sys/class/dmi/id/{n}")
+                                 for n in ("sys_vendor", "product_name", "bios_vendor")))).lower()
+    for needle, name in _DMI_VMS:
+        if needle in dmi and not (needle == "microsoft corporation" and "virtual" not in dmi):
+            vm = name
+            break
+    if vm is None and hypervisor_flag:
+        vm = "unknown hypervisor"
+    if vm is None and (dmi or hypervisor_flag is not None):
+        vm = "none"
+    container: str | None = None
+    if (root / ".dockerenv").exists():
+        container = "docker"
+    elif (root / "run/.containerenv").exists():
+        container = "podman"
+    else:
+        env_text = _read(root / "proc/1/environ")
+        cgroup = (_read(root / "proc/1/cgroup") or "") + (_read(root / "proc/self/cgroup") or "")
+        if env_text and "container=" in env_text:
+            for item in env_text.split("\0"):
+                if item.startswith("container="):
+                    container = item.split("=", 1)[1] or "container"
+        if container is None:
+            for needle, name in _CGROUP_CONTAINERS:
+                if needle in cgroup:
+                    container = name
+                    break
+        if container is None and (cgroup or env_text is not None):
+            container = "none"
+    return vm, container
+
+
+def _package_version(name: str) -> str | None:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
 
 
 def _versions() -> dict[str, str | None]:
+    """Return versions of Python, numpy, Ray, pyarrow and the BLAS threadpoolctl finds."""
     out: dict[str, str | None] = {"python": platform.python_version()}
     for name in ("numpy", "ray", "pyarrow"):
-        module = sys.modules.get(name)
-        out[name] = getattr(module, "__version__", None) if module else None
+        out[name] = _package_version(name)
     try:
+        import numpy  # noqa: F401  (loads the BLAS so threadpoolctl can see it)
         from threadpoolctl import threadpool_info
 
         out["blas"] = ", ".join(
             f"{i.get('internal_api')} {i.get('version')} ({i.get('num_threads')} threads)"
             for i in threadpool_info() if i.get("user_api") == "blas"
         ) or None
-    except Exception:  # threadpoolctl inspects native libraries; never fail a probe on it
+    except Exception:  # noqa: BLE001 - threadpoolctl inspects native libraries; never fail a probe on it
         out["blas"] = None
     return out
 
 
 def capture_environment(root: str | Path = "/") -> dict[str, Any]:
-    """Return this node's environment: CPU model/flags, kernel, memory, governor, load, versions.
+    """Return this node's environment facts; every field the machine does not expose is None.
 
     Keys: hostname, cpu_model, cpu_flags (the SIMD flags among SSE4.2/AVX/AVX2/FMA/AVX-512/
-    AMX/NEON/SVE present), kernel, memory_total_bytes, memory_available_bytes, governor
-    (of cpu0's cpufreq policy, None without cpufreq), boost (None/True/False from
-    ``cpufreq/boost``), smt_active, load_avg_1m, and versions (python, numpy, ray, pyarrow,
-    blas).
+    AMX/NEON/SVE present), cpu_count (online logical CPUs), kernel, memory_total_bytes,
+    memory_available_bytes, memory_free_bytes, governor (of cpu0's cpufreq policy), boost
+    (turbo/boost on: ``cpufreq/boost`` or not ``intel_pstate/no_turbo``), smt_active,
+    amd_x3d_mode ("frequency"|"cache"), vm (hypervisor name, "none", or None when unknown),
+    container (docker/podman/kubernetes/lxc/…, "none", or None), cpu_quota_cpus (cgroup
+    quota in CPUs, None when unlimited or unknown), load_avg_1m/5m/15m, and versions
+    (python, numpy, ray, pyarrow, blas). A root other than "/" reads only files under it.
     """
     root = Path(root)
-    model, flags = _cpuinfo(root)
+    live = root.resolve() == Path("/")
+    model, flags, hypervisor = _cpuinfo(root)
     cpu_sys = root / "sys/devices/system/cpu"
-    boost = _read(cpu_sys / "cpufreq/boost")
     smt = _read(cpu_sys / "smt/active")
-    memory = psutil.virtual_memory()
+    mem = _meminfo(root)
+    load = _loadavg(root)
+    vm, container = _virtualization(root, hypervisor)
+    cpu_count = _count_cpulist(_read(cpu_sys / "online"))
+    hostname = _read(root / "proc/sys/kernel/hostname")
+    kernel = _read(root / "proc/sys/kernel/osrelease")
+    if live:
+        hostname = socket.gethostname()
+        kernel = kernel or platform.release()
+        cpu_count = cpu_count or os.cpu_count()
+        if not mem:
+            import psutil
+
+            vmem = psutil.virtual_memory()
+            mem = {"MemTotal": int(vmem.total), "MemAvailable": int(vmem.available), "MemFree": int(vmem.free)}
     return {
-        "hostname": socket.gethostname(),
+        "hostname": hostname,
         "cpu_model": model,
         "cpu_flags": flags,
-        "kernel": platform.release(),
-        "memory_total_bytes": int(memory.total),
-        "memory_available_bytes": int(memory.available),
+        "cpu_count": cpu_count,
+        "kernel": kernel,
+        "memory_total_bytes": mem.get("MemTotal"),
+        "memory_available_bytes": mem.get("MemAvailable"),
+        "memory_free_bytes": mem.get("MemFree"),
         "governor": _read(cpu_sys / "cpu0/cpufreq/scaling_governor"),
-        "boost": None if boost is None else boost == "1",
-        "smt_active": None if smt is None else smt == "1",
-        "load_avg_1m": os.getloadavg()[0],
+        "boost": _boost(cpu_sys),
+        "smt_active": None if smt not in ("0", "1") else smt == "1",
+        "amd_x3d_mode": _x3d_mode(root),
+        "vm": vm,
+        "container": container,
+        "cpu_quota_cpus": _cpu_quota(root),
+        "load_avg_1m": load[0],
+        "load_avg_5m": load[1],
+        "load_avg_15m": load[2],
         "versions": _versions(),
     }
+
+
+def environment_warnings(envs: list[dict[str, Any]]) -> list[str]:
+    """Return one sentence per condition that makes results noisy, over nodes' environments.
+
+    Per node: scaling governor not ``performance``, turbo/boost on, 1-minute load above
+    0.5 per CPU. Across nodes: different kernel, governor or CPU model. Unknown (None)
+    fields raise no warning. Empty list when nothing is wrong.
+    """
+    warnings = []
+    for env in envs:
+        host = env.get("hostname") or "this node"
+        governor = env.get("governor")
+        if governor is not None and governor != "performance":
+            warnings.append(f"{host}: CPU frequency governor is {governor!r}, not 'performance'; "
+                            "clock changes add noise (sudo cpupower frequency-set -g performance).")
+        if env.get("boost") is True:
+            warnings.append(f"{host}: turbo/boost is on, so clocks depend on temperature and load; "
+                            "turn it off for stable figures (echo 0 > /sys/devices/system/cpu/cpufreq/boost).")
+        load, cpus = env.get("load_avg_1m"), env.get("cpu_count")
+        if load is not None and cpus and load / cpus > LOAD_PER_CPU_LIMIT:
+            warnings.append(f"{host}: load average {load:.2f} on {cpus} CPUs is above "
+                            f"{LOAD_PER_CPU_LIMIT} per CPU; other work will disturb the measurements.")
+    if len(envs) > 1:
+        for key, label in (("kernel", "kernel"), ("governor", "governor"), ("cpu_model", "CPU model")):
+            values = {env.get("hostname") or f"node {i}": env.get(key) for i, env in enumerate(envs)}
+            if len({v for v in values.values() if v is not None}) > 1:
+                shown = ", ".join(f"{h}={v}" for h, v in values.items())
+                warnings.append(f"Nodes differ in {label} ({shown}); their results are not directly comparable.")
+    return warnings

@@ -21,7 +21,7 @@ from threadpoolctl import threadpool_limits
 from cluster.affinity import pin_process
 from workloads.base import WorkerContext
 from workloads.harness import TimedRun, calibrate, sleep_until, time_run
-from workloads.registry import get_workload
+from workloads.registry import get_workload, split_params
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +96,7 @@ class Worker:
     def prepare(self, spec: TrialSpec) -> pa.Table:
         """Set up the workload, calibrate and warm up; return the warm-up samples."""
         cls = get_workload(spec.workload)
-        self._workload = cls(spec.params)
+        self._workload = cls(split_params(cls, spec.params, spec.work_share))
         ctx = WorkerContext(
             worker_rank=spec.worker_rank,
             workers=spec.workers,

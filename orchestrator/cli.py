@@ -119,6 +119,33 @@ def query(
         console.print(out)
 
 
+@app.command()
+@user_errors
+def topology(
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON instead of a tree.")] = False,
+    sysfs: Annotated[Optional[Path], typer.Option(
+        "--sysfs", help="Read an extracted sysfs/procfs snapshot (a folder holding sys/ and proc/) instead of /.")] = None,
+    plan: Annotated[Optional[str], typer.Option(
+        help="Show the CPU sets this placement would give (compact, spread, cores, largest-l3, none, or an expression).")] = None,
+    workers: Annotated[int, typer.Option(help="Workers per node, with --plan.")] = 1,
+    threads_per_worker: Annotated[int, typer.Option(help="CPUs per worker, with --plan.")] = 1,
+    reserve_cpus: Annotated[int, typer.Option(help="CPUs per node kept free, with --plan.")] = 0,
+    address: AddressOption = None,
+) -> None:
+    """Show CPU topology: packages, NUMA nodes, L3 domains, cores and SMT siblings, usable CPUs."""
+    from orchestrator.topology_command import show_topology
+
+    show_topology(console, json_output=json_output, sysfs=sysfs, plan=plan, workers=workers,
+                  threads_per_worker=threads_per_worker, reserve_cpus=reserve_cpus, address=address)
+
+
+# --- commands registered by feature modules: one line each, below this marker ---
+from orchestrator.env_command import env_command  # noqa: E402
+app.command("env")(user_errors(env_command))
+from orchestrator.compare import compare_command  # noqa: E402
+app.command("compare")(user_errors(compare_command))
+
+
 def main() -> None:
     """Entry point of the ``topobench`` console script."""
     app()

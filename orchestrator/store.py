@@ -6,9 +6,10 @@ Layout (see design.md)::
     <root>/nodes/run_id=<id>/nodes.parquet
     <root>/trials/run_id=<id>/trials.parquet
     <root>/samples/run_id=<id>/node=<node_id>/trial-<trial_id>.parquet
+    <root>/scaling/run_id=<id>/scaling.parquet          (sweeps only)
 
 Schema history (``topobench.schema_version`` in every file's metadata):
-    1 — first version: runs, nodes, trials, samples.
+    1 — first version: runs, nodes, trials, samples; scaling (added by sweeps, additive).
 """
 
 from __future__ import annotations
@@ -125,7 +126,43 @@ SAMPLES_SCHEMA = pa.schema([
     ("unit", pa.string()),
 ])
 
-SCHEMAS = {"runs": RUNS_SCHEMA, "nodes": NODES_SCHEMA, "trials": TRIALS_SCHEMA, "samples": SAMPLES_SCHEMA}
+# One row per sweep series and N; the fit columns repeat on every row of their series.
+SCALING_SCHEMA = pa.schema([
+    ("run_id", pa.string()),
+    ("workload", pa.string()),
+    ("params", pa.string()),  # JSON
+    ("dimension", pa.string()),  # workers (per node varied, nodes fixed) | nodes (workers per node fixed)
+    ("series", pa.string()),  # the fixed dimensions, e.g. "nodes=1 placement=compact threads_per_worker=1"
+    ("mode", pa.string()),  # weak | strong
+    ("metric", pa.string()),
+    ("unit", pa.string()),
+    ("n", pa.int32()),  # total workers, or nodes
+    ("samples", pa.int32()),  # per-repetition aggregate throughputs behind the median
+    ("throughput_median", pa.float64()),
+    ("throughput_ci_low", pa.float64()),
+    ("throughput_ci_high", pa.float64()),
+    ("speedup", pa.float64()),
+    ("efficiency", pa.float64()),
+    ("karp_flatt", pa.float64()),
+    ("amdahl_serial_fraction", pa.float64()),
+    ("amdahl_serial_fraction_ci_low", pa.float64()),
+    ("amdahl_serial_fraction_ci_high", pa.float64()),
+    ("amdahl_rmse", pa.float64()),
+    ("usl_lambda", pa.float64()),
+    ("usl_sigma", pa.float64()),
+    ("usl_sigma_ci_low", pa.float64()),
+    ("usl_sigma_ci_high", pa.float64()),
+    ("usl_kappa", pa.float64()),
+    ("usl_kappa_ci_low", pa.float64()),
+    ("usl_kappa_ci_high", pa.float64()),
+    ("usl_peak_n", pa.float64()),
+    ("usl_rmse", pa.float64()),
+    ("fit_note", pa.string()),  # why a fit is missing ("not enough points ...")
+    ("verdict", pa.string()),
+])
+
+SCHEMAS = {"runs": RUNS_SCHEMA, "nodes": NODES_SCHEMA, "trials": TRIALS_SCHEMA, "samples": SAMPLES_SCHEMA,
+           "scaling": SCALING_SCHEMA}
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -212,6 +249,11 @@ class RunStore:
         """Write one node's samples of one trial (already in ``SAMPLES_SCHEMA``)."""
         path = self._path("samples", f"node={node_id}", f"trial-{trial_id}.parquet")
         write_atomic(path, table.cast(SAMPLES_SCHEMA), "samples")
+
+    def write_scaling(self, rows: list[dict]) -> None:
+        """Write the run's ``scaling`` rows (a sweep's analysis; the file is replaced each time)."""
+        write_atomic(self._path("scaling", "scaling.parquet"), pa.Table.from_pylist(rows, SCALING_SCHEMA),
+                     "scaling")
 
     def stored_trial_ids(self) -> set[str]:
         """Return the ids of trials already stored with status ok (for ``--resume``)."""

@@ -22,6 +22,8 @@ class Param:
 
     ``minimum``/``maximum`` are inclusive bounds for numbers; ``choices`` restricts
     strings. ``unit`` is the unit of the value as the user writes it ("MiB", "s", "").
+    ``split`` marks a size that strong scaling divides among the workers (each worker
+    gets ``value * work_share``, at least ``minimum``).
     """
 
     name: str
@@ -31,6 +33,7 @@ class Param:
     minimum: float | None = None
     maximum: float | None = None
     choices: tuple[str, ...] | None = None
+    split: bool = False
 
     @property
     def kind(self) -> type:

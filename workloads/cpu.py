@@ -29,7 +29,7 @@ class SqrtMod(Workload):
     throughput = Metric("element_ops_per_s", "element ops/s", "sqrt+fmod pairs per second")
     params = (
         Param("elements", 16_384, "array length (float64 elements, 128 KiB default)", "",
-              minimum=1, maximum=1 << 28),
+              minimum=1, maximum=1 << 28, split=True),
         Param("modulus", 7.0, "divisor of the fmod", "", minimum=1e-12),
     )
 

@@ -177,7 +177,8 @@ class SQLiteYCSB(Workload):
                higher_is_better=False),
     )
     params = (
-        Param("record_count", 100_000, "rows loaded", "rows", minimum=1, maximum=100_000_000),
+        Param("record_count", 100_000, "rows loaded", "rows", minimum=1, maximum=100_000_000,
+              split=True),
         Param("field_bytes", 100, "length of each row's field", "B", minimum=1,
               maximum=1 << 20),
         Param("workload", "A", "A 50/50 read/update, B 95/5, C read only, RW21 2:1", "",

@@ -99,7 +99,7 @@ class Stream(Workload):
     )
     params = (
         Param("size_mib", 512, "size of each of the three float64 arrays", "MiB",
-              minimum=1, maximum=1 << 20),
+              minimum=1, maximum=1 << 20, split=True),
     )
 
     def setup(self, ctx: WorkerContext) -> None:
@@ -383,7 +383,7 @@ class Alloc(Workload):
     )
     params = (
         Param("size_mib", 256, "size of the array allocated per iteration", "MiB",
-              minimum=1, maximum=1 << 20),
+              minimum=1, maximum=1 << 20, split=True),
         Param("touch", "page", "page: one byte per page; fill: every byte", "",
               choices=("page", "fill")),
     )

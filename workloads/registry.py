@@ -126,3 +126,17 @@ def parse_params(cls: type[Workload], given: Mapping[str, Any]) -> dict[str, Any
         values[name] = _convert(cls.name, by_name[name], raw)
     cls.validate(values)
     return values
+
+
+def split_params(cls: type[Workload], values: Mapping[str, Any], work_share: float) -> dict[str, Any]:
+    """Return ``values`` with every ``split`` parameter scaled by ``work_share`` (strong scaling).
+
+    Integers are rounded and never fall below the parameter's minimum (or 1).
+    """
+    out = dict(values)
+    for p in cls.params:
+        if p.split and work_share != 1.0:
+            scaled = out[p.name] * work_share
+            floor = p.minimum if p.minimum is not None else 1
+            out[p.name] = max(floor, round(scaled)) if p.kind is int else max(floor, scaled)
+    return out

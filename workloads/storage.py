@@ -145,7 +145,7 @@ class SequentialIO(Workload):
                "NaN when mincore is unavailable"),
     )
     params = (
-        Param("size_mib", 64, "file size", "MiB", minimum=1, maximum=1 << 20),
+        Param("size_mib", 64, "file size", "MiB", minimum=1, maximum=1 << 20, split=True),
         Param("block_kib", 1024, "size of one write/read call", "KiB", minimum=4,
               maximum=1 << 20),
         Param("scratch", "", "folder for the file; empty = the worker's scratch folder or a "

@@ -1,0 +1,238 @@
+"""Shared helpers of the benchmark scripts: run `topobench`, read its dataset, time a
+workload directly in a plain pinned process, and print tables.
+
+Benchmarks are run by hand (never from pytest). Each script measures its two sides
+interleaved (A B A B ...) in one invocation so that machine drift hits both sides alike.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+TOPOBENCH = shutil.which("topobench") or "topobench"
+
+
+# ---------------------------------------------------------------------------------------
+# topobench through its CLI
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class TopobenchRun:
+    """One `topobench run` invocation: its wall-clock start/end and the dataset it wrote."""
+
+    results: Path
+    start_ns: int  # time.time_ns() just before the subprocess was started
+    end_ns: int  # time.time_ns() just after it exited
+    returncode: int
+    output: str
+    samples: list[dict[str, Any]] = field(default_factory=list)
+    trials: list[dict[str, Any]] = field(default_factory=list)
+
+    def values(self, workload: str, metric: str, warmup: bool = False) -> list[float]:
+        """Return the sample values of one workload and metric (measured ones by default)."""
+        return [s["value"] for s in self.samples
+                if s["workload"] == workload and s["metric"] == metric
+                and bool(s["warmup"]) == warmup]
+
+    def rows(self, workload: str, metric: str, warmup: bool | None = None) -> list[dict]:
+        """Return the sample rows of one workload and metric (warm-up ones too when None)."""
+        return [s for s in self.samples
+                if s["workload"] == workload and s["metric"] == metric
+                and (warmup is None or bool(s["warmup"]) == warmup)]
+
+    def trial(self, workload: str, metric: str) -> dict[str, Any] | None:
+        """Return the `trials` row of one workload and metric, or None."""
+        for t in self.trials:
+            if t.get("workload") == workload and t.get("metric") == metric:
+                return t
+        return None
+
+
+def _read_table(folder: Path, table: str) -> list[dict[str, Any]]:
+    import duckdb
+
+    files = list((folder / table).glob("**/*.parquet"))
+    if not files:
+        return []
+    con = duckdb.connect()
+    try:
+        pattern = str(folder / table / "**" / "*.parquet")
+        rel = con.sql(f"SELECT * FROM read_parquet('{pattern}', hive_partitioning=false, "
+                      "union_by_name=true)")
+        names = rel.columns
+        return [dict(zip(names, row)) for row in rel.fetchall()]
+    finally:
+        con.close()
+
+
+def run_topobench(workloads: Sequence[str], *, workers: int = 1, repetitions: int = 10,
+                  min_time: float = 0.2, warmup: int = 1, params: Mapping[str, Any] | None = None,
+                  placement: str | None = None, extra: Sequence[str] = (),
+                  keep: bool = False) -> TopobenchRun:
+    """Run `topobench run` in a fresh results folder and return its samples and trials.
+
+    Raises RuntimeError (with the command's output tail) when topobench exits non-zero.
+    """
+    results = Path(tempfile.mkdtemp(prefix="topobench-bench-"))
+    cmd = [TOPOBENCH, "run", *workloads, "--workers", str(workers),
+           "--repetitions", str(repetitions), "--min-time", str(min_time),
+           "--warmup", str(warmup), "--results", str(results)]
+    if placement:
+        cmd += ["--placement", placement]
+    for key, value in (params or {}).items():
+        cmd += ["--param", f"{key}={value}"]
+    cmd += list(extra)
+    env = dict(os.environ, COLUMNS="200", NO_COLOR="1")
+    start = time.time_ns()
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          env=env)
+    end = time.time_ns()
+    run = TopobenchRun(results, start, end, proc.returncode, proc.stdout)
+    try:
+        if proc.returncode != 0:
+            raise RuntimeError(f"`{' '.join(cmd)}` exited {proc.returncode}:\n"
+                               f"{proc.stdout[-3000:]}")
+        run.samples = _read_table(results, "samples")
+        run.trials = _read_table(results, "trials")
+    finally:
+        if not keep:
+            shutil.rmtree(results, ignore_errors=True)
+    return run
+
+
+# ---------------------------------------------------------------------------------------
+# the same workload timed directly, in a plain process pinned like a worker
+# ---------------------------------------------------------------------------------------
+
+
+def run_direct(workload: str, params: Mapping[str, Any], *, cpus: Sequence[int],
+               repetitions: int, min_time: float, warmup: int = 1,
+               iterations: int | None = None) -> dict[str, Any]:
+    """Time ``workload`` in a fresh plain Python process pinned to ``cpus``; no Ray.
+
+    The child does what a topobench worker does, minus Ray: OMP_NUM_THREADS and
+    threadpoolctl limited to len(cpus), ``os.sched_setaffinity``, setup with the same
+    WorkerContext cache sizes, calibration to ``min_time`` (or ``iterations`` when given,
+    e.g. the count topobench calibrated), ``warmup`` warm-up samples, then
+    ``repetitions`` samples with the same harness (``workloads.harness.time_run``).
+    Returns {"iterations": n, "samples": [{metric: value, ...}, ...]} where the primary
+    metric is ops/elapsed as topobench stores it.
+    """
+    spec = {"workload": workload, "params": dict(params), "cpus": list(cpus),
+            "repetitions": repetitions, "min_time": min_time, "warmup": warmup,
+            "iterations": iterations}
+    env = dict(os.environ, OMP_NUM_THREADS=str(max(1, len(cpus))),
+               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO),
+                                                        os.environ.get("PYTHONPATH")])))
+    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--direct-child",
+                           json.dumps(spec)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, env=env, cwd=str(REPO))
+    if proc.returncode != 0:
+        raise RuntimeError(f"direct run of {workload} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _direct_child(spec: dict[str, Any]) -> None:
+    cpus = tuple(spec["cpus"])
+    if cpus:
+        os.sched_setaffinity(0, cpus)
+    from threadpoolctl import threadpool_limits
+
+    from cluster.topology import read_topology
+    from workloads.base import WorkerContext
+    from workloads.harness import calibrate, time_run
+    from workloads.registry import get_workload
+
+    limits = threadpool_limits(limits=max(1, len(cpus)))  # as the worker actor does
+    cls = get_workload(spec["workload"])
+    wl = cls(spec["params"])
+    topo = read_topology("/")
+    ctx = WorkerContext(cpus=tuple(sorted(os.sched_getaffinity(0))),
+                        cache_sizes_bytes=topo.cache_sizes_bytes(cpus or topo.usable_cpus))
+    wl.setup(ctx)
+    try:
+        n = spec["iterations"] or calibrate(wl.run, spec["min_time"])
+        for _ in range(spec["warmup"]):
+            time_run(wl.run, n)
+        runs = [time_run(wl.run, n) for _ in range(spec["repetitions"])]
+    finally:
+        wl.teardown()
+    limits.restore_original_limits()
+    primary = cls.throughput.name
+    samples = []
+    for r in runs:
+        row = {primary: r.measurement.ops / r.elapsed_ns * 1e9}
+        row.update({k: float(v) for k, v in r.measurement.metrics.items()})
+        row["start_ns"] = r.start_ns
+        samples.append(row)
+    print(json.dumps({"iterations": n, "cpus": list(os.sched_getaffinity(0)),
+                      "samples": samples}))
+
+
+# ---------------------------------------------------------------------------------------
+# statistics and printing
+# ---------------------------------------------------------------------------------------
+
+
+def median(values: Iterable[float]) -> float:
+    """Return the median, NaN for no values."""
+    values = [v for v in values if v == v]
+    return statistics.median(values) if values else float("nan")
+
+
+def ratio(a: float, b: float) -> float:
+    """Return a/b, NaN when b is zero or NaN."""
+    return a / b if b and b == b and a == a else float("nan")
+
+
+def si(value: float, unit: str = "") -> str:
+    """Format with an SI prefix: 44.7 M, 12.3 G."""
+    if value != value:
+        return "n/a"
+    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= factor:
+            return f"{value / factor:.4g} {prefix}{unit}".rstrip()
+    return f"{value:.4g} {unit}".rstrip()
+
+
+def pct(r: float) -> str:
+    """Format a ratio as a percentage."""
+    return "n/a" if r != r else f"{100 * r:.1f}%"
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Print a plain fixed-width table."""
+    cells = [[str(c) for c in headers]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    line = "  ".join("-" * w for w in widths)
+    for i, row in enumerate(cells):
+        print("  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in
+                        enumerate(zip(row, widths))))
+        if i == 0:
+            print(line)
+    sys.stdout.flush()
+
+
+def note(text: str) -> None:
+    """Print a progress line to stderr (the table goes to stdout)."""
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__" and len(sys.argv) == 3 and sys.argv[1] == "--direct-child":
+    _direct_child(json.loads(sys.argv[2]))

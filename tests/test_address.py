@@ -1,0 +1,55 @@
+"""The `ray start --head` path: `topobench run --address` uses that cluster and leaves it running."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+
+import pytest
+
+from cluster.local_cluster import ensure_token, make_temp_dir, processes_under, start_node, stop_cluster
+
+pytestmark = pytest.mark.ray
+
+
+@pytest.fixture(scope="module")
+def head():
+    """A real `ray start --head` cluster (2 CPUs, token auth on), stopped by its own pids."""
+    ensure_token()
+    temp = make_temp_dir()
+    node = start_node(temp, num_cpus=2, object_store_bytes=128 * 2**20)
+    yield node.address, temp
+    stop_cluster(temp, node.pids)
+    assert processes_under(temp) == ()
+
+
+def topobench(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env.update(env_extra or {})
+    return subprocess.run(["topobench", *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+def gcs_alive(address: str) -> bool:
+    host, _, port = address.rpartition(":")
+    with socket.socket() as s:
+        s.settimeout(3)
+        return s.connect_ex((host, int(port))) == 0
+
+
+@pytest.mark.parametrize("how", ["option", "env"])
+def test_run_on_started_cluster_leaves_it_running(head, tmp_path, how):
+    address, temp = head
+    args = ["run", "cpu.sqrt_mod", "--workers", "2", "--repetitions", "2", "--min-time", "0.02",
+            "--param", "cpu.sqrt_mod.elements=4096", "--results", str(tmp_path)]
+    if how == "option":
+        done = topobench(*args, "--address", address)
+    else:
+        done = topobench(*args, env_extra={"RAY_ADDRESS": address})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert list((tmp_path / "samples").rglob("*.parquet"))
+    # The samples come from the started cluster's node, and the cluster is still up.
+    nodes = topobench("query", "SELECT DISTINCT node_id FROM samples", "--results", str(tmp_path), "--format", "csv")
+    assert len(nodes.stdout.strip().splitlines()) == 2
+    assert gcs_alive(address)
+    assert processes_under(temp)

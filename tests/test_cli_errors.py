@@ -1,0 +1,79 @@
+"""Bad input: one sentence on stderr naming the input and the fix, exit code 2, nothing written."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from typer.testing import CliRunner
+
+from orchestrator.cli import app
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(app, list(args))
+
+
+def assert_user_error(result, *fragments: str) -> None:
+    assert result.exit_code == 2, result.output
+    line = result.stderr.strip()
+    assert line.startswith("topobench: error: ") and "\n" not in line, line
+    for fragment in fragments:
+        assert fragment in line, line
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["run", "no.such"], ["Unknown workload 'no.such'", "cpu.sqrt_mod", "memory.stream"]),
+    (["run", "cpu.sqrt_mod", "--param", "cpu.sqrt_mod.nope=1"], ["Unknown parameter cpu.sqrt_mod.nope", "elements"]),
+    (["run", "cpu.sqrt_mod", "--param", "cpu.sqrt_mod.elements=-5"], ["elements=-5 is below its minimum 1"]),
+    (["run", "cpu.sqrt_mod", "--param", "cpu.sqrt_mod.elements=lots"], ["elements='lots' is not a valid int"]),
+    (["run", "cpu.sqrt_mod", "--param", "elements"], ["has no '='"]),
+    (["run", "cpu.sqrt_mod", "--param", "memory.stream.size_mib=8"], ["does not include"]),
+    (["run", "db.sqlite", "--param", "db.sqlite.workload=Z"], ["db.sqlite", "Z"]),
+    (["run", "--repetitions", "0"], ["--repetitions 0 must be at least 1."]),
+    (["run", "--mode", "sideways"], ["--mode 'sideways'"]),
+    (["run", "--address", "auto-ish"], ["is not host:port"]),
+    (["query", "SELECT 1", "--format", "xml"], ["--format 'xml'"]),
+])
+def test_bad_input_is_refused_before_any_work(tmp_path, args, fragments):
+    results = tmp_path / "results"
+    result = invoke(*args, "--results", str(results))
+    assert_user_error(result, *fragments)
+    assert not results.exists()
+
+
+def test_unreachable_address(tmp_path):
+    port = free_port()
+    result = invoke("run", "cpu.sqrt_mod", "--address", f"127.0.0.1:{port}", "--results", str(tmp_path / "r"))
+    assert_user_error(result, f"--address 127.0.0.1:{port}: no Ray cluster answers there", "ray start --head")
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("make_bad", [
+    lambda tmp: (tmp / "file").write_text("x") and tmp / "file" / "results",
+    lambda tmp: __import__("pathlib").Path("/proc/topobench-results"),
+])
+def test_unwritable_results_folder(tmp_path, make_bad):
+    bad = make_bad(tmp_path)
+    result = invoke("run", "cpu.sqrt_mod", "--results", str(bad))
+    assert_user_error(result, "cannot be written", "--results DIR")
+
+
+@pytest.mark.ray
+def test_more_workers_than_cpus(ray_local, tmp_path):
+    result = invoke("run", "cpu.sqrt_mod", "--workers", "3", "--results", str(tmp_path / "r"))
+    assert_user_error(result, "--workers 3", "needs 3 CPUs", "Ray offers 2")
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.ray
+def test_impossible_placement(ray_local, tmp_path):
+    result = invoke("run", "cpu.sqrt_mod", "--placement", "C7:0", "--results", str(tmp_path / "r"))
+    assert_user_error(result, "C7")
+    assert not (tmp_path / "r").exists()
