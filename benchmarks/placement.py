@@ -34,6 +34,15 @@ def l3_domains() -> list[dict]:
     return list(topo.get("l3_domains") or [])
 
 
+def failure_line(text: str) -> str:
+    """Return the most telling line of a failed `topobench run` output (the error cell)."""
+    for line in text.splitlines():
+        if "Error" in line or "error" in line:
+            cells = [c.strip() for c in line.split("\u2502") if c.strip()]
+            return cells[-1] if cells else line.strip()
+    return text.strip().splitlines()[0] if text.strip() else "no output"
+
+
 def compare(title: str, cases: list[tuple[str, str]], sides: tuple[str, str], params: dict,
             args: argparse.Namespace) -> None:
     """Run `cases` with 2 workers under the two placements, interleaved, and print a table."""
@@ -41,11 +50,17 @@ def compare(title: str, cases: list[tuple[str, str]], sides: tuple[str, str], pa
     per_sample = {(s, w): [] for s in sides for w, _ in cases}
     aggregate = {(s, w): [] for s in sides for w, _ in cases}
     cpusets = {(s, w): set() for s in sides for w, _ in cases}
+    errors: dict[str, str] = {}
     for rnd in range(args.rounds):
         for side in sides:  # A B A B ...
             note(f"{title}: round {rnd + 1}/{args.rounds}, --placement {side}")
-            run = run_topobench(workloads, workers=2, repetitions=args.repetitions,
-                                min_time=args.min_time, params=params, placement=side)
+            try:
+                run = run_topobench(workloads, workers=2, repetitions=args.repetitions,
+                                    min_time=args.min_time, params=params, placement=side)
+            except RuntimeError as exc:
+                errors.setdefault(side, failure_line(str(exc)))
+                note(f"  --placement {side} failed: {errors[side]}")
+                continue
             for workload, metric in cases:
                 per_sample[side, workload] += run.values(workload, metric)
                 for row in run.rows(workload, metric, warmup=False):
@@ -69,7 +84,9 @@ def compare(title: str, cases: list[tuple[str, str]], sides: tuple[str, str], pa
         for workload, _ in cases:
             sets = sorted(cpusets[side, workload])
             print(f"  CPUs ({side}, {workload}): "
-                  + ", ".join(f"worker {r}: {list(c)}" for r, c in sets))
+                  + (", ".join(f"worker {r}: {list(c)}" for r, c in sets) or "no samples"))
+    for side, error in errors.items():
+        print(f"  --placement {side}: topobench run FAILED (at least once): {error}")
 
 
 def main() -> None:

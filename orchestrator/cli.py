@@ -140,10 +140,15 @@ def topology(
 
 
 # --- commands registered by feature modules: one line each, below this marker ---
-from orchestrator.env_command import env_command  # noqa: E402
+from orchestrator import cluster_command, sweep_command  # noqa: E402
+app.command("sweep")(user_errors(sweep_command.sweep))
+app.add_typer(cluster_command.cluster_app, name="cluster")
+from orchestrator.env_command import env_command
 app.command("env")(user_errors(env_command))
-from orchestrator.compare import compare_command  # noqa: E402
+from orchestrator.compare import compare_command
 app.command("compare")(user_errors(compare_command))
+from orchestrator.report import report_command
+app.command("report")(user_errors(report_command))
 
 
 def main() -> None:

@@ -30,19 +30,20 @@ OnTrial = Callable[[int, Trial, Optional[TrialResult]], None]
 
 def plan_table(trials: tuple[Trial, ...], nodes: list[NodeInfo]) -> Table:
     """Return the dry-run table: one line per trial with its CPU plan on each node."""
-    names = {n.node_id: f"{n.hostname}{' (head)' if n.is_head else ''} {n.node_id[:8]}" for n in nodes}
+    names = {n.node_id: f"{n.hostname}:{n.node_id[:6]}{'(head)' if n.is_head else ''}" for n in nodes}
     table = Table(title=f"sweep plan: {len(trials)} trials")
-    for name in ("#", "trial_id", "workload", "params", "nodes", "workers", "placement", "threads",
-                 "CPUs per node (one set per worker)"):
-        table.add_column(name, justify="right" if name in ("#", "nodes", "workers", "threads") else "left")
+    for name in ("#", "trial_id", "params", "nodes", "workers", "placement", "CPUs per node (one set per worker)"):
+        table.add_column(name, justify="right" if name in ("#", "nodes", "workers") else "left",
+                         no_wrap=name == "trial_id")
     for i, t in enumerate(trials, 1):
         per_node: dict[str, list[str]] = {}
         for s in t.slots:
             per_node.setdefault(s.node_id, []).append(format_cpulist(s.cpus) if s.pinned else "unpinned")
-        plan = "\n".join(f"{names[node]}: {' | '.join(sets)}" for node, sets in per_node.items())
+        plan = "\n".join(f"{names[node]} {' | '.join(sets)}" for node, sets in per_node.items())
         params = " ".join(f"{k}={v}" for k, v in t.params.items())
-        table.add_row(str(i), t.trial_id, t.workload, params, str(len(t.node_ids)), str(len(t.slots)),
-                      t.placement, str(t.threads_per_worker), plan)
+        threads = f" x{t.threads_per_worker}t" if t.threads_per_worker > 1 else ""
+        table.add_row(str(i), t.trial_id, params, str(len(t.node_ids)), f"{len(t.slots)}{threads}",
+                      t.placement, plan)
     return table
 
 
