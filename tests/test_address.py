@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -53,3 +54,12 @@ def test_run_on_started_cluster_leaves_it_running(head, tmp_path, how):
     assert len(nodes.stdout.strip().splitlines()) == 2
     assert gcs_alive(address)
     assert processes_under(temp)
+
+
+def test_topology_shows_every_cluster_node(head):
+    address, _ = head
+    done = topobench("topology", "--address", address, "--json")
+    assert done.returncode == 0, done.stderr
+    nodes = json.loads(done.stdout)
+    assert len(nodes) == 1 and "head" in nodes[0]["name"]
+    assert nodes[0]["topology"]["usable_cpus"]
