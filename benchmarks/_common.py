@@ -8,6 +8,7 @@ interleaved (A B A B ...) in one invocation so that machine drift hits both side
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import statistics
@@ -102,7 +103,7 @@ def run_topobench(workloads: Sequence[str], *, workers: int = 1, repetitions: in
     env = dict(os.environ, COLUMNS="200", NO_COLOR="1")
     start = time.time_ns()
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          env=env)
+                          env=env, check=False)
     end = time.time_ns()
     run = TopobenchRun(results, start, end, proc.returncode, proc.stdout)
     try:
@@ -142,8 +143,8 @@ def run_direct(workload: str, params: Mapping[str, Any], *, cpus: Sequence[int],
                PYTHONPATH=os.pathsep.join(filter(None, [str(REPO),
                                                         os.environ.get("PYTHONPATH")])))
     proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--direct-child",
-                           json.dumps(spec)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True, env=env, cwd=str(REPO))
+                           json.dumps(spec)], capture_output=True, text=True, env=env,
+                          cwd=str(REPO), check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"direct run of {workload} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -193,18 +194,18 @@ def _direct_child(spec: dict[str, Any]) -> None:
 
 def median(values: Iterable[float]) -> float:
     """Return the median, NaN for no values."""
-    values = [v for v in values if v == v]
+    values = [v for v in values if not math.isnan(v)]
     return statistics.median(values) if values else float("nan")
 
 
 def ratio(a: float, b: float) -> float:
     """Return a/b, NaN when b is zero or NaN."""
-    return a / b if b and b == b and a == a else float("nan")
+    return a / b if b and not math.isnan(b) and not math.isnan(a) else float("nan")
 
 
 def si(value: float, unit: str = "") -> str:
     """Format with an SI prefix: 44.7 M, 12.3 G."""
-    if value != value:
+    if math.isnan(value):
         return "n/a"
     for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(value) >= factor:
@@ -214,7 +215,7 @@ def si(value: float, unit: str = "") -> str:
 
 def pct(r: float) -> str:
     """Format a ratio as a percentage."""
-    return "n/a" if r != r else f"{100 * r:.1f}%"
+    return "n/a" if math.isnan(r) else f"{100 * r:.1f}%"
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:

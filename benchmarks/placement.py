@@ -51,6 +51,7 @@ def compare(title: str, cases: list[tuple[str, str]], sides: tuple[str, str], pa
     aggregate = {(s, w): [] for s in sides for w, _ in cases}
     cpusets = {(s, w): set() for s in sides for w, _ in cases}
     errors: dict[str, str] = {}
+    summed: set[str] = set()
     for rnd in range(args.rounds):
         for side in sides:  # A B A B ...
             note(f"{title}: round {rnd + 1}/{args.rounds}, --placement {side}")
@@ -68,6 +69,13 @@ def compare(title: str, cases: list[tuple[str, str]], sides: tuple[str, str], pa
                 trial = run.trial(workload, metric)
                 if trial and trial.get("aggregate_throughput") is not None:
                     aggregate[side, workload].append(trial["aggregate_throughput"])
+                else:  # topobench aggregates the primary metric only: sum of worker medians
+                    summed.add(workload)
+                    ranks = {r["worker_rank"] for r in run.rows(workload, metric, warmup=False)}
+                    if ranks:
+                        aggregate[side, workload].append(sum(
+                            median(r["value"] for r in run.rows(workload, metric, warmup=False)
+                                   if r["worker_rank"] == k) for k in ranks))
     a, b = sides
     print(f"\n## {title}: 2 workers, --placement {a} vs {b}, {args.rounds} rounds x "
           f"{args.repetitions} samples per worker, interleaved\n")
@@ -75,11 +83,14 @@ def compare(title: str, cases: list[tuple[str, str]], sides: tuple[str, str], pa
     for workload, metric in cases:
         ma, mb = median(per_sample[a, workload]), median(per_sample[b, workload])
         ga, gb = median(aggregate[a, workload]), median(aggregate[b, workload])
+        star = "*" if workload in summed else ""
         rows.append([f"{workload} {metric}", si(ma), si(mb), pct(ratio(ma, mb)),
-                     si(ga), si(gb), pct(ratio(ga, gb))])
+                     si(ga) + star, si(gb) + star, pct(ratio(ga, gb))])
     print_table(["workload metric", f"{a} median/worker", f"{b} median/worker",
                  f"{a}/{b}", f"{a} aggregate", f"{b} aggregate", f"{a}/{b} agg"], rows)
-    print()
+    print("\n  aggregate: the trials' aggregate_throughput (all workers over their common "
+          "window), median over rounds;\n  * = not a primary metric, so the sum of the "
+          "workers' medians per run instead.")
     for side in sides:
         for workload, _ in cases:
             sets = sorted(cpusets[side, workload])

@@ -12,14 +12,14 @@ import os
 os.environ.setdefault("RAY_AUTH_MODE", "token")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-import socket  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-from contextlib import contextmanager  # noqa: E402
-from pathlib import Path  # noqa: E402
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
-import ray  # noqa: E402
+import ray
 
-from workloads.errors import UserError  # noqa: E402
+from workloads.errors import UserError
 
 # Ray's record of the last cluster started with `ray start` on this host.
 CURRENT_CLUSTER_FILE = Path("/tmp/ray/ray_current_cluster")
@@ -32,7 +32,7 @@ def _last_started_cluster() -> str:
         from ray._private.services import find_bootstrap_address
 
         return (find_bootstrap_address(None) or "").strip()
-    except Exception:  # an older/newer Ray without it: read the default file
+    except Exception:  # noqa: BLE001 — an older/newer Ray without it: read the default file
         try:
             return CURRENT_CLUSTER_FILE.read_text().strip()
         except OSError:

@@ -15,6 +15,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from cluster import cgroup
+
 _IMPORTANT_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "amx_tile", "asimd", "sve")
 
 LOAD_PER_CPU_LIMIT = 0.5
@@ -115,48 +117,23 @@ def _x3d_mode(root: Path) -> str | None:
         return None
 
 
-def _cgroup_path(root: Path) -> tuple[str | None, str | None]:
-    """Return (cgroup v2 path, cgroup v1 cpu-controller path) of this process."""
-    v2 = v1 = None
-    for line in (_read(root / "proc/self/cgroup") or "").splitlines():
-        hierarchy, _, rest = line.partition(":")
-        controllers, _, path = rest.partition(":")
-        if hierarchy == "0" and controllers == "":
-            v2 = path
-        elif "cpu" in controllers.split(","):
-            v1 = path
-    return v2, v1
-
-
 def _cpu_quota(root: Path) -> float | None:
-    """Return the cgroup CPU quota in CPUs (cpu.max or cfs_quota/period); None when unlimited/unknown."""
-    v2, v1 = _cgroup_path(root)
-    candidates = []
-    base2 = root / "sys/fs/cgroup"
-    if v2 is not None:
-        parts = [p for p in v2.split("/") if p]
-        candidates += [base2.joinpath(*parts[:i]) / "cpu.max" for i in range(len(parts), -1, -1)]
-    for path in candidates:
-        fields = (_read(path) or "").split()
-        if len(fields) == 2:
-            if fields[0] == "max":
-                return None
-            try:
-                return int(fields[0]) / int(fields[1])
-            except (ValueError, ZeroDivisionError):
-                return None
-    for base1 in (root / "sys/fs/cgroup/cpu,cpuacct", root / "sys/fs/cgroup/cpu"):
-        parts = [p for p in (v1 or "").split("/") if p]
-        for i in range(len(parts), -1, -1):
-            d = base1.joinpath(*parts[:i])
-            quota, period = _read(d / "cpu.cfs_quota_us"), _read(d / "cpu.cfs_period_us")
+    """Return the cgroup CPU quota in CPUs (v2 cpu.max, v1 cfs_quota/period); None when unlimited/unknown."""
+    for directory, _, cgroup_version in cgroup.candidate_dirs(root, "cpu"):
+        if cgroup_version == 2:
+            fields = (_read(directory / "cpu.max") or "").split()
+            if len(fields) != 2:
+                continue
+            quota, period = fields
+        else:
+            quota, period = _read(directory / "cpu.cfs_quota_us"), _read(directory / "cpu.cfs_period_us")
             if quota is None or period is None:
                 continue
-            try:
-                q, p = int(quota), int(period)
-            except ValueError:
-                return None
-            return None if q <= 0 or p <= 0 else q / p
+        try:
+            q, p = int(quota), int(period)
+        except ValueError:  # "max": no limit
+            return None
+        return q / p if q > 0 and p > 0 else None
     return None
 
 

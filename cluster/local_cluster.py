@@ -14,7 +14,6 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,7 +90,7 @@ def start_node(
         if shutil.which("taskset") is None:
             raise RuntimeError("taskset is not installed (util-linux); cannot pin the node's CPUs")
         cmd = ["taskset", "-c", ",".join(map(str, cpus)), *cmd]
-    proc = subprocess.run(cmd, env=ray_env(), capture_output=True, text=True, timeout=timeout_s)
+    proc = subprocess.run(cmd, env=ray_env(), capture_output=True, text=True, timeout=timeout_s, check=False)
     output = proc.stdout + proc.stderr
     if proc.returncode != 0:
         raise RuntimeError(f"`{' '.join(cmd)}` failed (exit {proc.returncode}):\n{output[-3000:]}")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
 
+from cluster import cgroup
 from cluster.cpulist import format_cpulist, parse_cpulist, parse_cpumask
 
 _CPU_DIR = re.compile(r"cpu(\d+)$")
@@ -524,57 +525,14 @@ def _read_usable(root: Path, pus: tuple[int, ...], live: bool) -> tuple[tuple[in
 
 def _read_cgroup_cpuset(root: Path) -> tuple[tuple[int, ...], str] | None:
     """Return (CPUs, description) of this process's cgroup cpuset, or None when unknown."""
-    v2_path, v1_path = _cgroup_paths(root)
-    for mount, version in _cgroup_mounts(root):
-        rel = v2_path if version == 2 else v1_path
-        names = (
-            ("cpuset.cpus.effective",) if version == 2 else ("cpuset.effective_cpus", "cpuset.cpus")
-        )
-        base = root / mount.lstrip("/")
-        # Try the process's own cgroup, then its ancestors (a namespaced mount shows "/").
-        candidates = []
-        if rel is not None:
-            parts = [p for p in rel.split("/") if p]
-            candidates = [base.joinpath(*parts[:i]) for i in range(len(parts), -1, -1)]
-        else:
-            candidates = [base]
-        for directory in candidates:
-            for name in names:
-                cpus = _read_cpus(directory / name)
-                if cpus:
-                    shown = "/" + str(directory.relative_to(base)).strip(".")
-                    label = f"cgroup v{version} {name} of {shown.rstrip('/') or '/'}"
-                    return cpus, label
+    for directory, mount, version in cgroup.candidate_dirs(root, "cpuset"):
+        names = ("cpuset.cpus.effective",) if version == 2 else ("cpuset.effective_cpus", "cpuset.cpus")
+        for name in names:
+            cpus = _read_cpus(directory / name)
+            if cpus:
+                shown = "/" + str(directory.relative_to(mount)).strip(".")
+                return cpus, f"cgroup v{version} {name} of {shown.rstrip('/') or '/'}"
     return None
-
-
-def _cgroup_paths(root: Path) -> tuple[str | None, str | None]:
-    """Return (cgroup v2 path, cgroup v1 cpuset path) from proc/self/cgroup or proc/self/cpuset."""
-    v2 = v1 = None
-    for line in (_read(root / "proc/self/cgroup") or "").splitlines():
-        hierarchy, _, rest = line.partition(":")
-        controllers, _, path = rest.partition(":")
-        if hierarchy == "0" and controllers == "":
-            v2 = path
-        elif "cpuset" in controllers.split(","):
-            v1 = path
-    fallback = _read(root / "proc/self/cpuset")
-    return v2 or fallback, v1 or fallback
-
-
-def _cgroup_mounts(root: Path) -> list[tuple[str, int]]:
-    """Return [(mount point, 1|2)] of cgroup2 and cpuset cgroup v1 mounts in proc/mounts."""
-    mounts = []
-    for line in (_read(root / "proc/mounts") or "").splitlines():
-        fields = line.split()
-        if len(fields) < 4:
-            continue
-        mount = fields[1].replace("\\040", " ")
-        if fields[2] == "cgroup2":
-            mounts.append((mount, 2))
-        elif fields[2] == "cgroup" and "cpuset" in fields[3].split(","):
-            mounts.append((mount, 1))
-    return mounts
 
 
 def _plural(count: int, noun: str) -> str:

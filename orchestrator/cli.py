@@ -6,14 +6,14 @@ printed once, here, as one sentence on stderr with exit code 2.
 
 from __future__ import annotations
 
-import functools
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
+from orchestrator.cli_errors import user_errors
 from workloads.errors import UserError
 
 app = typer.Typer(
@@ -22,45 +22,41 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
+# Piped or captured output gets a wide page instead of rich's 80-column fallback.
+console = Console(width=None if sys.stdout.isatty() else 160)
 
-AddressOption = Annotated[Optional[str], typer.Option(
+AddressOption = Annotated[str | None, typer.Option(
     "--address", help="Ray cluster to use: host:port or 'auto' (default: $RAY_ADDRESS, else an embedded local Ray).")]
 ResultsOption = Annotated[Path, typer.Option("--results", help="Results dataset folder.")]
-
-
-def user_errors(func):
-    """Print a ``UserError`` as one line on stderr and exit 2, as every command does."""
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except UserError as exc:
-            typer.echo(f"topobench: error: {exc}", err=True)
-            raise typer.Exit(2) from None
-
-    return wrapper
 
 
 @app.command()
 @user_errors
 def run(
-    workloads: Annotated[Optional[list[str]], typer.Argument(
+    workloads: Annotated[list[str] | None, typer.Argument(
         help="Workloads to run (default: cpu.sqrt_mod memory.stream cache.lru).")] = None,
     workers: Annotated[int, typer.Option(help="Workers per node.")] = 1,
     nodes: Annotated[int, typer.Option(help="Nodes of the cluster to use (other nodes first, head last).")] = 1,
     repetitions: Annotated[int, typer.Option(help="Measured samples per worker.")] = 10,
     warmup: Annotated[int, typer.Option(help="Warm-up samples per worker after calibration.")] = 1,
     min_time: Annotated[float, typer.Option(help="Seconds one sample must last (calibration target).")] = 0.1,
-    param: Annotated[Optional[list[str]], typer.Option(
+    param: Annotated[list[str] | None, typer.Option(
         "--param", help="Workload parameter WORKLOAD.PARAM=VALUE, e.g. memory.stream.size_mib=512; repeatable.")] = None,
     placement: Annotated[str, typer.Option(
         help="compact | spread | cores | largest-l3 | none | a likwid-style CPU expression (0,2-5, N:0-3, S0:0-3, M0:0-3, C1:0-3).")] = "compact",
     threads_per_worker: Annotated[int, typer.Option(help="CPUs and BLAS/OpenMP threads per worker.")] = 1,
     reserve_cpus: Annotated[int, typer.Option(help="CPUs per node left free for Ray's own processes.")] = 0,
     mode: Annotated[str, typer.Option(help="weak: every worker does the full work; strong: the work is split.")] = "weak",
-    scratch: Annotated[Optional[str], typer.Option(help="Folder on each node for workloads that write files.")] = None,
+    scratch: Annotated[str | None, typer.Option(help="Folder on each node for workloads that write files.")] = None,
+    until_stable: Annotated[bool, typer.Option(
+        "--until-stable", help="After --repetitions, add samples until the median's 95% CI is within --rel-ci, or --max-time.")] = False,
+    max_time: Annotated[float, typer.Option(help="With --until-stable: seconds of measuring per trial at most.")] = 60.0,
+    rel_ci: Annotated[float, typer.Option(help="With --until-stable: CI half-width target, a fraction of the median.")] = 0.02,
+    max_cv: Annotated[float, typer.Option(help="Flag a metric 'unstable' when its CV (a fraction) is above this.")] = 0.05,
+    resource_interval: Annotated[float, typer.Option(help="Seconds between CPU%/RSS samples while measuring.")] = 0.2,
+    target: Annotated[list[str] | None, typer.Option(
+        "--target", help='Service-level target WORKLOAD:METRIC OP VALUE on the median, e.g. '
+                         '"memory.stream:triad_gbs>=20"; repeatable; a miss exits 1.')] = None,
     results: ResultsOption = Path("results"),
     address: AddressOption = None,
 ) -> None:
@@ -71,9 +67,11 @@ def run(
     request = build_request(tuple(workloads or ()), list(param or ()), workers=workers, nodes=nodes,
                             repetitions=repetitions, warmup=warmup, min_time_s=min_time,
                             placement=placement, threads_per_worker=threads_per_worker,
-                            reserve_cpus=reserve_cpus, mode=mode, results=results, scratch=scratch)
+                            reserve_cpus=reserve_cpus, mode=mode, results=results, scratch=scratch,
+                            until_stable=until_stable, max_time_s=max_time, rel_ci=rel_ci, max_cv=max_cv,
+                            resource_interval_s=resource_interval, targets=tuple(target or ()))
     outcome = execute_run(request, address, console, command=" ".join(["topobench", *sys.argv[1:]]))
-    if outcome.status != "complete":
+    if outcome.status != "complete" or outcome.targets_missed:
         raise typer.Exit(1)
 
 
@@ -123,9 +121,9 @@ def query(
 @user_errors
 def topology(
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON instead of a tree.")] = False,
-    sysfs: Annotated[Optional[Path], typer.Option(
+    sysfs: Annotated[Path | None, typer.Option(
         "--sysfs", help="Read an extracted sysfs/procfs snapshot (a folder holding sys/ and proc/) instead of /.")] = None,
-    plan: Annotated[Optional[str], typer.Option(
+    plan: Annotated[str | None, typer.Option(
         help="Show the CPU sets this placement would give (compact, spread, cores, largest-l3, none, or an expression).")] = None,
     workers: Annotated[int, typer.Option(help="Workers per node, with --plan.")] = 1,
     threads_per_worker: Annotated[int, typer.Option(help="CPUs per worker, with --plan.")] = 1,
@@ -140,15 +138,13 @@ def topology(
 
 
 # --- commands registered by feature modules: one line each, below this marker ---
-from orchestrator import cluster_command, sweep_command  # noqa: E402
+from orchestrator import cluster_command, compare, env_command, report, sweep_command
+
 app.command("sweep")(user_errors(sweep_command.sweep))
 app.add_typer(cluster_command.cluster_app, name="cluster")
-from orchestrator.env_command import env_command
-app.command("env")(user_errors(env_command))
-from orchestrator.compare import compare_command
-app.command("compare")(user_errors(compare_command))
-from orchestrator.report import report_command
-app.command("report")(user_errors(report_command))
+app.command("env")(user_errors(env_command.env_command))
+app.command("compare")(user_errors(compare.compare_command))
+app.command("report")(user_errors(report.report_command))
 
 
 def main() -> None:

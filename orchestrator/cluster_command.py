@@ -8,37 +8,23 @@ those processes (and any still running under that temp dir), never ``ray stop``.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import psutil
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from orchestrator.cli_errors import user_errors
 from workloads.errors import UserError
 
 cluster_app = typer.Typer(help="Start, inspect and stop a multi-node Ray cluster on this machine.",
                           no_args_is_help=True)
-
-
-def _user_errors(func):
-    """Print a ``UserError`` as one line on stderr and exit 2 (as ``cli.user_errors`` does)."""
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except UserError as exc:
-            typer.echo(f"topobench: error: {exc}", err=True)
-            raise typer.Exit(2) from None
-
-    return wrapper
 
 
 def state_path() -> Path:
@@ -116,7 +102,7 @@ def start_local(nodes: int, cpus_per_node: int, object_store_mib: int, console: 
 
 
 @cluster_app.command("local")
-@_user_errors
+@user_errors
 def local(
     nodes: Annotated[int, typer.Option(help="Nodes to start (the first is the head).")] = 2,
     cpus_per_node: Annotated[int, typer.Option(help="CPUs Ray offers on each node (and pinned to it, when enough).")] = 1,
@@ -131,9 +117,9 @@ def local(
 
 
 @cluster_app.command("status")
-@_user_errors
+@user_errors
 def status(
-    address: Annotated[Optional[str], typer.Option(
+    address: Annotated[str | None, typer.Option(
         "--address", help="Ray cluster: host:port or 'auto' (default: the recorded local cluster, else $RAY_ADDRESS).")] = None,
 ) -> None:
     """List the cluster's nodes with their CPUs and topology summary."""
@@ -158,7 +144,7 @@ def status(
 
 
 @cluster_app.command("stop")
-@_user_errors
+@user_errors
 def stop() -> None:
     """Stop the local cluster that `cluster local` recorded (its processes only, never `ray stop`)."""
     from cluster.local_cluster import processes_under, stop_cluster

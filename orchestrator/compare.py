@@ -204,6 +204,13 @@ def _ratio_text(r: MetricComparison) -> tuple[str, str]:
     return f"{r.ratio:.3f}", ci
 
 
+def _params_text(params: str) -> str:
+    try:
+        return " ".join(f"{k}={v}" for k, v in json.loads(params).items())
+    except (ValueError, AttributeError):
+        return params
+
+
 def _p_text(p: float | None) -> str:
     return "-" if p is None else f"{p:.2g}"
 
@@ -217,7 +224,7 @@ def _text_rows(result: CompareResult) -> list[list[str]]:
     for r in result.rows:
         ratio, ci = _ratio_text(r)
         verdict = r.verdict + (" (REGRESSION)" if r.regression else "")
-        out.append([r.workload, r.params, str(r.workers), r.placement, r.metric, r.unit,
+        out.append([r.workload, _params_text(r.params), str(r.workers), r.placement, r.metric, r.unit,
                     _num(r.base_median), _num(r.new_median), ratio, ci, _p_text(r.p_value), verdict])
     return out
 
@@ -278,6 +285,8 @@ def print_result(result: CompareResult, fmt: str, console=None) -> None:
         from rich.console import Console
 
         console = console or Console()
+        if not console.is_terminal:  # piped output: do not squeeze the table to 80 columns
+            console = Console(width=max(console.width, 200))
         console.print(format_table(result))
         for label, items in (("only in BASE", result.only_base), ("only in NEW", result.only_new)):
             for item in items:

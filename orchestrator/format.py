@@ -22,3 +22,18 @@ def percent(value: float | None) -> str:
     if value is None or not math.isfinite(value):
         return "-"
     return f"{100 * value:.1f}%"
+
+
+def quantity(value: float | None, unit: str) -> str:
+    """Return ``value`` with its SI prefix and ``unit``: "11.1 GB/s", "40.6 M element ops/s".
+
+    The prefix joins a symbol unit (one word starting upper-case: B/s, FLOP/s) and stands
+    apart before a worded one (element ops/s, lookups/s). "-" for None/NaN.
+    """
+    text = si(value)
+    if text == "-":
+        return text
+    number, _, prefix = text.partition(" ")
+    symbol = unit[:1].isupper() and " " not in unit
+    joined = f"{prefix}{unit}" if symbol else f"{prefix} {unit}".strip()
+    return f"{number} {joined}"

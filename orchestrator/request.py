@@ -33,6 +33,14 @@ class RunRequest:
         mode: "weak" (each worker does the full work) or "strong" (work split among workers).
         results: the dataset folder.
         scratch: folder on each node for workloads that write files (None: a temp folder).
+        until_stable: after ``repetitions`` samples, keep adding synchronized batches until the
+            bootstrap 95% CI half-width of the primary metric's median is within ``rel_ci``
+            of the median, or ``max_time_s`` seconds of measuring have passed.
+        max_time_s: with ``until_stable``, the measuring time limit per trial, seconds.
+        rel_ci: with ``until_stable``, the CI half-width target as a fraction of the median.
+        max_cv: coefficient of variation (a fraction) above which a metric is flagged unstable.
+        resource_interval_s: seconds between two CPU%/RSS samples while measuring.
+        targets: service-level targets "workload:metric OP value", checked on the medians.
     """
 
     workloads: tuple[str, ...] = DEFAULT_SUITE
@@ -48,6 +56,12 @@ class RunRequest:
     mode: str = "weak"
     results: Path = Path("results")
     scratch: str | None = None
+    until_stable: bool = False
+    max_time_s: float = 60.0
+    rel_ci: float = 0.02
+    max_cv: float = 0.05
+    resource_interval_s: float = 0.2
+    targets: tuple[str, ...] = ()
 
     def to_json(self) -> str:
         """Return the request as canonical JSON (stored in ``runs.spec``)."""
@@ -102,6 +116,9 @@ def build_request(
     params = {name: parse_params(get_workload(name), given.get(name, {})) for name in workloads}
     request = RunRequest(workloads=workloads, params=params, **settings)
     _check_settings(request)
+    from orchestrator.targets import parse_targets  # checks workloads and metrics exist
+
+    parse_targets(request.targets, workloads=request.workloads)
     return request
 
 
@@ -115,6 +132,11 @@ def _check_settings(r: RunRequest) -> None:
         (r.threads_per_worker >= 1, f"--threads-per-worker {r.threads_per_worker} must be at least 1."),
         (r.reserve_cpus >= 0, f"--reserve-cpus {r.reserve_cpus} must be 0 or more."),
         (r.mode in MODES, f"--mode {r.mode!r} must be one of: {', '.join(MODES)}."),
+        (r.max_time_s > 0, f"--max-time {r.max_time_s} must be more than 0 seconds."),
+        (0 < r.rel_ci < 1, f"--rel-ci {r.rel_ci} must be a fraction of the median between 0 and 1, e.g. 0.02."),
+        (r.max_cv > 0, f"--max-cv {r.max_cv} must be a fraction above 0, e.g. 0.05 for 5%."),
+        (r.resource_interval_s >= 0.01,
+         f"--resource-interval {r.resource_interval_s} must be at least 0.01 seconds."),
     ]
     for ok, message in checks:
         if not ok:

@@ -8,6 +8,7 @@ that finished.
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -21,17 +22,40 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from cluster.probe import NodeInfo
+from cluster.resource_monitor import DEFAULT_INTERVAL_S
 from cluster.worker import TrialSpec, Worker
 from orchestrator.planner import Trial, WorkerSlot
+from orchestrator.resources import (
+    MAX_CV,
+    FlagThresholds,
+    cpu_means,
+    flag_trial,
+    peak_rss,
+    resource_columns,
+)
 from orchestrator.samples import WorkerMeta, sample_metrics, to_long
 from orchestrator.store import RunStore
-from orchestrator.trial_stats import failed_rows, trial_rows
+from orchestrator.trial_stats import failed_rows, is_stable, trial_rows
 from workloads.registry import get_workload
 
 # Margin between the last worker being ready and the shared start instant: covers the
 # ~1 ms actor call latency and cross-node delivery with room to spare.
 START_MARGIN_NS = 50_000_000
 GATHER_BATCH = 16
+
+
+@dataclass(frozen=True, slots=True)
+class Measured:
+    """The measured phase of one trial: each worker's batches, where they split, and why it stopped."""
+
+    tables: tuple[pa.Table, ...]
+    """Per worker (slot order), all its measured samples (wide, repetitions numbered across batches)."""
+    batches: tuple[tuple[int, int], ...]
+    """[first, end) repetition ranges, one per synchronized start."""
+    stop_reason: str
+    """repetitions (fixed count) | stable (CI half-width within rel_ci) | max-time."""
+    measure_s: float
+    """Seconds from the first shared start to the last sample's end."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,9 +73,15 @@ class ActorPool:
     def __init__(self) -> None:
         self._actors: dict[tuple, Any] = {}
 
+    @staticmethod
+    def _key(slot: WorkerSlot, threads: int) -> tuple:
+        # Pinned slots are told apart by their CPUs (placement never repeats a CPU);
+        # unpinned ones all share the node's CPUs, so only their rank tells them apart.
+        return (slot.node_id, threads, slot.cpus if slot.pinned else ("unpinned", slot.rank))
+
     def get(self, slot: WorkerSlot, threads: int) -> Any:
         """Return the actor for ``slot``, creating it (hard node affinity) when new."""
-        key = (slot.node_id, slot.cpus if slot.pinned else (), threads)
+        key = self._key(slot, threads)
         if key not in self._actors:
             self._actors[key] = Worker.options(
                 num_cpus=threads,
@@ -61,7 +91,7 @@ class ActorPool:
 
     def discard(self, slot: WorkerSlot, threads: int) -> None:
         """Kill and forget the actor of ``slot`` (after a failure its state is unknown)."""
-        actor = self._actors.pop((slot.node_id, slot.cpus if slot.pinned else (), threads), None)
+        actor = self._actors.pop(self._key(slot, threads), None)
         if actor is not None:
             ray.kill(actor)
 
@@ -89,12 +119,69 @@ def _describe(exc: BaseException) -> str:
     return text.splitlines()[-1] if "\n" in text else text
 
 
+def measure_trial(actors: Sequence[Any], settings: dict[str, Any]) -> Measured:
+    """Measure on ``actors`` from shared starts: ``repetitions`` samples, then more with ``until_stable``.
+
+    Without ``until_stable`` one batch of ``repetitions`` is taken (stop reason
+    "repetitions") and the workers tear down. With it, batches follow (each half the
+    samples so far, shrunk to fit the time left) until the bootstrap 95% CI of the median
+    of the primary throughput, pooled over workers, is within ``rel_ci`` of the median
+    ("stable") or the next batch would end after ``max_time_s`` seconds of measuring
+    ("max-time"). The workers are not torn down here: the caller calls ``finish``.
+    """
+    until_stable = bool(settings.get("until_stable", False))
+    rel_ci = float(settings.get("rel_ci", 0.02))
+    max_time_s = float(settings.get("max_time_s", 60.0))
+    per_worker: list[list[pa.Table]] = [[] for _ in actors]
+    batches: list[tuple[int, int]] = []
+    done, batch, first_start = 0, int(settings["repetitions"]), None
+    while True:
+        start_at = time.time_ns() + START_MARGIN_NS
+        first_start = first_start or start_at
+        tables = gather([a.measure.remote(start_at, batch, not until_stable) for a in actors])
+        for kept, table in zip(per_worker, tables):
+            kept.append(table)
+        batches.append((done, done + batch))
+        done += batch
+        last_end = max(int(t["end_ns"][-1].as_py()) for t in tables if t.num_rows)
+        elapsed_s = (last_end - first_start) / 1e9
+        if not until_stable:
+            reason = "repetitions"
+            break
+        values = [v for w in per_worker for t in w
+                  for v in (t["ops"].to_numpy() / t["elapsed_ns"].to_numpy() * 1e9)]
+        if is_stable(values, rel_ci):
+            reason = "stable"
+            break
+        per_repetition_s = elapsed_s / done
+        left_s = max_time_s - elapsed_s - START_MARGIN_NS / 1e9
+        if left_s < per_repetition_s:
+            reason = "max-time"
+            break
+        batch = max(1, min(math.ceil(done / 2), math.floor(left_s / per_repetition_s)))
+    return Measured(tuple(pa.concat_tables(w, promote_options="default") for w in per_worker),
+                    tuple(batches), reason, elapsed_s)
+
+
+def _resources_long(table: pa.Table, run_id: str, trial_id: str, node_id: str, rank: int) -> pa.Table:
+    """Return a worker's resource rows with run, trial, node and rank (null on node-wide rows)."""
+    n = table.num_rows
+    ranks = [None if kind == "cpu_percent" else rank for kind in table["kind"].to_pylist()]
+    return table.append_column("run_id", pa.array([run_id] * n, pa.string())) \
+        .append_column("trial_id", pa.array([trial_id] * n, pa.string())) \
+        .append_column("node_id", pa.array([node_id] * n, pa.string())) \
+        .append_column("worker_rank", pa.array(ranks, pa.int32()))
+
+
 def run_trial(run_id: str, trial: Trial, request_settings: dict[str, Any], pool: ActorPool,
               store: RunStore, nodes: dict[str, NodeInfo]) -> TrialResult:
     """Run ``trial`` on its slots and store its samples per node; failures are returned, not raised.
 
     Steps: every worker prepares (setup, calibration, warm-up) in parallel; the driver then
-    picks one wall-clock start instant; every worker measures from it.
+    picks one wall-clock start instant; every worker measures from it (more batches with
+    ``until_stable``, see ``measure_trial``) while sampling CPU% and RSS; ``finish`` tears down
+    and returns the resource rows, stored per node in ``resources``. The trials rows get the
+    stop reason, the resource figures and the unstable/noisy/underused flags.
     """
     workload = get_workload(trial.workload)
     threads = trial.threads_per_worker
@@ -113,13 +200,16 @@ def run_trial(run_id: str, trial: Trial, request_settings: dict[str, Any], pool:
                 scratch_dir=request_settings.get("scratch"),
                 cache_sizes_bytes=nodes[slot.node_id].topology.cache_sizes_bytes(
                     tuple(identity["cpus"]) or nodes[slot.node_id].topology.usable_cpus),
+                resource_interval_s=request_settings.get("resource_interval_s", DEFAULT_INTERVAL_S),
+                record_node_cpus=slot.rank == min(s.rank for s in trial.slots if s.node_id == slot.node_id),
             )
             for slot, identity in zip(trial.slots, identities)
         ]
         warm = gather([a.prepare.remote(s) for a, s in zip(actors, specs)])
-        start_at = time.time_ns() + START_MARGIN_NS
-        measured = gather([a.measure.remote(start_at, request_settings["repetitions"]) for a in actors])
-    except (ray.exceptions.RayError, Exception) as exc:  # a workload error or a lost actor/node
+        phase = measure_trial(actors, request_settings)
+        resources = gather([a.finish.remote() for a in actors])
+        measured = phase.tables
+    except (ray.exceptions.RayError, Exception) as exc:  # noqa: BLE001 -- a workload error or a lost actor/node
         for slot in trial.slots:
             pool.discard(slot, threads)
         error = _describe(exc)
@@ -143,13 +233,32 @@ def run_trial(run_id: str, trial: Trial, request_settings: dict[str, Any], pool:
     metrics = (workload.throughput, *(m for name, m in seen.items() if name != workload.throughput.name))
     for node, table in tables.items():
         store.write_samples(node, trial.trial_id, table)
-    rows = trial_rows(run_id, trial, pa.concat_tables(tables.values()), metrics)
+
+    per_node_resources: dict[str, list[pa.Table]] = {}
+    peaks: dict[int, float | None] = {}
+    pinned: set[tuple[str, int]] = set()
+    for slot, identity, res in zip(trial.slots, identities, resources):
+        per_node_resources.setdefault(slot.node_id, []).append(
+            _resources_long(res, run_id, trial.trial_id, slot.node_id, slot.rank))
+        peaks[slot.rank] = peak_rss(res)
+        if slot.pinned:
+            pinned.update((slot.node_id, c) for c in identity["cpus"])
+    means: dict[tuple[str, int], float] = {}
+    for node, parts in per_node_resources.items():
+        table = pa.concat_tables(parts)
+        store.write_resources(node, trial.trial_id, table)
+        means.update(((node, cpu), m) for cpu, m in cpu_means(table).items())
+    thresholds = FlagThresholds(max_cv=float(request_settings.get("max_cv", MAX_CV)))
+    columns = {"stop_reason": phase.stop_reason, "measure_s": phase.measure_s,
+               **resource_columns(means, pinned, peaks)}
+    rows = trial_rows(run_id, trial, pa.concat_tables(tables.values()), metrics, columns,
+                      flag_trial(means, pinned, None, thresholds), phase.batches, thresholds)
     return TrialResult(trial, tuple(rows), None)
 
 
 def _git_commit() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        out = subprocess.run(["git", "rev-parse", "HEAD"], check=False, capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
@@ -173,6 +282,8 @@ def node_rows(run_id: str, nodes: Sequence[NodeInfo], used_cpus: dict[str, set[i
             "preferred_core_rank": json.dumps({str(c): r for c, r in topo.preferred_core_rank.items()}),
             "governors": json.dumps({str(c): g for c, g in topo.governors.items() if c in used or not used}),
             "versions": json.dumps(env.get("versions")),
+            **{k: env.get(k) for k in ("cpu_count", "memory_available_bytes", "vm", "container",
+                                       "cpu_quota_cpus")},
         })
     return rows
 
@@ -184,6 +295,7 @@ class RunOutcome:
     run_id: str
     status: str
     results: tuple[TrialResult, ...]
+    targets_missed: int = 0
 
 
 def execute(

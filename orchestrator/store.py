@@ -7,9 +7,11 @@ Layout (see design.md)::
     <root>/trials/run_id=<id>/trials.parquet
     <root>/samples/run_id=<id>/node=<node_id>/trial-<trial_id>.parquet
     <root>/scaling/run_id=<id>/scaling.parquet          (sweeps only)
+    <root>/resources/run_id=<id>/node=<node_id>/trial-<trial_id>.parquet
 
 Schema history (``topobench.schema_version`` in every file's metadata):
-    1 — first version: runs, nodes, trials, samples; scaling (added by sweeps, additive).
+    1 — first version: runs, nodes, trials, samples; scaling (added by sweeps, additive);
+        resources and the trials columns stop_reason … flags (issue 6, additive).
 """
 
 from __future__ import annotations
@@ -67,6 +69,11 @@ NODES_SCHEMA = pa.schema([
     ("preferred_core_rank", pa.string()),  # JSON {cpu: rank}
     ("governors", pa.string()),  # JSON {cpu: governor} of the CPUs the run used
     ("versions", pa.string()),  # JSON {python, numpy, ray, pyarrow, blas}
+    ("cpu_count", pa.int32()),
+    ("memory_available_bytes", pa.int64()),
+    ("vm", pa.string()),
+    ("container", pa.string()),
+    ("cpu_quota_cpus", pa.float64()),
 ])
 
 TRIALS_SCHEMA = pa.schema([
@@ -101,6 +108,16 @@ TRIALS_SCHEMA = pa.schema([
     ("overlap", pa.float64()),  # smallest share of a worker's measuring time inside that window
     ("status", pa.string()),  # ok | failed
     ("error", pa.string()),
+    # Added by issue 6 (additive): stopping, resources and flags; trial-level ones repeat on every row.
+    ("stop_reason", pa.string()),  # repetitions | stable (CI narrow enough) | max-time (--until-stable)
+    ("measure_s", pa.float64()),  # seconds from the shared start to the last worker's last sample end
+    ("pinned_cpu_percent", pa.float64()),  # mean utilization of the planned CPUs while measuring, 0-100
+    ("idlest_pinned_cpu_percent", pa.float64()),  # lowest per-CPU mean among the planned CPUs
+    ("busiest_other_cpu_percent", pa.float64()),  # highest per-CPU mean among CPUs outside the plan
+    ("peak_rss_bytes", pa.int64()),  # largest peak RSS of any worker
+    ("worker_peak_rss_bytes", pa.list_(pa.int64())),  # peak RSS of each worker, by rank
+    ("flags", pa.list_(pa.string())),
+    ("target", pa.string()),  # outcome of the --target checks on this metric, e.g. "...>=20 pass"  # unstable (this metric's CV) | noisy | underused (the trial)
 ])
 
 SAMPLES_SCHEMA = pa.schema([
@@ -161,8 +178,20 @@ SCALING_SCHEMA = pa.schema([
     ("verdict", pa.string()),
 ])
 
+# One row per resource sample (long format); cpu_percent rows are node-wide (worker_rank null).
+RESOURCES_SCHEMA = pa.schema([
+    ("run_id", pa.string()),
+    ("trial_id", pa.string()),
+    ("node_id", pa.string()),
+    ("worker_rank", pa.int32()),  # null for node-wide rows (cpu_percent)
+    ("t_ns", pa.int64()),  # wall clock, ns since the epoch, at the end of the sampled interval
+    ("kind", pa.string()),  # cpu_percent | rss_bytes
+    ("cpu", pa.int32()),  # the CPU of a cpu_percent row, else null
+    ("value", pa.float64()),  # percent (0-100) or bytes, as kind says
+])
+
 SCHEMAS = {"runs": RUNS_SCHEMA, "nodes": NODES_SCHEMA, "trials": TRIALS_SCHEMA, "samples": SAMPLES_SCHEMA,
-           "scaling": SCALING_SCHEMA}
+           "scaling": SCALING_SCHEMA, "resources": RESOURCES_SCHEMA}
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -249,6 +278,11 @@ class RunStore:
         """Write one node's samples of one trial (already in ``SAMPLES_SCHEMA``)."""
         path = self._path("samples", f"node={node_id}", f"trial-{trial_id}.parquet")
         write_atomic(path, table.cast(SAMPLES_SCHEMA), "samples")
+
+    def write_resources(self, node_id: str, trial_id: str, table: pa.Table) -> None:
+        """Write one node's resource samples of one trial (columns of ``RESOURCES_SCHEMA``)."""
+        path = self._path("resources", f"node={node_id}", f"trial-{trial_id}.parquet")
+        write_atomic(path, table.select(RESOURCES_SCHEMA.names).cast(RESOURCES_SCHEMA), "resources")
 
     def write_scaling(self, rows: list[dict]) -> None:
         """Write the run's ``scaling`` rows (a sweep's analysis; the file is replaced each time)."""

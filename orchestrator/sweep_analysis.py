@@ -87,11 +87,16 @@ def _fits(ns: Sequence[int], xs: Sequence[np.ndarray]) -> tuple[AmdahlFit | None
             fits.append(fit(n_all, x_all))
         except NotEnoughPoints as exc:
             fits.append(None)
-            notes.append(f"not enough points: {exc}")
+            notes.append(str(exc))
         except (RuntimeError, ValueError) as exc:  # curve_fit did not converge
             fits.append(None)
             notes.append(f"{name} fit failed: {exc}")
-    return fits[0], fits[1], "; ".join(notes) or None
+    note = "; ".join(notes) or None
+    if note and all(f is None for f in fits) and "fit failed" not in note:
+        note = f"not enough points: {note}"
+    elif note and "fit failed" not in note:
+        note = f"not enough points for the USL: {note}"
+    return fits[0], fits[1], note
 
 
 def analyze(trials: Sequence[Mapping[str, Any]], throughputs: Mapping[str, np.ndarray],

@@ -5,17 +5,25 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import pyarrow.parquet as pq
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from cluster.connection import ray_session
 from cluster.cpulist import format_cpulist
 from cluster.probe import NodeInfo, probe_nodes
+from orchestrator.env_command import print_warnings
 from orchestrator.format import percent, si
 from orchestrator.planner import Trial
 from orchestrator.run_command import summary_table
@@ -25,7 +33,7 @@ from orchestrator.sweep import SweepSpec, expand, load_sweep
 from orchestrator.sweep_analysis import SeriesAnalysis, analyze_run, params_text, scaling_rows
 from workloads.errors import UserError
 
-OnTrial = Callable[[int, Trial, Optional[TrialResult]], None]
+OnTrial = Callable[[int, Trial, TrialResult | None], None]
 
 
 def plan_table(trials: tuple[Trial, ...], nodes: list[NodeInfo]) -> Table:
@@ -112,6 +120,7 @@ def execute_sweep(spec: SweepSpec, address: str | None, console: Console, result
     with ray_session(address):
         nodes = probe_nodes()
         trials = expand(spec, nodes)
+        print_warnings(Console(stderr=True), nodes)
         run_id = resume or new_run_id()
         store = RunStore(results, run_id)
         skip, previous = _resume_rows(store, {t.trial_id for t in trials}) if resume else (frozenset(), [])
@@ -142,7 +151,7 @@ def execute_sweep(spec: SweepSpec, address: str | None, console: Console, result
                 raise
     analyses = analyze_run(results, run_id, spec.workloads)
     store.write_scaling(scaling_rows(run_id, analyses))
-    console.print(summary_table(outcome))
+    console.print(summary_table(outcome, title="topobench sweep"))
     for table in scaling_tables(analyses):
         console.print(table)
     if not analyses:
@@ -164,10 +173,10 @@ def dry_run(spec: SweepSpec, address: str | None, console: Console) -> tuple[Tri
 def sweep(
     file: Annotated[Path, typer.Argument(help="TOML sweep file (see examples/sweep-*.toml).")],
     dry_run_: Annotated[bool, typer.Option("--dry-run", help="Print the expanded trials and CPU plans; run nothing.")] = False,
-    resume: Annotated[Optional[str], typer.Option(
+    resume: Annotated[str | None, typer.Option(
         "--resume", help="Run id of an earlier sweep: skip its stored trials, run the rest.")] = None,
     results: Annotated[Path, typer.Option("--results", help="Results dataset folder.")] = Path("results"),
-    address: Annotated[Optional[str], typer.Option(
+    address: Annotated[str | None, typer.Option(
         "--address", help="Ray cluster to use: host:port or 'auto' (default: $RAY_ADDRESS, else an embedded local Ray).")] = None,
 ) -> None:
     """Run a sweep (workloads x nodes x workers x placements) and analyze how throughput scales."""

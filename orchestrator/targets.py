@@ -117,12 +117,12 @@ def check_targets(targets: Sequence[Target], trial_rows: Sequence[dict[str, Any]
     return results
 
 
-def target_columns(results: Sequence[TargetResult]) -> dict[str, str]:
-    """Return {trial_id: "target PASS|FAIL; ..."} to store in the ``trials`` rows' ``target`` column."""
-    out: dict[str, list[str]] = {}
+def target_columns(results: Sequence[TargetResult]) -> dict[tuple[str, str], str]:
+    """Return {(trial_id, metric): "target pass|fail; ..."} for the ``trials`` rows' ``target`` column."""
+    out: dict[tuple[str, str], list[str]] = {}
     for r in results:
         if r.trial_id is not None:
-            out.setdefault(r.trial_id, []).append(f"{r.target} {'pass' if r.passed else 'fail'}")
+            out.setdefault((r.trial_id, r.target.metric), []).append(f"{r.target} {'pass' if r.passed else 'fail'}")
     return {k: "; ".join(v) for k, v in out.items()}
 
 

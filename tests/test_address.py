@@ -9,7 +9,13 @@ import subprocess
 
 import pytest
 
-from cluster.local_cluster import ensure_token, make_temp_dir, processes_under, start_node, stop_cluster
+from cluster.local_cluster import (
+    ensure_token,
+    make_temp_dir,
+    processes_under,
+    start_node,
+    stop_cluster,
+)
 
 pytestmark = pytest.mark.ray
 
@@ -28,7 +34,7 @@ def head():
 def topobench(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env.update(env_extra or {})
-    return subprocess.run(["topobench", *args], capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run(["topobench", *args], capture_output=True, text=True, env=env, timeout=300, check=False)
 
 
 def gcs_alive(address: str) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
@@ -39,7 +41,7 @@ def test_two_workers_fill_every_table(ray_local, tmp_path, workload):
     assert "complete" in result.output
 
     for name, schema in SCHEMAS.items():
-        if name not in ("runs", "nodes", "trials", "samples"):
+        if name not in ("runs", "nodes", "trials", "samples", "resources"):
             continue
         files = list((tmp_path / name).rglob("*.parquet"))
         assert files, f"no {name} file written"
@@ -115,3 +117,15 @@ def test_cores_placement_reads_back_distinct_cpus(ray_local, tmp_path):
     cpus = run_query(tmp_path, "SELECT DISTINCT worker_rank, cpus FROM samples ORDER BY 1").to_pylist()
     assert len(cpus) == 2 and all(len(r["cpus"]) == 1 for r in cpus)
     assert cpus[0]["cpus"] != cpus[1]["cpus"]
+
+
+def test_unpinned_workers_each_get_their_own_actor(ray_local, tmp_path):
+    # Regression: unpinned slots shared one pooled actor, so the second measure() found the
+    # workload torn down ("'NoneType' object has no attribute 'run'").
+    result = run_cli("run", "cpu.sqrt_mod", "--workers", "2", "--placement", "none", "--repetitions", "2",
+                     "--min-time", "0.02", "--param", "cpu.sqrt_mod.elements=4096", "--results", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    rows = run_query(tmp_path, "SELECT worker_rank, count(*) AS n, any_value(cpus) AS cpus FROM samples "
+                               "WHERE NOT warmup AND metric = 'element_ops_per_s' GROUP BY 1 ORDER BY 1").to_pylist()
+    assert [(r["worker_rank"], r["n"]) for r in rows] == [(0, 2), (1, 2)]
+    assert all(len(r["cpus"]) == len(os.sched_getaffinity(0)) for r in rows)  # unpinned: every usable CPU

@@ -3,7 +3,7 @@
 This package knows nothing of Ray: a workload is plain Python timed by a harness.
 """
 
-from workloads.base import Measurement, Metric, Param, Workload, WorkerContext
+from workloads.base import Measurement, Metric, Param, WorkerContext, Workload
 from workloads.errors import UserError
 from workloads.registry import get_workload, load_workloads, parse_params
 
@@ -12,8 +12,8 @@ __all__ = [
     "Metric",
     "Param",
     "UserError",
-    "Workload",
     "WorkerContext",
+    "Workload",
     "get_workload",
     "load_workloads",
     "parse_params",

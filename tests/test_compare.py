@@ -1,0 +1,171 @@
+"""``topobench compare``: matched trials, verdicts, regression gate, run id resolution, formats."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import datetime, timezone
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from typer.testing import CliRunner
+
+from orchestrator.cli import app
+from orchestrator.compare import compare_runs, parse_threshold
+from orchestrator.store import SAMPLES_SCHEMA, RunStore
+from workloads.errors import UserError
+
+RUN_A = "20260101T000000Z-aaaaaa"
+RUN_B = "20260102T000000Z-bbbbbb"
+RUN_C = "20260103T000000Z-cccccc"
+PARAMS = json.dumps({"elements": 4096, "modulus": 7.0}, sort_keys=True)
+
+
+def write_run(root, run_id, throughputs, latencies=None, *, workers=1, warmup_value=1.0):
+    """Write a run with one cpu.sqrt_mod trial: throughputs (higher is better), latencies (lower)."""
+    store = RunStore(root, run_id)
+    store.write_run({"run_id": run_id, "started_at": datetime(2026, 1, 1, tzinfo=timezone.utc),
+                     "command": "test", "status": "complete", "trials_total": 1, "trials_failed": 0})
+    metrics = [("element_ops_per_s", "element ops/s", True, throughputs)]
+    if latencies is not None:
+        metrics.append(("latency_ms", "ms", False, latencies))
+    trials, samples = [], []
+    base = {"run_id": run_id, "trial_id": "t0", "workload": "cpu.sqrt_mod", "params": PARAMS, "nodes": 1,
+            "workers": workers, "placement": "compact", "threads_per_worker": 1, "mode": "weak"}
+    for index, (metric, unit, hib, values) in enumerate(metrics):
+        trials.append({**base, "metric": metric, "unit": unit, "higher_is_better": hib, "n": len(values),
+                       "median": float(np.median(values)), "status": "ok",
+                       "overlap": 1.0 if index == 0 else None})
+        rows = [(True, warmup_value)] + [(False, v) for v in values]
+        for rep, (warm, v) in enumerate(rows):
+            samples.append({"run_id": run_id, "trial_id": "t0", "workload": "cpu.sqrt_mod", "params": PARAMS,
+                            "node_id": "n0", "hostname": "h", "worker_rank": 0, "cpus": [0], "repetition": rep,
+                            "warmup": warm, "iterations": 1, "ops": 1, "elapsed_ns": 1, "start_ns": rep,
+                            "end_ns": rep + 1, "metric": metric, "value": float(v), "unit": unit})
+    store.write_trials(trials)
+    store.write_samples("n0", "t0", pa.Table.from_pylist(samples, SAMPLES_SCHEMA))
+
+
+def noisy(median, n=20, rel=0.01, seed=0):
+    return median * (1 + rel * np.random.default_rng(seed).standard_normal(n))
+
+
+def test_a_vs_a_is_no_significant_change(tmp_path):
+    values = noisy(100e6)
+    write_run(tmp_path, RUN_A, values, noisy(2.0, seed=1))
+    write_run(tmp_path, RUN_B, values, noisy(2.0, seed=1))
+    result = compare_runs(tmp_path, RUN_A, RUN_B, threshold=0.05)
+    assert [r.metric for r in result.rows] == ["element_ops_per_s", "latency_ms"]
+    for r in result.rows:
+        assert r.verdict == "no significant change" and r.ratio == 1.0 and not r.regression
+        assert r.base_n == r.new_n == 20  # warm-up excluded
+
+
+def test_same_distribution_different_draws_no_false_alarm(tmp_path):
+    write_run(tmp_path, RUN_A, noisy(100e6, seed=1))
+    write_run(tmp_path, RUN_B, noisy(100e6, seed=2))
+    (row,) = compare_runs(tmp_path, RUN_A, RUN_B).rows
+    assert row.verdict == "no significant change"
+
+
+def test_slowdown_detected_in_both_directions(tmp_path):
+    write_run(tmp_path, RUN_A, noisy(100e6, seed=1), noisy(2.0, seed=3))
+    write_run(tmp_path, RUN_B, noisy(90e6, seed=2), noisy(2.4, seed=4))  # 10% fewer ops/s, 20% more ms
+    thr, lat = compare_runs(tmp_path, RUN_A, RUN_B, threshold=0.05).rows
+    assert thr.verdict == "slower" and thr.regression and 0.88 < thr.ratio < 0.92
+    assert thr.ratio_ci_high < 1.0 and thr.p_value < 0.01
+    assert lat.verdict == "slower" and lat.regression and lat.ratio > 1.15
+    back = compare_runs(tmp_path, RUN_B, RUN_A, threshold=0.05).rows
+    assert [r.verdict for r in back] == ["faster", "faster"] and not any(r.regression for r in back)
+
+
+def test_small_significant_change_below_threshold_is_no_regression(tmp_path):
+    write_run(tmp_path, RUN_A, noisy(100e6, rel=0.001, seed=1))
+    write_run(tmp_path, RUN_B, noisy(98e6, rel=0.001, seed=2))
+    (row,) = compare_runs(tmp_path, RUN_A, RUN_B, threshold=0.05).rows
+    assert row.verdict == "slower" and not row.regression
+
+
+def test_cli_fail_on_regression_exit_codes_and_formats(tmp_path):
+    write_run(tmp_path, RUN_A, noisy(100e6, seed=1))
+    write_run(tmp_path, RUN_B, noisy(80e6, seed=2))
+    runner = CliRunner()
+    args = ["compare", RUN_A, RUN_B, "--results", str(tmp_path)]
+    assert runner.invoke(app, args).exit_code == 0
+    result = runner.invoke(app, [*args, "--fail-on-regression", "5%"])
+    assert result.exit_code == 1
+    assert "1 regression(s) beyond 5.0%: cpu.sqrt_mod:element_ops_per_s" in result.output
+    assert runner.invoke(app, [*args, "--fail-on-regression", "30%"]).exit_code == 0
+    data = json.loads(runner.invoke(app, [*args, "--format", "json"]).output)
+    assert data["rows"][0]["verdict"] == "slower" and data["base_run"] == RUN_A
+    rows = list(csv.DictReader(io.StringIO(runner.invoke(app, [*args, "--format", "csv"]).output)))
+    assert rows[0]["metric"] == "element_ops_per_s" and rows[0]["verdict"] == "slower"
+    md = runner.invoke(app, [*args, "--format", "markdown"]).output
+    assert "| cpu.sqrt_mod | elements=4096 modulus=7.0 | 1 | compact | element_ops_per_s |" in md
+    table = runner.invoke(app, [*args], terminal_width=250).output
+    assert "slower" in table and RUN_A in table
+
+
+def test_latest_resolution(tmp_path):
+    for run_id, median in ((RUN_A, 100e6), (RUN_B, 100e6), (RUN_C, 50e6)):
+        write_run(tmp_path, run_id, noisy(median))
+    result = compare_runs(tmp_path, "latest~1", "latest")
+    assert (result.base_run, result.new_run) == (RUN_B, RUN_C)
+    assert compare_runs(tmp_path, "latest~2", "latest~1").base_run == RUN_A
+    with pytest.raises(UserError, match="'latest~3' does not exist: the results folder has 3 run"):
+        compare_runs(tmp_path, "latest~3", "latest")
+
+
+def test_unmatched_configurations_are_listed(tmp_path):
+    write_run(tmp_path, RUN_A, noisy(100e6))
+    write_run(tmp_path, RUN_B, noisy(100e6), workers=2)
+    with pytest.raises(UserError, match="no trial in common"):
+        compare_runs(tmp_path, RUN_A, RUN_B)
+
+
+@pytest.mark.parametrize("bad", ["../etc", "2026", "latest~x", "x/y"])
+def test_bad_run_ids_exit_2(tmp_path, bad):
+    write_run(tmp_path, RUN_A, noisy(100e6))
+    result = CliRunner().invoke(app, ["compare", RUN_A, bad, "--results", str(tmp_path)])
+    assert result.exit_code == 2
+    assert f"Run id {bad!r} is not valid" in result.output
+
+
+def test_unknown_run_id_named(tmp_path):
+    write_run(tmp_path, RUN_A, noisy(100e6))
+    result = CliRunner().invoke(app, ["compare", RUN_A, RUN_C, "--results", str(tmp_path)])
+    assert result.exit_code == 2
+    assert f"Run '{RUN_C}' is not in the results folder" in result.output
+
+
+def test_bad_options_exit_2(tmp_path):
+    write_run(tmp_path, RUN_A, noisy(100e6))
+    runner = CliRunner()
+    assert runner.invoke(app, ["compare", RUN_A, RUN_A, "--results", str(tmp_path), "--format", "xml"]).exit_code == 2
+    result = runner.invoke(app, ["compare", RUN_A, RUN_A, "--results", str(tmp_path), "--fail-on-regression", "abc"])
+    assert result.exit_code == 2 and "--fail-on-regression 'abc' is not a percentage" in result.output
+    result = runner.invoke(app, ["compare", RUN_A, RUN_A, "--results", str(tmp_path / "missing")])
+    assert result.exit_code == 2 and "does not exist" in result.output
+
+
+def test_parse_threshold():
+    assert parse_threshold("5%") == pytest.approx(0.05)
+    assert parse_threshold("0.1") == pytest.approx(0.1)
+    for bad in ("-1%", "100%", "nan", ""):
+        with pytest.raises(UserError):
+            parse_threshold(bad)
+
+
+def test_real_runs_compare(ray_local, tmp_path):
+    runner = CliRunner()
+    args = ["run", "cpu.sqrt_mod", "--repetitions", "5", "--min-time", "0.02",
+            "--param", "cpu.sqrt_mod.elements=4096", "--results", str(tmp_path)]
+    for _ in range(2):
+        assert runner.invoke(app, args).exit_code == 0
+    result = runner.invoke(app, ["compare", "latest~1", "latest", "--results", str(tmp_path), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.output)["rows"]
+    assert row["metric"] == "element_ops_per_s" and row["base_n"] == row["new_n"] == 5
+    assert row["verdict"] in ("faster", "slower", "no significant change")

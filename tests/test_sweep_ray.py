@@ -1,0 +1,142 @@
+"""Sweeps on real multi-node Ray: ``ray.cluster_utils.Cluster`` (3 nodes of 1 CPU) and ``cluster local``.
+
+Ray can be initialized once per process. Other modules share the session fixture
+``ray_local``; this module's ``cluster`` fixture therefore shuts down whatever Ray is
+connected, runs its tests against the Cluster and, if ``ray_local`` had been started,
+re-initializes the same embedded Ray (same settings as conftest) on teardown, so modules
+that run later keep working. The end-to-end test runs first and uses subprocesses only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from conftest import RAY_TEST_CPUS, RAY_TEST_OBJECT_STORE
+from rich.console import Console
+
+from cluster.local_cluster import processes_under
+from cluster.probe import node_order
+from orchestrator.sweep import parse_sweep
+from orchestrator.sweep_command import execute_sweep
+
+pytestmark = pytest.mark.ray
+
+OBJECT_STORE = 100 * 2**20
+TINY = {"repetitions": 3, "min_time": 0.02, "warmup": 0, "placement": "none"}
+
+
+def topobench(*args: str, env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "orchestrator.cli", *args], check=False, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_cluster_local_sweep_stop_end_to_end(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env.update(TOPOBENCH_STATE_DIR=str(tmp_path / "state"), RAY_AUTH_MODE="token", COLUMNS="200")
+    sweep_file = tmp_path / "sweep.toml"
+    sweep_file.write_text('nodes = [1, 2]\nrepetitions = 3\nmin_time = 0.02\nwarmup = 0\n'
+                          '[workloads."cpu.sqrt_mod"]\nelements = 2048\n')
+    started = topobench("cluster", "local", "--nodes", "2", "--cpus-per-node", "1", env=env)
+    assert started.returncode == 0, started.stdout + started.stderr
+    state = json.loads((tmp_path / "state" / "local_cluster.json").read_text())
+    temp_dir = Path(state["temp_dir"])
+    try:
+        assert "stop with: topobench cluster stop" in started.stdout
+        assert processes_under(temp_dir)
+        again = topobench("cluster", "local", "--nodes", "1", env=env)
+        assert again.returncode == 2 and "already running" in again.stderr
+        status = topobench("cluster", "status", env=env)
+        assert status.returncode == 0, status.stderr
+        assert "2 alive nodes" in status.stdout
+        run = topobench("sweep", str(sweep_file), "--address", state["address"],
+                        "--results", str(tmp_path / "results"), env=env)
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert "scaling of cpu.sqrt_mod over nodes" in run.stdout
+        nodes = list((tmp_path / "results" / "samples").glob("run_id=*/node=*"))
+        assert len(nodes) == 2
+    finally:
+        stop = topobench("cluster", "stop", env=env)
+    assert stop.returncode == 0, stop.stderr
+    assert "Stopped the local cluster" in stop.stdout
+    assert processes_under(temp_dir) == ()
+    assert not (tmp_path / "state" / "local_cluster.json").exists()
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A 3-node Cluster (1 CPU, 100 MiB object store each, the head included), connected."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    had_ray = ray.is_initialized()
+    if had_ray:
+        ray.shutdown()
+    c = Cluster(initialize_head=True, head_node_args={
+        "num_cpus": 1, "object_store_memory": OBJECT_STORE, "include_dashboard": False,
+        "_system_config": {"health_check_period_ms": 500, "health_check_failure_threshold": 3}})
+    for _ in range(2):
+        c.add_node(num_cpus=1, object_store_memory=OBJECT_STORE)
+    c.wait_for_nodes()
+    ray.init(address=c.address, log_to_driver=False, configure_logging=False)
+    yield c
+    ray.shutdown()
+    c.shutdown()
+    if had_ray:  # give the session's ray_local back to the modules that run after this one
+        ray.init("local", num_cpus=RAY_TEST_CPUS, object_store_memory=RAY_TEST_OBJECT_STORE,
+                 include_dashboard=False, log_to_driver=False, configure_logging=False)
+
+
+def test_sweep_over_three_nodes(cluster, tmp_path):
+    # Longer samples and interleaved order so a burst of outside load hits every N alike,
+    # instead of skewing X(1) (efficiency is relative to it).
+    spec = parse_sweep({**TINY, "repetitions": 5, "min_time": 0.1, "order": "interleaved",
+                        "nodes": [1, 2, 3], "workloads": {"cpu.sqrt_mod": {"elements": 2048}}})
+    outcome, analyses = execute_sweep(spec, None, Console(width=200), tmp_path)
+    assert outcome.status == "complete"
+    three = next(r for r in outcome.results if len(r.trial.node_ids) == 3)
+    parts = {p.name for p in (tmp_path / "samples" / f"run_id={outcome.run_id}").glob("node=*")
+             if (p / f"trial-{three.trial.trial_id}.parquet").exists()}
+    assert len(parts) == 3
+    (a,) = analyses
+    assert a.dimension == "nodes" and [r.n for r in a.rows] == [1, 2, 3]
+    assert all(0 < r.efficiency <= 1.2 for r in a.rows), [(r.n, r.throughput_median, r.efficiency) for r in a.rows]
+    stored = pq.read_table(tmp_path / "scaling" / f"run_id={outcome.run_id}" / "scaling.parquet")
+    assert stored.num_rows == 3
+    nodes = pq.read_table(tmp_path / "nodes" / f"run_id={outcome.run_id}" / "nodes.parquet")
+    assert nodes.num_rows == 3
+
+
+def test_removed_node_fails_its_trials_then_resume_runs_only_those(cluster, tmp_path):
+    import ray
+
+    spec = parse_sweep({**TINY, "nodes": [1, 2], "workloads": {"cpu.sqrt_mod": {"elements": [1024, 2048]}}})
+    target = node_order(ray.nodes())[1]["NodeID"]  # used by the 2-node trials only
+    second = next(n for n in cluster.worker_nodes if n.node_id == target)
+
+    def remove_before_two_nodes(i, trial, result):
+        if result is None and i == 1:  # the first 2-node trial: lose its second node
+            cluster.remove_node(second)
+
+    outcome, _ = execute_sweep(spec, None, Console(width=200), tmp_path, on_trial=remove_before_two_nodes)
+    assert outcome.status == "failed"
+    status = {r.trial.trial_id: (len(r.trial.node_ids), r.error) for r in outcome.results}
+    assert [n for n, e in status.values() if e is None] == [1, 1]
+    errors = [e for n, e in status.values() if e is not None]
+    assert len(errors) == 2 and all(errors)
+    rows = pq.read_table(tmp_path / "trials" / f"run_id={outcome.run_id}" / "trials.parquet").to_pylist()
+    failed = {r["trial_id"] for r in rows if r["status"] == "failed"}
+    assert len(failed) == 2 and all(r["error"] for r in rows if r["status"] == "failed")
+
+    cluster.add_node(num_cpus=1, object_store_memory=OBJECT_STORE)
+    cluster.wait_for_nodes()
+    resumed, _ = execute_sweep(spec, None, Console(width=200), tmp_path, resume=outcome.run_id)
+    assert resumed.status == "complete"
+    assert {r.trial.trial_id for r in resumed.results} == failed
+    rows = pq.read_table(tmp_path / "trials" / f"run_id={outcome.run_id}" / "trials.parquet").to_pylist()
+    assert {r["status"] for r in rows} == {"ok"} and len({r["trial_id"] for r in rows}) == 4
