@@ -43,6 +43,7 @@ class TrialSpec:
     cache_sizes_bytes: dict[str, int] = field(default_factory=dict)
     resource_interval_s: float = DEFAULT_INTERVAL_S
     record_node_cpus: bool = False  # this worker records every CPU of its node (one per node)
+    service_endpoint: dict[str, Any] | None = None  # the trial's shared server, when on another node
 
 
 def _samples_table(runs: list[TimedRun], warmup: bool, first_repetition: int) -> pa.Table:
@@ -118,6 +119,7 @@ class Worker:
             cache_sizes_bytes=dict(spec.cache_sizes_bytes),
             work_share=spec.work_share,
             node_ip=ray.util.get_node_ip_address(),
+            service_endpoint=spec.service_endpoint,
         )
         try:
             self._workload.setup(ctx)

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from orchestrator.cli_errors import user_errors
+from orchestrator.console import stdout_console
 from workloads.errors import UserError
 
 app = typer.Typer(
@@ -22,8 +22,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-# Piped or captured output gets a wide page instead of rich's 80-column fallback.
-console = Console(width=None if sys.stdout.isatty() else 160)
+console = stdout_console()
 
 AddressOption = Annotated[str | None, typer.Option(
     "--address", help="Ray cluster to use: host:port or 'auto' (default: $RAY_ADDRESS, else an embedded local Ray).")]

@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from orchestrator.cli_errors import user_errors
+from orchestrator.console import stdout_console
 from workloads.errors import UserError
 
 cluster_app = typer.Typer(help="Start, inspect and stop a multi-node Ray cluster on this machine.",
@@ -109,7 +110,7 @@ def local(
     object_store_mib: Annotated[int, typer.Option(help="Object store per node, MiB.")] = 128,
 ) -> None:
     """Start a multi-node Ray cluster on this machine (127.0.0.1, token auth, no dashboard)."""
-    console = Console()
+    console = stdout_console()
     record = start_local(nodes, cpus_per_node, object_store_mib, console)
     console.print(f"Local Ray cluster of {nodes} nodes at {record['address']}")
     console.print(f"use with: topobench sweep FILE --address {record['address']}")
@@ -140,7 +141,7 @@ def status(
     for n in nodes:
         table.add_row(n.node_id[:12], n.hostname, n.ip, "yes" if n.is_head else "", str(n.ray_cpus),
                       format_cpulist(n.topology.usable_cpus), n.topology.summary())
-    Console().print(table)
+    stdout_console().print(table)
 
 
 @cluster_app.command("stop")

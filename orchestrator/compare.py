@@ -282,11 +282,9 @@ def print_result(result: CompareResult, fmt: str, console=None) -> None:
     elif fmt == "markdown":
         typer.echo(format_markdown(result), nl=False)
     else:
-        from rich.console import Console
+        from orchestrator.console import stdout_console
 
-        console = console or Console()
-        if not console.is_terminal:  # piped output: do not squeeze the table to 80 columns
-            console = Console(width=max(console.width, 200))
+        console = console or stdout_console()
         console.print(format_table(result))
         for label, items in (("only in BASE", result.only_base), ("only in NEW", result.only_new)):
             for item in items:

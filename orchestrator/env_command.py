@@ -12,6 +12,7 @@ from rich.table import Table
 
 from cluster.environment import capture_environment, environment_warnings
 from cluster.topology import format_bytes
+from orchestrator.console import stdout_console
 
 _ROWS = (
     ("hostname", "host"), ("cpu_model", "CPU model"), ("cpu_flags", "SIMD flags"),
@@ -120,7 +121,7 @@ def env_command(
     if json_output:
         typer.echo(json.dumps({"nodes": facts, "warnings": warnings}, indent=1, default=str))
         return
-    console = Console()
+    console = stdout_console()
     console.print(env_table(facts))
     print_warnings(console, facts)
     if not warnings:

@@ -16,6 +16,7 @@ from cluster.placement import plan_workers
 from cluster.probe import NodeInfo
 from orchestrator.request import RunRequest
 from workloads.errors import UserError
+from workloads.registry import get_workload
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +43,7 @@ class Trial:
     threads_per_worker: int
     mode: str
     slots: tuple[WorkerSlot, ...]
+    service_node_id: str | None = None  # node of the workload's shared server, if any
 
     @property
     def node_ids(self) -> tuple[str, ...]:
@@ -74,6 +76,23 @@ def select_nodes(nodes: Sequence[NodeInfo], count: int) -> tuple[NodeInfo, ...]:
     return tuple(nodes[:count])
 
 
+def resolve_node(where: str, nodes: Sequence[NodeInfo], what: str) -> NodeInfo:
+    """Return the node ``where`` names: "head", a hostname, an IP, or a node id (or its prefix).
+
+    Raises:
+        UserError: it names no node, or several (``what`` names the setting in the message).
+    """
+    if where == "head":
+        found = [n for n in nodes if n.is_head]
+    else:
+        found = [n for n in nodes if where in (n.hostname, n.ip) or (len(where) >= 6 and n.node_id.startswith(where))]
+    if len(found) != 1:
+        names = ", ".join(f"{n.hostname} ({n.ip}{', head' if n.is_head else ''})" for n in nodes)
+        problem = "matches no node" if not found else f"matches {len(found)} nodes"
+        raise UserError(f"{what}={where!r} {problem} of the cluster; give 'head', a node id, or one of: {names}.")
+    return found[0]
+
+
 def plan_point(
     workload: str,
     params: Mapping[str, Any],
@@ -83,6 +102,7 @@ def plan_point(
     threads_per_worker: int,
     reserve_cpus: int,
     mode: str,
+    cluster: Sequence[NodeInfo] = (),
 ) -> Trial:
     """Return the trial for one point: ``workers_per_node`` workers on each of ``nodes``.
 
@@ -104,7 +124,11 @@ def plan_point(
             slots.append(WorkerSlot(len(slots), node.node_id, node.hostname, tuple(p.cpus), p.pinned,
                                     p.l3_domain, p.numa_node))
     trial_id = make_trial_id(workload, params, len(nodes), len(slots), placement, threads_per_worker, mode)
-    return Trial(trial_id, workload, dict(params), placement, threads_per_worker, mode, tuple(slots))
+    service_node = get_workload(workload).service_node(params)
+    service_node_id = (resolve_node(service_node, cluster or nodes, f"{workload}.server_node").node_id
+                       if service_node else None)
+    return Trial(trial_id, workload, dict(params), placement, threads_per_worker, mode, tuple(slots),
+                 service_node_id)
 
 
 def plan_trials(request: RunRequest, nodes: Sequence[NodeInfo]) -> tuple[Trial, ...]:
@@ -112,6 +136,6 @@ def plan_trials(request: RunRequest, nodes: Sequence[NodeInfo]) -> tuple[Trial, 
     chosen = select_nodes(nodes, request.nodes)
     return tuple(
         plan_point(name, request.params[name], chosen, request.workers, request.placement,
-                   request.threads_per_worker, request.reserve_cpus, request.mode)
+                   request.threads_per_worker, request.reserve_cpus, request.mode, cluster=nodes)
         for name in request.workloads
     )

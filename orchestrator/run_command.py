@@ -95,18 +95,18 @@ def summary_notes(outcome: RunOutcome, thresholds: FlagThresholds = DEFAULT_THRE
     return lines
 
 
-def check_run_targets(request: RunRequest, outcome: RunOutcome, store: RunStore, console: Console) -> RunOutcome:
-    """Check ``request.targets`` on the trial medians, print a pass/fail table, store the outcome.
+def apply_targets(targets: tuple[str, ...], workloads: tuple[str, ...], rows: list[dict],
+                  store: RunStore, console: Console) -> int:
+    """Check ``targets`` on the trial medians in ``rows``; print, store and count the misses.
 
-    The ``target`` column of each checked metric's trials row says which targets passed;
-    the returned outcome counts the targets missed (the CLI exits 1 on any).
+    The ``target`` column of each checked metric's trials row records which targets passed
+    (the whole trials file is rewritten). Returns how many targets were missed.
     """
-    rows = [r for result in outcome.results for r in result.rows]
-    checked = check_targets(parse_targets(request.targets, workloads=request.workloads), rows)
+    checked = check_targets(parse_targets(targets, workloads=workloads), rows)
     console.print(targets_table(checked))
     columns = target_columns(checked)
     store.write_trials([{**r, "target": columns.get((r["trial_id"], r["metric"]))} for r in rows])
-    return replace(outcome, targets_missed=sum(1 for c in checked if not c.passed))
+    return sum(1 for c in checked if not c.passed)
 
 
 def execute_run(request: RunRequest, address: str | None, console: Console, command: str = "") -> RunOutcome:
@@ -141,7 +141,9 @@ def execute_run(request: RunRequest, address: str | None, console: Console, comm
     for line in summary_notes(outcome, FlagThresholds(max_cv=request.max_cv)):
         console.print(line, highlight=False)
     if request.targets:
-        outcome = check_run_targets(request, outcome, store, console)
+        rows = [r for result in outcome.results for r in result.rows]
+        outcome = replace(outcome, targets_missed=apply_targets(request.targets, request.workloads, rows,
+                                                                store, console))
     console.print(f"Results: {results} (run_id={run_id}); query with "
                   f"`topobench query \"SELECT * FROM trials WHERE run_id='{run_id}'\"`")
     return outcome

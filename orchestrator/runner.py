@@ -23,6 +23,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from cluster.probe import NodeInfo
 from cluster.resource_monitor import DEFAULT_INTERVAL_S
+from cluster.service import ServiceHost
 from cluster.worker import TrialSpec, Worker
 from orchestrator.planner import Trial, WorkerSlot
 from orchestrator.resources import (
@@ -173,6 +174,15 @@ def _resources_long(table: pa.Table, run_id: str, trial_id: str, node_id: str, r
         .append_column("worker_rank", pa.array(ranks, pa.int32()))
 
 
+def _stop_service(service: Any) -> None:
+    """Stop and kill a trial's ``ServiceHost``; a service already gone is not an error."""
+    try:
+        ray.get(service.stop.remote(), timeout=30)
+    except ray.exceptions.RayError:
+        pass
+    ray.kill(service)
+
+
 def run_trial(run_id: str, trial: Trial, request_settings: dict[str, Any], pool: ActorPool,
               store: RunStore, nodes: dict[str, NodeInfo]) -> TrialResult:
     """Run ``trial`` on its slots and store its samples per node; failures are returned, not raised.
@@ -186,7 +196,13 @@ def run_trial(run_id: str, trial: Trial, request_settings: dict[str, Any], pool:
     workload = get_workload(trial.workload)
     threads = trial.threads_per_worker
     actors = [pool.get(slot, threads) for slot in trial.slots]
+    service = None
     try:
+        endpoint = None
+        if trial.service_node_id is not None:  # one shared server on its node, for every worker
+            service = ServiceHost.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+                trial.service_node_id, soft=False)).remote(trial.workload, dict(trial.params))
+            endpoint = ray.get(service.start.remote())
         identities = gather([a.identity.remote() for a in actors])
         specs = [
             TrialSpec(
@@ -202,6 +218,7 @@ def run_trial(run_id: str, trial: Trial, request_settings: dict[str, Any], pool:
                     tuple(identity["cpus"]) or nodes[slot.node_id].topology.usable_cpus),
                 resource_interval_s=request_settings.get("resource_interval_s", DEFAULT_INTERVAL_S),
                 record_node_cpus=slot.rank == min(s.rank for s in trial.slots if s.node_id == slot.node_id),
+                service_endpoint=endpoint,
             )
             for slot, identity in zip(trial.slots, identities)
         ]
@@ -214,6 +231,9 @@ def run_trial(run_id: str, trial: Trial, request_settings: dict[str, Any], pool:
             pool.discard(slot, threads)
         error = _describe(exc)
         return TrialResult(trial, tuple(failed_rows(run_id, trial, workload.throughput, error)), error)
+    finally:
+        if service is not None:
+            _stop_service(service)
 
     per_node: dict[str, list[pa.Table]] = {}
     for slot, identity, w, m in zip(trial.slots, identities, warm, measured):

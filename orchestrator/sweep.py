@@ -29,6 +29,7 @@ from typing import Any
 from cluster.probe import NodeInfo
 from orchestrator.planner import Trial, plan_point, select_nodes
 from orchestrator.request import MODES
+from orchestrator.targets import parse_targets
 from workloads.errors import UserError
 from workloads.registry import get_workload, parse_params
 
@@ -40,7 +41,7 @@ else:  # pragma: no cover - Python 3.10
 ORDERS = ("sequential", "interleaved", "random")
 _MATRIX = ("nodes", "workers_per_node", "placement", "threads_per_worker")
 _KEYS = (*_MATRIX, "workloads", "mode", "repetitions", "min_time", "warmup", "order", "seed",
-         "reserve_cpus", "scratch", "targets")
+         "reserve_cpus", "scratch", "targets", "until_stable", "max_time", "rel_ci", "max_cv")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +72,9 @@ class SweepSpec:
         seed: the random order's seed.
         reserve_cpus: CPUs per node kept free for Ray's own processes.
         scratch: folder on each node for workloads that write files (None: a temp folder).
-        targets: target expressions, passed through unchecked (checked by the targets feature).
+        targets: service-level targets "workload:metric OP value" on trial medians.
+        until_stable, max_time_s, rel_ci: as ``run --until-stable --max-time --rel-ci``.
+        max_cv: CV (a fraction) above which a metric is flagged unstable.
     """
 
     workloads: tuple[str, ...]
@@ -89,15 +92,20 @@ class SweepSpec:
     reserve_cpus: int = 0
     scratch: str | None = None
     targets: tuple[str, ...] = ()
+    until_stable: bool = False
+    max_time_s: float = 60.0
+    rel_ci: float = 0.02
+    max_cv: float = 0.05
 
     def to_json(self) -> str:
         """Return the sweep as canonical JSON (stored in ``runs.spec``)."""
         return json.dumps(asdict(self), sort_keys=True, default=str)
 
     def settings(self) -> dict[str, Any]:
-        """Return the per-trial settings the runner reads (min_time_s, warmup, repetitions, scratch)."""
-        return {"min_time_s": self.min_time_s, "warmup": self.warmup,
-                "repetitions": self.repetitions, "scratch": self.scratch}
+        """Return the per-trial settings the runner reads (the same keys as a ``RunRequest``)."""
+        return {"min_time_s": self.min_time_s, "warmup": self.warmup, "repetitions": self.repetitions,
+                "scratch": self.scratch, "until_stable": self.until_stable, "max_time_s": self.max_time_s,
+                "rel_ci": self.rel_ci, "max_cv": self.max_cv}
 
 
 def load_sweep(path: Path) -> SweepSpec:
@@ -184,7 +192,8 @@ def parse_sweep(data: Mapping[str, Any]) -> SweepSpec:
     targets = data.get("targets", [])
     if not isinstance(targets, list) or any(not isinstance(t, str) for t in targets):
         raise UserError(f"Sweep key targets = {targets!r} must be a list of strings, "
-                        'e.g. targets = ["cpu.sqrt_mod.element_ops_per_s >= 1e8"].')
+                        'e.g. targets = ["cpu.sqrt_mod:element_ops_per_s>=1e8"].')
+    parse_targets(targets, workloads=workloads)  # unknown workloads/metrics refused before any work
     scratch = data.get("scratch")
     if scratch is not None and not isinstance(scratch, str):
         raise UserError(f"Sweep key scratch = {scratch!r} must be a folder path string.")
@@ -204,6 +213,10 @@ def parse_sweep(data: Mapping[str, Any]) -> SweepSpec:
         reserve_cpus=_scalar(data, "reserve_cpus", 0, int, lambda v: v >= 0, "an integer >= 0"),
         scratch=scratch,
         targets=tuple(targets),
+        until_stable=_scalar(data, "until_stable", False, bool, lambda v: True, "true or false"),
+        max_time_s=_scalar(data, "max_time", 60.0, float, lambda v: v > 0, "a number of seconds > 0"),
+        rel_ci=_scalar(data, "rel_ci", 0.02, float, lambda v: 0 < v < 1, "a fraction between 0 and 1"),
+        max_cv=_scalar(data, "max_cv", 0.05, float, lambda v: v > 0, "a fraction above 0"),
     )
 
 
@@ -251,6 +264,6 @@ def expand(spec: SweepSpec, nodes: Sequence[NodeInfo]) -> tuple[Trial, ...]:
     select_nodes(nodes, max(spec.nodes))  # the largest point first, for a clear message
     return tuple(
         plan_point(p.workload, p.params, select_nodes(nodes, p.nodes), p.workers_per_node,
-                   p.placement, p.threads_per_worker, spec.reserve_cpus, spec.mode)
+                   p.placement, p.threads_per_worker, spec.reserve_cpus, spec.mode, cluster=nodes)
         for p in sweep_points(spec)
     )

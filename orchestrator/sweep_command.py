@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -23,10 +24,11 @@ from rich.table import Table
 from cluster.connection import ray_session
 from cluster.cpulist import format_cpulist
 from cluster.probe import NodeInfo, probe_nodes
+from orchestrator.console import stdout_console
 from orchestrator.env_command import print_warnings
 from orchestrator.format import percent, si
 from orchestrator.planner import Trial
-from orchestrator.run_command import summary_table
+from orchestrator.run_command import apply_targets, summary_table
 from orchestrator.runner import RunOutcome, TrialResult, execute
 from orchestrator.store import RunStore, check_writable, new_run_id, validate_run_id
 from orchestrator.sweep import SweepSpec, expand, load_sweep
@@ -149,6 +151,10 @@ def execute_sweep(spec: SweepSpec, address: str | None, console: Console, result
                 err.print(f"Run {run_id} interrupted; finished trials are stored. Continue with "
                           f"`topobench sweep FILE --resume {run_id}`.")
                 raise
+    if spec.targets:
+        rows = [*previous, *(r for result in outcome.results for r in result.rows)]
+        outcome = replace(outcome, targets_missed=apply_targets(spec.targets, spec.workloads, rows, store,
+                                                                console))
     analyses = analyze_run(results, run_id, spec.workloads)
     store.write_scaling(scaling_rows(run_id, analyses))
     console.print(summary_table(outcome, title="topobench sweep"))
@@ -180,7 +186,7 @@ def sweep(
         "--address", help="Ray cluster to use: host:port or 'auto' (default: $RAY_ADDRESS, else an embedded local Ray).")] = None,
 ) -> None:
     """Run a sweep (workloads x nodes x workers x placements) and analyze how throughput scales."""
-    console = Console()
+    console = stdout_console()
     spec = load_sweep(file)
     if dry_run_:
         dry_run(spec, address, console)
@@ -190,5 +196,5 @@ def sweep(
                                    command=" ".join(["topobench", *sys.argv[1:]]))
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
-    if outcome.status != "complete":
+    if outcome.status != "complete" or outcome.targets_missed:
         raise typer.Exit(1)

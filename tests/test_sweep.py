@@ -51,7 +51,7 @@ def test_scalars_become_one_value_lists_and_param_lists_sweep():
 @pytest.mark.parametrize("extra, message", [
     ({"node": [1]}, ("Unknown sweep key 'node'; use only: nodes, workers_per_node, placement, "
                     "threads_per_worker, workloads, mode, repetitions, min_time, warmup, order, seed, "
-                    "reserve_cpus, scratch, targets.")),
+                    "reserve_cpus, scratch, targets, until_stable, max_time, rel_ci, max_cv.")),
     ({"nodes": [0, 1]}, ("Sweep key nodes = [0, 1] must be an integer >= 1 or a non-empty list of them, "
                         "e.g. nodes = [1, 2].")),
     ({"workers_per_node": []}, ("Sweep key workers_per_node = [] must be an integer >= 1 or a non-empty "
@@ -65,7 +65,7 @@ def test_scalars_become_one_value_lists_and_param_lists_sweep():
     ({"placement": []}, ("Sweep key placement = [] must be a placement name or a non-empty list of them, "
                         'e.g. placement = ["compact", "spread"].')),
     ({"targets": "x"}, ("Sweep key targets = 'x' must be a list of strings, "
-                       'e.g. targets = ["cpu.sqrt_mod.element_ops_per_s >= 1e8"].')),
+                       'e.g. targets = ["cpu.sqrt_mod:element_ops_per_s>=1e8"].')),
     ({"workloads": {}}, ('Sweep key workloads is missing or empty; add a table per workload, '
                         'e.g. [workloads."cpu.sqrt_mod"] with its parameters.')),
     ({"workloads": {"cpu.sqrt_mod": {"size": 1}}}, ("Unknown parameter cpu.sqrt_mod.size; cpu.sqrt_mod "
@@ -231,3 +231,38 @@ def test_node_cpus_slices_or_none():
 
     assert node_cpus(2, 1, [0, 1]) == [(0,), (1,)]
     assert node_cpus(3, 1, [0, 1]) is None
+
+
+def test_until_stable_settings_reach_the_runner():
+    spec = parse_sweep({**BASE, "until_stable": True, "max_time": 5, "rel_ci": 0.1, "max_cv": 0.2})
+    settings = spec.settings()
+    assert (settings["until_stable"], settings["max_time_s"], settings["rel_ci"], settings["max_cv"]) == (
+        True, 5.0, 0.1, 0.2)
+    assert parse_sweep(BASE).settings()["until_stable"] is False
+
+
+@pytest.mark.parametrize("targets, message", [
+    (["cpu.sqrt_mod:nope>=1"], "nope"),
+    (["memory.stream:triad_gbs>=1"], "memory.stream"),
+    (["cpu.sqrt_mod.element_ops_per_s >= 1e8"], "cpu.sqrt_mod.element_ops_per_s"),  # '.' for ':'
+
+])
+def test_bad_targets_are_refused_at_parse_time(targets, message):
+    with pytest.raises(UserError, match=message):
+        parse_sweep({**BASE, "targets": targets})
+
+
+@pytest.mark.ray
+def test_sweep_checks_targets_and_exits_1_on_a_miss(ray_local, tmp_path):
+    sweep_file = tmp_path / "s.toml"
+    sweep_file.write_text('workers_per_node = [1, 2]\nrepetitions = 2\nmin_time = 0.02\nwarmup = 0\n'
+                          'targets = ["cpu.sqrt_mod:element_ops_per_s>=1", "cpu.sqrt_mod:element_ops_per_s>=1e15"]\n'
+                          '[workloads."cpu.sqrt_mod"]\nelements = 2048\n')
+    result = CliRunner().invoke(app, ["sweep", str(sweep_file), "--results", str(tmp_path / "r")])
+    assert result.exit_code == 1, result.output
+    assert "FAIL" in result.stdout and "PASS" in result.stdout
+    rows = pa.concat_tables(
+        [__import__("pyarrow.parquet").parquet.read_table(f) for f in (tmp_path / "r" / "trials").rglob("*.parquet")]
+    ).to_pylist()
+    checked = [r["target"] for r in rows if r["metric"] == "element_ops_per_s"]
+    assert len(checked) == 2 and all("pass" in t and "fail" in t for t in checked)

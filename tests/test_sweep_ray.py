@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+import ray
 from conftest import RAY_TEST_CPUS, RAY_TEST_OBJECT_STORE
 from rich.console import Console
 
@@ -24,6 +25,7 @@ from cluster.local_cluster import processes_under
 from cluster.probe import node_order
 from orchestrator.sweep import parse_sweep
 from orchestrator.sweep_command import execute_sweep
+from workloads.errors import UserError
 
 pytestmark = pytest.mark.ray
 
@@ -110,6 +112,35 @@ def test_sweep_over_three_nodes(cluster, tmp_path):
     assert stored.num_rows == 3
     nodes = pq.read_table(tmp_path / "nodes" / f"run_id={outcome.run_id}" / "nodes.parquet")
     assert nodes.num_rows == 3
+
+
+
+def test_http_server_on_head_clients_on_other_node(cluster, tmp_path):
+    # net.http with server_node=head: one shared server on the head, the worker (a client)
+    # on the first other node, talking over the node IP rather than loopback.
+    from orchestrator.request import build_request
+    from orchestrator.run_command import execute_run
+
+    request = build_request(("net.http",), ["net.http.server_node=head", "net.http.concurrency=2"],
+                            workers=1, nodes=1, repetitions=2, warmup=0, min_time_s=0.02,
+                            placement="none", results=tmp_path)
+    outcome = execute_run(request, None, Console(width=200))
+    assert outcome.status == "complete", [r.error for r in outcome.results]
+    head = next(n["NodeID"] for n in node_order(ray.nodes()) if "node:__internal_head__" in n["Resources"])
+    client_nodes = {p.name for p in (tmp_path / "samples" / f"run_id={outcome.run_id}").glob("node=*")}
+    assert client_nodes and f"node={head}" not in client_nodes
+    rates = [r["median"] for r in outcome.results[0].rows if r["metric"] == "error_rate"]
+    assert rates == [0.0]
+
+
+def test_unknown_server_node_is_refused_before_any_work(cluster, tmp_path):
+    from orchestrator.request import build_request
+    from orchestrator.run_command import execute_run
+
+    request = build_request(("net.http",), ["net.http.server_node=nowhere"], workers=1, results=tmp_path / "r")
+    with pytest.raises(UserError, match="net.http.server_node='nowhere' matches no node of the cluster"):
+        execute_run(request, None, Console(width=200))
+    assert not (tmp_path / "r").exists()
 
 
 def test_removed_node_fails_its_trials_then_resume_runs_only_those(cluster, tmp_path):

@@ -124,9 +124,23 @@ def test_server_answers_several_requests_per_connection():
     assert not _listening(server.port)
 
 
-def test_server_node_is_refused():
-    with pytest.raises(UserError, match="server_node='node-2' is not supported yet"):
-        HttpLoad({"server_node": "node-2"})
+def test_shared_service_serves_a_client_workload():
+    # The server as a trial-wide Service (server_node) on a real socket; the client finds it
+    # through ctx.service_endpoint and starts no server of its own.
+    service = HttpLoad.service({"body_bytes": 100})
+    endpoint = service.start("127.0.0.1")
+    try:
+        wl = HttpLoad({"concurrency": 2, "body_bytes": 100, "server_node": "head"})
+        wl.setup(WorkerContext(service_endpoint=endpoint))
+        try:
+            assert wl._server is None and wl.port == endpoint["port"]
+            m = wl.run(20)
+            assert m.ops == 20 and m.metrics["error_rate"] == 0.0
+        finally:
+            wl.teardown()
+    finally:
+        service.stop()
+    assert HttpLoad.service_node({"server_node": "head"}) == "head"
 
 
 @pytest.mark.parametrize("params", [{"concurrency": 0}, {"body_bytes": -1}, {"rate": -1.0}])

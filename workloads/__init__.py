@@ -3,7 +3,7 @@
 This package knows nothing of Ray: a workload is plain Python timed by a harness.
 """
 
-from workloads.base import Measurement, Metric, Param, WorkerContext, Workload
+from workloads.base import Measurement, Metric, Param, Service, WorkerContext, Workload
 from workloads.errors import UserError
 from workloads.registry import get_workload, load_workloads, parse_params
 
@@ -11,6 +11,7 @@ __all__ = [
     "Measurement",
     "Metric",
     "Param",
+    "Service",
     "UserError",
     "WorkerContext",
     "Workload",

@@ -78,6 +78,8 @@ class WorkerContext:
         work_share: share of the total work this worker does: 1.0 for weak scaling,
             1/workers for strong scaling.
         node_ip: this node's IP address.
+        service_endpoint: where the trial's shared ``Service`` listens ({"host", "port"}),
+            when the workload's server runs on another node; None otherwise.
     """
 
     worker_rank: int = 0
@@ -87,6 +89,26 @@ class WorkerContext:
     cache_sizes_bytes: Mapping[str, int] = field(default_factory=dict)
     work_share: float = 1.0
     node_ip: str = "127.0.0.1"
+    service_endpoint: Mapping[str, Any] | None = None
+
+
+class Service(ABC):
+    """A server that a trial runs once, on one node, for every worker to load (e.g. HTTP).
+
+    The runner starts it before the workers' ``setup`` and stops it after their teardown;
+    each worker finds its endpoint in ``WorkerContext.service_endpoint``.
+    """
+
+    def __init__(self, params: Mapping[str, Any]) -> None:
+        self.params = dict(params)
+
+    @abstractmethod
+    def start(self, host: str) -> dict[str, Any]:
+        """Listen on ``host`` (the node's IP); return the endpoint, e.g. {"host": ip, "port": 8080}."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Stop serving and release sockets and threads."""
 
 
 class Workload(ABC):
@@ -109,6 +131,15 @@ class Workload(ABC):
     throughput: ClassVar[Metric]
     metrics: ClassVar[tuple[Metric, ...]] = ()
     params: ClassVar[tuple[Param, ...]] = ()
+    service: ClassVar[type[Service] | None] = None
+
+    @classmethod
+    def service_node(cls, params: Mapping[str, Any]) -> str:
+        """Return where the shared ``service`` runs ("head", a hostname, an IP); "" for none.
+
+        With "" (the default) a workload that has a server runs it inside each worker.
+        """
+        return ""
 
     def __init__(self, params: Mapping[str, Any] | None = None) -> None:
         from workloads.registry import parse_params

@@ -18,8 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from workloads.base import Measurement, Metric, Param, WorkerContext, Workload
-from workloads.errors import UserError
+from workloads.base import Measurement, Metric, Param, Service, WorkerContext, Workload
 from workloads.registry import register
 
 HOST = "127.0.0.1"
@@ -72,13 +71,14 @@ async def read_response(reader: asyncio.StreamReader, expect_bytes: int) -> None
 
 
 class HttpServer:
-    """An HTTP/1.1 keep-alive server on 127.0.0.1 in a thread with its own event loop.
+    """An HTTP/1.1 keep-alive server in a thread with its own event loop (127.0.0.1 by default).
 
     Every request (any method and path) gets ``200 OK`` with ``body_bytes`` bytes; a request
     body announced by Content-Length is read and discarded.
     """
 
-    def __init__(self, body_bytes: int) -> None:
+    def __init__(self, body_bytes: int, host: str = HOST) -> None:
+        self.host = host
         self._response = (b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
                           b"Content-Length: %d\r\n\r\n" % body_bytes) + b"x" * body_bytes
         self._loop = asyncio.new_event_loop()
@@ -91,7 +91,7 @@ class HttpServer:
         """Start the loop thread and listen on an ephemeral port (``self.port``)."""
         self._thread.start()
         future = asyncio.run_coroutine_threadsafe(
-            asyncio.start_server(self._handle, HOST, 0, limit=HEAD_LIMIT_BYTES), self._loop)
+            asyncio.start_server(self._handle, self.host, 0, limit=HEAD_LIMIT_BYTES), self._loop)
         self._server = future.result(timeout=10)
         self.port = self._server.sockets[0].getsockname()[1]
 
@@ -142,14 +142,33 @@ class HttpServer:
         self._loop.close()
 
 
+class HttpService(Service):
+    """The ``net.http`` server as a trial-wide service on one node (``server_node``)."""
+
+    _server: HttpServer | None = None
+
+    def start(self, host: str) -> dict[str, Any]:
+        """Listen on ``host`` (the service node's IP); return {"host", "port"}."""
+        self._server = HttpServer(self.params["body_bytes"], host)
+        self._server.start()
+        return {"host": host, "port": self._server.port}
+
+    def stop(self) -> None:
+        """Stop the server (idempotent)."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.stop()
+
+
 class _Connection:
     """One client keep-alive connection; reopened after an error leaves it unusable."""
 
-    def __init__(self, port: int, body_bytes: int, timeout_s: float) -> None:
+    def __init__(self, host: str, port: int, body_bytes: int, timeout_s: float) -> None:
+        self._host = host
         self._port = port
         self._body = body_bytes
         self._timeout = timeout_s
-        self._request = (f"GET / HTTP/1.1\r\nHost: {HOST}:{port}\r\n"
+        self._request = (f"GET / HTTP/1.1\r\nHost: {host}:{port}\r\n"
                          "User-Agent: topobench\r\n\r\n").encode()
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -157,7 +176,7 @@ class _Connection:
     async def open(self) -> None:
         """Connect to the server."""
         self._reader, self._writer = await asyncio.open_connection(
-            HOST, self._port, limit=HEAD_LIMIT_BYTES)
+            self._host, self._port, limit=HEAD_LIMIT_BYTES)
 
     async def request(self) -> bool:
         """Send one GET and verify its response; return False (and reconnect) on error."""
@@ -218,19 +237,15 @@ class HttpLoad(Workload):
               minimum=0.0, maximum=1e7),
         Param("timeout_s", 10.0, "a response slower than this is an error", "s",
               minimum=0.001, maximum=3600.0),
-        Param("server_node", "", "reserved for multi-node runs (server on another node); "
-              "only '' (server in this worker, loopback) is supported now", ""),
+        Param("server_node", "", "node that runs one shared server for all workers: 'head', "
+              "a hostname or an IP; '' = a server inside each worker on 127.0.0.1", ""),
     )
+    service = HttpService
 
     @classmethod
-    def validate(cls, params: Mapping[str, Any]) -> None:
-        """Refuse a ``server_node``: a remote server is not supported yet."""
-        if params["server_node"]:
-            raise UserError(
-                f"Parameter net.http.server_node={params['server_node']!r} is not supported yet: "
-                "the server always runs in the worker itself on 127.0.0.1; leave server_node "
-                "empty."
-            )
+    def service_node(cls, params: Mapping[str, Any]) -> str:
+        """Return ``server_node``: where the shared server runs ("" = in each worker)."""
+        return params["server_node"]
 
     _server: HttpServer | None = None
     _loop: asyncio.AbstractEventLoop | None = None
@@ -238,11 +253,14 @@ class HttpLoad(Workload):
 
     def setup(self, ctx: WorkerContext) -> None:
         p = self.params
-        self._server = HttpServer(p["body_bytes"])
+        if ctx.service_endpoint is not None:  # one shared server on another node
+            host, self.port = ctx.service_endpoint["host"], ctx.service_endpoint["port"]
+        else:
+            self._server = HttpServer(p["body_bytes"])
+            self._server.start()
+            host, self.port = HOST, self._server.port
         self._loop = asyncio.new_event_loop()
-        self._server.start()
-        self.port = self._server.port
-        self._conns = tuple(_Connection(self.port, p["body_bytes"], p["timeout_s"])
+        self._conns = tuple(_Connection(host, self.port, p["body_bytes"], p["timeout_s"])
                             for _ in range(p["concurrency"]))
         self._loop.run_until_complete(_gather(*(c.open() for c in self._conns)))
 
