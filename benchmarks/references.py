@@ -293,9 +293,10 @@ def main() -> None:
                                 "write": ("io.sequential", "write_mbs"),
                                 "cold": ("io.sequential", "cold_read_mbs"),
                                 "dropped": ("io.sequential", "cold_read_dropped"),
-                                "gflops": ("cpu.matmul", "gflops"),
+                                "gflops": ("cpu.matmul", "flop_per_s"),
                                 "rps": ("net.http", "requests_per_s")}.items():
-                A[key] += run.values(w, m)
+                values = run.values(w, m)
+                A[key] += [v / 1e9 for v in values] if m == "flop_per_s" else values  # GFLOP/s
                 rows = run.rows(w, m, warmup=False)
                 if rows:
                     worker_cpus[w] = tuple(rows[0]["cpus"])

@@ -63,12 +63,38 @@ def resolve_address(address: str | None) -> str | None:
     if not host or not port.isdigit():
         raise UserError(f"--address {address!r} is not host:port; give e.g. 127.0.0.1:6379 or 'auto'.")
     try:
-        with socket.create_connection((host, int(port)), timeout=3):
-            pass
+        speaks_grpc = _speaks_http2(host, int(port))
     except OSError as exc:
         raise UserError(f"--address {address}: no Ray cluster answers there ({exc.strerror or exc}); "
                         "check the address or start one with `ray start --head`.") from None
+    if not speaks_grpc:  # ray.init would retry such a port for minutes
+        raise UserError(f"--address {address}: something answers there but it is not a Ray GCS (no gRPC); "
+                        "give the address `ray start --head` printed (default port 6379).")
     return address
+
+
+# The HTTP/2 connection preface and an empty SETTINGS frame (RFC 9113, section 3.4).
+_H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+
+
+def _speaks_http2(host: str, port: int, timeout_s: float = 3.0) -> bool:
+    """Return whether ``host:port`` answers the HTTP/2 preface with a SETTINGS frame (as gRPC does).
+
+    Raises:
+        OSError: nothing accepts a TCP connection there within ``timeout_s``.
+    """
+    with socket.create_connection((host, port), timeout=timeout_s) as sock:
+        try:
+            sock.sendall(_H2_PREFACE)
+            head = b""
+            while len(head) < 9:
+                chunk = sock.recv(9 - len(head))
+                if not chunk:
+                    break
+                head += chunk
+        except OSError:
+            return False
+    return len(head) == 9 and head[3] == 0x04  # frame type 4 = SETTINGS
 
 
 @contextmanager
@@ -99,7 +125,11 @@ def ray_session(
             configure_logging=False,
         )
     else:
-        ray.init(address=resolved, log_to_driver=False, configure_logging=False)
+        try:
+            ray.init(address=resolved, log_to_driver=False, configure_logging=False)
+        except ConnectionError as exc:  # e.g. InvalidAuthToken: a cluster with another token
+            raise UserError(f"--address {resolved}: Ray refused the connection ({str(exc).splitlines()[0]}); "
+                            "use the cluster's token (~/.ray/auth_token, or RAY_AUTH_TOKEN) on this host.") from None
     try:
         yield resolved
     finally:

@@ -73,8 +73,10 @@ def start_node(
 ) -> LocalNode:
     """Start one node with ``ray start`` (a head when ``head_address`` is None) and return it.
 
-    The node binds 127.0.0.1, has no dashboard, keeps token authentication on and, when
-    ``cpus`` is given, runs under ``taskset -c`` so its workers inherit those CPUs.
+    The node is started with ``--node-ip-address 127.0.0.1``, no dashboard and token
+    authentication on, and, when ``cpus`` is given, under ``taskset -c`` so its workers
+    inherit those CPUs. Ray still advertises the host's primary IP and its GCS and raylet
+    listen on all interfaces; the token is what keeps other hosts out.
 
     Raises:
         RuntimeError: ``ray start`` failed; its output is in the message.
@@ -131,3 +133,5 @@ def stop_cluster(temp_dir: Path, pids: tuple[int, ...] = (), grace_s: float = 10
     stop_processes(tuple(set(pids) | set(processes_under(temp_dir))), grace_s)
     # Workers started after the snapshot, found again once their raylet is gone.
     stop_processes(processes_under(temp_dir), grace_s=2)
+    if not processes_under(temp_dir):  # sessions, logs and sockets: nothing of it is needed now
+        shutil.rmtree(temp_dir, ignore_errors=True)

@@ -1,12 +1,12 @@
 """The worker actor: pinned to its CPUs, runs one workload per trial, returns Arrow samples.
 
 Lifecycle per trial (driven by ``orchestrator/runner.py``):
-``prepare(spec)`` sets up the workload, calibrates (the calibration runs double as the
-first warm-up) and takes ``warmup`` more samples; ``measure(start_at_ns, repetitions)``
-waits for the shared wall-clock instant, takes the samples and tears the workload down.
-For ``--until-stable`` the runner calls ``measure(..., finish=False)`` once per batch and
-then ``finish()``. A resource monitor (CPU%, RSS) runs from the first measured sample to
-the teardown; ``finish()`` returns its rows (also after a ``measure`` that finished).
+``prepare(spec)`` sets up the workload and calibrates (those runs warm it up too), and
+returns its iteration count; the driver gives every worker the largest one. Then, once
+per sample, ``measure(start_at_ns, 1, finish=False, iterations)`` waits for the instant
+the driver chose for all workers and takes the sample (warm-up rounds first), so sample r
+of every worker runs together. ``finish()`` tears down and returns the resource rows
+(CPU%, RSS) sampled from the first measured sample on.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from threadpoolctl import threadpool_limits
 from cluster.affinity import pin_process
 from cluster.resource_monitor import DEFAULT_INTERVAL_S, ResourceMonitor
 from workloads.base import WorkerContext
-from workloads.harness import TimedRun, calibrate, sleep_until, time_run
+from workloads.harness import TimedRun, calibrate_timed, sleep_until, time_run
 from workloads.registry import get_workload, split_params
 
 
@@ -85,6 +85,7 @@ class Worker:
                     "the node's cgroup or another tool changed the affinity"
                 )
         self._cpus = tuple(sorted(os.sched_getaffinity(0)))
+        self._threads = threads
         self._blas_limits = threadpool_limits(limits=threads)  # kept for the actor's life
         self._workload = None
         self._n = 1
@@ -103,14 +104,19 @@ class Worker:
             "cpus": list(self._cpus),
         }
 
-    def prepare(self, spec: TrialSpec) -> pa.Table:
-        """Set up the workload, calibrate and warm up; return the warm-up samples."""
+    def prepare(self, spec: TrialSpec) -> dict[str, int]:
+        """Set up the workload and calibrate; return {"iterations", "sample_ns"} of this worker.
+
+        The driver then gives every worker of the trial one common iteration count and one
+        schedule (``measure``), so their samples run together.
+        """
         self._finish()
         cls = get_workload(spec.workload)
         self._workload = cls(split_params(cls, spec.params, spec.work_share))
         self._monitor = ResourceMonitor(spec.resource_interval_s, spec.record_node_cpus)
         self._resources = None
         self._next_repetition = 0
+        self._next_warmup = 0  # warm-up rows count down from -1
         ctx = WorkerContext(
             worker_rank=spec.worker_rank,
             workers=spec.workers,
@@ -119,38 +125,48 @@ class Worker:
             cache_sizes_bytes=dict(spec.cache_sizes_bytes),
             work_share=spec.work_share,
             node_ip=ray.util.get_node_ip_address(),
+            threads=self._threads,
             service_endpoint=spec.service_endpoint,
         )
         try:
             self._workload.setup(ctx)
-            self._n = calibrate(self._workload.run, spec.min_time_s)
-            warm = [time_run(self._workload.run, self._n) for _ in range(spec.warmup)]
+            self._n, sample_ns = calibrate_timed(self._workload.run, spec.min_time_s)
         except BaseException:
             self._finish()
             raise
-        return _samples_table(warm, warmup=True, first_repetition=-len(warm))
+        return {"iterations": self._n, "sample_ns": sample_ns}
 
-    def measure(self, start_at_ns: int, repetitions: int, finish: bool = True) -> pa.Table:
-        """Wait for the shared start instant (ns since the epoch) and take ``repetitions`` samples.
+    def measure(self, start_at_ns: int, repetitions: int, finish: bool = True, iterations: int = 0,
+                warmup: int = 0) -> pa.Table:
+        """Wait for the shared start instant, then take ``warmup`` and ``repetitions`` samples.
 
-        Repetition numbers continue across calls. With ``finish`` (the default) the workload
-        is torn down afterwards; without it, more ``measure`` calls may follow and ``finish()``
-        ends the trial. Any error tears down.
+        ``start_at_ns`` is wall-clock ns since the epoch, chosen by the driver for every
+        worker of the trial; ``iterations`` is the trial's common count (0: this worker's
+        own calibrated count). Repetition numbers continue across calls; warm-up rows are
+        flagged and numbered below 0. With ``finish`` the workload is torn down afterwards;
+        otherwise more calls may follow and ``finish()`` ends the trial. Errors tear down.
         """
         first = self._next_repetition
+        n = iterations or self._n
         try:
+            if self._workload is None:
+                raise RuntimeError("measure() called before prepare()")
+            run = self._workload.run
             sleep_until(start_at_ns)
-            if self._monitor is not None:
-                self._monitor.start()
-            run, n = self._workload.run, self._n
+            warm = [time_run(run, n) for _ in range(warmup)]
+            if repetitions and self._monitor is not None:
+                self._monitor.start()  # resources cover the measured samples only
             runs = [time_run(run, n) for _ in range(repetitions)]
         except BaseException:
             self._finish()
             raise
-        self._next_repetition = first + len(runs)
+        self._next_repetition = first + repetitions
+        self._next_warmup -= warmup
         if finish:
             self._finish()
-        return _samples_table(runs, warmup=False, first_repetition=first)
+        tables = [_samples_table(warm, warmup=True, first_repetition=self._next_warmup)] if warm else []
+        return pa.concat_tables([*tables, _samples_table(runs, warmup=False, first_repetition=first)],
+                                promote_options="default")
 
     def finish(self) -> pa.Table:
         """Tear the workload down and return the trial's resource rows (``RESOURCE_COLUMNS``)."""

@@ -109,7 +109,7 @@ def local(
     cpus_per_node: Annotated[int, typer.Option(help="CPUs Ray offers on each node (and pinned to it, when enough).")] = 1,
     object_store_mib: Annotated[int, typer.Option(help="Object store per node, MiB.")] = 128,
 ) -> None:
-    """Start a multi-node Ray cluster on this machine (127.0.0.1, token auth, no dashboard)."""
+    """Start a multi-node Ray cluster on this machine (token auth, no dashboard; stop with `cluster stop`)."""
     console = stdout_console()
     record = start_local(nodes, cpus_per_node, object_store_mib, console)
     console.print(f"Local Ray cluster of {nodes} nodes at {record['address']}")
@@ -136,7 +136,7 @@ def status(
     with ray_session(address):
         nodes = probe_nodes()
     table = Table(title=f"Ray cluster at {address}: {len(nodes)} alive nodes")
-    for name in ("node", "hostname", "ip", "head", "Ray CPUs", "usable CPUs", "topology"):
+    for name in ("node", "hostname", "ip", "head", "Ray CPUs", "CPU set", "topology"):
         table.add_column(name)
     for n in nodes:
         table.add_row(n.node_id[:12], n.hostname, n.ip, "yes" if n.is_head else "", str(n.ray_cpus),

@@ -34,7 +34,11 @@ NOISY_CPU_PERCENT = 50.0
 UNDERUSED_CPU_PERCENT = 50.0
 """Mean utilization (0-100) below which a planned CPU makes a trial ``underused``."""
 
-FLAG_ORDER = ("unstable", "noisy", "underused")
+MIN_OVERLAP = 0.9
+"""Overlap (0..1) below which a trial is flagged ``desynchronized``: its workers' samples,
+though started together, did not run together for most of their time."""
+
+FLAG_ORDER = ("unstable", "desynchronized", "noisy", "underused")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +48,7 @@ class FlagThresholds:
     max_cv: float = MAX_CV
     noisy_cpu_percent: float = NOISY_CPU_PERCENT
     underused_cpu_percent: float = UNDERUSED_CPU_PERCENT
+    min_overlap: float = MIN_OVERLAP
 
 
 DEFAULT_THRESHOLDS = FlagThresholds()
@@ -115,6 +120,11 @@ def flag_notes(row: Mapping[str, Any], thresholds: FlagThresholds = DEFAULT_THRE
     if "unstable" in flags:
         notes.append(f"unstable: CV {100 * row['cv']:.1f}% of {row['metric']} is above "
                      f"{100 * thresholds.max_cv:.0f}%; rerun with more --repetitions or --until-stable")
+    if "desynchronized" in flags:
+        notes.append(f"desynchronized: only {100 * row['overlap']:.0f}% of the least aligned worker's "
+                     f"measuring time ran while all workers ran (below {100 * thresholds.min_overlap:.0f}%): "
+                     "samples of equal work started together but took unequal times (other load, "
+                     "unequal cores) or started late; the aggregate covers only the common time")
     if "noisy" in flags:
         notes.append(f"noisy: a CPU outside the plan was {row['busiest_other_cpu_percent']:.0f}% busy "
                      f"(above {thresholds.noisy_cpu_percent:.0f}%); other load shared the node")

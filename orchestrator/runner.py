@@ -39,20 +39,19 @@ from orchestrator.store import RunStore
 from orchestrator.trial_stats import failed_rows, is_stable, trial_rows
 from workloads.registry import get_workload
 
-# Margin between the last worker being ready and the shared start instant: covers the
-# ~1 ms actor call latency and cross-node delivery with room to spare.
-START_MARGIN_NS = 50_000_000
+# Margin between the driver choosing a shared start instant and that instant: covers the
+# ~1 ms actor call latency and cross-node delivery. A worker reached late starts late, which
+# the trial's overlap shows.
+SYNC_MARGIN_NS = 10_000_000
 GATHER_BATCH = 16
 
 
 @dataclass(frozen=True, slots=True)
 class Measured:
-    """The measured phase of one trial: each worker's batches, where they split, and why it stopped."""
+    """The measured phase of one trial: each worker's samples, and why measuring stopped."""
 
     tables: tuple[pa.Table, ...]
-    """Per worker (slot order), all its measured samples (wide, repetitions numbered across batches)."""
-    batches: tuple[tuple[int, int], ...]
-    """[first, end) repetition ranges, one per synchronized start."""
+    """Per worker (slot order), its warm-up and measured samples (wide, repetitions numbered across batches)."""
     stop_reason: str
     """repetitions (fixed count) | stable (CI half-width within rel_ci) | max-time."""
     measure_s: float
@@ -120,29 +119,48 @@ def _describe(exc: BaseException) -> str:
     return text.splitlines()[-1] if "\n" in text else text
 
 
-def measure_trial(actors: Sequence[Any], settings: dict[str, Any]) -> Measured:
-    """Measure on ``actors`` from shared starts: ``repetitions`` samples, then more with ``until_stable``.
+def common_iterations(calibrations: Sequence[dict[str, int]]) -> int:
+    """Return the iteration count every worker uses: the largest any of them calibrated.
 
-    Without ``until_stable`` one batch of ``repetitions`` is taken (stop reason
-    "repetitions") and the workers tear down. With it, batches follow (each half the
-    samples so far, shrunk to fit the time left) until the bootstrap 95% CI of the median
-    of the primary throughput, pooled over workers, is within ``rel_ci`` of the median
-    ("stable") or the next batch would end after ``max_time_s`` seconds of measuring
-    ("max-time"). The workers are not torn down here: the caller calls ``finish``.
+    So each sample lasts at least ``min_time`` on every worker, and all workers do the
+    same work per sample.
+    """
+    return max(c["iterations"] for c in calibrations)
+
+
+def measure_trial(actors: Sequence[Any], settings: dict[str, Any], iterations: int) -> Measured:
+    """Measure on ``actors``, every sample started by all workers at one shared instant.
+
+    Each sample (warm-up first) is one round: the driver picks a wall-clock instant
+    ``SYNC_MARGIN_NS`` ahead, every worker starts its sample of ``iterations`` iterations
+    then, and the next round begins when all have finished. So sample r of every worker
+    runs together however noisy the machine is; the idle gap between rounds is never
+    measured. Without ``until_stable`` ``repetitions`` rounds are taken (stop reason
+    "repetitions"). With it, more rounds follow (in batches of half the samples so far,
+    shrunk to fit the time left) until the bootstrap 95% CI of the median of the primary
+    throughput, pooled over workers, is within ``rel_ci`` of the median ("stable") or the
+    next batch would end after ``max_time_s`` seconds of measuring ("max-time"). The workers
+    are not torn down here: the caller calls ``finish``.
     """
     until_stable = bool(settings.get("until_stable", False))
     rel_ci = float(settings.get("rel_ci", 0.02))
     max_time_s = float(settings.get("max_time_s", 60.0))
     per_worker: list[list[pa.Table]] = [[] for _ in actors]
-    batches: list[tuple[int, int]] = []
-    done, batch, first_start = 0, int(settings["repetitions"]), None
-    while True:
-        start_at = time.time_ns() + START_MARGIN_NS
-        first_start = first_start or start_at
-        tables = gather([a.measure.remote(start_at, batch, not until_stable) for a in actors])
+
+    def round_(warmup: bool) -> list[pa.Table]:
+        start_at = time.time_ns() + SYNC_MARGIN_NS
+        tables = gather([a.measure.remote(start_at, 0 if warmup else 1, False, iterations, int(warmup))
+                         for a in actors])
         for kept, table in zip(per_worker, tables):
             kept.append(table)
-        batches.append((done, done + batch))
+        return tables
+
+    for _ in range(int(settings.get("warmup", 0))):
+        round_(warmup=True)
+    done, batch, first_start = 0, int(settings["repetitions"]), time.time_ns()
+    while True:
+        for _ in range(batch):
+            tables = round_(warmup=False)
         done += batch
         last_end = max(int(t["end_ns"][-1].as_py()) for t in tables if t.num_rows)
         elapsed_s = (last_end - first_start) / 1e9
@@ -150,18 +168,18 @@ def measure_trial(actors: Sequence[Any], settings: dict[str, Any]) -> Measured:
             reason = "repetitions"
             break
         values = [v for w in per_worker for t in w
-                  for v in (t["ops"].to_numpy() / t["elapsed_ns"].to_numpy() * 1e9)]
+                  for v, warm in zip(t["ops"].to_numpy() / t["elapsed_ns"].to_numpy() * 1e9,
+                                     t["warmup"].to_pylist()) if not warm]
         if is_stable(values, rel_ci):
             reason = "stable"
             break
         per_repetition_s = elapsed_s / done
-        left_s = max_time_s - elapsed_s - START_MARGIN_NS / 1e9
+        left_s = max_time_s - elapsed_s
         if left_s < per_repetition_s:
             reason = "max-time"
             break
         batch = max(1, min(math.ceil(done / 2), math.floor(left_s / per_repetition_s)))
-    return Measured(tuple(pa.concat_tables(w, promote_options="default") for w in per_worker),
-                    tuple(batches), reason, elapsed_s)
+    return Measured(tuple(pa.concat_tables(w, promote_options="default") for w in per_worker), reason, elapsed_s)
 
 
 def _resources_long(table: pa.Table, run_id: str, trial_id: str, node_id: str, rank: int) -> pa.Table:
@@ -222,11 +240,11 @@ def run_trial(run_id: str, trial: Trial, request_settings: dict[str, Any], pool:
             )
             for slot, identity in zip(trial.slots, identities)
         ]
-        warm = gather([a.prepare.remote(s) for a, s in zip(actors, specs)])
-        phase = measure_trial(actors, request_settings)
+        iterations = common_iterations(gather([a.prepare.remote(s) for a, s in zip(actors, specs)]))
+        phase = measure_trial(actors, request_settings, iterations)
         resources = gather([a.finish.remote() for a in actors])
         measured = phase.tables
-    except (ray.exceptions.RayError, Exception) as exc:  # noqa: BLE001 -- a workload error or a lost actor/node
+    except Exception as exc:  # noqa: BLE001 -- a workload error (RayTaskError) or a lost actor/node
         for slot in trial.slots:
             pool.discard(slot, threads)
         error = _describe(exc)
@@ -236,7 +254,7 @@ def run_trial(run_id: str, trial: Trial, request_settings: dict[str, Any], pool:
             _stop_service(service)
 
     per_node: dict[str, list[pa.Table]] = {}
-    for slot, identity, w, m in zip(trial.slots, identities, warm, measured):
+    for slot, identity, m in zip(trial.slots, identities, measured):
         topo = nodes[slot.node_id].topology
         cpus = tuple(identity["cpus"])
         domains = {topo.l3_domain_of(c) for c in cpus}
@@ -246,8 +264,7 @@ def run_trial(run_id: str, trial: Trial, request_settings: dict[str, Any], pool:
                           domains.pop() if len(domains) == 1 else None,
                           numas.pop() if len(numas) == 1 else None)
         per_node.setdefault(slot.node_id, []).append(
-            to_long(pa.concat_tables([w, m], promote_options="default"), meta, workload.throughput,
-                    workload.metrics))
+            to_long(m, meta, workload.throughput, workload.metrics))
     tables = {node: pa.concat_tables(t) for node, t in per_node.items()}
     seen = {m.name: m for wide in measured for m in sample_metrics(wide, workload.throughput, workload.metrics)}
     metrics = (workload.throughput, *(m for name, m in seen.items() if name != workload.throughput.name))
@@ -272,7 +289,7 @@ def run_trial(run_id: str, trial: Trial, request_settings: dict[str, Any], pool:
     columns = {"stop_reason": phase.stop_reason, "measure_s": phase.measure_s,
                **resource_columns(means, pinned, peaks)}
     rows = trial_rows(run_id, trial, pa.concat_tables(tables.values()), metrics, columns,
-                      flag_trial(means, pinned, None, thresholds), phase.batches, thresholds)
+                      flag_trial(means, pinned, None, thresholds), thresholds)
     return TrialResult(trial, tuple(rows), None)
 
 

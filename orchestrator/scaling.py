@@ -24,6 +24,7 @@ import scipy.stats
 from orchestrator.stats import summarize
 
 LINEAR_EFFICIENCY = 0.9
+SUPERLINEAR_EFFICIENCY = 1.1
 """Parallel efficiency at the largest N from which the verdict calls the scaling linear."""
 
 RETROGRADE_DROP = 0.05
@@ -299,7 +300,9 @@ def verdict(
 ) -> str:
     """Say in one line how throughput scales over `dimension` (plural noun, e.g. "workers").
 
-    Retrograde when the largest N is more than 5% below the best median; linear when the
+    Retrograde when the largest N is more than 5% below the best median; superlinear (a
+    warning: usually a slow or noisy baseline, sometimes a real cache effect) when any
+    efficiency exceeds 1.1; linear when the
     efficiency at the largest N is >= 0.9; otherwise sub-linear, with the USL σ, κ (and its
     peak when within twice the largest N measured) or else the Amdahl serial fraction.
     """
@@ -320,6 +323,10 @@ def verdict(
         if usl is not None and usl.peak_n is not None:
             text += f"; USL peak at {_count(round(usl.peak_n, 1), dimension)}"
         return text
+    peak_eff = max(rows[1:], key=lambda r: r.efficiency)
+    if peak_eff.efficiency > SUPERLINEAR_EFFICIENCY:
+        return (f"superlinear: efficiency {peak_eff.efficiency:.2f} at {_count(peak_eff.n, dimension)}; "
+                f"check the baseline at {_count(rows[0].n, dimension)} (noisy or slowed?) before trusting it")
     if last.efficiency >= LINEAR_EFFICIENCY:
         return f"scales linearly to {_count(last.n, dimension)} (efficiency {last.efficiency:.2f})"
     text = f"sub-linear: efficiency {last.efficiency:.2f} at {_count(last.n, dimension)}"

@@ -1,11 +1,11 @@
 """A sweep's scaling analysis: per workload and dimension, X(N), speedup, efficiency and fits.
 
-Throughput X(N) of one trial: per repetition r, the sum over the trial's workers of each
-worker's throughput in its sample r (ops/s). The workers start every repetition from a
-synchronized instant and are calibrated to the same sample length, so sample r of all
-workers runs (nearly) together and the sum is one aggregate-throughput observation; the
-``repetitions`` observations give the median and its bootstrap CI (stats.summarize). When
-the workers drift apart the sum overstates concurrency; ``trials.overlap`` shows by how much.
+Throughput X(N) of one trial: per repetition r, all workers' ops/s over the common window
+of their samples r (``trial_stats.concurrent_throughput``). Every worker runs the same
+iteration count and starts sample r at one shared instant, so each repetition is one
+observation of what the workers achieved together; work done while another worker was
+not running is not counted. The ``repetitions`` observations give the median and its
+bootstrap CI (stats.summarize); ``trials.overlap`` says how well the samples lined up.
 
 Dimensions: "workers" varies workers per node at a fixed node count (N = total workers);
 "nodes" varies the node count at fixed workers per node (N = nodes). Each series holds one
@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 
 from orchestrator import scaling
 from orchestrator.scaling import AmdahlFit, NotEnoughPoints, ScalingRow, USLFit
+from orchestrator.trial_stats import concurrent_throughput
 
 DIMENSIONS = ("workers", "nodes")
 
@@ -56,25 +57,18 @@ class SeriesAnalysis:
 
 
 def trial_throughputs(samples: pa.Table, metric: str) -> dict[str, np.ndarray]:
-    """Return per trial id the per-repetition aggregate throughputs (sum over workers).
+    """Return per trial id the per-repetition concurrent throughputs (ops/s, see module doc).
 
     ``samples`` is long-format samples (SAMPLES_SCHEMA); warm-up samples and other metrics
     are ignored. A repetition not measured by every worker of its trial is dropped.
     """
     measured = samples.filter(pc.and_(pc.invert(samples["warmup"]), pc.equal(samples["metric"], metric)))
     out: dict[str, np.ndarray] = {}
-    if measured.num_rows == 0:
-        return out
-    grouped = measured.group_by(["trial_id", "repetition"]).aggregate(
-        [("value", "sum"), ("worker_rank", "count_distinct")])
-    workers = measured.group_by("trial_id").aggregate([("worker_rank", "count_distinct")])
-    n_workers = dict(zip(workers["trial_id"].to_pylist(), workers["worker_rank_count_distinct"].to_pylist()))
-    for tid, rep, total, count in zip(grouped["trial_id"].to_pylist(), grouped["repetition"].to_pylist(),
-                                      grouped["value_sum"].to_pylist(),
-                                      grouped["worker_rank_count_distinct"].to_pylist()):
-        if count == n_workers[tid]:
-            out.setdefault(tid, []).append((rep, total))
-    return {tid: np.array([v for _, v in sorted(reps)]) for tid, reps in out.items()}
+    for tid in sorted(set(measured["trial_id"].to_pylist())):
+        together = concurrent_throughput(measured.filter(pc.equal(measured["trial_id"], tid)))
+        if together.per_repetition.size:
+            out[tid] = together.per_repetition
+    return out
 
 
 def _fits(ns: Sequence[int], xs: Sequence[np.ndarray]) -> tuple[AmdahlFit | None, USLFit | None, str | None]:
@@ -172,7 +166,7 @@ def load_run(results: Path, run_id: str) -> tuple[list[dict[str, Any]], pa.Table
     trials_path = Path(results) / "trials" / f"run_id={run_id}" / "trials.parquet"
     rows = pq.read_table(trials_path).to_pylist() if trials_path.exists() else []
     files = sorted((Path(results) / "samples" / f"run_id={run_id}").glob("node=*/trial-*.parquet"))
-    columns = ["trial_id", "worker_rank", "repetition", "warmup", "metric", "value"]
+    columns = ["trial_id", "worker_rank", "repetition", "warmup", "metric", "value", "ops", "start_ns", "end_ns"]
     samples = pa.concat_tables([pq.read_table(f, columns=columns) for f in files]) if files else None
     return rows, samples
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -45,7 +46,6 @@ def trial_rows(
     metrics: tuple[Metric, ...],
     trial_columns: Mapping[str, Any] | None = None,
     trial_flags: tuple[str, ...] = (),
-    batches: Sequence[tuple[int, int]] = (),
     thresholds: FlagThresholds = DEFAULT_THRESHOLDS,
 ) -> list[dict[str, Any]]:
     """Return one row per metric of ``trial`` from its measured (non-warm-up) long samples.
@@ -53,10 +53,8 @@ def trial_rows(
     Statistics run over every worker's samples together (per-worker figures). The first
     metric is the primary throughput: its row also gets ``aggregate_throughput`` (all
     workers' operations per second over the window in which all were measuring) and
-    ``overlap`` (see ``stats.aggregate_throughput``). ``batches`` are the [first, end)
-    repetition ranges measured from separate synchronized starts (``--until-stable``): the
-    aggregate is then taken per batch and combined over the batches' windows, so the gaps
-    between batches do not count as idle time. ``trial_columns`` (stop reason, resources)
+    ``overlap`` (see ``concurrent_throughput``: every repetition is its own synchronized
+    window, so gaps between repetitions never count as idle time). ``trial_columns`` (stop reason, resources)
     are copied onto every row; ``trial_flags`` (noisy/underused) join each row's own
     ``unstable`` flag (its CV above ``thresholds.max_cv``).
     """
@@ -77,47 +75,70 @@ def trial_rows(
         own = flag_trial({}, (), s.cv, thresholds)
         row["flags"] = [f for f in FLAG_ORDER if f in own or f in trial_flags]
         if index == 0:
-            agg, overlap = _batched_aggregate(subset, batches)
+            together = concurrent_throughput(subset)
+            agg = together.aggregate
             row["aggregate_throughput"] = None if not np.isfinite(agg) else float(agg)
-            row["overlap"] = float(overlap)
+            row["overlap"] = float(together.overlap)
+            if len(trial.slots) > 1 and together.overlap < thresholds.min_overlap:
+                row["flags"] = [f for f in FLAG_ORDER if f in row["flags"] or f == "desynchronized"]
         rows.append(row)
     return rows
 
 
-def _batched_aggregate(subset: pa.Table, batches: Sequence[tuple[int, int]]) -> tuple[float, float]:
-    """Return (ops/s, overlap) over the batches' common windows (no batches: one over all repetitions).
+@dataclass(frozen=True, slots=True)
+class Concurrency:
+    """How much the workers of a trial achieved together.
 
-    Each batch's window comes from ``stats.aggregate_throughput``; the throughput is all ops
-    inside the windows over their total length, and the overlap is the smallest, over
-    workers, of the worker's measuring time inside the windows over its total measuring time.
+    Attributes:
+        per_repetition: for each repetition measured by every worker, all workers' ops/s
+            over that repetition's common window (the span in which all of them ran);
+            repetitions whose samples did not overlap at all are left out.
+        aggregate: all ops inside the repetitions' common windows over the windows' total
+            length (ops/s); NaN when no window exists.
+        overlap: the smallest, over workers, of the share of its measuring time that fell
+            inside those windows (0..1; 1 = the workers always ran together).
     """
-    reps = subset["repetition"].to_numpy()
-    ranges = batches or [(int(reps.min()), int(reps.max()) + 1)]
+
+    per_repetition: np.ndarray
+    aggregate: float
+    overlap: float
+
+
+def concurrent_throughput(subset: pa.Table) -> Concurrency:
+    """Return the ``Concurrency`` of one metric's measured samples of one trial.
+
+    Each repetition of every worker starts at one shared instant (the driver's schedule),
+    so repetition r is one observation of the trial's concurrent throughput; its window
+    and prorated ops come from ``stats.aggregate_throughput``. Gaps between repetitions
+    are never counted as idle time.
+    """
     ranks = sorted(set(subset["worker_rank"].to_pylist()))
-    ops_total, window_total = 0.0, 0.0
+    reps = subset["repetition"].to_numpy()
+    starts, ends = subset["start_ns"].to_numpy(), subset["end_ns"].to_numpy()
+    ops = subset["ops"].to_numpy().astype(np.float64)
+    rank_of = np.asarray(subset["worker_rank"].to_numpy())
+    per_rep: list[float] = []
+    ops_total = window_total = 0.0
     inside = dict.fromkeys(ranks, 0.0)
     duration = dict.fromkeys(ranks, 0.0)
-    for first, end in ranges:
-        batch = subset.filter(pc.and_(pc.greater_equal(subset["repetition"], first),
-                                      pc.less(subset["repetition"], end)))
-        per_worker = {}
-        for rank in ranks:
-            w = batch.filter(pc.equal(batch["worker_rank"], rank))
-            if w.num_rows:
-                per_worker[rank] = (w["start_ns"].to_numpy(), w["end_ns"].to_numpy(),
-                                    w["ops"].to_numpy().astype(np.float64))
-        if not per_worker:
-            continue
-        agg, _, start, end_ns = aggregate_throughput(list(per_worker.values()))
-        for rank, (s, e, _) in per_worker.items():
-            duration[rank] += float((e - s).sum())
-            inside[rank] += float(np.clip(np.minimum(e, end_ns) - np.maximum(s, start), 0, None).sum())
+    for rep in np.unique(reps):
+        here = reps == rep
+        if len(set(rank_of[here].tolist())) != len(ranks):
+            continue  # not measured by every worker (a failed or partial batch)
+        workers = [(starts[here & (rank_of == r)], ends[here & (rank_of == r)], ops[here & (rank_of == r)])
+                   for r in ranks]
+        agg, _, w_start, w_end = aggregate_throughput(workers)
+        for r, (s, e, _) in zip(ranks, workers):
+            duration[r] += float((e - s).sum())
+            inside[r] += float(np.clip(np.minimum(e, w_end) - np.maximum(s, w_start), 0, None).sum())
         if np.isfinite(agg):
-            window_s = (end_ns - start) / 1e9
+            window_s = (w_end - w_start) / 1e9
+            per_rep.append(float(agg))
             ops_total += agg * window_s
             window_total += window_s
-    overlap = min((inside[r] / duration[r] if duration[r] else 0.0) for r in ranks)
-    return (ops_total / window_total if window_total > 0 else float("nan")), overlap
+    overlap = min((inside[r] / duration[r] if duration[r] else 0.0) for r in ranks) if ranks else 0.0
+    return Concurrency(np.array(per_rep), ops_total / window_total if window_total > 0 else float("nan"),
+                       overlap)
 
 
 def is_stable(values: Sequence[float] | np.ndarray, rel_ci: float) -> bool:

@@ -35,6 +35,6 @@ def workload_table() -> Table:
     for w in workload_catalog():
         params = "\n".join(f"{p['name']}={p['default']!r}" + (f" {p['unit']}" if p["unit"] else "")
                            for p in w["params"]) or "-"
-        metrics = "\n".join(f"{m['name']} ({m['unit']})" for m in w["metrics"])
+        metrics = "\n".join(f"{m['name']} ({m['unit']})" if m["unit"] else m["name"] for m in w["metrics"])
         table.add_row(w["name"], f"{w['summary']}\none op = {w['op']}\nsource: {w['source']}", params, metrics)
     return table

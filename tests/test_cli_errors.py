@@ -55,6 +55,29 @@ def test_unreachable_address(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+def test_address_that_is_not_ray(tmp_path):
+    # An HTTP/1.1 server on loopback: TCP connects, but it is no Ray GCS. Without the check,
+    # ray.init retries such a port for minutes.
+    import http.server
+    import threading
+
+    class Quiet(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):  # keep stderr for topobench's own message
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = server.server_address[1]
+        result = invoke("run", "cpu.sqrt_mod", "--address", f"127.0.0.1:{port}", "--results", str(tmp_path / "r"))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert_user_error(result, f"--address 127.0.0.1:{port}: something answers there but it is not a Ray GCS")
+    assert not (tmp_path / "r").exists()
+
+
 @pytest.mark.parametrize("make_bad", [
     lambda tmp: (tmp / "file").write_text("x") and tmp / "file" / "results",
     lambda tmp: __import__("pathlib").Path("/proc/topobench-results"),

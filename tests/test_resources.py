@@ -184,5 +184,7 @@ def test_run_stores_resources_and_trial_figures(ray_local, tmp_path):
         assert 0.0 <= row["pinned_cpu_percent"] <= 100.0
         assert row["busiest_other_cpu_percent"] is None  # 2 workers on 2 CPUs: nothing outside the plan
         assert len(row["worker_peak_rss_bytes"]) == 2 and row["peak_rss_bytes"] == max(row["worker_peak_rss_bytes"])
-        assert set(row["flags"]) <= {"unstable", "underused"}
+        assert set(row["flags"]) <= {"unstable", "desynchronized", "underused"}
         assert ("unstable" in row["flags"]) == (row["cv"] > 0.05)
+        if row["overlap"] is not None:  # the primary metric's row: 2 workers, so judged
+            assert ("desynchronized" in row["flags"]) == (row["overlap"] < 0.9)

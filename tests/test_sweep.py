@@ -17,6 +17,7 @@ from orchestrator.cli import app
 from orchestrator.store import SCALING_SCHEMA, RunStore
 from orchestrator.sweep import SweepSpec, expand, parse_sweep, sweep_points
 from orchestrator.sweep_analysis import analyze, scaling_rows, trial_throughputs
+from orchestrator.trial_stats import concurrent_throughput
 from workloads.errors import UserError
 
 BASE = {"workloads": {"cpu.sqrt_mod": {"elements": 1024}}}
@@ -132,22 +133,30 @@ def test_strong_mode_reaches_the_trials(cluster4):
     assert {t.mode for t in expand(spec(mode="strong", workers_per_node=[1, 2]), cluster4)} == {"strong"}
 
 
-def _samples(rates: dict[str, list[list[float]]]) -> pa.Table:
-    """Long samples: per trial, per worker, its per-repetition throughputs."""
-    rows = []
-    for tid, workers in rates.items():
-        for rank, values in enumerate(workers):
-            for rep, v in enumerate(values):
-                rows.append({"trial_id": tid, "worker_rank": rank, "repetition": rep, "warmup": False,
-                             "metric": "ops", "value": v})
-            rows.append({"trial_id": tid, "worker_rank": rank, "repetition": -1, "warmup": True,
-                         "metric": "ops", "value": 1e9})
-    return pa.Table.from_pylist(rows)
+def _sample(tid, rank, rep, start_s, end_s, ops, warmup=False):
+    return {"trial_id": tid, "worker_rank": rank, "repetition": rep, "warmup": warmup, "metric": "ops",
+            "value": ops / (end_s - start_s), "ops": ops, "start_ns": int(start_s * 1e9), "end_ns": int(end_s * 1e9)}
 
 
-def test_trial_throughputs_sum_workers_per_repetition():
-    got = trial_throughputs(_samples({"t": [[1.0, 2.0, 3.0], [10.0, 20.0, 30.0]]}), "ops")
-    np.testing.assert_allclose(got["t"], [11.0, 22.0, 33.0])
+def test_trial_throughputs_per_repetition_window():
+    # Repetition 0: worker 0 runs 0-1 s (100 ops), worker 1 runs 0.5-2.5 s (200 ops, 100/s);
+    # in their common window 0.5-1.0 s they do 50 + 50 ops: 200 ops/s. Repetition 1 is
+    # aligned: 2 x 300 ops in 1 s. Repetition 2 lacks worker 1 and is dropped; warm-up ignored.
+    rows = [_sample("t", 0, 0, 0.0, 1.0, 100), _sample("t", 1, 0, 0.5, 2.5, 200),
+            _sample("t", 0, 1, 3.0, 4.0, 300), _sample("t", 1, 1, 3.0, 4.0, 300),
+            _sample("t", 0, 2, 5.0, 6.0, 100), _sample("t", 0, -1, 0.0, 0.1, 1e6, warmup=True)]
+    got = trial_throughputs(pa.Table.from_pylist(rows), "ops")
+    np.testing.assert_allclose(got["t"], [200.0, 600.0])
+
+
+def test_concurrency_overlap_is_the_least_aligned_worker():
+    rows = [_sample("t", 0, 0, 0.0, 1.0, 100), _sample("t", 1, 0, 0.5, 2.5, 200),
+            _sample("t", 0, 1, 3.0, 4.0, 300), _sample("t", 1, 1, 3.0, 4.0, 300)]
+    together = concurrent_throughput(pa.Table.from_pylist(rows))
+    # worker 1: 0.5 s of rep 0's 2 s plus all of rep 1's 1 s inside the windows = 1.5 / 3
+    assert together.overlap == pytest.approx(0.5)
+    # (100 ops in 0.5 s) + (600 ops in 1 s) = 700 ops in 1.5 s; the 2-s gap is not idle time
+    assert together.aggregate == pytest.approx(700 / 1.5)
 
 
 def _trial_row(tid, nodes, workers, status="ok"):

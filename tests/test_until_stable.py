@@ -44,15 +44,13 @@ def long_samples(reps: list[int], starts_s: list[float], ops: float = 100.0) -> 
     })
 
 
-def test_batched_aggregate_ignores_gaps_between_batches():
-    # Two batches of two 1-s samples of 100 ops, with a 10-s gap between the batches.
+def test_gaps_between_repetitions_are_not_idle_time():
+    # Four 1-s samples of 100 ops on the shared schedule, with a 10-s gap after the second
+    # (e.g. two --until-stable batches): every repetition is its own window.
     samples = long_samples([0, 1, 2, 3], [0.0, 1.0, 12.0, 13.0])
-    metric = (Metric("ops_per_s", "ops/s", "", True),)
-    joined = trial_rows("r", make_trial(), samples, metric)[0]
-    assert joined["aggregate_throughput"] == pytest.approx(400 / 14)  # window 0-14 s: the gap counts as idle
-    batched = trial_rows("r", make_trial(), samples, metric, batches=[(0, 2), (2, 4)])[0]
-    assert batched["aggregate_throughput"] == pytest.approx(100.0)
-    assert batched["overlap"] == 1.0
+    row = trial_rows("r", make_trial(), samples, (Metric("ops_per_s", "ops/s", "", True),))[0]
+    assert row["aggregate_throughput"] == pytest.approx(100.0)
+    assert row["overlap"] == 1.0
 
 
 def test_trial_columns_and_flags_reach_every_row():
@@ -110,3 +108,14 @@ def test_impossible_rel_ci_stops_at_max_time(ray_local, tmp_path):
     assert [r["worker_rank"] for r in reps] == [0, 1]
     assert all(r["n"] > 2 and r["lo"] == 0 and r["hi"] == r["n"] - 1 == r["distinct_reps"] - 1 for r in reps)
     assert row["n"] == sum(r["n"] for r in reps)
+
+
+def test_two_workers_out_of_step_are_flagged_desynchronized():
+    two = Trial(trial_id="t", workload="w", params={}, placement="compact", threads_per_worker=1, mode="weak",
+                slots=tuple(WorkerSlot(rank=r, node_id="n", hostname="h", cpus=(r,), pinned=True,
+                                       l3_domain=0, numa_node=0) for r in (0, 1)))
+    rows = pa.table({"metric": ["ops_per_s"] * 2, "warmup": [False] * 2, "worker_rank": [0, 1],
+                     "repetition": [0, 0], "value": [100.0, 100.0], "ops": [100, 100],
+                     "start_ns": [0, int(0.5e9)], "end_ns": [int(1e9), int(1.5e9)]})
+    row = trial_rows("r", two, rows, (Metric("ops_per_s", "ops/s", "", True),))[0]
+    assert row["overlap"] == pytest.approx(0.5) and "desynchronized" in row["flags"]

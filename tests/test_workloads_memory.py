@@ -51,7 +51,8 @@ def test_stream_matches_closed_form_bit_for_bit():
     w.setup(SMALL_CACHES)  # 4 KiB L2 floor: many triad blocks, last one short
     assert len(w._triad_blocks) > 1
     for passes in (1, 3, 7):
-        w.run(passes)
+        m = w.run(passes)
+        assert m.ops == passes * 80 * w.a.size  # STREAM's byte count: 16+16+24+24 per element
     a, b, c = stream_expected(11)
     assert w.passes_done == 11
     assert np.all(w.a == a) and np.all(w.b == b) and np.all(w.c == c)

@@ -78,6 +78,8 @@ class WorkerContext:
         work_share: share of the total work this worker does: 1.0 for weak scaling,
             1/workers for strong scaling.
         node_ip: this node's IP address.
+        threads: BLAS/OpenMP threads this worker may use (``--threads-per-worker``); 0 when
+            not run by a worker (then a workload may use its CPUs or affinity).
         service_endpoint: where the trial's shared ``Service`` listens ({"host", "port"}),
             when the workload's server runs on another node; None otherwise.
     """
@@ -89,6 +91,7 @@ class WorkerContext:
     cache_sizes_bytes: Mapping[str, int] = field(default_factory=dict)
     work_share: float = 1.0
     node_ip: str = "127.0.0.1"
+    threads: int = 0
     service_endpoint: Mapping[str, Any] | None = None
 
 

@@ -62,6 +62,10 @@ def get_workload(name: str) -> type[Workload]:
     return known[name]
 
 
+def _article(noun: str) -> str:
+    return "an" if noun[:1] in "aeiou" else "a"
+
+
 def _convert(workload: str, param: Param, raw: Any) -> Any:
     kind = param.kind
     where = f"{workload}.{param.name}"
@@ -81,7 +85,7 @@ def _convert(workload: str, param: Param, raw: Any) -> Any:
         except ValueError:
             raise UserError(
                 f"Parameter {where}={raw!r} is not a valid {kind.__name__}; "
-                f"give a {kind.__name__} such as {param.default!r}."
+                f"give {_article(kind.__name__)} {kind.__name__} such as {param.default!r}."
             ) from None
     else:
         value = raw
@@ -90,7 +94,7 @@ def _convert(workload: str, param: Param, raw: Any) -> Any:
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise UserError(
                 f"Parameter {where}={raw!r} is not a valid {kind.__name__}; "
-                f"give a {kind.__name__} such as {param.default!r}."
+                f"give {_article(kind.__name__)} {kind.__name__} such as {param.default!r}."
             )
     unit = f" {param.unit}" if param.unit else ""
     if param.minimum is not None and value < param.minimum:
