@@ -257,7 +257,8 @@ def environment_warnings(envs: list[dict[str, Any]]) -> list[str]:
 
     Per node: scaling governor not ``performance``, turbo/boost on, 1-minute load above
     0.5 per CPU. Across nodes: different kernel, governor or CPU model. Unknown (None)
-    fields raise no warning. Empty list when nothing is wrong.
+    fields raise no warning. Identical lines (several nodes on one host) appear once. Empty
+    list when nothing is wrong.
     """
     warnings = []
     for env in envs:
@@ -279,4 +280,4 @@ def environment_warnings(envs: list[dict[str, Any]]) -> list[str]:
             if len({v for v in values.values() if v is not None}) > 1:
                 shown = ", ".join(f"{h}={v}" for h, v in values.items())
                 warnings.append(f"Nodes differ in {label} ({shown}); their results are not directly comparable.")
-    return warnings
+    return list(dict.fromkeys(warnings))  # nodes sharing a host give the same host-level line once

@@ -63,6 +63,7 @@ class CompareResult:
     only_base: tuple[str, ...]
     only_new: tuple[str, ...]
     threshold: float | None
+    alpha: float = 0.01
 
     @property
     def regressions(self) -> tuple[MetricComparison, ...]:
@@ -129,6 +130,16 @@ def _describe(key: tuple) -> str:
     return f"{workload} {params} nodes={nodes} workers={workers} placement={placement}"
 
 
+def smallest_p(n1: int, n2: int) -> float:
+    """Return the smallest two-sided p-value a Mann-Whitney U test can give for sample sizes n1, n2.
+
+    It is 2 / C(n1 + n2, n1), reached when the two samples do not overlap at all (exact null
+    distribution, no ties; Mann & Whitney 1947). At or above alpha, no difference can ever be
+    called significant: 3 vs 3 samples give 0.1.
+    """
+    return min(1.0, 2.0 / math.comb(n1 + n2, n1))
+
+
 def compare_runs(results: Path, base: str, new: str, *, threshold: float | None = None,
                  alpha: float = 0.01, seed: int = 0) -> CompareResult:
     """Compare every metric of matched trials of run ``new`` against run ``base`` in ``results``.
@@ -177,10 +188,13 @@ def compare_runs(results: Path, base: str, new: str, *, threshold: float | None 
                                          ratio_ci_low=None, ratio_ci_high=None, p_value=None,
                                          verdict="n/a", regression=False))
             continue
+        verdict = c.verdict
+        if verdict == "no significant change" and smallest_p(fields["base_n"], fields["new_n"]) >= alpha:
+            verdict = f"too few samples to tell (n={fields['base_n']} vs {fields['new_n']})"
         rows.append(MetricComparison(
             **fields, base_median=c.base_median, new_median=c.new_median, ratio=c.ratio,
             ratio_ci_low=c.ratio_ci_low, ratio_ci_high=c.ratio_ci_high, p_value=c.p_value,
-            verdict=c.verdict, regression=threshold is not None and regression(c, threshold)))
+            verdict=verdict, regression=threshold is not None and regression(c, threshold)))
     configs_b = {k[:7] for k in base_data}
     configs_n = {k[:7] for k in new_data}
     if not rows:
@@ -188,7 +202,7 @@ def compare_runs(results: Path, base: str, new: str, *, threshold: float | None 
                         "nodes, workers and placement); compare runs of the same benchmark.")
     return CompareResult(base_id, new_id, tuple(rows),
                          tuple(sorted(_describe(k) for k in configs_b - configs_n)),
-                         tuple(sorted(_describe(k) for k in configs_n - configs_b)), threshold)
+                         tuple(sorted(_describe(k) for k in configs_n - configs_b)), threshold, alpha)
 
 
 def _num(value: float | None) -> str:
@@ -233,7 +247,8 @@ def format_table(result: CompareResult):
     """Return a rich Table of the comparison, slower rows red and faster rows green."""
     from rich.table import Table
 
-    table = Table(title=f"topobench compare {result.base_run} → {result.new_run}")
+    table = Table(title=f"topobench compare {result.base_run} → {result.new_run} "
+                        f"(Mann-Whitney U, α={result.alpha:g}; ratio = NEW/BASE of the medians)")
     for h in _HEADERS:
         table.add_column(h, justify="right" if h in ("workers", "base median", "new median", "ratio", "p") else "left")
     for r, cells in zip(result.rows, _text_rows(result)):

@@ -71,8 +71,8 @@ def select_nodes(nodes: Sequence[NodeInfo], count: int) -> tuple[NodeInfo, ...]:
         UserError: the cluster has fewer alive nodes than ``count``.
     """
     if count > len(nodes):
-        raise UserError(f"--nodes {count} asks for more nodes than the cluster has ({len(nodes)} alive); "
-                        "use fewer nodes or add nodes to the cluster.")
+        raise UserError(f"The plan needs {count} nodes but the cluster has {len(nodes)} alive; "
+                        "ask for fewer nodes (--nodes, or the sweep key nodes) or add nodes to the cluster.")
     return tuple(nodes[:count])
 
 

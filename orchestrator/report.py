@@ -87,19 +87,23 @@ def _summary_section(run: dict[str, Any], trials: list[dict[str, Any]]) -> Secti
     from orchestrator.format import percent
 
     s = Section("Run")
-    s.paragraphs.append(f"Run `{run['run_id']}`, status **{run.get('status')}**, started "
-                        f"{run.get('started_at')}, {run.get('trials_total')} trials "
+    total = run.get("trials_total") or 0
+    missed = [t for t in trials if t.get("target") and " fail" in f" {t['target']}"]
+    targets = f"; **{len(missed)} metric(s) missed a target**" if missed else ""
+    s.paragraphs.append(f"Run `{run['run_id']}`, status **{run.get('status')}**{targets}, started "
+                        f"{run.get('started_at')}, {total} trial{'' if total == 1 else 's'} "
                         f"({run.get('trials_failed') or 0} failed).")
     if run.get("command"):
         s.paragraphs.append(f"Command: `{run['command']}`")
     headers = ["workload", "params", "workers", "placement", "metric", "n", "median", "95% CI",
-               "CV", "aggregate", "unit", "status"]
+               "CV", "aggregate", "unit", "flags", "target", "status"]
     rows = []
     for t in trials:
         ci = "-" if t.get("ci_low") is None else f"{_fmt(t['ci_low'])}– {_fmt(t['ci_high'])}"
         rows.append([t["workload"], _params_text(t.get("params")), _fmt(t.get("workers")), t.get("placement") or "",
                      t["metric"], _fmt(t.get("n")), _fmt(t.get("median")), ci, percent(t.get("cv")),
                      _fmt(t.get("aggregate_throughput")), t.get("unit") or "",
+                     ", ".join(t.get("flags") or ()), t.get("target") or "",
                      t.get("status") if t.get("status") == "ok" else f"failed: {t.get('error')}"])
     s.tables.append((headers, rows))
     return s

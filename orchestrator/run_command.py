@@ -28,12 +28,18 @@ from orchestrator.runner import RunOutcome, execute
 from orchestrator.store import RunStore, check_writable, new_run_id
 from orchestrator.targets import check_targets, parse_targets, target_columns, targets_table
 
+# Below this many samples a percentile bootstrap CI of the median is little more than the
+# sample's min-max, so the table shows none.
+MIN_SAMPLES_FOR_CI = 6
+
 
 def _ci_text(row: dict) -> str:
-    """Return the CI as a ± percentage of the median ("±1.8%"); "-" when there is none."""
-    if row["ci_low"] is None or not row["median"]:
+    """Return the CI relative to the median ("-1.2%/+3.4%"); "-" when there is none or too few samples."""
+    if row["ci_low"] is None or not row["median"] or row["n"] < MIN_SAMPLES_FOR_CI:
         return "-"
-    return f"±{100 * (row['ci_high'] - row['ci_low']) / 2 / abs(row['median']):.1f}%"
+    median = abs(row["median"])
+    low, high = 100 * (row["ci_low"] - row["median"]) / median, 100 * (row["ci_high"] - row["median"]) / median
+    return f"{low:+.1f}%/{high:+.1f}%"
 
 
 def summary_table(outcome: RunOutcome, title: str = "topobench run") -> Table:

@@ -353,9 +353,11 @@ def execute(
     result)`` after it (progress display). Trials whose id is in ``skip`` are not run
     (``--resume``); their stored rows are passed in ``previous_rows`` and kept.
     The run row is first written as ``interrupted`` and replaced at the end, so a killed
-    driver leaves a truthful status. Ctrl-C marks the run interrupted and re-raises.
+    driver leaves a truthful status. Ctrl-C marks the run interrupted and re-raises. A
+    resumed run keeps its first start time and the node rows of nodes it no longer uses.
     """
-    started = datetime.now(timezone.utc)
+    earlier = store.read("runs")
+    started = earlier[0]["started_at"] if earlier else datetime.now(timezone.utc)
     run_row = {
         "run_id": run_id, "started_at": started, "finished_at": None, "command": command,
         "spec": spec_json, "status": "interrupted", "trials_total": len(trials), "trials_failed": 0,
@@ -368,7 +370,9 @@ def execute(
     for t in trials:
         for s in t.slots:
             used.setdefault(s.node_id, set()).update(s.cpus)
-    store.write_nodes(node_rows(run_id, nodes, used))
+    fresh = node_rows(run_id, nodes, used)
+    kept = [row for row in store.read("nodes") if row["node_id"] not in {n.node_id for n in nodes}]
+    store.write_nodes(kept + fresh)
     by_id = {n.node_id: n for n in nodes}
     rows: list[dict[str, Any]] = list(previous_rows)
     results: list[TrialResult] = []

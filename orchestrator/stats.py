@@ -1,4 +1,4 @@
-"""Robust trial statistics, aggregate throughput and A/B comparison over numpy arrays.
+"""Robust trial statistics and A/B comparison over numpy arrays.
 
 Sources: bootstrap confidence intervals (Efron 1979; Efron & Tibshirani 1993) via
 `scipy.stats.bootstrap` with the percentile method, which stays defined for small samples and
@@ -195,56 +195,6 @@ def summarize(
         ci_high=ci_high,
         outliers=count_outliers(x),
     )
-
-
-def aggregate_throughput(
-    workers: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
-) -> tuple[float, float, int, int]:
-    """Return (ops/s, overlap, window_start_ns, window_end_ns) of workers measured concurrently.
-
-    Each worker is (start_ns, end_ns, ops) arrays of its measured samples, wall-clock ns since
-    the epoch (warm-up excluded). The common window runs from the latest first start to the
-    earliest last end over all workers. Every sample's ops count in proportion to the part of
-    the sample inside the window (uniform rate within a sample); their sum over all workers
-    divided by the window length in seconds is the aggregate throughput. `overlap` is the
-    smallest, over workers, of the worker's measuring time inside the window divided by its
-    total measuring time (sum of its sample durations), in [0, 1]. When the window is empty
-    (no common time) the result is (nan, 0.0, start, end) with start >= end.
-    Times are handled as int64 so epoch nanoseconds keep full precision.
-
-    Raises:
-        ValueError: no workers, a worker without samples, arrays of different lengths, or a
-            sample whose end_ns is not after its start_ns.
-    """
-    if len(workers) == 0:
-        raise ValueError("aggregate_throughput needs at least one worker")
-    parsed: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    for rank, (start, end, ops) in enumerate(workers):
-        s = np.asarray(start, dtype=np.int64).ravel()
-        e = np.asarray(end, dtype=np.int64).ravel()
-        o = np.asarray(ops, dtype=float).ravel()
-        if not (s.size == e.size == o.size):
-            raise ValueError(
-                f"worker {rank}: start_ns, end_ns and ops have lengths {s.size}, {e.size}, "
-                f"{o.size}; they must be equal"
-            )
-        if s.size == 0:
-            raise ValueError(f"worker {rank} has no measured samples")
-        if np.any(e <= s):
-            raise ValueError(f"worker {rank} has a sample with end_ns <= start_ns")
-        parsed.append((s, e, o))
-    window_start = int(max(int(s.min()) for s, _, _ in parsed))
-    window_end = int(min(int(e.max()) for _, e, _ in parsed))
-    if window_end <= window_start:
-        return math.nan, 0.0, window_start, window_end
-    total_ops = 0.0
-    overlap = 1.0
-    for s, e, o in parsed:
-        inside_ns = np.clip(np.minimum(e, window_end) - np.maximum(s, window_start), 0, None)
-        duration_ns = e - s
-        total_ops += float(np.sum(o * (inside_ns / duration_ns)))
-        overlap = min(overlap, float(inside_ns.sum()) / float(duration_ns.sum()))
-    return total_ops / ((window_end - window_start) / 1e9), overlap, window_start, window_end
 
 
 def compare(

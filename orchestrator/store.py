@@ -190,6 +190,9 @@ RESOURCES_SCHEMA = pa.schema([
     ("value", pa.float64()),  # percent (0-100) or bytes, as kind says
 ])
 
+# The one file per run of the tables that are not split by node and trial.
+RUN_FILES = {"runs": "run.parquet", "nodes": "nodes.parquet", "trials": "trials.parquet"}
+
 SCHEMAS = {"runs": RUNS_SCHEMA, "nodes": NODES_SCHEMA, "trials": TRIALS_SCHEMA, "samples": SAMPLES_SCHEMA,
            "scaling": SCALING_SCHEMA, "resources": RESOURCES_SCHEMA}
 
@@ -264,15 +267,15 @@ class RunStore:
 
     def write_run(self, row: dict) -> None:
         """Write (or replace) the run's single ``runs`` row."""
-        write_atomic(self._path("runs", "run.parquet"), pa.Table.from_pylist([row], RUNS_SCHEMA), "runs")
+        write_atomic(self._path("runs", RUN_FILES["runs"]), pa.Table.from_pylist([row], RUNS_SCHEMA), "runs")
 
     def write_nodes(self, rows: list[dict]) -> None:
         """Write the run's ``nodes`` rows, one per Ray node."""
-        write_atomic(self._path("nodes", "nodes.parquet"), pa.Table.from_pylist(rows, NODES_SCHEMA), "nodes")
+        write_atomic(self._path("nodes", RUN_FILES["nodes"]), pa.Table.from_pylist(rows, NODES_SCHEMA), "nodes")
 
     def write_trials(self, rows: list[dict]) -> None:
         """Write all ``trials`` rows of the run so far (the file is replaced each time)."""
-        write_atomic(self._path("trials", "trials.parquet"), pa.Table.from_pylist(rows, TRIALS_SCHEMA), "trials")
+        write_atomic(self._path("trials", RUN_FILES["trials"]), pa.Table.from_pylist(rows, TRIALS_SCHEMA), "trials")
 
     def write_samples(self, node_id: str, trial_id: str, table: pa.Table) -> None:
         """Write one node's samples of one trial (already in ``SAMPLES_SCHEMA``)."""
@@ -289,9 +292,14 @@ class RunStore:
         write_atomic(self._path("scaling", "scaling.parquet"), pa.Table.from_pylist(rows, SCALING_SCHEMA),
                      "scaling")
 
+    def read(self, table: str) -> list[dict]:
+        """Return this run's stored rows of ``runs``, ``nodes`` or ``trials`` ([] when none yet)."""
+        path = self._path(table, RUN_FILES[table])
+        return pq.read_table(path).to_pylist() if path.exists() else []
+
     def stored_trial_ids(self) -> set[str]:
         """Return the ids of trials already stored with status ok (for ``--resume``)."""
-        path = self._path("trials", "trials.parquet")
+        path = self._path("trials", RUN_FILES["trials"])
         if not path.exists():
             return set()
         table = pq.read_table(path, columns=["trial_id", "status"])

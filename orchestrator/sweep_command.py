@@ -119,6 +119,10 @@ def execute_sweep(spec: SweepSpec, address: str | None, console: Console, result
         if not (results / "runs" / f"run_id={resume}").is_dir():
             raise UserError(f"--resume {resume}: no such run in {str(results)!r}; pass the run id of an "
                             "earlier sweep (`topobench query \"SELECT run_id, status FROM runs\"`).")
+        stored = RunStore(results, resume).read("runs")
+        if stored and stored[0]["spec"] != spec.to_json():
+            raise UserError(f"--resume {resume}: this sweep file differs from the one that run used, so "
+                            "its trials would not be comparable; resume with the same file, or start a new run.")
     with ray_session(address):
         nodes = probe_nodes()
         trials = expand(spec, nodes)

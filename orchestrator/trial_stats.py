@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 
 from orchestrator.planner import Trial
 from orchestrator.resources import DEFAULT_THRESHOLDS, FLAG_ORDER, FlagThresholds, flag_trial
-from orchestrator.stats import aggregate_throughput, summarize
+from orchestrator.stats import summarize
 from workloads.base import Metric
 
 
@@ -52,9 +52,8 @@ def trial_rows(
 
     Statistics run over every worker's samples together (per-worker figures). The first
     metric is the primary throughput: its row also gets ``aggregate_throughput`` (all
-    workers' operations per second over the window in which all were measuring) and
-    ``overlap`` (see ``concurrent_throughput``: every repetition is its own synchronized
-    window, so gaps between repetitions never count as idle time). ``trial_columns`` (stop reason, resources)
+    workers' operations per second over the wall time of their synchronized rounds) and
+    ``overlap`` (see ``concurrent_throughput``; gaps between rounds never count as idle time). ``trial_columns`` (stop reason, resources)
     are copied onto every row; ``trial_flags`` (noisy/underused) join each row's own
     ``unstable`` flag (its CV above ``thresholds.max_cv``).
     """
@@ -90,13 +89,11 @@ class Concurrency:
     """How much the workers of a trial achieved together.
 
     Attributes:
-        per_repetition: for each repetition measured by every worker, all workers' ops/s
-            over that repetition's common window (the span in which all of them ran);
-            repetitions whose samples did not overlap at all are left out.
-        aggregate: all ops inside the repetitions' common windows over the windows' total
-            length (ops/s); NaN when no window exists.
-        overlap: the smallest, over workers, of the share of its measuring time that fell
-            inside those windows (0..1; 1 = the workers always ran together).
+        per_repetition: for each repetition measured by every worker, all workers' ops over
+            the round's wall time, from the first start to the last end (ops/s).
+        aggregate: all those ops over the rounds' total wall time (ops/s); NaN when none.
+        overlap: the smallest, over workers, of the share of its measuring time during which
+            every worker was running (0..1; 1 = the workers always ran together).
     """
 
     per_repetition: np.ndarray
@@ -107,10 +104,12 @@ class Concurrency:
 def concurrent_throughput(subset: pa.Table) -> Concurrency:
     """Return the ``Concurrency`` of one metric's measured samples of one trial.
 
-    Each repetition of every worker starts at one shared instant (the driver's schedule),
-    so repetition r is one observation of the trial's concurrent throughput; its window
-    and prorated ops come from ``stats.aggregate_throughput``. Gaps between repetitions
-    are never counted as idle time.
+    Every worker starts repetition r at one shared instant with the same iteration count,
+    so repetition r is a round of equal work; its throughput is the work of all workers
+    over the round's makespan. Nothing assumes a worker's rate was uniform within its
+    sample (it is not when workers share CPUs: the last ones speed up once others finish),
+    and stragglers count against the round, as in any parallel step that waits for all.
+    Gaps between rounds are never counted.
     """
     ranks = sorted(set(subset["worker_rank"].to_pylist()))
     reps = subset["repetition"].to_numpy()
@@ -118,27 +117,28 @@ def concurrent_throughput(subset: pa.Table) -> Concurrency:
     ops = subset["ops"].to_numpy().astype(np.float64)
     rank_of = np.asarray(subset["worker_rank"].to_numpy())
     per_rep: list[float] = []
-    ops_total = window_total = 0.0
+    ops_total = wall_total = 0.0
     inside = dict.fromkeys(ranks, 0.0)
     duration = dict.fromkeys(ranks, 0.0)
     for rep in np.unique(reps):
         here = reps == rep
         if len(set(rank_of[here].tolist())) != len(ranks):
             continue  # not measured by every worker (a failed or partial batch)
-        workers = [(starts[here & (rank_of == r)], ends[here & (rank_of == r)], ops[here & (rank_of == r)])
-                   for r in ranks]
-        agg, _, w_start, w_end = aggregate_throughput(workers)
-        for r, (s, e, _) in zip(ranks, workers):
-            duration[r] += float((e - s).sum())
-            inside[r] += float(np.clip(np.minimum(e, w_end) - np.maximum(s, w_start), 0, None).sum())
-        if np.isfinite(agg):
-            window_s = (w_end - w_start) / 1e9
-            per_rep.append(float(agg))
-            ops_total += agg * window_s
-            window_total += window_s
+        s, e = starts[here], ends[here]
+        wall_ns = int(e.max() - s.min())
+        if wall_ns <= 0:
+            continue
+        common_start, common_end = s.max(), e.min()
+        for r in ranks:
+            mine = rank_of[here] == r
+            duration[r] += float((e[mine] - s[mine]).sum())
+            inside[r] += float(np.clip(np.minimum(e[mine], common_end) - np.maximum(s[mine], common_start),
+                                       0, None).sum())
+        per_rep.append(float(ops[here].sum() / (wall_ns / 1e9)))
+        ops_total += float(ops[here].sum())
+        wall_total += wall_ns / 1e9
     overlap = min((inside[r] / duration[r] if duration[r] else 0.0) for r in ranks) if ranks else 0.0
-    return Concurrency(np.array(per_rep), ops_total / window_total if window_total > 0 else float("nan"),
-                       overlap)
+    return Concurrency(np.array(per_rep), ops_total / wall_total if wall_total > 0 else float("nan"), overlap)
 
 
 def is_stable(values: Sequence[float] | np.ndarray, rel_ci: float) -> bool:

@@ -169,3 +169,23 @@ def test_real_runs_compare(ray_local, tmp_path):
     (row,) = json.loads(result.output)["rows"]
     assert row["metric"] == "element_ops_per_s" and row["base_n"] == row["new_n"] == 5
     assert row["verdict"] in ("faster", "slower", "no significant change")
+
+
+def test_smallest_reachable_p_of_mann_whitney():
+    from scipy.stats import mannwhitneyu
+
+    from orchestrator.compare import smallest_p
+
+    # Independent check: scipy's exact two-sided p for fully separated samples.
+    for n1, n2 in ((3, 3), (5, 5), (4, 7)):
+        exact = mannwhitneyu(range(n1), range(100, 100 + n2), alternative="two-sided", method="exact").pvalue
+        assert smallest_p(n1, n2) == pytest.approx(exact)
+    assert smallest_p(3, 3) == pytest.approx(0.1)
+
+
+def test_three_vs_three_samples_says_too_few_to_tell(tmp_path):
+    # Fully separated 3 vs 3: Mann-Whitney's smallest p is 0.1, never below alpha = 0.01.
+    write_run(tmp_path, RUN_A, [100.0, 101.0, 102.0])
+    write_run(tmp_path, RUN_B, [50.0, 51.0, 52.0])
+    (row,) = compare_runs(tmp_path, RUN_A, RUN_B).rows
+    assert row.verdict == "too few samples to tell (n=3 vs 3)" and not row.regression

@@ -10,7 +10,6 @@ import pytest
 
 from orchestrator.stats import (
     Comparison,
-    aggregate_throughput,
     compare,
     count_outliers,
     regression,
@@ -136,62 +135,6 @@ def test_outlier_threshold_boundary():
 
 def test_no_outliers_when_mad_is_zero():
     assert count_outliers([5.0, 5.0, 5.0, 5.0, 100.0]) == 0
-
-
-# --- aggregate_throughput ----------------------------------------------------------------
-
-
-def _worker(intervals_s, ops):
-    start = np.array([EPOCH_NS + a * S for a, _ in intervals_s], dtype=np.int64)
-    end = np.array([EPOCH_NS + b * S for _, b in intervals_s], dtype=np.int64)
-    return start, end, np.array(ops, dtype=float)
-
-
-def test_aggregate_throughput_partial_overlap():
-    a = _worker([(0, 10), (10, 20)], [100, 200])
-    b = _worker([(5, 15), (15, 30)], [50, 150])
-    ops_per_s, overlap, ws, we = aggregate_throughput([a, b])
-    # window [5, 20] s: A does 100 * 5/10 + 200 = 250 ops, B does 50 + 150 * 5/15 = 100 ops
-    assert (ws, we) == (EPOCH_NS + 5 * S, EPOCH_NS + 20 * S)
-    assert ops_per_s == pytest.approx(350.0 / 15.0, rel=1e-12)
-    # A measures 15 of its 20 s inside, B 15 of its 25 s -> min(0.75, 0.6)
-    assert overlap == pytest.approx(0.6, rel=1e-12)
-
-
-def test_aggregate_throughput_full_overlap():
-    a = _worker([(0, 1), (1, 2)], [10, 30])
-    b = _worker([(0, 2)], [60])
-    ops_per_s, overlap, ws, we = aggregate_throughput([a, b])
-    assert (ws, we) == (EPOCH_NS, EPOCH_NS + 2 * S)
-    assert ops_per_s == pytest.approx(50.0, rel=1e-12)
-    assert overlap == 1.0
-
-
-def test_aggregate_throughput_single_worker_counts_gaps_in_window():
-    ops_per_s, overlap, _, _ = aggregate_throughput([_worker([(0, 1), (3, 4)], [10, 10])])
-    assert ops_per_s == pytest.approx(5.0)  # 20 ops over the 4 s window
-    assert overlap == 1.0
-
-
-@pytest.mark.parametrize("b_interval", [(20, 30), (10, 20)])
-def test_aggregate_throughput_no_common_time(b_interval):
-    a = _worker([(0, 10)], [100])
-    b = _worker([b_interval], [100])
-    ops_per_s, overlap, ws, we = aggregate_throughput([a, b])
-    assert math.isnan(ops_per_s)
-    assert overlap == 0.0
-    assert (ws, we) == (EPOCH_NS + b_interval[0] * S, EPOCH_NS + 10 * S)
-
-
-def test_aggregate_throughput_rejects_bad_input():
-    with pytest.raises(ValueError, match="at least one worker"):
-        aggregate_throughput([])
-    with pytest.raises(ValueError, match="end_ns <= start_ns"):
-        aggregate_throughput([_worker([(2, 2)], [1])])
-    with pytest.raises(ValueError, match="lengths"):
-        aggregate_throughput([(np.array([0]), np.array([1]), np.array([1.0, 2.0]))])
-    with pytest.raises(ValueError, match="no measured samples"):
-        aggregate_throughput([(np.array([]), np.array([]), np.array([]))])
 
 
 # --- compare / regression ----------------------------------------------------------------

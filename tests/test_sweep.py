@@ -120,7 +120,7 @@ def test_expand_plans_every_point_with_stable_ids(cluster4):
 
 
 def test_expand_refuses_too_many_nodes_before_work(cluster4):
-    with pytest.raises(UserError, match=r"--nodes 5 asks for more nodes than the cluster has \(4 alive\)"):
+    with pytest.raises(UserError, match=r"The plan needs 5 nodes but the cluster has 4 alive"):
         expand(spec(nodes=[1, 5]), cluster4)
 
 
@@ -138,15 +138,15 @@ def _sample(tid, rank, rep, start_s, end_s, ops, warmup=False):
             "value": ops / (end_s - start_s), "ops": ops, "start_ns": int(start_s * 1e9), "end_ns": int(end_s * 1e9)}
 
 
-def test_trial_throughputs_per_repetition_window():
-    # Repetition 0: worker 0 runs 0-1 s (100 ops), worker 1 runs 0.5-2.5 s (200 ops, 100/s);
-    # in their common window 0.5-1.0 s they do 50 + 50 ops: 200 ops/s. Repetition 1 is
+def test_trial_throughputs_per_round():
+    # Repetition 0: worker 0 runs 0-1 s (100 ops), worker 1 runs 0.5-2.5 s (200 ops): 300 ops
+    # in a 2.5-s round = 120 ops/s (a sum of the rates would say 200). Repetition 1 is
     # aligned: 2 x 300 ops in 1 s. Repetition 2 lacks worker 1 and is dropped; warm-up ignored.
     rows = [_sample("t", 0, 0, 0.0, 1.0, 100), _sample("t", 1, 0, 0.5, 2.5, 200),
             _sample("t", 0, 1, 3.0, 4.0, 300), _sample("t", 1, 1, 3.0, 4.0, 300),
             _sample("t", 0, 2, 5.0, 6.0, 100), _sample("t", 0, -1, 0.0, 0.1, 1e6, warmup=True)]
     got = trial_throughputs(pa.Table.from_pylist(rows), "ops")
-    np.testing.assert_allclose(got["t"], [200.0, 600.0])
+    np.testing.assert_allclose(got["t"], [120.0, 600.0])
 
 
 def test_concurrency_overlap_is_the_least_aligned_worker():
@@ -155,8 +155,8 @@ def test_concurrency_overlap_is_the_least_aligned_worker():
     together = concurrent_throughput(pa.Table.from_pylist(rows))
     # worker 1: 0.5 s of rep 0's 2 s plus all of rep 1's 1 s inside the windows = 1.5 / 3
     assert together.overlap == pytest.approx(0.5)
-    # (100 ops in 0.5 s) + (600 ops in 1 s) = 700 ops in 1.5 s; the 2-s gap is not idle time
-    assert together.aggregate == pytest.approx(700 / 1.5)
+    # 300 ops in the 2.5-s round plus 600 in the 1-s round; the 0.5-s gap is not counted
+    assert together.aggregate == pytest.approx(900 / 3.5)
 
 
 def _trial_row(tid, nodes, workers, status="ok"):
@@ -275,3 +275,15 @@ def test_sweep_checks_targets_and_exits_1_on_a_miss(ray_local, tmp_path):
     ).to_pylist()
     checked = [r["target"] for r in rows if r["metric"] == "element_ops_per_s"]
     assert len(checked) == 2 and all("pass" in t and "fail" in t for t in checked)
+
+
+def test_resume_with_a_different_sweep_file_is_refused(tmp_path):
+    from orchestrator.store import new_run_id
+    from orchestrator.sweep_command import execute_sweep
+
+    run_id = new_run_id()
+    RunStore(tmp_path, run_id).write_run({"run_id": run_id, "spec": parse_sweep(BASE).to_json(),
+                                          "status": "interrupted"})
+    changed = parse_sweep({**BASE, "repetitions": 3})
+    with pytest.raises(UserError, match=f"--resume {run_id}: this sweep file differs"):
+        execute_sweep(changed, None, None, tmp_path, resume=run_id)

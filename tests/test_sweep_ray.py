@@ -23,6 +23,7 @@ from rich.console import Console
 
 from cluster.local_cluster import processes_under
 from cluster.probe import node_order
+from orchestrator.store import RunStore
 from orchestrator.sweep import parse_sweep
 from orchestrator.sweep_command import execute_sweep
 from workloads.errors import UserError
@@ -164,9 +165,13 @@ def test_removed_node_fails_its_trials_then_resume_runs_only_those(cluster, tmp_
     failed = {r["trial_id"] for r in rows if r["status"] == "failed"}
     assert len(failed) == 2 and all(r["error"] for r in rows if r["status"] == "failed")
 
+    first = RunStore(tmp_path, outcome.run_id)
+    started, nodes_before = first.read("runs")[0]["started_at"], {r["node_id"] for r in first.read("nodes")}
     cluster.add_node(num_cpus=1, object_store_memory=OBJECT_STORE)
     cluster.wait_for_nodes()
     resumed, _ = execute_sweep(spec, None, Console(width=200), tmp_path, resume=outcome.run_id)
+    assert first.read("runs")[0]["started_at"] == started  # one run, resumed: its first start stays
+    assert nodes_before <= {r["node_id"] for r in first.read("nodes")}  # the removed node's row stays
     assert resumed.status == "complete"
     assert {r.trial.trial_id for r in resumed.results} == failed
     rows = pq.read_table(tmp_path / "trials" / f"run_id={outcome.run_id}" / "trials.parquet").to_pylist()
