@@ -96,10 +96,12 @@ def cluster():
 
 
 def test_sweep_over_three_nodes(cluster, tmp_path):
-    # Longer samples and interleaved order so a burst of outside load hits every N alike,
-    # instead of skewing X(1) (efficiency is relative to it).
-    spec = parse_sweep({**TINY, "repetitions": 5, "min_time": 0.1, "order": "interleaved",
-                        "nodes": [1, 2, 3], "workloads": {"cpu.sqrt_mod": {"elements": 2048}}})
+    # Pinned: every Cluster node sees this machine's CPUs, so compact puts each node's worker
+    # on the same CPU; contention can then only lower efficiency, whereas unpinned workers
+    # float onto whichever CPU the raylets and driver leave free and make X(1) a lottery.
+    spec = parse_sweep({**TINY, "placement": "compact", "repetitions": 5, "min_time": 0.1,
+                        "order": "interleaved", "nodes": [1, 2, 3],
+                        "workloads": {"cpu.sqrt_mod": {"elements": 2048}}})
     outcome, analyses = execute_sweep(spec, None, Console(width=200), tmp_path)
     assert outcome.status == "complete"
     three = next(r for r in outcome.results if len(r.trial.node_ids) == 3)
