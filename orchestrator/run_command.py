@@ -6,15 +6,6 @@ import sys
 from dataclasses import asdict, replace
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
 from cluster.connection import ray_session
@@ -22,6 +13,7 @@ from cluster.probe import probe_nodes
 from orchestrator.env_command import print_warnings
 from orchestrator.format import percent, quantity, si
 from orchestrator.planner import plan_trials
+from orchestrator.progress import trial_progress
 from orchestrator.request import RunRequest
 from orchestrator.resources import DEFAULT_THRESHOLDS, FlagThresholds, flag_notes
 from orchestrator.runner import RunOutcome, execute
@@ -128,19 +120,8 @@ def execute_run(request: RunRequest, address: str | None, console: Console, comm
         run_id = new_run_id()
         store = RunStore(results, run_id)
         settings = asdict(request)
-        err = Console(stderr=True)
-        columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn(), TimeRemainingColumn())
-        with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as progress:
-            task = progress.add_task("starting", total=len(trials))
-
-            def on_trial(i, trial, result):
-                if result is None:
-                    progress.update(task, description=f"{trial.workload} · {len(trial.slots)} workers "
-                                                      f"· trial {i + 1}/{len(trials)}")
-                else:
-                    progress.advance(task)
-
+        describe = lambda i, t: f"{t.workload} · {len(t.slots)} workers · trial {i + 1}/{len(trials)}"
+        with trial_progress(len(trials), describe) as on_trial:
             outcome = execute(run_id, command or " ".join(sys.argv), request.to_json(), settings,
                               trials, nodes, store, on_trial)
     console.print(summary_table(outcome))

@@ -11,14 +11,6 @@ from typing import Annotated
 import pyarrow.parquet as pq
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.table import Table
 
 from cluster.connection import ray_session
@@ -28,6 +20,7 @@ from orchestrator.console import stdout_console
 from orchestrator.env_command import print_warnings
 from orchestrator.format import percent, si
 from orchestrator.planner import Trial
+from orchestrator.progress import trial_progress
 from orchestrator.run_command import apply_targets, summary_table
 from orchestrator.runner import RunOutcome, TrialResult, execute
 from orchestrator.store import RunStore, check_writable, new_run_id, validate_run_id
@@ -133,27 +126,17 @@ def execute_sweep(spec: SweepSpec, address: str | None, console: Console, result
         if skip:
             console.print(f"Resuming {run_id}: {len(skip)} of {len(trials)} trials already stored, "
                           f"running {len(trials) - len(skip)}.")
-        err = Console(stderr=True)
-        columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn())
-        with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as progress:
-            task = progress.add_task("starting", total=len(trials) - len(skip))
 
-            def progress_trial(i: int, trial: Trial, result: TrialResult | None) -> None:
-                if on_trial is not None:
-                    on_trial(i, trial, result)
-                if result is None:
-                    progress.update(task, description=f"{trial.workload} · {len(trial.node_ids)} nodes · "
-                                                      f"{len(trial.slots)} workers · {trial.placement}")
-                else:
-                    progress.advance(task)
+        def describe(i: int, trial: Trial) -> str:
+            return f"{trial.workload} · {len(trial.node_ids)} nodes · {len(trial.slots)} workers · {trial.placement}"
 
+        with trial_progress(len(trials) - len(skip), describe, also=on_trial) as progress_trial:
             try:
                 outcome = execute(run_id, command or " ".join(sys.argv), spec.to_json(), spec.settings(),
                                   trials, nodes, store, progress_trial, skip=skip, previous_rows=previous)
             except KeyboardInterrupt:
-                err.print(f"Run {run_id} interrupted; finished trials are stored. Continue with "
-                          f"`topobench sweep FILE --resume {run_id}`.")
+                Console(stderr=True).print(f"Run {run_id} interrupted; finished trials are stored. "
+                                           f"Continue with `topobench sweep FILE --resume {run_id}`.")
                 raise
     if spec.targets:
         rows = [*previous, *(r for result in outcome.results for r in result.rows)]
