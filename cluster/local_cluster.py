@@ -52,10 +52,12 @@ def make_temp_dir() -> Path:
 
 
 def processes_under(temp_dir: Path) -> tuple[int, ...]:
-    """Return the pids of processes whose command line mentions ``temp_dir``."""
+    """Return the pids of processes whose command line mentions ``temp_dir`` (never this one)."""
     needle = str(temp_dir)
     out = []
     for proc in psutil.process_iter(["pid", "cmdline"]):
+        if proc.info["pid"] == os.getpid():
+            continue
         cmdline = proc.info.get("cmdline") or []
         if any(needle in part for part in cmdline):
             out.append(proc.info["pid"])

@@ -69,3 +69,12 @@ def test_topology_shows_every_cluster_node(head):
     nodes = json.loads(done.stdout)
     assert len(nodes) == 1 and "head" in nodes[0]["name"]
     assert nodes[0]["topology"]["usable_cpus"]
+
+
+def test_processes_under_never_returns_the_caller():
+    # This process's own command line names the interpreter; stopping "everything under"
+    # a path must never signal the caller itself.
+    import sys
+    from pathlib import Path
+
+    assert os.getpid() not in processes_under(Path(sys.executable))
