@@ -10,7 +10,7 @@ Issue 3's benchmark. Side by side in one invocation, rounds interleaved (A B A B
          (both in one L3 domain), for memory.stream (triad_gbs) and cache.lru (lookups_per_s);
          skipped with a note on a machine with a single L3 domain.
 Reported per workload and placement: the median of all workers' samples, the median of the
-trials' aggregate throughput (all workers over their common window), the CPU sets the
+trials' aggregate throughput (all workers' ops over their synchronized rounds), the CPU sets the
 workers reported, and the ratio of the two placements.
 
 Run:  python benchmarks/placement.py [--rounds 3] [--repetitions 10] [--min-time 0.2]

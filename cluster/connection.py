@@ -12,6 +12,7 @@ import os
 os.environ.setdefault("RAY_AUTH_MODE", "token")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
+import errno
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -63,7 +64,11 @@ def resolve_address(address: str | None) -> str | None:
     if not host or not port.isdigit():
         raise UserError(f"--address {address!r} is not host:port; give e.g. 127.0.0.1:6379 or 'auto'.")
     try:
-        speaks_grpc = _speaks_http2(host, int(port))
+        # A TLS cluster (RAY_USE_TLS) would not answer a plain HTTP/2 preface: skip the probe.
+        speaks_grpc = os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true") or _speaks_http2(host, int(port))
+    except TimeoutError:
+        raise UserError(f"--address {address}: the port accepts connections but did not answer within 3 s; "
+                        "check that it is a Ray GCS (the address `ray start --head` printed).") from None
     except OSError as exc:
         raise UserError(f"--address {address}: no Ray cluster answers there ({exc.strerror or exc}); "
                         "check the address or start one with `ray start --head`.") from None
@@ -81,9 +86,14 @@ def _speaks_http2(host: str, port: int, timeout_s: float = 3.0) -> bool:
     """Return whether ``host:port`` answers the HTTP/2 preface with a SETTINGS frame (as gRPC does).
 
     Raises:
-        OSError: nothing accepts a TCP connection there within ``timeout_s``.
+        TimeoutError: it accepted the connection but sent nothing within ``timeout_s``.
+        OSError: nothing accepts a TCP connection there.
     """
-    with socket.create_connection((host, port), timeout=timeout_s) as sock:
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout_s)
+    except TimeoutError as exc:  # nothing answered the connect: unreachable, not "silent"
+        raise ConnectionError(errno.ETIMEDOUT, "connection timed out") from exc
+    with sock:
         try:
             sock.sendall(_H2_PREFACE)
             head = b""
@@ -92,7 +102,9 @@ def _speaks_http2(host: str, port: int, timeout_s: float = 3.0) -> bool:
                 if not chunk:
                     break
                 head += chunk
-        except OSError:
+        except TimeoutError:
+            raise
+        except OSError:  # reset or refused mid-handshake: not a gRPC server
             return False
     return len(head) == 9 and head[3] == 0x04  # frame type 4 = SETTINGS
 

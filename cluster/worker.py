@@ -37,7 +37,6 @@ class TrialSpec:
     worker_rank: int
     workers: int
     min_time_s: float
-    warmup: int
     work_share: float = 1.0
     scratch_dir: str | None = None
     cache_sizes_bytes: dict[str, int] = field(default_factory=dict)
@@ -90,8 +89,8 @@ class Worker:
         self._workload = None
         self._n = 1
         self._next_repetition = 0
-        self._monitor: ResourceMonitor | None = None
-        self._resources: pa.Table | None = None
+        self._monitor = ResourceMonitor()
+        self._resource_parts: list[pa.Table] = []
 
     def identity(self) -> dict[str, Any]:
         """Return where this worker runs: node id, hostname, ip, pid and read-back CPUs."""
@@ -114,9 +113,8 @@ class Worker:
         cls = get_workload(spec.workload)
         self._workload = cls(split_params(cls, spec.params, spec.work_share))
         self._monitor = ResourceMonitor(spec.resource_interval_s, spec.record_node_cpus)
-        self._resources = None
+        self._resource_parts = []
         self._next_repetition = 0
-        self._next_warmup = 0  # warm-up rows count down from -1
         ctx = WorkerContext(
             worker_rank=spec.worker_rank,
             workers=spec.workers,
@@ -137,14 +135,17 @@ class Worker:
         return {"iterations": self._n, "sample_ns": sample_ns}
 
     def measure(self, start_at_ns: int, repetitions: int, finish: bool = True, iterations: int = 0,
-                warmup: int = 0) -> pa.Table:
+                warmup: int = 0, first_warmup: int = 0) -> pa.Table:
         """Wait for the shared start instant, then take ``warmup`` and ``repetitions`` samples.
 
         ``start_at_ns`` is wall-clock ns since the epoch, chosen by the driver for every
         worker of the trial; ``iterations`` is the trial's common count (0: this worker's
-        own calibrated count). Repetition numbers continue across calls; warm-up rows are
-        flagged and numbered below 0. With ``finish`` the workload is torn down afterwards;
-        otherwise more calls may follow and ``finish()`` ends the trial. Errors tear down.
+        own calibrated count). Measured repetitions are numbered on from the previous call;
+        warm-up rows are flagged and numbered from ``first_warmup`` (the driver numbers a
+        trial's warm-ups -W..-1 in the order they run). CPU% and RSS are sampled during the
+        measured samples only, never in the idle gaps between rounds. With ``finish`` the
+        workload is torn down afterwards; otherwise more calls may follow and ``finish()``
+        ends the trial. Errors tear down.
         """
         first = self._next_repetition
         n = iterations or self._n
@@ -154,30 +155,30 @@ class Worker:
             run = self._workload.run
             sleep_until(start_at_ns)
             warm = [time_run(run, n) for _ in range(warmup)]
-            if repetitions and self._monitor is not None:
-                self._monitor.start()  # resources cover the measured samples only
-            runs = [time_run(run, n) for _ in range(repetitions)]
+            runs = []
+            if repetitions:
+                self._monitor.start()
+                runs = [time_run(run, n) for _ in range(repetitions)]
+                self._resource_parts.append(self._monitor.stop())
         except BaseException:
             self._finish()
             raise
         self._next_repetition = first + repetitions
-        self._next_warmup -= warmup
         if finish:
             self._finish()
-        tables = [_samples_table(warm, warmup=True, first_repetition=self._next_warmup)] if warm else []
+        tables = [_samples_table(warm, warmup=True, first_repetition=first_warmup)] if warm else []
         return pa.concat_tables([*tables, _samples_table(runs, warmup=False, first_repetition=first)],
                                 promote_options="default")
 
     def finish(self) -> pa.Table:
         """Tear the workload down and return the trial's resource rows (``RESOURCE_COLUMNS``)."""
         self._finish()
-        table, self._resources = self._resources, None
-        return table if table is not None else ResourceMonitor().stop()
+        parts, self._resource_parts = self._resource_parts, []
+        return pa.concat_tables(parts) if parts else ResourceMonitor().stop()
 
     def _finish(self) -> None:
-        if self._monitor is not None:
-            monitor, self._monitor = self._monitor, None
-            self._resources = monitor.stop()
+        if self._monitor is not None and self._monitor.running:  # an error mid-sample
+            self._resource_parts.append(self._monitor.stop())
         self._teardown()
 
     def _teardown(self) -> None:

@@ -131,13 +131,16 @@ def _describe(key: tuple) -> str:
 
 
 def smallest_p(n1: int, n2: int) -> float:
-    """Return the smallest two-sided p-value a Mann-Whitney U test can give for sample sizes n1, n2.
+    """Return the smallest two-sided p-value the Mann-Whitney U test in ``stats.compare`` can give.
 
-    It is 2 / C(n1 + n2, n1), reached when the two samples do not overlap at all (exact null
-    distribution, no ties; Mann & Whitney 1947). At or above alpha, no difference can ever be
-    called significant: 3 vs 3 samples give 0.1.
+    It is reached when the two samples do not overlap at all; computed by the same scipy
+    call, so it follows scipy's choice of the exact distribution (small samples, 2 / C(n1+n2,
+    n1); Mann & Whitney 1947) or the normal approximation (larger ones). At or above alpha, no
+    difference can ever be called significant: 3 vs 3 samples give 0.1.
     """
-    return min(1.0, 2.0 / math.comb(n1 + n2, n1))
+    from scipy.stats import mannwhitneyu
+
+    return float(mannwhitneyu(range(n1), range(n1, n1 + n2), alternative="two-sided").pvalue)
 
 
 def compare_runs(results: Path, base: str, new: str, *, threshold: float | None = None,

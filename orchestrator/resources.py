@@ -118,13 +118,15 @@ def flag_notes(row: Mapping[str, Any], thresholds: FlagThresholds = DEFAULT_THRE
     notes = []
     flags = row.get("flags") or ()
     if "unstable" in flags:
+        more = ("a larger --max-time" if row.get("stop_reason") == "max-time"
+                else "more --repetitions or --until-stable")
         notes.append(f"unstable: CV {100 * row['cv']:.1f}% of {row['metric']} is above "
-                     f"{100 * thresholds.max_cv:.0f}%; rerun with more --repetitions or --until-stable")
+                     f"{100 * thresholds.max_cv:.0f}%; rerun with {more}")
     if "desynchronized" in flags:
-        notes.append(f"desynchronized: only {100 * row['overlap']:.0f}% of the least aligned worker's "
+        notes.append(f"desynchronized: only {100 * row['overlap']:.1f}% of the least aligned worker's "
                      f"measuring time ran while all workers ran (below {100 * thresholds.min_overlap:.0f}%): "
                      "samples of equal work started together but took unequal times (other load, "
-                     "unequal cores) or started late; the aggregate covers only the common time")
+                     "unequal cores) or started late; the slowest worker lowers the aggregate")
     if "noisy" in flags:
         notes.append(f"noisy: a CPU outside the plan was {row['busiest_other_cpu_percent']:.0f}% busy "
                      f"(above {thresholds.noisy_cpu_percent:.0f}%); other load shared the node")

@@ -41,7 +41,7 @@ def summary_table(outcome: RunOutcome, title: str = "topobench run") -> Table:
     of the median as a ± share of it; ``overlap`` and ``CPU%`` are on the trial's first row.
     """
     table = Table(title=f"{title} {outcome.run_id} — {outcome.status}", title_justify="left")
-    for name, justify in (("workload", "left"), ("metric", "left"), ("N", "right"), ("median", "right"),
+    for name, justify in (("workload", "left"), ("metric", "left"), ("workers", "right"), ("median", "right"),
                           ("95% CI", "right"), ("CV", "right"), ("aggregate", "right"),
                           ("overlap", "right"), ("CPU%", "right"), ("flags", "left")):
         table.add_column(name, justify=justify, overflow="fold")

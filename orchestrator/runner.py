@@ -147,23 +147,27 @@ def measure_trial(actors: Sequence[Any], settings: dict[str, Any], iterations: i
     max_time_s = float(settings.get("max_time_s", 60.0))
     per_worker: list[list[pa.Table]] = [[] for _ in actors]
 
-    def round_(warmup: bool) -> list[pa.Table]:
+    def round_(warmup_number: int = 0) -> int:
+        """Run one round (a warm-up when ``warmup_number`` < 0); return its shared start instant."""
         start_at = time.time_ns() + SYNC_MARGIN_NS
-        tables = gather([a.measure.remote(start_at, 0 if warmup else 1, False, iterations, int(warmup))
+        warm = warmup_number < 0
+        tables = gather([a.measure.remote(start_at, 0 if warm else 1, False, iterations, int(warm), warmup_number)
                          for a in actors])
         for kept, table in zip(per_worker, tables):
             kept.append(table)
-        return tables
+        return start_at
 
-    for _ in range(int(settings.get("warmup", 0))):
-        round_(warmup=True)
-    done, batch, first_start = 0, int(settings["repetitions"]), time.time_ns()
+    warmups = int(settings.get("warmup", 0))
+    for i in range(warmups):
+        round_(warmup_number=i - warmups)  # -W .. -1, in the order they run
+    done, batch, first_start = 0, int(settings["repetitions"]), None
     while True:
         for _ in range(batch):
-            tables = round_(warmup=False)
+            start_at = round_()
+            first_start = first_start or start_at
         done += batch
-        last_end = max(int(t["end_ns"][-1].as_py()) for t in tables if t.num_rows)
-        elapsed_s = (last_end - first_start) / 1e9
+        # Both ends on the driver's clock: worker clocks on other nodes may differ.
+        elapsed_s = (time.time_ns() - first_start) / 1e9
         if not until_stable:
             reason = "repetitions"
             break
@@ -205,11 +209,12 @@ def run_trial(run_id: str, trial: Trial, request_settings: dict[str, Any], pool:
               store: RunStore, nodes: dict[str, NodeInfo]) -> TrialResult:
     """Run ``trial`` on its slots and store its samples per node; failures are returned, not raised.
 
-    Steps: every worker prepares (setup, calibration, warm-up) in parallel; the driver then
-    picks one wall-clock start instant; every worker measures from it (more batches with
-    ``until_stable``, see ``measure_trial``) while sampling CPU% and RSS; ``finish`` tears down
-    and returns the resource rows, stored per node in ``resources``. The trials rows get the
-    stop reason, the resource figures and the unstable/noisy/underused flags.
+    Steps: every worker prepares (setup, calibration) in parallel; the driver gives all the
+    largest calibrated iteration count; then warm-up and measured rounds follow, each
+    started by all workers at one shared instant (``measure_trial``), with CPU% and RSS
+    sampled during the samples; ``finish`` tears down and returns the resource rows, stored
+    per node in ``resources``. The trials rows get the stop reason, the resource figures and
+    the unstable/desynchronized/noisy/underused flags.
     """
     workload = get_workload(trial.workload)
     threads = trial.threads_per_worker
@@ -229,7 +234,6 @@ def run_trial(run_id: str, trial: Trial, request_settings: dict[str, Any], pool:
                 worker_rank=slot.rank,
                 workers=len(trial.slots),
                 min_time_s=request_settings["min_time_s"],
-                warmup=request_settings["warmup"],
                 work_share=1.0 if trial.mode == "weak" else 1.0 / len(trial.slots),
                 scratch_dir=request_settings.get("scratch"),
                 cache_sizes_bytes=nodes[slot.node_id].topology.cache_sizes_bytes(

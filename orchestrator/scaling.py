@@ -7,8 +7,8 @@ Law X(N) = λN/(1 + σ(N−1) + κN(N−1)) (Gunther 1993), by `scipy.optimize.c
 confidence intervals from the fit covariance and Student's t.
 
 Strong scaling (fixed total work) and weak scaling (fixed work per worker) use the same
-formulas here, because X(N) is always the aggregate throughput of all N workers (ops/s over
-the common window): under weak scaling ideal X(N) is still N·X(1).
+formulas here, because X(N) is always the aggregate throughput of all N workers (their ops
+over each synchronized round's wall time): under weak scaling ideal X(N) is still N·X(1).
 """
 
 from __future__ import annotations

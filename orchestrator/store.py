@@ -104,8 +104,8 @@ TRIALS_SCHEMA = pa.schema([
     ("ci_low", pa.float64()),
     ("ci_high", pa.float64()),
     ("outliers", pa.int32()),
-    ("aggregate_throughput", pa.float64()),  # all workers, over the common window; unit as `unit`
-    ("overlap", pa.float64()),  # smallest share of a worker's measuring time inside that window
+    ("aggregate_throughput", pa.float64()),  # all workers' ops over their rounds' wall time; unit as `unit`
+    ("overlap", pa.float64()),  # smallest share of a worker's measuring time while all workers ran
     ("status", pa.string()),  # ok | failed
     ("error", pa.string()),
     # Added by issue 6 (additive): stopping, resources and flags; trial-level ones repeat on every row.

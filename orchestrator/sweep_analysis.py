@@ -1,11 +1,11 @@
 """A sweep's scaling analysis: per workload and dimension, X(N), speedup, efficiency and fits.
 
-Throughput X(N) of one trial: per repetition r, all workers' ops/s over the common window
-of their samples r (``trial_stats.concurrent_throughput``). Every worker runs the same
-iteration count and starts sample r at one shared instant, so each repetition is one
-observation of what the workers achieved together; work done while another worker was
-not running is not counted. The ``repetitions`` observations give the median and its
-bootstrap CI (stats.summarize); ``trials.overlap`` says how well the samples lined up.
+Throughput X(N) of one trial: per repetition r, all workers' ops over round r's wall time,
+first start to last end (``trial_stats.concurrent_throughput``). Every worker runs the same
+iteration count and starts sample r at one shared instant, so each round is one
+observation of what the workers achieved together, stragglers included. The
+``repetitions`` observations give the median and its bootstrap CI (stats.summarize);
+``trials.overlap`` says how well the samples lined up.
 
 Dimensions: "workers" varies workers per node at a fixed node count (N = total workers);
 "nodes" varies the node count at fixed workers per node (N = nodes). Each series holds one

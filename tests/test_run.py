@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 
 import pyarrow.parquet as pq
@@ -129,3 +130,20 @@ def test_unpinned_workers_each_get_their_own_actor(ray_local, tmp_path):
                                "WHERE NOT warmup AND metric = 'element_ops_per_s' GROUP BY 1 ORDER BY 1").to_pylist()
     assert [(r["worker_rank"], r["n"]) for r in rows] == [(0, 2), (1, 2)]
     assert all(len(r["cpus"]) == len(os.sched_getaffinity(0)) for r in rows)  # unpinned: every usable CPU
+
+
+def test_every_sample_is_a_synchronized_round(ray_local, tmp_path):
+    result = run_cli("run", "cpu.sqrt_mod", "--workers", "2", "--repetitions", "3", "--warmup", "2",
+                     "--min-time", "0.02", "--param", "cpu.sqrt_mod.elements=4096", "--results", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    rows = run_query(tmp_path, """
+        SELECT repetition, warmup, worker_rank, iterations, start_ns, end_ns FROM samples
+        WHERE metric = 'element_ops_per_s' ORDER BY repetition, worker_rank""").to_pylist()
+    reps = sorted({r["repetition"] for r in rows})
+    assert reps == [-2, -1, 0, 1, 2]  # warm-ups -W..-1, then measured 0..k-1
+    assert all(r["warmup"] == (r["repetition"] < 0) for r in rows)
+    assert len({r["iterations"] for r in rows}) == 1  # one common count for every worker and round
+    by_rep = {rep: [r for r in rows if r["repetition"] == rep] for rep in reps}
+    assert all(len(by_rep[rep]) == 2 for rep in reps)
+    for before, after in itertools.pairwise(reps):  # the barrier: a round starts after all ended the last
+        assert min(r["start_ns"] for r in by_rep[after]) >= max(r["end_ns"] for r in by_rep[before])
