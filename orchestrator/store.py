@@ -29,7 +29,6 @@ import pyarrow.parquet as pq
 from workloads.errors import UserError
 
 SCHEMA_VERSION = 1
-TABLES = ("runs", "nodes", "trials", "samples")
 _RUN_ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$")
 
 RUNS_SCHEMA = pa.schema([
