@@ -10,18 +10,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
-def _read(path: Path) -> str | None:
-    try:
-        return path.read_text().strip()
-    except (OSError, UnicodeDecodeError):
-        return None
+from cluster.sysfs import read_text
 
 
 def membership(root: Path, controller: str) -> tuple[str | None, str | None]:
     """Return (cgroup v2 path, cgroup v1 path of ``controller``) of this process; None when unknown."""
     v2 = v1 = None
-    for line in (_read(root / "proc/self/cgroup") or "").splitlines():
+    for line in (read_text(root / "proc/self/cgroup") or "").splitlines():
         hierarchy, _, rest = line.partition(":")
         controllers, _, path = rest.partition(":")
         if hierarchy == "0" and controllers == "":
@@ -29,7 +24,7 @@ def membership(root: Path, controller: str) -> tuple[str | None, str | None]:
         elif controller in controllers.split(","):
             v1 = path
     if controller == "cpuset":
-        fallback = _read(root / "proc/self/cpuset")
+        fallback = read_text(root / "proc/self/cpuset")
         return v2 or fallback, v1 or fallback
     return v2, v1
 
@@ -37,7 +32,7 @@ def membership(root: Path, controller: str) -> tuple[str | None, str | None]:
 def mounts(root: Path, controller: str) -> list[tuple[Path, int]]:
     """Return [(mount folder under ``root``, 1|2)] of cgroup2 mounts and v1 mounts of ``controller``."""
     out = []
-    for line in (_read(root / "proc/mounts") or "").splitlines():
+    for line in (read_text(root / "proc/mounts") or "").splitlines():
         fields = line.split()
         if len(fields) < 4:
             continue

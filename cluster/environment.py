@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from cluster import cgroup
+from cluster.sysfs import read_cpulist, read_text
+from cluster.topology import read_x3d_mode
 
 _IMPORTANT_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "amx_tile", "asimd", "sve")
 
@@ -34,16 +36,9 @@ _CGROUP_CONTAINERS = (("docker", "docker"), ("kubepods", "kubernetes"), ("libpod
                       ("lxc", "lxc"), ("containerd", "containerd"))
 
 
-def _read(path: Path) -> str | None:
-    try:
-        return path.read_text().strip()
-    except (OSError, UnicodeDecodeError):
-        return None
-
-
 def _cpuinfo(root: Path) -> tuple[str | None, list[str] | None, bool | None]:
     """Return (model, important SIMD flags, hypervisor flag) from proc/cpuinfo; None when absent."""
-    text = _read(root / "proc/cpuinfo")
+    text = read_text(root / "proc/cpuinfo")
     if text is None:
         return None, None, None
     model, flags = None, None
@@ -59,24 +54,10 @@ def _cpuinfo(root: Path) -> tuple[str | None, list[str] | None, bool | None]:
     return model, [f for f in _IMPORTANT_FLAGS if f in flags], "hypervisor" in flags
 
 
-def _count_cpulist(text: str | None) -> int | None:
-    """Return how many CPUs a sysfs CPU list ("0-3,8") names; None when absent or malformed."""
-    if not text:
-        return None
-    count = 0
-    try:
-        for part in text.split(","):
-            low, _, high = part.partition("-")
-            count += int(high or low) - int(low) + 1
-    except ValueError:
-        return None
-    return count
-
-
 def _meminfo(root: Path) -> dict[str, int]:
     """Return proc/meminfo's fields in bytes ({} when absent)."""
     out = {}
-    for line in (_read(root / "proc/meminfo") or "").splitlines():
+    for line in (read_text(root / "proc/meminfo") or "").splitlines():
         key, _, rest = line.partition(":")
         parts = rest.split()
         if parts and parts[0].isdigit():
@@ -86,7 +67,7 @@ def _meminfo(root: Path) -> dict[str, int]:
 
 def _loadavg(root: Path) -> tuple[float | None, float | None, float | None]:
     """Return the 1, 5 and 15-minute load averages from proc/loadavg (None when absent)."""
-    fields = (_read(root / "proc/loadavg") or "").split()
+    fields = (read_text(root / "proc/loadavg") or "").split()
     try:
         return float(fields[0]), float(fields[1]), float(fields[2])
     except (IndexError, ValueError):
@@ -95,38 +76,28 @@ def _loadavg(root: Path) -> tuple[float | None, float | None, float | None]:
 
 def _boost(cpu_sys: Path) -> bool | None:
     """Return whether turbo/boost is on: cpufreq/boost, else intel_pstate/no_turbo; None if unknown."""
-    boost = _read(cpu_sys / "cpufreq/boost")
+    boost = read_text(cpu_sys / "cpufreq/boost")
     if boost in ("0", "1"):
         return boost == "1"
-    no_turbo = _read(cpu_sys / "intel_pstate/no_turbo")
+    no_turbo = read_text(cpu_sys / "intel_pstate/no_turbo")
     if no_turbo in ("0", "1"):
         return no_turbo == "0"
-    boost = _read(cpu_sys / "cpu0/cpufreq/boost")  # amd-pstate per-policy file
+    boost = read_text(cpu_sys / "cpu0/cpufreq/boost")  # amd-pstate per-policy file
     if boost in ("0", "1"):
         return boost == "1"
     return None
-
-
-def _x3d_mode(root: Path) -> str | None:
-    """Return the AMD 3D V-Cache optimizer mode via the topology reader; None when absent."""
-    try:
-        from cluster.topology import _read_x3d_mode
-
-        return _read_x3d_mode(root)
-    except Exception:  # noqa: BLE001 - a malformed sysfs must never break capture
-        return None
 
 
 def _cpu_quota(root: Path) -> float | None:
     """Return the cgroup CPU quota in CPUs (v2 cpu.max, v1 cfs_quota/period); None when unlimited/unknown."""
     for directory, _, cgroup_version in cgroup.candidate_dirs(root, "cpu"):
         if cgroup_version == 2:
-            fields = (_read(directory / "cpu.max") or "").split()
+            fields = (read_text(directory / "cpu.max") or "").split()
             if len(fields) != 2:
                 continue
             quota, period = fields
         else:
-            quota, period = _read(directory / "cpu.cfs_quota_us"), _read(directory / "cpu.cfs_period_us")
+            quota, period = read_text(directory / "cpu.cfs_quota_us"), read_text(directory / "cpu.cfs_period_us")
             if quota is None or period is None:
                 continue
         try:
@@ -140,7 +111,7 @@ def _cpu_quota(root: Path) -> float | None:
 def _virtualization(root: Path, hypervisor_flag: bool | None) -> tuple[str | None, str | None]:
     """Return (VM name, container name), "none" where checked and absent, None when unknown."""
     vm: str | None = None
-    dmi = " ".join(filter(None, (_read(root / f"sys/class/dmi/id/{n}")
+    dmi = " ".join(filter(None, (read_text(root / f"sys/class/dmi/id/{n}")
                                  for n in ("sys_vendor", "product_name", "bios_vendor")))).lower()
     for needle, name in _DMI_VMS:
         if needle in dmi and not (needle == "microsoft corporation" and "virtual" not in dmi):
@@ -156,8 +127,8 @@ def _virtualization(root: Path, hypervisor_flag: bool | None) -> tuple[str | Non
     elif (root / "run/.containerenv").exists():
         container = "podman"
     else:
-        env_text = _read(root / "proc/1/environ")
-        cgroup = (_read(root / "proc/1/cgroup") or "") + (_read(root / "proc/self/cgroup") or "")
+        env_text = read_text(root / "proc/1/environ")
+        cgroup = (read_text(root / "proc/1/cgroup") or "") + (read_text(root / "proc/self/cgroup") or "")
         if env_text and "container=" in env_text:
             for item in env_text.split("\0"):
                 if item.startswith("container="):
@@ -213,13 +184,14 @@ def capture_environment(root: str | Path = "/") -> dict[str, Any]:
     live = root.resolve() == Path("/")
     model, flags, hypervisor = _cpuinfo(root)
     cpu_sys = root / "sys/devices/system/cpu"
-    smt = _read(cpu_sys / "smt/active")
+    smt = read_text(cpu_sys / "smt/active")
     mem = _meminfo(root)
     load = _loadavg(root)
     vm, container = _virtualization(root, hypervisor)
-    cpu_count = _count_cpulist(_read(cpu_sys / "online"))
-    hostname = _read(root / "proc/sys/kernel/hostname")
-    kernel = _read(root / "proc/sys/kernel/osrelease")
+    online = read_cpulist(cpu_sys / "online")
+    cpu_count = len(online) if online else None
+    hostname = read_text(root / "proc/sys/kernel/hostname")
+    kernel = read_text(root / "proc/sys/kernel/osrelease")
     if live:
         hostname = socket.gethostname()
         kernel = kernel or platform.release()
@@ -238,10 +210,10 @@ def capture_environment(root: str | Path = "/") -> dict[str, Any]:
         "memory_total_bytes": mem.get("MemTotal"),
         "memory_available_bytes": mem.get("MemAvailable"),
         "memory_free_bytes": mem.get("MemFree"),
-        "governor": _read(cpu_sys / "cpu0/cpufreq/scaling_governor"),
+        "governor": read_text(cpu_sys / "cpu0/cpufreq/scaling_governor"),
         "boost": _boost(cpu_sys),
         "smt_active": None if smt not in ("0", "1") else smt == "1",
-        "amd_x3d_mode": _x3d_mode(root),
+        "amd_x3d_mode": read_x3d_mode(root),
         "vm": vm,
         "container": container,
         "cpu_quota_cpus": _cpu_quota(root),

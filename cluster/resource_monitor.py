@@ -16,7 +16,7 @@ from pathlib import Path
 import psutil
 import pyarrow as pa
 
-from cluster.cpulist import parse_cpulist
+from cluster.sysfs import read_cpulist
 
 DEFAULT_INTERVAL_S = 0.2
 """Seconds between two resource samples."""
@@ -31,10 +31,7 @@ RESOURCE_COLUMNS = pa.schema([
 
 def online_cpus(sysfs_root: Path = Path("/")) -> tuple[int, ...] | None:
     """Return the online CPU numbers in ``psutil.cpu_percent(percpu=True)`` order; None when unknown."""
-    try:
-        return tuple(sorted(parse_cpulist((sysfs_root / "sys/devices/system/cpu/online").read_text())))
-    except (OSError, ValueError):
-        return None
+    return read_cpulist(sysfs_root / "sys/devices/system/cpu/online")
 
 
 class ResourceMonitor:

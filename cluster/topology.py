@@ -14,13 +14,13 @@ from itertools import pairwise
 from pathlib import Path
 
 from cluster import cgroup
-from cluster.cpulist import format_cpulist, parse_cpulist, parse_cpumask
+from cluster.cpulist import format_cpulist
+from cluster.sysfs import read_cpulist, read_cpumask, read_int, read_text
+from workloads.units import format_bytes, parse_size, plural
 
 _CPU_DIR = re.compile(r"cpu(\d+)$")
 _NODE_DIR = re.compile(r"node(\d+)$")
 _INDEX_DIR = re.compile(r"index(\d+)$")
-_SIZE = re.compile(r"^\s*(\d+)\s*([KMG]?)i?B?\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
 # Two max-frequency classes are CPU kinds when the slower one reaches at most this fraction
 # of the faster one (the 7950X3D's V-cache CCD at 5.25 vs 5.7 GHz is 0.92: not hybrid).
 _HYBRID_FREQ_RATIO = 0.85
@@ -128,13 +128,13 @@ class Topology:
         elif len(set(sizes)) == 1 and len(sizes) > 2:
             l3 = f"{len(sizes)} L3 domains ({len(sizes)} x {sizes[0]})"
         else:
-            l3 = f"{_plural(len(sizes), 'L3 domain')} ({' + '.join(sizes)})"
+            l3 = f"{plural(len(sizes), 'L3 domain')} ({' + '.join(sizes)})"
         parts = [
-            _plural(len(self.packages), "package"),
-            _plural(len(self.numa_nodes), "NUMA node"),
+            plural(len(self.packages), "package"),
+            plural(len(self.numa_nodes), "NUMA node"),
             l3,
-            _plural(len(self.cores), "core"),
-            f"{_plural(len(self.pus), 'PU')} (SMT {smt})",
+            plural(len(self.cores), "core"),
+            f"{plural(len(self.pus), 'PU')} (SMT {smt})",
         ]
         if self.hybrid_kinds:
             kinds = ", ".join(f"{k} {format_cpulist(v)}" for k, v in self.hybrid_kinds.items())
@@ -215,23 +215,6 @@ class Topology:
         )
 
 
-def format_bytes(size_bytes: int) -> str:
-    """Format a byte count with binary units ("96 MiB", "1.25 MiB", "48 KiB", "512 B")."""
-    for unit, scale in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
-        if size_bytes >= scale:
-            value = size_bytes / scale
-            return f"{value:g} {unit}" if value == int(value) else f"{value:.2f} {unit}"
-    return f"{size_bytes} B"
-
-
-def parse_size(text: str) -> int | None:
-    """Parse a sysfs cache size ("32768K", "1M", "512") into bytes; None when malformed."""
-    match = _SIZE.match(text or "")
-    if not match:
-        return None
-    return int(match.group(1)) * _UNITS[match.group(2).upper()]
-
-
 def read_topology(root: str | Path = "/", *, live: bool | None = None) -> Topology:
     """Read the topology under sysfs root `root`; `live` (default: root is "/") adds affinity.
 
@@ -243,10 +226,10 @@ def read_topology(root: str | Path = "/", *, live: bool | None = None) -> Topolo
     cpu_root = root / "sys/devices/system/cpu"
     cpu_dirs = _numbered_dirs(cpu_root, _CPU_DIR)
 
-    pus = _read_cpus(cpu_root / "online")
+    pus = read_cpulist(cpu_root / "online")
     if pus is None:
-        pus = tuple(c for c in sorted(cpu_dirs) if _read(cpu_dirs[c] / "online") != "0")
-    present = _read_cpus(cpu_root / "present")
+        pus = tuple(c for c in sorted(cpu_dirs) if read_text(cpu_dirs[c] / "online") != "0")
+    present = read_cpulist(cpu_root / "present")
     if present is None:
         present = tuple(sorted(cpu_dirs)) or pus
     online = set(pus)
@@ -269,12 +252,12 @@ def read_topology(root: str | Path = "/", *, live: bool | None = None) -> Topolo
         caches=caches,
         l3_domains=l3_domains,
         hybrid_kinds=_read_hybrid(root, pus, cpu_dirs),
-        amd_x3d_mode=_read_x3d_mode(root),
+        amd_x3d_mode=read_x3d_mode(root),
         preferred_core_rank=_read_ranks(pus, cpu_dirs),
         governors={
             cpu: gov
             for cpu in pus
-            if cpu in cpu_dirs and (gov := _read(cpu_dirs[cpu] / "cpufreq/scaling_governor"))
+            if cpu in cpu_dirs and (gov := read_text(cpu_dirs[cpu] / "cpufreq/scaling_governor"))
         },
         usable_source=source,
     )
@@ -283,49 +266,10 @@ def read_topology(root: str | Path = "/", *, live: bool | None = None) -> Topolo
 # --- small readers -------------------------------------------------------------------------
 
 
-def _read(path: Path) -> str | None:
-    """Return a file's stripped text, or None when it is missing or unreadable."""
-    try:
-        return path.read_text(errors="replace").strip()
-    except (OSError, ValueError):
-        return None
-
-
-def _read_int(path: Path) -> int | None:
-    """Return a file's integer value, or None when missing or not an integer."""
-    text = _read(path)
-    try:
-        return int(text) if text is not None else None
-    except ValueError:
-        return None
-
-
-def _read_cpus(path: Path) -> tuple[int, ...] | None:
-    """Return a CPU list file's CPUs, or None when missing or malformed."""
-    text = _read(path)
-    if text is None:
-        return None
-    try:
-        return parse_cpulist(text)
-    except ValueError:
-        return None
-
-
-def _read_mask(path: Path) -> tuple[int, ...] | None:
-    """Return a hex CPU mask file's CPUs, or None when missing or malformed."""
-    text = _read(path)
-    if text is None:
-        return None
-    try:
-        return parse_cpumask(text)
-    except ValueError:
-        return None
-
-
 def _read_set(directory: Path, list_name: str, mask_name: str) -> tuple[int, ...] | None:
     """Return CPUs from `<list_name>` or else the hex mask `<mask_name>`; None when neither."""
-    cpus = _read_cpus(directory / list_name)
-    return cpus if cpus is not None else _read_mask(directory / mask_name)
+    cpus = read_cpulist(directory / list_name)
+    return cpus if cpus is not None else read_cpumask(directory / mask_name)
 
 
 def _numbered_dirs(parent: Path, pattern: re.Pattern) -> dict[int, Path]:
@@ -357,21 +301,21 @@ def _read_cores(pus: tuple[int, ...], cpu_dirs: dict[int, Path]) -> tuple[Core, 
             groups[key] = [cpu]
             info[key] = (0, 0, cpu, None)
             continue
-        package = _read_int(topo / "physical_package_id")
+        package = read_int(topo / "physical_package_id")
         package = package if package is not None and package >= 0 else 0
-        die = _read_int(topo / "die_id")
+        die = read_int(topo / "die_id")
         die = die if die is not None and die >= 0 else 0
-        core_id = _read_int(topo / "core_id")
+        core_id = read_int(topo / "core_id")
         core_id = core_id if core_id is not None else cpu
-        cluster = _read_int(topo / "cluster_id")
+        cluster = read_int(topo / "cluster_id")
         siblings = None
         for list_name, mask_name in (
             ("core_cpus_list", "core_cpus"),
             ("thread_siblings_list", "thread_siblings"),
         ):
-            siblings = _read_cpus(topo / list_name)
+            siblings = read_cpulist(topo / list_name)
             if siblings is None:
-                siblings = _read_mask(topo / mask_name)
+                siblings = read_cpumask(topo / mask_name)
             if siblings:
                 break
         sibling_set = frozenset(siblings or ()) & online or frozenset({cpu})
@@ -409,17 +353,25 @@ def _read_caches(pus: tuple[int, ...], cpu_dirs: dict[int, Path]) -> tuple[Cache
         if cpu not in cpu_dirs:
             continue
         for _, index in sorted(_numbered_dirs(cpu_dirs[cpu] / "cache", _INDEX_DIR).items()):
-            level = _read_int(index / "level")
-            kind = _read(index / "type")
-            size = parse_size(_read(index / "size") or "")
+            level = read_int(index / "level")
+            kind = read_text(index / "type")
+            size = _cache_size(read_text(index / "size"))
             if level is None or kind not in ("Data", "Instruction", "Unified") or not size:
                 continue
             shared = _read_set(index, "shared_cpu_list", "shared_cpu_map") or (cpu,)
             cpus = tuple(c for c in shared if c in online) or (cpu,)
             key = (level, kind, cpus)
             if key not in found:
-                found[key] = Cache(level, kind, size, cpus, _read_int(index / "id"))
+                found[key] = Cache(level, kind, size, cpus, read_int(index / "id"))
     return tuple(sorted(found.values(), key=lambda c: (c.level, c.kind, c.cpus[0])))
+
+
+def _cache_size(text: str | None) -> int | None:
+    """Return a sysfs cache size ("32768K") in bytes; None when missing or malformed."""
+    try:
+        return parse_size(text) if text else None
+    except ValueError:
+        return None
 
 
 def _l3_domains(caches: tuple[Cache, ...], nodes: tuple[NumaNode, ...]) -> tuple[L3Domain, ...]:
@@ -441,8 +393,8 @@ def _read_hybrid(
 ) -> dict[str, tuple[int, ...]]:
     """Return {"performance": cpus, "efficiency": cpus} for hybrid CPUs, else {}."""
     online = set(pus)
-    p_cores = _read_cpus(root / "sys/devices/cpu_core/cpus")
-    e_cores = _read_cpus(root / "sys/devices/cpu_atom/cpus")
+    p_cores = read_cpulist(root / "sys/devices/cpu_core/cpus")
+    e_cores = read_cpulist(root / "sys/devices/cpu_atom/cpus")
     if p_cores and e_cores:
         return {
             "performance": tuple(c for c in p_cores if c in online),
@@ -451,7 +403,7 @@ def _read_hybrid(
     freqs = {}
     for cpu in pus:
         if cpu in cpu_dirs:
-            freq = _read_int(cpu_dirs[cpu] / "cpufreq/cpuinfo_max_freq")
+            freq = read_int(cpu_dirs[cpu] / "cpufreq/cpuinfo_max_freq")
             if freq:
                 freqs[cpu] = freq
     if len(freqs) != len(pus):
@@ -470,9 +422,9 @@ def _read_hybrid(
     }
 
 
-def _read_x3d_mode(root: Path) -> str | None:
+def read_x3d_mode(root: Path) -> str | None:
     """Return the AMD 3D V-Cache optimizer mode ("frequency"|"cache"), or None."""
-    mode = _read(root / "sys/devices/platform/AMDI0101:00/amd_x3d_mode")
+    mode = read_text(root / "sys/devices/platform/AMDI0101:00/amd_x3d_mode")
     if mode:
         return mode
     bus = root / "sys/bus/platform/devices"
@@ -481,7 +433,7 @@ def _read_x3d_mode(root: Path) -> str | None:
     except OSError:
         return None
     for name in names:
-        mode = _read(bus / name / "amd_x3d_mode")
+        mode = read_text(bus / name / "amd_x3d_mode")
         if mode:
             return mode
     return None
@@ -493,9 +445,9 @@ def _read_ranks(pus: tuple[int, ...], cpu_dirs: dict[int, Path]) -> dict[int, in
     for cpu in pus:
         if cpu not in cpu_dirs:
             continue
-        rank = _read_int(cpu_dirs[cpu] / "cpufreq/amd_pstate_prefcore_ranking")
+        rank = read_int(cpu_dirs[cpu] / "cpufreq/amd_pstate_prefcore_ranking")
         if rank is None:
-            rank = _read_int(cpu_dirs[cpu] / "acpi_cppc/highest_perf")
+            rank = read_int(cpu_dirs[cpu] / "acpi_cppc/highest_perf")
         if rank is not None:
             ranks[cpu] = rank
     return ranks
@@ -528,13 +480,8 @@ def _read_cgroup_cpuset(root: Path) -> tuple[tuple[int, ...], str] | None:
     for directory, mount, version in cgroup.candidate_dirs(root, "cpuset"):
         names = ("cpuset.cpus.effective",) if version == 2 else ("cpuset.effective_cpus", "cpuset.cpus")
         for name in names:
-            cpus = _read_cpus(directory / name)
+            cpus = read_cpulist(directory / name)
             if cpus:
                 shown = "/" + str(directory.relative_to(mount)).strip(".")
                 return cpus, f"cgroup v{version} {name} of {shown.rstrip('/') or '/'}"
     return None
-
-
-def _plural(count: int, noun: str) -> str:
-    """Return "1 core" / "2 cores"."""
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"

@@ -25,7 +25,8 @@ from cluster.affinity import pin_process
 from cluster.resource_monitor import DEFAULT_INTERVAL_S, ResourceMonitor
 from workloads.base import WorkerContext
 from workloads.harness import TimedRun, calibrate_timed, sleep_until, time_run
-from workloads.registry import get_workload, split_params
+from workloads.params import split_params
+from workloads.registry import get_workload
 
 
 @dataclass(frozen=True, slots=True)

@@ -158,8 +158,8 @@ def compare_runs(results: Path, base: str, new: str, *, threshold: float | None 
     Raises:
         UserError: missing results folder, bad or unknown run ids, or no trials in common.
     """
+    from orchestrator.analysis.stats import compare, regression
     from orchestrator.query import connect
-    from orchestrator.stats import compare, regression
 
     if not Path(results).is_dir():
         raise UserError(f"Results folder {str(results)!r} does not exist; run `topobench run` first "

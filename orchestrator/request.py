@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from workloads.errors import UserError
-from workloads.registry import get_workload, load_workloads, parse_params
+from workloads.params import parse_params
+from workloads.registry import get_workload, load_workloads
 
 DEFAULT_SUITE = ("cpu.sqrt_mod", "memory.stream", "cache.lru")
 MODES = ("weak", "strong")

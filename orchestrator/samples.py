@@ -46,7 +46,7 @@ def sample_metrics(wide: pa.Table, throughput: Metric, extras: tuple[Metric, ...
         base = declared.get(name) or declared.get(name.partition("@")[0])
         if base is not None:
             out.append(base if base.name == name else Metric(name, base.unit, base.description,
-                                                             base.higher_is_better))
+                                                             base.better))
     return tuple(out)
 
 

@@ -31,7 +31,8 @@ from orchestrator.planner import Trial, plan_point, select_nodes
 from orchestrator.request import MODES
 from orchestrator.targets import parse_targets
 from workloads.errors import UserError
-from workloads.registry import get_workload, parse_params
+from workloads.params import parse_params
+from workloads.registry import get_workload
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -26,8 +26,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from orchestrator import scaling
-from orchestrator.scaling import AmdahlFit, NotEnoughPoints, ScalingRow, USLFit
+from orchestrator.analysis import scaling
+from orchestrator.analysis.scaling import AmdahlFit, NotEnoughPoints, ScalingRow, USLFit
 from orchestrator.trial_stats import concurrent_throughput
 
 DIMENSIONS = ("workers", "nodes")

@@ -11,9 +11,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from orchestrator.analysis.stats import summarize
 from orchestrator.planner import Trial
 from orchestrator.resources import DEFAULT_THRESHOLDS, FLAG_ORDER, FlagThresholds, flag_trial
-from orchestrator.stats import summarize
 from workloads.base import Metric
 
 

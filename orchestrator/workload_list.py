@@ -21,7 +21,7 @@ def workload_catalog() -> list[dict[str, Any]]:
             "params": [{"name": p.name, "default": p.default, "unit": p.unit, "help": p.help,
                         "minimum": p.minimum, "maximum": p.maximum,
                         "choices": list(p.choices) if p.choices else None} for p in cls.params],
-            "metrics": [{"name": m.name, "unit": m.unit, "higher_is_better": m.higher_is_better,
+            "metrics": [{"name": m.name, "unit": m.unit, "better": m.better,
                          "description": m.description} for m in cls.all_metrics()],
         })
     return out

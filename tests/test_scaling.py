@@ -1,4 +1,4 @@
-"""Tests for orchestrator.scaling on synthetic data with known parameters."""
+"""Tests for orchestrator.analysis.scaling on synthetic data with known parameters."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from orchestrator.scaling import (
+from orchestrator.analysis.scaling import (
     AmdahlFit,
     NotEnoughPoints,
     ScalingRow,

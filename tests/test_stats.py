@@ -1,4 +1,4 @@
-"""Tests for orchestrator.stats against hand-worked and independently computed values."""
+"""Tests for orchestrator.analysis.stats against hand-worked and independently computed values."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import statistics
 import numpy as np
 import pytest
 
-from orchestrator.stats import (
+from orchestrator.analysis.stats import (
     Comparison,
     compare,
     count_outliers,

@@ -19,7 +19,7 @@ from sysfs_builder import (
 )
 
 from cluster.cpulist import parse_cpumask
-from cluster.topology import Topology, format_bytes, parse_size, read_topology
+from cluster.topology import Topology, read_topology
 
 MiB = 1024 * 1024
 
@@ -317,16 +317,6 @@ def test_build_sysfs_custom_machine(tmp_path):
     topo = read_topology(root)
     assert topo.packages == (0, 1)
     assert [c.cpus for c in topo.cores] == [(0, 1), (2, 3)]
-
-
-def test_parse_size_and_format_bytes():
-    assert parse_size("32768K") == 32 * MiB
-    assert parse_size("1M") == MiB
-    assert parse_size("512") == 512
-    assert parse_size("big") is None
-    assert format_bytes(96 * MiB) == "96 MiB"
-    assert format_bytes(48 * 1024) == "48 KiB"
-    assert format_bytes(1280 * 1024) == "1.25 MiB"
 
 
 def test_live_machine():

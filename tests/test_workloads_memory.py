@@ -15,10 +15,8 @@ from workloads.memory import (
     RandomAccess,
     Stream,
     cache_sizes,
-    format_size,
     gather,
     line_permutation,
-    parse_size,
     stream_expected,
     sweep_sizes,
 )
@@ -85,25 +83,6 @@ def test_stream_measurement():
 def test_stream_bad_params(given):
     with pytest.raises(UserError, match="size_mib"):
         Stream(given)
-
-
-@pytest.mark.parametrize("text,size", [
-    ("64MiB", 64 << 20), ("32KiB", 32 << 10), ("1GiB", 1 << 30), ("4096", 4096),
-    ("2 MiB", 2 << 20), ("1.5KiB", 1536), ("8m", 8 << 20), ("1GB", 10**9), ("100B", 100),
-])
-def test_parse_size(text, size):
-    assert parse_size(text) == size
-
-
-@pytest.mark.parametrize("text", ["", "-64MiB", "64 MiBs", "lots", "1e3", "64Ki", "MiB"])
-def test_parse_size_refuses(text):
-    with pytest.raises(ValueError):
-        parse_size(text)
-
-
-def test_format_size():
-    assert [format_size(s) for s in (32 << 10, 1536 << 10, 2 << 30, 100)] == [
-        "32KiB", "1536KiB", "2GiB", "100B"]
 
 
 @pytest.mark.parametrize("text", ["-1MiB", "lots", "0", "32", "2TiB"])

@@ -1,10 +1,12 @@
 """The workload protocol: typed parameters, metrics with units, and setup/run/teardown.
 
-A harness (``cluster/harness.py``) times ``run(n)``; the workload does ``n`` iterations of
+A harness (``workloads/harness.py``) times ``run(n)``; the workload does ``n`` iterations of
 its operation and reports how many operations it did. The primary metric is that count
 divided by the elapsed time, in the unit ``throughput.unit``. Workloads that measure more
-than one thing (STREAM's four kernels, latency percentiles) return extra per-sample values
-in ``Measurement.metrics``, each declared in ``metrics`` with its unit.
+than one thing (STREAM's four kernels, a hit rate) return extra per-sample values in
+``Measurement.metrics``, each declared in ``metrics`` with its unit. Workloads that time
+requests return every request's latency as a histogram per declared ``latencies`` metric;
+the orchestrator derives the percentiles (``latency_metrics``) from the merged histograms.
 """
 
 from __future__ import annotations
@@ -13,42 +15,50 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from workloads.params import Param, parse_params
 
-@dataclass(frozen=True, slots=True)
-class Param:
-    """One workload parameter: its type, default, unit and allowed range.
+if TYPE_CHECKING:
+    from workloads.histogram import LatencyHistogram
 
-    ``minimum``/``maximum`` are inclusive bounds for numbers; ``choices`` restricts
-    strings. ``unit`` is the unit of the value as the user writes it ("MiB", "s", "").
-    ``split`` marks a size that strong scaling divides among the workers (each worker
-    gets ``value * work_share``, at least ``minimum``).
-    """
-
-    name: str
-    default: Any
-    help: str
-    unit: str = ""
-    minimum: float | None = None
-    maximum: float | None = None
-    choices: tuple[str, ...] | None = None
-    split: bool = False
-
-    @property
-    def kind(self) -> type:
-        """Return the Python type of the value (taken from the default)."""
-        return type(self.default)
+Better = Literal["higher", "lower"] | None
+"""Which way a metric improves: "higher" (throughput), "lower" (latency), None (descriptive:
+a size, a fraction, a count that is neither good nor bad; compared without a verdict)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Metric:
-    """A reported quantity: name (as stored in ``samples.metric``), unit, direction."""
+    """A reported quantity: name (as stored in ``samples.metric``), unit, and which way is better."""
 
     name: str
     unit: str
     description: str = ""
-    higher_is_better: bool = True
+    better: Better = "higher"
+
+    @property
+    def higher_is_better(self) -> bool | None:
+        """Return True (higher is better), False (lower is), None (descriptive: no verdict)."""
+        return None if self.better is None else self.better == "higher"
+
+
+LATENCY_PERCENTILES: tuple[tuple[str, float], ...] = (
+    ("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p999", 99.9))
+"""The percentiles derived from every latency histogram, by metric-name suffix."""
+
+
+def latency_metrics(latency: Metric) -> tuple[Metric, ...]:
+    """Return the metrics derived from one latency histogram: percentiles, mean and max.
+
+    ``latency`` names the distribution and its display unit ("ms"); the derived names are
+    ``<name>_p50_<unit>`` … ``<name>_p999_<unit>``, ``<name>_mean_<unit>``, ``<name>_max_<unit>``.
+    """
+    what = latency.description or latency.name
+    out = [Metric(f"{latency.name}_{label}_{latency.unit}", latency.unit,
+                  f"{q:g}th percentile of {what}", latency.better) for label, q in LATENCY_PERCENTILES]
+    out.append(Metric(f"{latency.name}_mean_{latency.unit}", latency.unit, f"mean of {what}", latency.better))
+    out.append(Metric(f"{latency.name}_max_{latency.unit}", latency.unit, f"largest {what}", latency.better))
+    return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,11 +66,13 @@ class Measurement:
     """What one ``run(n)`` did: ``ops`` operations plus optional extra metric values.
 
     ``metrics`` maps a declared metric name to its value for this sample, already in
-    that metric's unit (e.g. ``{"triad_gbs": 21.3}``).
+    that metric's unit (e.g. ``{"triad_gbs": 21.3}``). ``histograms`` maps a declared
+    ``latencies`` metric name to the histogram of every request of the sample (ns).
     """
 
     ops: int
     metrics: Mapping[str, float] = field(default_factory=dict)
+    histograms: Mapping[str, LatencyHistogram] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +136,8 @@ class Workload(ABC):
         op: what one counted operation is, in words ("one sqrt and one mod of a float64").
         throughput: the primary metric, operations per second in an honest unit.
         metrics: extra metrics a ``Measurement`` may carry.
+        latencies: latency distributions a ``Measurement`` carries as histograms (unit: the
+            display unit of the derived percentiles, e.g. "ms").
         params: the typed parameters; ``self.params`` holds validated values.
     """
 
@@ -133,6 +147,7 @@ class Workload(ABC):
     op: ClassVar[str]
     throughput: ClassVar[Metric]
     metrics: ClassVar[tuple[Metric, ...]] = ()
+    latencies: ClassVar[tuple[Metric, ...]] = ()
     params: ClassVar[tuple[Param, ...]] = ()
     service: ClassVar[type[Service] | None] = None
 
@@ -145,8 +160,6 @@ class Workload(ABC):
         return ""
 
     def __init__(self, params: Mapping[str, Any] | None = None) -> None:
-        from workloads.registry import parse_params
-
         self.params: dict[str, Any] = parse_params(type(self), dict(params or {}))
 
     @classmethod
@@ -169,5 +182,5 @@ class Workload(ABC):
 
     @classmethod
     def all_metrics(cls) -> tuple[Metric, ...]:
-        """Return the primary metric followed by the extra ones."""
-        return (cls.throughput, *cls.metrics)
+        """Return the primary metric, the extra ones, then those derived from each latency."""
+        return (cls.throughput, *cls.metrics, *(m for lat in cls.latencies for m in latency_metrics(lat)))

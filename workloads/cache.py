@@ -7,7 +7,8 @@ import hashlib
 
 import numpy as np
 
-from workloads.base import Measurement, Metric, Param, WorkerContext, Workload
+from workloads.base import Measurement, Metric, WorkerContext, Workload
+from workloads.params import Param
 from workloads.registry import register
 
 
@@ -51,7 +52,8 @@ class Lru(Workload):
     op = "one lookup (call) of an lru_cache-wrapped function, hit or miss"
     throughput = Metric("lookups_per_s", "lookups/s", "cached-function calls per second")
     metrics = (
-        Metric("hit_rate", "fraction", "hits / lookups over the sample, 0..1"),
+        Metric("hit_rate", "fraction", "hits / lookups over the sample, 0..1 (set by the key "
+               "distribution and maxsize)", better=None),
     )
     params = (
         Param("maxsize", 4096, "lru_cache maxsize (0 caches nothing)", "entries",

@@ -11,8 +11,9 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from workloads.base import Measurement, Metric, Param, WorkerContext, Workload
+from workloads.base import Measurement, Metric, WorkerContext, Workload
 from workloads.errors import UserError
+from workloads.params import Param
 from workloads.registry import register
 
 STDERR_TAIL_LINES = 20
@@ -62,13 +63,13 @@ class Command(Workload):
     op = "one run of the command, from spawn to exit"
     throughput = Metric("runs_per_s", "runs/s", "command runs per second (prepare included)")
     metrics = (
-        Metric("wall_s", "s", "mean wall-clock time of one run", higher_is_better=False),
+        Metric("wall_s", "s", "mean wall-clock time of one run", better="lower"),
         Metric("user_s", "s", "mean user CPU time of one run (children)",
-               higher_is_better=False),
+               better="lower"),
         Metric("sys_s", "s", "mean system CPU time of one run (children)",
-               higher_is_better=False),
+               better="lower"),
         Metric("exit_code", "", "exit code of the last failing run in the sample, else 0 "
-               "(-N: killed by signal N)", higher_is_better=False),
+               "(-N: killed by signal N)", better=None),
         Metric("extracted", "", "mean over runs of the float metric_regex's group captured "
                "from stdout (only when metric_regex is set)"),
     )

@@ -7,7 +7,8 @@ import os
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from workloads.base import Measurement, Metric, Param, WorkerContext, Workload
+from workloads.base import Measurement, Metric, WorkerContext, Workload
+from workloads.params import Param
 from workloads.registry import register
 
 

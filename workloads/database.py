@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from workloads.base import Measurement, Metric, Param, WorkerContext, Workload
+from workloads.base import Measurement, Metric, WorkerContext, Workload
+from workloads.params import Param
 from workloads.registry import register
 
 # Read share of each workload: YCSB core workloads A, B, C and a 2:1 read/write mix.
@@ -167,14 +168,14 @@ class SQLiteYCSB(Workload):
     op = "one SQL transaction (an autocommit SELECT or UPDATE of one row)"
     throughput = Metric("tx_per_s", "transactions/s", "SQL transactions completed per second")
     metrics = (
-        Metric("latency_p50_ms", "ms", "median transaction latency", higher_is_better=False),
+        Metric("latency_p50_ms", "ms", "median transaction latency", better="lower"),
         Metric("latency_p95_ms", "ms", "95th percentile transaction latency",
-               higher_is_better=False),
+               better="lower"),
         Metric("latency_p99_ms", "ms", "99th percentile transaction latency",
-               higher_is_better=False),
-        Metric("read_fraction", "fraction", "share of transactions that were reads"),
+               better="lower"),
+        Metric("read_fraction", "fraction", "share of transactions that were reads", better=None),
         Metric("errors", "count", "reads or updates that missed a loaded key (fail the sample)",
-               higher_is_better=False),
+               better="lower"),
     )
     params = (
         Param("record_count", 100_000, "rows loaded", "rows", minimum=1, maximum=100_000_000,

@@ -8,7 +8,8 @@ from time import perf_counter_ns
 
 import numpy as np
 
-from workloads.base import Measurement, Metric, Param, WorkerContext, Workload
+from workloads.base import Measurement, Metric, WorkerContext, Workload
+from workloads.params import Param
 from workloads.registry import register
 
 
@@ -80,13 +81,13 @@ class Churn(Workload):
     op = "one graph node built (a slotted object, its children list and a parent cycle)"
     throughput = Metric("objects_per_s", "objects/s", "graph nodes built per second")
     metrics = (
-        Metric("gc_pause_p50_ms", "ms", "median collector pause", higher_is_better=False),
+        Metric("gc_pause_p50_ms", "ms", "median collector pause", better="lower"),
         Metric("gc_pause_p99_ms", "ms", "99th-percentile collector pause",
-               higher_is_better=False),
-        Metric("gc_pause_max_ms", "ms", "longest collector pause", higher_is_better=False),
-        Metric("gc_collections", "collections", "collections during the sample",
-               higher_is_better=False),
-        Metric("gc_collected", "objects", "objects freed by the collector during the sample"),
+               better="lower"),
+        Metric("gc_pause_max_ms", "ms", "longest collector pause", better="lower"),
+        Metric("gc_collections", "collections", "collections during the sample", better=None),
+        Metric("gc_collected", "objects", "objects freed by the collector during the sample",
+               better=None),
     )
     params = (
         Param("graph_nodes", 10_000, "nodes per graph", "objects", minimum=1, maximum=1 << 24),

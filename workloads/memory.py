@@ -8,19 +8,17 @@ from __future__ import annotations
 
 import math
 import mmap
-import re
 import resource
 
 import numpy as np
 import psutil
 
-from workloads.base import Measurement, Metric, Param, WorkerContext, Workload
+from workloads.base import Measurement, Metric, WorkerContext, Workload
 from workloads.errors import UserError
+from workloads.params import Param
 from workloads.registry import register
+from workloads.units import KIB, MIB, parse_size
 
-KIB = 1 << 10
-MIB = 1 << 20
-GIB = 1 << 30
 CACHE_LINE_BYTES = 64
 
 # Cache sizes assumed when the worker's topology does not report one.
@@ -181,36 +179,6 @@ class Stream(Workload):
 # memory.random_access
 # --------------------------------------------------------------------------------------------
 
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)\s*$", re.IGNORECASE)
-_SIZE_FACTORS = {"": 1, "b": 1, "k": KIB, "kb": 1000, "kib": KIB, "m": MIB, "mb": 1000**2,
-                 "mib": MIB, "g": GIB, "gb": 1000**3, "gib": GIB, "t": 1 << 40,
-                 "tb": 1000**4, "tib": 1 << 40}
-
-
-def parse_size(text: str) -> int:
-    """Return the byte count of a size such as "64MiB", "32 KiB", "1GiB", "4096" or "1.5GB".
-
-    Binary suffixes (KiB, MiB, GiB, TiB; bare K/M/G/T) are powers of 1024, decimal ones (KB,
-    MB, GB, TB) powers of 1000; no suffix means bytes.
-
-    Raises:
-        ValueError: the text is not a non-negative number with one of those suffixes.
-    """
-    match = _SIZE_RE.match(text)
-    unit = match.group(2).lower() if match else ""
-    if not match or unit not in _SIZE_FACTORS:
-        raise ValueError(f"not a size: {text!r}")
-    return int(float(match.group(1)) * _SIZE_FACTORS[unit])
-
-
-def format_size(size_bytes: int) -> str:
-    """Return ``size_bytes`` in the largest binary unit that divides it ("32KiB", "1536KiB")."""
-    for unit, factor in (("GiB", GIB), ("MiB", MIB), ("KiB", KIB)):
-        if size_bytes >= factor and size_bytes % factor == 0:
-            return f"{size_bytes // factor}{unit}"
-    return f"{size_bytes}B"
-
-
 # The auto sweep: stable labels (metric-name suffixes) placed at, below and between the
 # cache levels; "A~B" is the geometric mean of A and B. Sizes come from the worker's caches.
 SWEEP_LABELS: tuple[str, ...] = (
@@ -284,10 +252,11 @@ class RandomAccess(Workload):
     throughput = Metric("accesses_per_s", "accesses/s", "random gathers per second")
     metrics = (
         Metric("ns_per_access", "ns", "mean time per access over the sample",
-               higher_is_better=False),
+               better="lower"),
         *(Metric(f"ns_per_access@{label}", "ns", f"mean time per access at the {label} point",
-                 higher_is_better=False) for label in SWEEP_LABELS),
-        *(Metric(f"working_set_bytes@{label}", "bytes", f"working-set size of the {label} point")
+                 better="lower") for label in SWEEP_LABELS),
+        *(Metric(f"working_set_bytes@{label}", "bytes", f"working-set size of the {label} point",
+                 better=None)
           for label in SWEEP_LABELS),
     )
     params = (
@@ -381,10 +350,9 @@ class Alloc(Workload):
     throughput = Metric("touched_bytes_per_s", "B/s", "fresh bytes allocated and touched per s")
     metrics = (
         Metric("touch_gbs", "GB/s", "touched bytes per second, 1e9 bytes/s"),
-        Metric("peak_rss_bytes", "bytes", "largest process RSS right after a touch",
-               higher_is_better=False),
-        Metric("minor_faults_per_mib", "faults/MiB", "minor page faults per MiB touched",
-               higher_is_better=False),
+        Metric("peak_rss_bytes", "bytes", "largest process RSS right after a touch", better=None),
+        Metric("minor_faults_per_mib", "faults/MiB", "minor page faults per MiB touched "
+               "(256 with 4 KiB pages, 0.5 with 2 MiB huge pages)", better=None),
     )
     params = (
         Param("size_mib", 256, "size of the array allocated per iteration", "MiB",

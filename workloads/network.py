@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from workloads.base import Measurement, Metric, Param, Service, WorkerContext, Workload
+from workloads.base import Measurement, Metric, Service, WorkerContext, Workload
+from workloads.params import Param
 from workloads.registry import register
 
 HOST = "127.0.0.1"
@@ -220,14 +221,14 @@ class HttpLoad(Workload):
     op = "one HTTP GET answered 200 with the expected body length"
     throughput = Metric("requests_per_s", "requests/s", "verified HTTP responses per second")
     metrics = (
-        Metric("latency_p50_ms", "ms", "median request latency", higher_is_better=False),
+        Metric("latency_p50_ms", "ms", "median request latency", better="lower"),
         Metric("latency_p95_ms", "ms", "95th percentile request latency",
-               higher_is_better=False),
+               better="lower"),
         Metric("latency_p99_ms", "ms", "99th percentile request latency",
-               higher_is_better=False),
-        Metric("latency_max_ms", "ms", "slowest request", higher_is_better=False),
+               better="lower"),
+        Metric("latency_max_ms", "ms", "slowest request", better="lower"),
         Metric("error_rate", "fraction", "share of requests that failed or were malformed",
-               higher_is_better=False),
+               better="lower"),
     )
     params = (
         Param("concurrency", 8, "keep-alive client connections", "", minimum=1,

@@ -27,8 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from workloads.base import Measurement, Metric, Param, WorkerContext, Workload
+from workloads.base import Measurement, Metric, WorkerContext, Workload
 from workloads.errors import UserError
+from workloads.params import Param
 from workloads.registry import register
 
 MIB = 1 << 20
@@ -142,7 +143,7 @@ class SequentialIO(Workload):
         Metric("warm_read_mbs", "MB/s (page cache)", "second read, served from the page cache"),
         Metric("cold_read_dropped", "fraction",
                "share of cycles whose page drop was honoured (mincore: <1% pages resident); "
-               "NaN when mincore is unavailable"),
+               "NaN when mincore is unavailable", better=None),
     )
     params = (
         Param("size_mib", 64, "file size", "MiB", minimum=1, maximum=1 << 20, split=True),

@@ -21,7 +21,7 @@ import numpy as np
 import scipy.optimize
 import scipy.stats
 
-from orchestrator.stats import summarize
+from orchestrator.analysis.stats import summarize
 
 LINEAR_EFFICIENCY = 0.9
 SUPERLINEAR_EFFICIENCY = 1.1

@@ -1,0 +1,1 @@
+"""Pure analysis: statistics, trial records, flags, scaling fits, comparisons, targets (no Ray, no formatting)."""
