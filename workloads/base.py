@@ -68,11 +68,14 @@ class Measurement:
     ``metrics`` maps a declared metric name to its value for this sample, already in
     that metric's unit (e.g. ``{"triad_gbs": 21.3}``). ``histograms`` maps a declared
     ``latencies`` metric name to the histogram of every request of the sample (ns).
+    ``flags`` names conditions of this sample that make its trial's figures suspect, each
+    declared in the workload's ``sample_flags`` (e.g. "cache_resident"); they join the trial's flags.
     """
 
     ops: int
     metrics: Mapping[str, float] = field(default_factory=dict)
     histograms: Mapping[str, LatencyHistogram] = field(default_factory=dict)
+    flags: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +142,8 @@ class Workload(ABC):
         latencies: latency distributions a ``Measurement`` carries as histograms (unit: the
             display unit of the derived percentiles, e.g. "ms").
         params: the typed parameters; ``self.params`` holds validated values.
+        sample_flags: flags a ``Measurement`` may raise, each with the sentence that explains
+            it in the run's notes (e.g. {"cache_resident": "arrays fit in the L3: ..."}).
     """
 
     name: ClassVar[str]
@@ -149,6 +154,7 @@ class Workload(ABC):
     metrics: ClassVar[tuple[Metric, ...]] = ()
     latencies: ClassVar[tuple[Metric, ...]] = ()
     params: ClassVar[tuple[Param, ...]] = ()
+    sample_flags: ClassVar[Mapping[str, str]] = {}
     service: ClassVar[type[Service] | None] = None
 
     @classmethod
@@ -158,6 +164,11 @@ class Workload(ABC):
         With "" (the default) a workload that has a server runs it inside each worker.
         """
         return ""
+
+    @classmethod
+    def min_cpus(cls, params: Mapping[str, Any]) -> int:
+        """Return the fewest CPUs one worker needs (``--threads-per-worker``); the plan is refused below it."""
+        return 1
 
     def __init__(self, params: Mapping[str, Any] | None = None) -> None:
         self.params: dict[str, Any] = parse_params(type(self), dict(params or {}))
