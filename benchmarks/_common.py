@@ -125,7 +125,7 @@ def run_topobench(workloads: Sequence[str], *, workers: int = 1, repetitions: in
 
 def run_direct(workload: str, params: Mapping[str, Any], *, cpus: Sequence[int],
                repetitions: int, min_time: float, warmup: int = 1,
-               iterations: int | None = None) -> dict[str, Any]:
+               iterations: int | None = None, threads: int = 0) -> dict[str, Any]:
     """Time ``workload`` in a fresh plain Python process pinned to ``cpus``; no Ray.
 
     The child does what a topobench worker does, minus Ray: OMP_NUM_THREADS and
@@ -133,12 +133,13 @@ def run_direct(workload: str, params: Mapping[str, Any], *, cpus: Sequence[int],
     WorkerContext cache sizes, calibration to ``min_time`` (or ``iterations`` when given,
     e.g. the count topobench calibrated), ``warmup`` warm-up samples, then
     ``repetitions`` samples with the same harness (``workloads.harness.time_run``).
+    ``threads`` is the WorkerContext's ``threads`` (``--threads-per-worker``; 0: none).
     Returns {"iterations": n, "samples": [{metric: value, ...}, ...]} where the primary
     metric is ops/elapsed as topobench stores it.
     """
     spec = {"workload": workload, "params": dict(params), "cpus": list(cpus),
             "repetitions": repetitions, "min_time": min_time, "warmup": warmup,
-            "iterations": iterations}
+            "iterations": iterations, "threads": threads}
     env = dict(os.environ, OMP_NUM_THREADS=str(max(1, len(cpus))),
                PYTHONPATH=os.pathsep.join(filter(None, [str(REPO),
                                                         os.environ.get("PYTHONPATH")])))
@@ -166,7 +167,8 @@ def _direct_child(spec: dict[str, Any]) -> None:
     wl = cls(spec["params"])
     topo = read_topology("/")
     ctx = WorkerContext(cpus=tuple(sorted(os.sched_getaffinity(0))),
-                        cache_sizes_bytes=topo.cache_sizes_bytes(cpus or topo.usable_cpus))
+                        cache_sizes_bytes=topo.cache_sizes_bytes(cpus or topo.usable_cpus),
+                        threads=spec.get("threads", 0))
     wl.setup(ctx)
     try:
         n = spec["iterations"] or calibrate(wl.run, spec["min_time"])

@@ -11,7 +11,9 @@ Reported: the median of cpu.sqrt_mod element_ops_per_s and memory.stream triad_g
 rounds' samples, per side, and topobench/direct (target: within 3%, i.e. 97%..103%).
 Also the start-up cost of the embedded Ray: from the moment the `topobench run` subprocess
 is started to min(start_ns) of its samples, warm-up included (the first sample of any
-kind), and to the first measured sample.
+kind), and to the first measured sample; beside it, in the same rounds, a bare
+`ray.init` with the same arguments in a fresh process (start to init returned). Target
+(issue 9): time to first sample at most 1.5 x the bare init.
 
 Run:  python benchmarks/overhead.py [--rounds 3] [--repetitions 10] [--min-time 0.2]
 """
@@ -19,8 +21,32 @@ Run:  python benchmarks/overhead.py [--rounds 3] [--repetitions 10] [--min-time 
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
+import time
 
-from _common import median, note, pct, print_table, ratio, run_direct, run_topobench, si
+from _common import REPO, median, note, pct, print_table, ratio, run_direct, run_topobench, si
+
+# What `cluster.connection.ray_session` passes for an embedded Ray (num_cpus: the usable CPUs).
+BARE_INIT = """
+import os, sys, time, tempfile
+os.environ.setdefault("RAY_AUTH_MODE", "token")
+import ray
+ray.init("local", num_cpus=len(os.sched_getaffinity(0)), object_store_memory=256 * 2**20,
+         include_dashboard=False, log_to_driver=False, configure_logging=False,
+         _temp_dir=tempfile.mkdtemp(prefix="tb-ray-", dir="/tmp"))
+print(time.time_ns(), flush=True)
+ray.shutdown()
+"""
+
+
+def bare_init_s() -> float:
+    """Return the seconds from starting a fresh Python process to its ``ray.init`` returning."""
+    start = time.time_ns()
+    out = subprocess.run([sys.executable, "-c", BARE_INIT], capture_output=True, text=True, check=True,
+                         env=dict(os.environ, PYTHONPATH=str(REPO)))
+    return (int(out.stdout.split()[0]) - start) / 1e9
 
 CASES = (
     # workload, metric reported, unit
@@ -48,8 +74,11 @@ def main() -> None:
     startup_any: list[float] = []
     startup_measured: list[float] = []
     total_s: list[float] = []
+    bare: list[float] = []
 
     for rnd in range(args.rounds):
+        note(f"round {rnd + 1}/{args.rounds}: bare ray.init")
+        bare.append(bare_init_s())
         # A: through topobench (both workloads in one command, as a user runs them).
         note(f"round {rnd + 1}/{args.rounds}: topobench run")
         run = run_topobench([w for w, _, _ in CASES], workers=1, repetitions=args.repetitions,
@@ -101,6 +130,8 @@ def main() -> None:
               + f"   (iterations per sample: {[n for n, _ in iters[workload]]})")
     print("\n## embedded Ray start-up: `topobench run` subprocess start -> first sample\n")
     print_table(["measure", "median s", "min s", "max s"], [
+        ["bare ray.init, same arguments (process start -> init returned)", f"{median(bare):.2f}",
+         f"{min(bare):.2f}", f"{max(bare):.2f}"],
         ["to first sample (warm-up incl.)", f"{median(startup_any):.2f}",
          f"{min(startup_any):.2f}", f"{max(startup_any):.2f}"],
         ["to first measured sample", f"{median(startup_measured):.2f}",
@@ -108,6 +139,9 @@ def main() -> None:
         ["whole command (both workloads)", f"{median(total_s):.2f}",
          f"{min(total_s):.2f}", f"{max(total_s):.2f}"],
     ])
+    paired = median(a / b for a, b in zip(startup_any, bare))
+    print(f"\nfirst sample / bare ray.init: {median(startup_any) / median(bare):.2f}x (medians), "
+          f"{paired:.2f}x (median of round ratios); target <= 1.5x")
 
 
 if __name__ == "__main__":

@@ -23,20 +23,27 @@ from pathlib import Path
 
 os.environ.pop("RAY_ADDRESS", None)
 
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
-from rich.console import Console
+import contextlib
 
 from cluster.connection import ray_session
-from orchestrator.sweep import parse_sweep
-from orchestrator.sweep_command import execute_sweep
+from orchestrator.commands.sweep import execute_sweep
+from orchestrator.store.reader import Dataset
+from orchestrator.sweep_file import parse_sweep
 
 
-def weak_scaling(results: Path, quiet: Console) -> float:
+@contextlib.contextmanager
+def quiet():
+    """Send the sweep's own tables to /dev/null (stdout), keeping this script's lines."""
+    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+        yield
+
+
+def weak_scaling(results: Path) -> float:
     """Return the efficiency at 2 workers of cpu.sqrt_mod weak scaling."""
     spec = parse_sweep({"workers_per_node": [1, 2], "repetitions": 10, "min_time": 0.2, "warmup": 1,
                         "mode": "weak", "workloads": {"cpu.sqrt_mod": {}}})
-    _, analyses = execute_sweep(spec, None, quiet, results)
+    with quiet():
+        _, analyses = execute_sweep(spec, None, results)
     (a,) = analyses
     for r in a.rows:
         print(f"  N={r.n}: {r.throughput_median / 1e6:8.1f} M element ops/s  "
@@ -45,21 +52,22 @@ def weak_scaling(results: Path, quiet: Console) -> float:
     return a.rows[-1].efficiency
 
 
-def overhead(results: Path, quiet: Console) -> list[float]:
+def overhead(results: Path) -> list[float]:
     """Return per-trial orchestration overhead, seconds, of a 20-trial sweep."""
     spec = parse_sweep({"repetitions": 3, "min_time": 0.05, "warmup": 0,
                         "workloads": {"cpu.sqrt_mod": {"elements": [4096 + 64 * i for i in range(20)]}}})
     ends: list[int] = []
     started = time.time_ns()
-    outcome, _ = execute_sweep(spec, None, quiet, results,
-                               on_trial=lambda i, t, r: ends.append(time.time_ns()) if r is not None else None)
-    samples = pq.read_table(results / "samples" / f"run_id={outcome.run_id}")
+    with quiet():
+        session, _ = execute_sweep(spec, None, results,
+                                   on_trial=lambda i, t, r: ends.append(time.time_ns()) if r is not None else None)
+    inside = {r["trial_id"]: r["span"] for r in Dataset(results).rows(
+        "SELECT trial_id, max(end_ns) - min(start_ns) AS span FROM samples WHERE run_id = ? GROUP BY trial_id",
+        [session.outcome.run_id])}
     out = []
     previous = started
-    for result, end in zip(outcome.results, ends):
-        mine = samples.filter(pc.equal(samples["trial_id"], result.trial.trial_id))
-        inside = pc.max(mine["end_ns"]).as_py() - pc.min(mine["start_ns"]).as_py()
-        out.append(((end - previous) - inside) / 1e9)
+    for record, end in zip(session.outcome.records, ends):
+        out.append(((end - previous) - inside[record.trial.trial_id]) / 1e9)
         previous = end
     return out
 
@@ -68,13 +76,11 @@ def main() -> None:
     """Run both measurements and print their figures."""
     cpus = len(os.sched_getaffinity(0))
     print(f"topobench scaling benchmark: {cpus} usable CPUs, embedded Ray")
-    with (open(os.devnull, "w") as devnull, tempfile.TemporaryDirectory() as tmp,
-          ray_session(None, num_cpus=cpus)):
-        quiet = Console(file=devnull)
+    with tempfile.TemporaryDirectory() as tmp, ray_session(None, num_cpus=cpus):
         print("weak scaling, cpu.sqrt_mod (default 16384 elements), compact, 1 and 2 workers:")
-        eff = weak_scaling(Path(tmp) / "weak", quiet)
+        eff = weak_scaling(Path(tmp) / "weak")
         print(f"  efficiency at 2 workers: {eff:.3f} (target >= 0.90)")
-        per_trial = overhead(Path(tmp) / "overhead", quiet)
+        per_trial = overhead(Path(tmp) / "overhead")
         print(f"orchestration overhead, 20-trial sweep (1 warm worker): median {statistics.median(per_trial):.3f} s"
               f" per trial (min {min(per_trial):.3f}, max {max(per_trial):.3f}; first trial includes actor "
               "start; target < 0.5 s)")

@@ -168,10 +168,16 @@ def _versions() -> dict[str, str | None]:
     return out
 
 
+def local_host_id() -> str:
+    """Return this machine's id as ``NodeInfo.host_id`` gives it: the boot id, else the hostname."""
+    return read_text(Path("/proc/sys/kernel/random/boot_id")) or socket.gethostname()
+
+
 def capture_environment(root: str | Path = "/") -> dict[str, Any]:
     """Return this node's environment facts; every field the machine does not expose is None.
 
-    Keys: hostname, cpu_model, cpu_flags (the SIMD flags among SSE4.2/AVX/AVX2/FMA/AVX-512/
+    Keys: hostname, boot_id (the kernel's random id of this boot: one per machine, shared by
+    its containers), cpu_model, cpu_flags (the SIMD flags among SSE4.2/AVX/AVX2/FMA/AVX-512/
     AMX/NEON/SVE present), cpu_count (online logical CPUs), kernel, memory_total_bytes,
     memory_available_bytes, memory_free_bytes, governor (of cpu0's cpufreq policy), boost
     (turbo/boost on: ``cpufreq/boost`` or not ``intel_pstate/no_turbo``), smt_active,
@@ -203,6 +209,7 @@ def capture_environment(root: str | Path = "/") -> dict[str, Any]:
             mem = {"MemTotal": int(vmem.total), "MemAvailable": int(vmem.available), "MemFree": int(vmem.free)}
     return {
         "hostname": hostname,
+        "boot_id": read_text(root / "proc/sys/kernel/random/boot_id"),
         "cpu_model": model,
         "cpu_flags": flags,
         "cpu_count": cpu_count,

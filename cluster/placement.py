@@ -20,10 +20,13 @@ import re
 from dataclasses import dataclass
 
 from cluster.cpulist import format_cpulist
-from cluster.topology import Topology, format_bytes
+from cluster.topology import Topology
 from workloads.errors import UserError
+from workloads.units import format_bytes, plural
 
 POLICIES = ("compact", "spread", "cores", "largest-l3", "none")
+MAX_CPU = 8191
+"""Largest CPU number an expression may name (Linux's NR_CPUS tops out at 8192)."""
 _DOMAIN_EXPR = re.compile(r"^([NSMC])(\d*):(.+)$")
 _DOMAIN_NAMES = {
     "N": "node",
@@ -34,7 +37,79 @@ _DOMAIN_NAMES = {
 
 
 class PlacementError(UserError):
-    """A placement request that this node's usable CPUs cannot satisfy."""
+    """A placement that is malformed, or that this node's usable CPUs cannot satisfy."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExpressionPart:
+    """One ``@``-joined part of a CPU expression: OS CPUs (``domain`` None) or domain-relative ones."""
+
+    domain: str | None
+    """None for a plain OS CPU list; N (node), S (socket), M (NUMA domain) or C (L3 domain)."""
+    index: int
+    """The domain's number (0 for N and for plain lists)."""
+    positions: tuple[int, ...]
+    """OS CPU numbers, or positions in the domain's physical-cores-first order."""
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """A parsed placement: a named policy, or a likwid-style CPU expression (``parts``)."""
+
+    text: str
+    policy: str | None
+    """One of POLICIES, or None for an expression."""
+    parts: tuple[ExpressionPart, ...] = ()
+
+    def __str__(self) -> str:
+        return self.text
+
+    @property
+    def pinned(self) -> bool:
+        """Whether workers are pinned at all (every placement but ``none``)."""
+        return self.policy != "none"
+
+
+def parse_placement(text: str) -> Placement:
+    """Return the ``Placement`` that ``text`` names: a policy or a CPU expression.
+
+    Expressions: ``0,2-5`` (OS CPUs), ``N:0-3``, ``S0:0-3``, ``M0:0-3``, ``C1:0-3``
+    (domain-relative, physical cores first), joined with ``@``. Whether the CPUs and domains
+    exist is checked later, against each node's topology.
+
+    Raises:
+        PlacementError: an unknown policy, a malformed list, a missing domain number, or a
+            CPU number above MAX_CPU.
+    """
+    text = text.strip()
+    if text in POLICIES:
+        return Placement(text, text)
+    if not _looks_like_expression(text):
+        raise PlacementError(
+            f"Unknown placement {text!r}; use one of {', '.join(POLICIES)} or a likwid-style "
+            "CPU expression such as 0,2-5, N:0-3, S0:0-3, M0:0-3 or C1:0-3."
+        )
+    parts = []
+    for part in text.split("@"):
+        part = part.strip()
+        match = _DOMAIN_EXPR.match(part)
+        if match is None:
+            parts.append(ExpressionPart(None, 0, _parse_indices(text, part)))
+            continue
+        letter, index_text, rest = match.groups()
+        if letter == "N" and index_text not in ("", "0"):
+            raise PlacementError(
+                f"Placement {text!r} names node domain N{index_text}, but only N exists; use N:<list>."
+            )
+        if letter != "N" and index_text == "":
+            raise PlacementError(
+                f"Placement {text!r} needs a domain number after {letter}, e.g. {letter}0:0-3."
+            )
+        parts.append(ExpressionPart(letter, int(index_text or 0), _parse_indices(text, rest)))
+    return Placement(text, None, tuple(parts))
+
+
+COMPACT = parse_placement("compact")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +124,7 @@ class WorkerPlacement:
 
 def plan_workers(
     topology: Topology,
-    policy: str,
+    placement: Placement,
     workers: int,
     threads_per_worker: int = 1,
     reserve_cpus: int = 0,
@@ -58,25 +133,24 @@ def plan_workers(
 
     Args:
         topology: the node's topology (only its `usable_cpus` are handed out).
-        policy: compact, spread, cores, largest-l3, none, or a likwid-style expression
-            (`0,2-5`, `N:0-3`, `S0:0-3`, `M0:0-3`, `C1:0-3`, joined with `@`).
+        placement: a parsed policy or CPU expression (``parse_placement``).
         workers: number of workers (>= 1).
         threads_per_worker: CPUs per worker (>= 1).
         reserve_cpus: CPUs kept free for Ray's own processes (the last of the compact order).
 
     Raises:
-        PlacementError: unknown policy, malformed expression, missing domain, CPU outside
-            the usable set, or too few CPUs/cores for the request.
+        PlacementError: a missing domain, a CPU outside the usable set, or too few
+            CPUs/cores for the request.
     """
     if workers < 1 or threads_per_worker < 1:
         raise PlacementError(
             f"Placement needs at least 1 worker and 1 thread per worker, but got {workers} "
             f"workers x {threads_per_worker} threads; pass --workers and --threads-per-worker >= 1."
         )
-    policy = policy.strip()
+    policy = placement.policy
     usable = _usable_after_reserve(topology, reserve_cpus)
     need = workers * threads_per_worker
-    ask = f"{need} CPUs for {_count(workers, 'worker')} x {_count(threads_per_worker, 'thread')}"
+    ask = f"{need} CPUs for {plural(workers, 'worker')} x {plural(threads_per_worker, 'thread')}"
 
     if policy == "none":
         return tuple(_placement(topology, usable, pinned=False) for _ in range(workers))
@@ -90,19 +164,14 @@ def plan_workers(
         return _cores(topology, usable, workers, threads_per_worker)
     if policy == "largest-l3":
         return _largest_l3(topology, usable, workers, threads_per_worker, ask)
-    if _looks_like_expression(policy):
-        cpus = _resolve_expression(topology, policy, usable)
-        if len(cpus) < need:
-            raise PlacementError(
-                f"Placement {policy!r} yields {len(cpus)} CPUs ({format_cpulist(cpus)}), but "
-                f"{_count(workers, 'worker')} x {_count(threads_per_worker, 'thread')} need {need}; "
-                "list more CPUs or use fewer --workers."
-            )
-        return _deal(topology, cpus, workers, threads_per_worker)
-    raise PlacementError(
-        f"Unknown placement {policy!r}; use one of {', '.join(POLICIES)} or a likwid-style "
-        "CPU expression such as 0,2-5, N:0-3, S0:0-3, M0:0-3 or C1:0-3."
-    )
+    cpus = _resolve_expression(topology, placement, usable)
+    if len(cpus) < need:
+        raise PlacementError(
+            f"Placement {placement.text!r} yields {len(cpus)} CPUs ({format_cpulist(cpus)}), but "
+            f"{plural(workers, 'worker')} x {plural(threads_per_worker, 'thread')} need {need}; "
+            "list more CPUs or use fewer --workers."
+        )
+    return _deal(topology, cpus, workers, threads_per_worker)
 
 
 # --- orders --------------------------------------------------------------------------------
@@ -209,8 +278,8 @@ def _cores(
     need = workers * threads
     if len(order) < need:
         raise PlacementError(
-            f"Placement 'cores' needs {need} physical cores for {_count(workers, 'worker')} x "
-            f"{_count(threads, 'thread')}, but this node has {len(order)} usable cores "
+            f"Placement 'cores' needs {need} physical cores for {plural(workers, 'worker')} x "
+            f"{plural(threads, 'thread')}, but this node has {len(order)} usable cores "
             f"(CPUs {format_cpulist(usable)}); use fewer --workers or --placement compact."
         )
     return _deal(topology, tuple(order), workers, threads)
@@ -249,51 +318,35 @@ def _looks_like_expression(text: str) -> bool:
     return bool(text) and (text[0].isdigit() or bool(re.match(r"^[NSMC]\d*:", text)))
 
 
-def _resolve_expression(topology: Topology, expr: str, usable: tuple[int, ...]) -> tuple[int, ...]:
-    """Resolve a likwid-style expression (`@`-joined parts) into an ordered CPU list."""
+def _resolve_expression(topology: Topology, placement: Placement, usable: tuple[int, ...]) -> tuple[int, ...]:
+    """Resolve a parsed expression against this node: its ordered list of OS CPUs."""
     allowed = set(usable)
     cpus: list[int] = []
-    for part in expr.split("@"):
-        part = part.strip()
-        match = _DOMAIN_EXPR.match(part)
-        if match:
-            cpus += _resolve_domain_part(topology, expr, match, allowed)
+    for part in placement.parts:
+        if part.domain is not None:
+            cpus += _resolve_domain_part(topology, placement.text, part, allowed)
             continue
-        indices = _parse_indices(expr, part)
-        outside = [c for c in indices if c not in allowed]
+        outside = [c for c in part.positions if c not in allowed]
         if outside:
             raise PlacementError(
-                f"Placement {expr!r} uses CPU {outside[0]}, which is outside the usable set "
+                f"Placement {placement.text!r} uses CPU {outside[0]}, which is outside the usable set "
                 f"{_usable_text(topology, usable)}; choose CPUs from that set."
             )
-        cpus += indices
-    dup = next((c for i, c in enumerate(cpus) if c in cpus[:i]), None)
-    if dup is not None:
-        raise PlacementError(
-            f"Placement {expr!r} lists CPU {dup} twice; give every worker thread its own CPU."
-        )
+        cpus += part.positions
+    seen: set[int] = set()
+    for c in cpus:
+        if c in seen:
+            raise PlacementError(
+                f"Placement {placement.text!r} lists CPU {c} twice; give every worker thread its own CPU."
+            )
+        seen.add(c)
     return tuple(cpus)
 
 
-def _resolve_domain_part(
-    topology: Topology, expr: str, match: re.Match, allowed: set[int]
-) -> list[int]:
+def _resolve_domain_part(topology: Topology, expr: str, part: ExpressionPart, allowed: set[int]) -> list[int]:
     """Resolve one `X<i>:<list>` part with domain-relative, physical-cores-first numbering."""
-    letter, index_text, rest = match.groups()
+    letter, index = part.domain, part.index
     domains = _domains(topology, letter)
-    if letter == "N":
-        if index_text not in ("", "0"):
-            raise PlacementError(
-                f"Placement {expr!r} names node domain N{index_text}, but only N exists; use N:<list>."
-            )
-        index = 0
-    else:
-        if index_text == "":
-            raise PlacementError(
-                f"Placement {expr!r} needs a domain number after {letter} "
-                f"(0-{len(domains) - 1} here), e.g. {letter}0:0-3."
-            )
-        index = int(index_text)
     name = _DOMAIN_NAMES[letter]
     if index >= len(domains):
         raise PlacementError(
@@ -304,15 +357,14 @@ def _resolve_domain_part(
             "use N:<list> or a plain CPU list."
         )
     order = domain_order(topology, [c for c in domains[index] if c in allowed])
-    positions = _parse_indices(expr, rest)
-    bad = [p for p in positions if p >= len(order)]
+    bad = [p for p in part.positions if p >= len(order)]
     if bad:
         raise PlacementError(
             f"Placement {expr!r} asks for thread {bad[0]} of {name} {letter}{index}, which has "
             f"{len(order)} usable CPUs (0-{len(order) - 1} domain-relative, OS CPUs "
             f"{format_cpulist(order) or 'none'}); use indices below {len(order)}."
         )
-    return [order[p] for p in positions]
+    return [order[p] for p in part.positions]
 
 
 def _domains(topology: Topology, letter: str) -> list[tuple[int, ...]]:
@@ -329,7 +381,7 @@ def _domains(topology: Topology, letter: str) -> list[tuple[int, ...]]:
     return [d.cpus for d in topology.l3_domains]
 
 
-def _parse_indices(expr: str, text: str) -> list[int]:
+def _parse_indices(expr: str, text: str) -> tuple[int, ...]:
     """Parse "0,2-5" preserving order (ranges may descend); raise PlacementError if malformed."""
     out: list[int] = []
     for item in text.split(","):
@@ -342,8 +394,13 @@ def _parse_indices(expr: str, text: str) -> list[int]:
             )
         lo = int(m.group(1))
         hi = int(m.group(2)) if m.group(2) is not None else lo
+        if max(lo, hi) > MAX_CPU:  # bound before building a range that would not fit in memory
+            raise PlacementError(
+                f"Placement {expr!r} names CPU {max(lo, hi)}, above the largest CPU number Linux "
+                f"supports ({MAX_CPU}); list CPUs that exist (`topobench topology` shows them)."
+            )
         out += list(range(lo, hi + 1)) if hi >= lo else list(range(lo, hi - 1, -1))
-    return out
+    return tuple(out)
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -380,11 +437,6 @@ def _check_count(policy: str, ask: str, need: int, cpus, fix: str) -> None:
         )
 
 
-def _count(n: int, noun: str) -> str:
-    """Return "1 thread" / "2 threads"."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
 def _package_of(topology: Topology, cpu: int) -> int | None:
     """Return the package id of `cpu`, or None when unknown."""
     return next((core.package for core in topology.cores if cpu in core.cpus), None)
@@ -399,4 +451,5 @@ def _usable_text(topology: Topology, usable: tuple[int, ...] | None = None) -> s
     return f"{text} (from {topology.usable_source})"
 
 
-__all__ = ["POLICIES", "PlacementError", "WorkerPlacement", "domain_order", "plan_workers"]
+__all__ = ["COMPACT", "POLICIES", "Placement", "PlacementError", "WorkerPlacement", "domain_order",
+           "parse_placement", "plan_workers"]

@@ -1,16 +1,19 @@
-"""Sample CPU utilization and RSS in a background thread while a worker measures.
+"""What the machine did while a worker measured: per-CPU utilization over each sample, and RSS.
 
-Per tick (every ``interval_s``) the monitor records this process's resident set size and,
-when asked to, the utilization of every CPU of the node (``psutil.cpu_percent(percpu=True)``:
-the share of the time since the previous tick each CPU was not idle, 0–100). One worker per
-node records the node's CPUs so the rows are not duplicated. The thread only wakes once per
-tick (microseconds of work), so it does not disturb the measured loop.
+CPU utilization comes from ``psutil.cpu_times(percpu=True)`` read right before and right
+after each measured sample (outside its timed region), so each reading covers exactly one
+sample, however short, and never the idle gaps between rounds. One worker per node records
+the node's CPUs; the per-CPU busy and total times of all its samples add up into the trial's
+means (a short sample weighs what it lasted). Busy time is total minus idle and iowait, as
+psutil and htop count it. RSS is this process's resident set, read by a background thread
+every ``interval_s`` while a sample runs (one cheap call per worker, the same on every worker).
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import psutil
@@ -19,10 +22,11 @@ import pyarrow as pa
 from cluster.sysfs import read_cpulist
 
 DEFAULT_INTERVAL_S = 0.2
-"""Seconds between two resource samples."""
+"""Seconds between two RSS samples."""
 
 RESOURCE_COLUMNS = pa.schema([
-    ("t_ns", pa.int64()),  # wall clock, ns since the epoch, at the end of the sampled interval
+    ("t_ns", pa.int64()),  # wall clock, ns since the epoch, at the end of the interval
+    ("since_ns", pa.int64()),  # its start: a cpu_percent row covers exactly one sample
     ("kind", pa.string()),  # cpu_percent | rss_bytes
     ("cpu", pa.int32()),  # the CPU of a cpu_percent row; null for rss_bytes
     ("value", pa.float64()),  # percent (0–100) or bytes
@@ -30,84 +34,98 @@ RESOURCE_COLUMNS = pa.schema([
 
 
 def online_cpus(sysfs_root: Path = Path("/")) -> tuple[int, ...] | None:
-    """Return the online CPU numbers in ``psutil.cpu_percent(percpu=True)`` order; None when unknown."""
+    """Return the online CPU numbers in ``psutil.cpu_times(percpu=True)`` order; None when unknown."""
     return read_cpulist(sysfs_root / "sys/devices/system/cpu/online")
 
 
+def busy_and_total_s(before: Sequence, after: Sequence) -> list[tuple[float, float]]:
+    """Return per CPU (busy, total) seconds between two ``psutil.cpu_times(percpu=True)`` readings."""
+    out = []
+    for b, a in zip(before, after):
+        deltas = {f: getattr(a, f) - getattr(b, f) for f in a._fields}
+        total = sum(deltas.values()) - deltas.get("guest", 0.0) - deltas.get("guest_nice", 0.0)
+        out.append((max(total - deltas["idle"] - deltas.get("iowait", 0.0), 0.0), max(total, 0.0)))
+    return out
+
+
 class ResourceMonitor:
-    """A background thread sampling per-CPU utilization (optional) and this process's RSS.
+    """Per-sample CPU utilization windows (when ``record_cpus``) and an RSS thread, for one worker.
 
     Args:
-        interval_s: seconds between samples.
-        record_cpus: also record every CPU of the node (one worker per node should).
+        interval_s: seconds between RSS samples while a sample runs.
+        record_cpus: also record every CPU of the node (one worker per node does).
+        cpu_ids: the CPU numbers of psutil's per-CPU list, in order (default: the online CPUs).
     """
 
-    def __init__(self, interval_s: float = DEFAULT_INTERVAL_S, record_cpus: bool = False) -> None:
+    def __init__(self, interval_s: float = DEFAULT_INTERVAL_S, record_cpus: bool = False,
+                 cpu_ids: Sequence[int] | None = None) -> None:
         self.interval_s = interval_s
         self.record_cpus = record_cpus
         self._process = psutil.Process()
         self._rows: dict[str, list] = {name: [] for name in RESOURCE_COLUMNS.names}
+        self._cpu_ids = tuple(cpu_ids) if cpu_ids is not None else online_cpus()
+        self._busy: dict[int, float] = {}
+        self._total: dict[int, float] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._cpu_ids = online_cpus()
-        self._last_ns = 0
+        self._before: tuple[int, list] | None = None
 
     @property
     def running(self) -> bool:
-        """Whether the sampling thread is running."""
+        """Whether a sample's window is open."""
         return self._thread is not None
 
     def start(self) -> None:
-        """Prime the CPU counters, take a first RSS sample and start the sampling thread."""
+        """Open a sample's window: read the CPU times and start the RSS thread."""
         if self._thread is not None:
             return
+        if self.record_cpus:
+            self._before = (time.time_ns(), psutil.cpu_times(percpu=True))
         self._stop.clear()
-        self._sample(cpus=False)
-        self._thread = threading.Thread(target=self._loop, name="topobench-resources", daemon=True)
+        self._rss()
+        self._thread = threading.Thread(target=self._loop, name="topobench-rss", daemon=True)
         self._thread.start()
 
-    def stop(self) -> pa.Table:
-        """Stop the thread, take a last sample and return every row since ``start`` (``RESOURCE_COLUMNS``).
+    def stop(self) -> None:
+        """Close the window: read the CPU times again and record each CPU's share busy over it."""
+        if self._thread is None:
+            return
+        after = psutil.cpu_times(percpu=True) if self.record_cpus else None
+        now = time.time_ns()
+        self._stop.set()
+        self._thread.join()
+        self._thread = None
+        self._rss()
+        if self._before is not None and after is not None:
+            since, before = self._before
+            ids = self._cpu_ids if self._cpu_ids and len(self._cpu_ids) == len(after) else range(len(after))
+            for cpu, (busy, total) in zip(ids, busy_and_total_s(before, after)):
+                self._busy[cpu] = self._busy.get(cpu, 0.0) + busy
+                self._total[cpu] = self._total.get(cpu, 0.0) + total
+                if total > 0:  # shorter than one clock tick: it still counts in the trial's means
+                    self._row(now, since, "cpu_percent", cpu, 100.0 * busy / total)
+            self._before = None
 
-        The last CPU sample is skipped when under half an interval has passed since the
-        previous one (too short to measure). Returns an empty table when never started.
-        """
-        if self._thread is not None:
-            self._stop.set()
-            self._thread.join()
-            self._thread = None
-            # A last CPU sample over a sliver of time (under a clock tick) would read 0%.
-            since_s = (time.time_ns() - self._last_ns) / 1e9
-            self._sample(cpus=self.record_cpus and since_s >= self.interval_s / 2)
-        table = pa.table(self._rows, schema=RESOURCE_COLUMNS)
-        self._rows = {name: [] for name in RESOURCE_COLUMNS.names}
-        return table
+    def cpu_means(self) -> dict[int, float]:
+        """Return each CPU's busy share (0-100) over all windows so far, weighted by their length."""
+        return {cpu: 100.0 * self._busy[cpu] / total for cpu, total in self._total.items() if total > 0}
+
+    def table(self) -> pa.Table:
+        """Return every row recorded so far (``RESOURCE_COLUMNS``)."""
+        return pa.table(self._rows, schema=RESOURCE_COLUMNS)
 
     def _loop(self) -> None:
-        if self.record_cpus:
-            # psutil 7 keeps the cpu_percent baseline per thread: prime it in this thread,
-            # or the first reading is a meaningless 0%.
-            psutil.cpu_percent(percpu=True)
         while not self._stop.wait(self.interval_s):
-            self._sample(cpus=self.record_cpus)
+            self._rss()
 
-    def _sample(self, cpus: bool) -> None:
-        now = time.time_ns()
-        self._last_ns = now
-        rows = self._rows
-        if cpus:
-            percents = psutil.cpu_percent(percpu=True)
-            ids = self._cpu_ids if self._cpu_ids and len(self._cpu_ids) == len(percents) else range(len(percents))
-            for cpu, percent in zip(ids, percents):
-                rows["t_ns"].append(now)
-                rows["kind"].append("cpu_percent")
-                rows["cpu"].append(cpu)
-                rows["value"].append(float(percent))
+    def _rss(self) -> None:
         try:
             rss = self._process.memory_info().rss
         except psutil.Error:
             return
-        rows["t_ns"].append(now)
-        rows["kind"].append("rss_bytes")
-        rows["cpu"].append(None)
-        rows["value"].append(float(rss))
+        now = time.time_ns()
+        self._row(now, now, "rss_bytes", None, float(rss))
+
+    def _row(self, t_ns: int, since_ns: int, kind: str, cpu: int | None, value: float) -> None:
+        for name, v in zip(RESOURCE_COLUMNS.names, (t_ns, since_ns, kind, cpu, value)):
+            self._rows[name].append(v)

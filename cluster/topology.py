@@ -119,6 +119,11 @@ class Topology:
                 sizes[key] = cache.size_bytes
         return sizes
 
+    def l3_total_bytes(self, cpus: tuple[int, ...] | list[int]) -> int:
+        """Return the size of all L3 domains that hold any of ``cpus`` (bytes); 0 when unknown."""
+        wanted = set(cpus)
+        return sum(d.size_bytes for d in self.l3_domains if wanted & set(d.cpus))
+
     def summary(self) -> str:
         """Return a one-line description, e.g. "1 package, 1 NUMA node, 2 L3 domains (...), ..."."""
         smt = max((len(core.cpus) for core in self.cores), default=1)

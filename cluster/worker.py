@@ -1,18 +1,18 @@
 """The worker actor: pinned to its CPUs, runs one workload per trial, returns Arrow samples.
 
-Lifecycle per trial (driven by ``orchestrator/runner.py``):
-``prepare(spec)`` sets up the workload and calibrates (those runs warm it up too), and
-returns its iteration count; the driver gives every worker the largest one. Then, once
-per sample, ``measure(start_at_ns, 1, finish=False, iterations)`` waits for the instant
-the driver chose for all workers and takes the sample (warm-up rounds first), so sample r
-of every worker runs together. ``finish()`` tears down and returns the resource rows
-(CPU%, RSS) sampled from the first measured sample on.
+Lifecycle per trial (driven by ``orchestrator/trial_run.py``): ``prepare(spec)`` sets up the
+workload and calibrates (those runs warm it up too) and returns its iteration count; the
+driver gives every worker the largest one. Then, once per round, ``sample(start_at_ns,
+iterations, warmup)`` waits for the instant the driver chose for all workers and takes one
+sample, so sample r of every worker runs together. ``finish()`` tears down and returns the
+resource rows (CPU% over each measured sample, RSS) and the CPUs' mean busy shares.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,44 +22,46 @@ import ray
 from threadpoolctl import threadpool_limits
 
 from cluster.affinity import pin_process
-from cluster.resource_monitor import DEFAULT_INTERVAL_S, ResourceMonitor
+from cluster.cpu_lock import CpuLock, Holder, held_by
+from cluster.resource_monitor import ResourceMonitor
 from workloads.base import WorkerContext
-from workloads.harness import TimedRun, calibrate_timed, sleep_until, time_run
+from workloads.harness import TimedRun, calibrate, sleep_until, time_run
 from workloads.params import split_params
 from workloads.registry import get_workload
 
 
 @dataclass(frozen=True, slots=True)
 class TrialSpec:
-    """What a worker needs to run its part of a trial (plain data, sent through Ray)."""
+    """What a worker needs to run its part of a trial (plain data, sent through Ray).
+
+    ``min_time_s``, ``resource_interval_s`` and ``scratch_dir`` come from the run's
+    ``Sampling``; the rest from the trial's plan.
+    """
 
     workload: str
     params: dict[str, Any]
     worker_rank: int
     workers: int
     min_time_s: float
+    resource_interval_s: float
     work_share: float = 1.0
     scratch_dir: str | None = None
     cache_sizes_bytes: dict[str, int] = field(default_factory=dict)
-    resource_interval_s: float = DEFAULT_INTERVAL_S
     record_node_cpus: bool = False  # this worker records every CPU of its node (one per node)
-    service_endpoint: dict[str, Any] | None = None  # the trial's shared server, when on another node
+    service_endpoint: dict[str, Any] | None = None  # the trial's shared server, when there is one
 
 
-def _samples_table(runs: list[TimedRun], warmup: bool, first_repetition: int) -> pa.Table:
-    """Return one row per timed run: timing columns plus one float64 column per extra metric."""
-    columns: dict[str, list] = {
-        "repetition": [first_repetition + i for i in range(len(runs))],
-        "warmup": [warmup] * len(runs),
-        "iterations": [r.iterations for r in runs],
-        "ops": [r.measurement.ops for r in runs],
-        "elapsed_ns": [r.elapsed_ns for r in runs],
-        "start_ns": [r.start_ns for r in runs],
-        "end_ns": [r.end_ns for r in runs],
+def sample_row(run: TimedRun, repetition: int, warmup: bool) -> pa.Table:
+    """Return one sample as a one-row wide table: timing columns, flags, one column per extra metric."""
+    columns: dict[str, Any] = {
+        "repetition": [repetition], "warmup": [warmup], "iterations": [run.iterations],
+        "ops": [run.measurement.ops], "elapsed_ns": [run.elapsed_ns], "start_ns": [run.start_ns],
+        "end_ns": [run.end_ns], "flags": pa.array([sorted(run.measurement.flags)], pa.list_(pa.string())),
     }
-    names = sorted({k for r in runs for k in r.measurement.metrics})
-    for name in names:
-        columns[f"metric:{name}"] = [float(r.measurement.metrics.get(name, float("nan"))) for r in runs]
+    for name, value in sorted(run.measurement.metrics.items()):
+        columns[f"metric:{name}"] = [float(value)]
+    for name, histogram in sorted(run.measurement.histograms.items()):
+        columns[f"hist:{name}"] = pa.array([histogram.encode()], pa.binary())
     return pa.table(columns)
 
 
@@ -87,11 +89,30 @@ class Worker:
         self._cpus = tuple(sorted(os.sched_getaffinity(0)))
         self._threads = threads
         self._blas_limits = threadpool_limits(limits=threads)  # kept for the actor's life
+        self._pinned = bool(cpus)
         self._workload = None
-        self._n = 1
-        self._next_repetition = 0
         self._monitor = ResourceMonitor()
-        self._resource_parts: list[pa.Table] = []
+        self._cpu_lock = CpuLock()
+
+    def wall_ns(self) -> int:
+        """Return this node's wall clock, ns since the epoch (for ``cluster.clock.measure_offset``)."""
+        return time.time_ns()
+
+    def lock_cpus(self, run_id: str) -> Holder | None:
+        """Lock this worker's CPUs host-wide for ``run_id``; return the blocking run's ``Holder``, None when taken.
+
+        The lock lives in this process, so the kernel drops it if the worker dies.
+        """
+        self._cpu_lock.release()
+        return self._cpu_lock.acquire(self._cpus, run_id) if self._pinned else None
+
+    def unlock_cpus(self) -> None:
+        """Release the CPUs ``lock_cpus`` took; nothing when none."""
+        self._cpu_lock.release()
+
+    def cpus_held_by(self) -> Holder | None:
+        """Return which other run holds any of this worker's CPUs now, without taking them."""
+        return held_by(self._cpus) if self._pinned else None
 
     def identity(self) -> dict[str, Any]:
         """Return where this worker runs: node id, hostname, ip, pid and read-back CPUs."""
@@ -104,18 +125,17 @@ class Worker:
             "cpus": list(self._cpus),
         }
 
-    def prepare(self, spec: TrialSpec) -> dict[str, int]:
-        """Set up the workload and calibrate; return {"iterations", "sample_ns"} of this worker.
+    def prepare(self, spec: TrialSpec) -> dict[str, float]:
+        """Set up the workload and calibrate; return {"iterations", "setup_s"} of this worker.
 
+        ``setup_s`` is the seconds ``setup`` took (a numba kernel's compile time shows there).
         The driver then gives every worker of the trial one common iteration count and one
-        schedule (``measure``), so their samples run together.
+        schedule (``sample``), so their samples run together.
         """
-        self._finish()
+        self._teardown()
         cls = get_workload(spec.workload)
         self._workload = cls(split_params(cls, spec.params, spec.work_share))
         self._monitor = ResourceMonitor(spec.resource_interval_s, spec.record_node_cpus)
-        self._resource_parts = []
-        self._next_repetition = 0
         ctx = WorkerContext(
             worker_rank=spec.worker_rank,
             workers=spec.workers,
@@ -128,61 +148,52 @@ class Worker:
             service_endpoint=spec.service_endpoint,
         )
         try:
+            t0 = time.perf_counter()
             self._workload.setup(ctx)
-            self._n, sample_ns = calibrate_timed(self._workload.run, spec.min_time_s)
+            setup_s = time.perf_counter() - t0
+            iterations = calibrate(self._workload.run, spec.min_time_s)
         except BaseException:
-            self._finish()
+            self._teardown()
             raise
-        return {"iterations": self._n, "sample_ns": sample_ns}
+        return {"iterations": iterations, "setup_s": setup_s}
 
-    def measure(self, start_at_ns: int, repetitions: int, finish: bool = True, iterations: int = 0,
-                warmup: int = 0, first_warmup: int = 0) -> pa.Table:
-        """Wait for the shared start instant, then take ``warmup`` and ``repetitions`` samples.
+    def sample(self, start_at_ns: int, iterations: int, repetition: int, warmup: bool) -> pa.Table:
+        """Wait for the shared start instant (this node's wall clock, ns), take one sample of ``iterations``.
 
-        ``start_at_ns`` is wall-clock ns since the epoch, chosen by the driver for every
-        worker of the trial; ``iterations`` is the trial's common count (0: this worker's
-        own calibrated count). Measured repetitions are numbered on from the previous call;
-        warm-up rows are flagged and numbered from ``first_warmup`` (the driver numbers a
-        trial's warm-ups -W..-1 in the order they run). CPU% and RSS are sampled during the
-        measured samples only, never in the idle gaps between rounds. With ``finish`` the
-        workload is torn down afterwards; otherwise more calls may follow and ``finish()``
-        ends the trial. Errors tear down.
+        The driver converts its chosen instant to this node's clock (``cluster.clock``), and
+        the sample's start/end stamps are this node's; the driver converts them back.
+        ``repetition`` numbers the sample (warm-ups -W..-1, in the order they run). CPU% and
+        RSS are read over measured samples only (just outside their timed region), never over
+        the idle gaps between rounds. Errors tear the workload down.
         """
-        first = self._next_repetition
-        n = iterations or self._n
         try:
             if self._workload is None:
-                raise RuntimeError("measure() called before prepare()")
-            run = self._workload.run
+                raise RuntimeError("sample() called before prepare()")
             sleep_until(start_at_ns)
-            warm = [time_run(run, n) for _ in range(warmup)]
-            runs = []
-            if repetitions:
-                self._monitor.start()
-                runs = [time_run(run, n) for _ in range(repetitions)]
-                self._resource_parts.append(self._monitor.stop())
+            if warmup:
+                return sample_row(time_run(self._workload.run, iterations), repetition, True)
+            self._monitor.start()
+            try:
+                run = time_run(self._workload.run, iterations)
+            finally:
+                self._monitor.stop()
         except BaseException:
-            self._finish()
+            self._teardown()
             raise
-        self._next_repetition = first + repetitions
-        if finish:
-            self._finish()
-        tables = [_samples_table(warm, warmup=True, first_repetition=first_warmup)] if warm else []
-        return pa.concat_tables([*tables, _samples_table(runs, warmup=False, first_repetition=first)],
-                                promote_options="default")
+        return sample_row(run, repetition, False)
 
-    def finish(self) -> pa.Table:
-        """Tear the workload down and return the trial's resource rows (``RESOURCE_COLUMNS``)."""
-        self._finish()
-        parts, self._resource_parts = self._resource_parts, []
-        return pa.concat_tables(parts) if parts else ResourceMonitor().stop()
+    def finish(self) -> dict[str, Any]:
+        """Tear the workload down; return the trial's resource rows and each CPU's mean busy share.
 
-    def _finish(self) -> None:
-        if self._monitor is not None and self._monitor.running:  # an error mid-sample
-            self._resource_parts.append(self._monitor.stop())
+        Returns {"resources": table (``RESOURCE_COLUMNS``), "cpu_means": {cpu: percent}}; the
+        means are over all measured samples, empty unless this worker recorded the node's CPUs.
+        """
         self._teardown()
+        monitor, self._monitor = self._monitor, ResourceMonitor()
+        return {"resources": monitor.table(), "cpu_means": monitor.cpu_means()}
 
     def _teardown(self) -> None:
+        self._monitor.stop()  # a sample that failed midway
         if self._workload is not None:
             workload, self._workload = self._workload, None
             workload.teardown()

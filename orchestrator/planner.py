@@ -1,4 +1,4 @@
-"""Expand a request into trials, each with a node and CPU set for every worker.
+"""Expand points (a workload, its parameters and a worker shape) into trials with CPU sets per node.
 
 Pure: takes the probed nodes (``NodeInfo``), never calls Ray. A plan that cannot be met
 raises ``UserError`` before any work starts.
@@ -9,27 +9,57 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from cluster.placement import plan_workers
-from cluster.probe import NodeInfo
-from orchestrator.request import RunRequest
+from cluster.cpulist import format_cpulist
+from cluster.nodes import NodeInfo
+from cluster.placement import COMPACT, Placement, PlacementError, WorkerPlacement, plan_workers
+from orchestrator.settings import Mode
 from workloads.errors import UserError
+from workloads.params import params_text
 from workloads.registry import get_workload
+from workloads.units import plural
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """How a trial's workers are laid out, shared by ``run`` and every sweep point.
+
+    Attributes:
+        workers: workers per node.
+        nodes: how many of the cluster's nodes to use (stable order, head last).
+        placement: a parsed placement policy or CPU expression.
+        threads_per_worker: CPUs (and BLAS/numba threads) per worker.
+        reserve_cpus: CPUs per node kept free for Ray's own processes.
+        mode: weak (each worker does the full work) or strong (the work is split).
+    """
+
+    workers: int = 1
+    nodes: int = 1
+    placement: Placement = COMPACT
+    threads_per_worker: int = 1
+    reserve_cpus: int = 0
+    mode: Mode = Mode.WEAK
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """One point to measure: a workload with a full parameter set, on a worker shape."""
+
+    workload: str
+    params: Mapping[str, Any]
+    shape: Shape
 
 
 @dataclass(frozen=True, slots=True)
 class WorkerSlot:
-    """One worker of a trial: its rank, node and CPUs (empty ``cpus`` when unpinned)."""
+    """One worker of a trial: its rank, node and CPUs (all the node's usable CPUs when unpinned)."""
 
     rank: int
     node_id: str
-    hostname: str
     cpus: tuple[int, ...]
     pinned: bool
-    l3_domain: int | None
-    numa_node: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,11 +69,11 @@ class Trial:
     trial_id: str
     workload: str
     params: Mapping[str, Any]
-    placement: str
-    threads_per_worker: int
-    mode: str
+    shape: Shape
     slots: tuple[WorkerSlot, ...]
     service_node_id: str | None = None  # node of the workload's shared server, if any
+    hosts: int = 1
+    """How many machines the trial's nodes run on (nodes of one host share its CPUs)."""
 
     @property
     def node_ids(self) -> tuple[str, ...]:
@@ -51,15 +81,15 @@ class Trial:
         return tuple(dict.fromkeys(s.node_id for s in self.slots))
 
 
-def make_trial_id(workload: str, params: Mapping[str, Any], nodes: int, workers: int,
-                  placement: str, threads_per_worker: int, mode: str) -> str:
-    """Return a stable id for a sweep point: the workload name plus 10 hex digits of a hash.
+def make_trial_id(point: Point) -> str:
+    """Return a stable id for a point: the workload name plus 10 hex digits of a hash.
 
     The same point gives the same id in every run, which is what ``--resume`` matches on.
     """
-    key = json.dumps([workload, dict(params), nodes, workers, placement, threads_per_worker, mode],
-                     sort_keys=True, default=str)
-    return f"{workload}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
+    s = point.shape
+    key = json.dumps([point.workload, dict(point.params), s.nodes, s.nodes * s.workers, str(s.placement),
+                      s.threads_per_worker, s.mode.value], sort_keys=True, default=str)
+    return f"{point.workload}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
 
 
 def select_nodes(nodes: Sequence[NodeInfo], count: int) -> tuple[NodeInfo, ...]:
@@ -93,49 +123,99 @@ def resolve_node(where: str, nodes: Sequence[NodeInfo], what: str) -> NodeInfo:
     return found[0]
 
 
-def plan_point(
-    workload: str,
-    params: Mapping[str, Any],
-    nodes: Sequence[NodeInfo],
-    workers_per_node: int,
-    placement: str,
-    threads_per_worker: int,
-    reserve_cpus: int,
-    mode: str,
-    cluster: Sequence[NodeInfo] = (),
-) -> Trial:
-    """Return the trial for one point: ``workers_per_node`` workers on each of ``nodes``.
+def cpu_pools(nodes: Sequence[NodeInfo]) -> list[list[NodeInfo]]:
+    """Group nodes that compete for CPUs: same host (``host_id``) and overlapping usable CPUs.
+
+    Each group is one CPU pool: its nodes' workers must get disjoint CPUs, planned together.
+    Groups keep the nodes' order; a node alone on its CPUs is a group of one.
+    """
+    pools: list[list[NodeInfo]] = []
+    for node in nodes:
+        mine = set(node.topology.usable_cpus)
+        touching = [p for p in pools if p[0].host_id == node.host_id
+                    and any(mine & set(n.topology.usable_cpus) for n in p)]
+        merged = [n for p in touching for n in p] + [node]
+        pools = [p for p in pools if p not in touching] + [merged]
+    order = {n.node_id: i for i, n in enumerate(nodes)}
+    return sorted(([*sorted(p, key=lambda n: order[n.node_id])] for p in pools), key=lambda p: order[p[0].node_id])
+
+
+def _plan_pool(pool: Sequence[NodeInfo], shape: Shape) -> list[tuple[NodeInfo, WorkerPlacement]]:
+    """Plan ``shape.workers`` workers on every node of one CPU pool, all on disjoint CPUs.
 
     Raises:
-        UserError: a node cannot hold the workers (placement refused, or Ray offers fewer
-            CPUs there than the workers request).
+        UserError: the pool's CPUs cannot hold every node's workers with this placement.
     """
-    slots: list[WorkerSlot] = []
+    if len(pool) == 1:
+        node = pool[0]
+        return [(node, p) for p in plan_workers(node.topology, shape.placement, shape.workers,
+                                                shape.threads_per_worker, shape.reserve_cpus)]
+    shared = sorted({c for n in pool for c in n.topology.usable_cpus})
+    topology = replace(pool[0].topology, usable_cpus=tuple(shared))
+    names = " and ".join(f"{n.node_id[:8]}" for n in pool) if len(pool) < 4 else f"{len(pool)} nodes"
+    where = (f"nodes {names} run on host {pool[0].hostname} and share CPUs {format_cpulist(shared)}; "
+             f"{plural(len(pool) * shape.workers, 'worker')} x {plural(shape.threads_per_worker, 'CPU')}")
+    try:
+        plan = plan_workers(topology, shape.placement, len(pool) * shape.workers, shape.threads_per_worker,
+                            shape.reserve_cpus)
+    except PlacementError as exc:
+        fit = (len(shared) - shape.reserve_cpus) // shape.threads_per_worker
+        raise UserError(f"The plan does not fit: {where} do not, {fit} would ({exc}) Use fewer workers or "
+                        "nodes, or give the nodes disjoint CPUs (ray start under taskset).") from None
+    out = []
+    for i, placement in enumerate(plan):
+        node = pool[i // shape.workers]
+        if placement.pinned and not set(placement.cpus) <= set(node.topology.usable_cpus):
+            raise UserError(f"The plan does not fit: {where} cannot be placed, because the nodes' CPU sets "
+                            "overlap without being equal; start them with identical or disjoint CPU sets.")
+        out.append((node, placement))
+    return out
+
+
+def plan_point(point: Point, cluster: Sequence[NodeInfo]) -> Trial:
+    """Return the trial for one point: ``shape.workers`` workers on each of its nodes.
+
+    Nodes of one host that share CPUs are planned as one pool (``cpu_pools``), so their
+    workers never land on the same CPU.
+
+    Raises:
+        UserError: too few nodes, or the nodes cannot hold the workers (placement refused,
+            or Ray offers fewer CPUs there than the workers request).
+    """
+    shape = point.shape
+    nodes = select_nodes(cluster, shape.nodes)
     for node in nodes:
-        need = workers_per_node * threads_per_worker
+        need = shape.workers * shape.threads_per_worker
         if need > node.ray_cpus:
             raise UserError(
-                f"--workers {workers_per_node} x --threads-per-worker {threads_per_worker} needs {need} CPUs "
+                f"--workers {shape.workers} x --threads-per-worker {shape.threads_per_worker} needs {need} CPUs "
                 f"on node {node.hostname} ({node.ip}), but Ray offers {node.ray_cpus} there; "
                 "use fewer workers or start that node with more --num-cpus."
             )
-        plan = plan_workers(node.topology, placement, workers_per_node, threads_per_worker, reserve_cpus)
-        for p in plan:
-            slots.append(WorkerSlot(len(slots), node.node_id, node.hostname, tuple(p.cpus), p.pinned,
-                                    p.l3_domain, p.numa_node))
-    trial_id = make_trial_id(workload, params, len(nodes), len(slots), placement, threads_per_worker, mode)
-    service_node = get_workload(workload).service_node(params)
-    service_node_id = (resolve_node(service_node, cluster or nodes, f"{workload}.server_node").node_id
-                       if service_node else None)
-    return Trial(trial_id, workload, dict(params), placement, threads_per_worker, mode, tuple(slots),
-                 service_node_id)
+    planned = [pair for pool in cpu_pools(nodes) for pair in _plan_pool(pool, shape)]
+    rank_of_node = {n.node_id: i for i, n in enumerate(nodes)}
+    planned.sort(key=lambda pair: rank_of_node[pair[0].node_id])  # ranks node by node, in node order
+    slots = [WorkerSlot(i, node.node_id, p.cpus, p.pinned) for i, (node, p) in enumerate(planned)]
+    where = get_workload(point.workload).service_node(point.params)
+    service = resolve_node(where, cluster, f"{point.workload}.server_node").node_id if where else None
+    return Trial(make_trial_id(point), point.workload, dict(point.params), shape, tuple(slots), service,
+                 len({n.host_id for n in nodes}))
 
 
-def plan_trials(request: RunRequest, nodes: Sequence[NodeInfo]) -> tuple[Trial, ...]:
-    """Return one trial per workload of ``request`` on its selected nodes, in request order."""
-    chosen = select_nodes(nodes, request.nodes)
-    return tuple(
-        plan_point(name, request.params[name], chosen, request.workers, request.placement,
-                   request.threads_per_worker, request.reserve_cpus, request.mode, cluster=nodes)
-        for name in request.workloads
-    )
+def plan_trials(points: Sequence[Point], cluster: Sequence[NodeInfo]) -> tuple[Trial, ...]:
+    """Plan every point on the probed ``cluster``, in order, before anything runs.
+
+    Raises:
+        UserError: a point the cluster cannot hold, or two points that are the same trial
+            (the same workload, parameters and shape), whose samples would overwrite each other.
+    """
+    if points:
+        select_nodes(cluster, max(p.shape.nodes for p in points))  # the largest point first, for a clear message
+    trials = tuple(plan_point(p, cluster) for p in points)
+    seen: dict[str, Trial] = {}
+    for t in trials:
+        if t.trial_id in seen:
+            raise UserError(f"Two points are the same trial: {t.workload} with {params_text(t.params) or 'defaults'} "
+                            f"on {len(t.slots)} workers ({t.shape.placement}); list each parameter value once.")
+        seen[t.trial_id] = t
+    return trials

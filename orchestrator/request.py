@@ -1,77 +1,58 @@
-"""The validated, frozen description of what a user asked ``run`` (or a sweep point) to do."""
+"""The validated, frozen description of what a user asked ``run`` to do."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cluster.placement import parse_placement
+from orchestrator.analysis.targets import Target, parse_targets
+from orchestrator.planner import Point, Shape
+from orchestrator.settings import Mode, Sampling, choice
 from workloads.errors import UserError
 from workloads.params import parse_params
 from workloads.registry import get_workload, load_workloads
 
 DEFAULT_SUITE = ("cpu.sqrt_mod", "memory.stream", "cache.lru")
-MODES = ("weak", "strong")
 
 
 @dataclass(frozen=True, slots=True)
 class RunRequest:
-    """A validated run request.
+    """A validated run request: workloads with full parameter sets, one shape, the sampling.
 
     Attributes:
         workloads: registry names, in run order.
         params: per workload, its full validated parameter set.
-        workers: workers per node.
-        nodes: how many of the cluster's nodes to use (stable order, head last).
-        repetitions: measured samples per worker.
-        warmup: warm-up samples per worker after calibration (stored, flagged).
-        min_time_s: calibration target, seconds per sample.
-        placement: a placement policy or likwid-style CPU expression.
-        threads_per_worker: CPUs (and BLAS threads) per worker.
-        reserve_cpus: CPUs per node kept free for Ray's own processes.
-        mode: "weak" (each worker does the full work) or "strong" (work split among workers).
+        shape: workers, nodes, placement, threads, reserve, mode.
+        sampling: how every trial is measured.
+        targets: service-level targets, checked on each trial's figures.
         results: the dataset folder.
-        scratch: folder on each node for workloads that write files (None: a temp folder).
-        until_stable: after ``repetitions`` samples, keep adding synchronized batches until the
-            bootstrap 95% CI half-width of the primary metric's median is within ``rel_ci``
-            of the median, or ``max_time_s`` seconds of measuring have passed.
-        max_time_s: with ``until_stable``, the measuring time limit per trial, seconds.
-        rel_ci: with ``until_stable``, the CI half-width target as a fraction of the median.
-        max_cv: coefficient of variation (a fraction) above which a metric is flagged unstable.
-        resource_interval_s: seconds between two CPU%/RSS samples while measuring.
-        targets: service-level targets "workload:metric OP value", checked on the medians.
     """
 
     workloads: tuple[str, ...] = DEFAULT_SUITE
     params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    workers: int = 1
-    nodes: int = 1
-    repetitions: int = 10
-    warmup: int = 1
-    min_time_s: float = 0.1
-    placement: str = "compact"
-    threads_per_worker: int = 1
-    reserve_cpus: int = 0
-    mode: str = "weak"
+    shape: Shape = field(default_factory=Shape)
+    sampling: Sampling = field(default_factory=Sampling)
+    targets: tuple[Target, ...] = ()
     results: Path = Path("results")
-    scratch: str | None = None
-    until_stable: bool = False
-    max_time_s: float = 60.0
-    rel_ci: float = 0.02
-    max_cv: float = 0.05
-    resource_interval_s: float = 0.2
-    targets: tuple[str, ...] = ()
 
     def to_json(self) -> str:
         """Return the request as canonical JSON (stored in ``runs.spec``)."""
-        data = asdict(self)
-        data["results"] = str(self.results)
+        shape = {**asdict(self.shape), "placement": str(self.shape.placement), "mode": self.shape.mode.value}
+        data = {"workloads": list(self.workloads), "params": self.params, "shape": shape,
+                "sampling": asdict(self.sampling), "targets": [str(t) for t in self.targets],
+                "results": str(self.results)}
         return json.dumps(data, sort_keys=True, default=str)
 
+    def points(self) -> tuple[Point, ...]:
+        """Return one point per workload, in run order."""
+        return tuple(Point(w, self.params[w], self.shape) for w in self.workloads)
 
-def parse_param_options(options: list[str], workloads: tuple[str, ...]) -> dict[str, dict[str, str]]:
+
+def parse_param_options(options: Sequence[str], workloads: tuple[str, ...]) -> dict[str, dict[str, str]]:
     """Split ``--param workload.name=value`` options into ``{workload: {name: value}}``.
 
     The workload part is the longest registered workload name that prefixes the key, so
@@ -99,46 +80,49 @@ def parse_param_options(options: list[str], workloads: tuple[str, ...]) -> dict[
     return out
 
 
-def build_request(
-    workloads: tuple[str, ...],
-    param_options: list[str],
-    **settings: Any,
-) -> RunRequest:
-    """Return a validated ``RunRequest`` from CLI-style inputs.
+def build_shape(workers: int, nodes: int, placement: str, threads_per_worker: int, reserve_cpus: int,
+                mode: str) -> Shape:
+    """Return a validated ``Shape`` from command-line values.
 
     Raises:
-        UserError: an unknown workload or parameter, a value out of range, or a setting
-            outside its allowed range.
+        UserError: a count below its minimum, a malformed placement, or an unknown mode.
     """
-    workloads = tuple(workloads) or DEFAULT_SUITE
-    for name in workloads:
+    for name, value, least in (("workers", workers, 1), ("nodes", nodes, 1),
+                               ("threads-per-worker", threads_per_worker, 1), ("reserve-cpus", reserve_cpus, 0)):
+        if value < least:
+            raise UserError(f"--{name} {value} must be at least {least}.")
+    return Shape(workers, nodes, parse_placement(placement), threads_per_worker, reserve_cpus,
+                 choice(Mode, mode, "--mode"))
+
+
+def check_min_cpus(workload: str, params: Mapping[str, Any], threads_per_worker: int, where: str) -> None:
+    """Refuse a worker size below what ``workload`` needs (``Workload.min_cpus``), before any work.
+
+    Raises:
+        UserError: ``threads_per_worker`` is smaller than the workload's minimum.
+    """
+    need = get_workload(workload).min_cpus(params)
+    if threads_per_worker < need:
+        raise UserError(f"{workload} needs at least {need} CPUs per worker, but {where} is "
+                        f"{threads_per_worker}; raise it to {need} or more.")
+
+
+def build_request(workloads: Sequence[str], param_options: Sequence[str], shape: Shape, sampling: Sampling,
+                  targets: Sequence[str] = (), results: Path = Path("results")) -> RunRequest:
+    """Return a validated ``RunRequest``; everything a user can get wrong is refused here.
+
+    Raises:
+        UserError: an unknown workload or parameter, a value out of range, a target for a
+            workload not in the run, or a worker smaller than a workload needs.
+    """
+    names = tuple(workloads) or DEFAULT_SUITE
+    for i, name in enumerate(names):
         get_workload(name)
-    given = parse_param_options(param_options, workloads)
-    params = {name: parse_params(get_workload(name), given.get(name, {})) for name in workloads}
-    request = RunRequest(workloads=workloads, params=params, **settings)
-    _check_settings(request)
-    from orchestrator.targets import parse_targets  # checks workloads and metrics exist
-
-    parse_targets(request.targets, workloads=request.workloads)
-    return request
-
-
-def _check_settings(r: RunRequest) -> None:
-    checks = [
-        (r.workers >= 1, f"--workers {r.workers} must be at least 1."),
-        (r.nodes >= 1, f"--nodes {r.nodes} must be at least 1."),
-        (r.repetitions >= 1, f"--repetitions {r.repetitions} must be at least 1."),
-        (r.warmup >= 0, f"--warmup {r.warmup} must be 0 or more."),
-        (r.min_time_s > 0, f"--min-time {r.min_time_s} must be more than 0 seconds."),
-        (r.threads_per_worker >= 1, f"--threads-per-worker {r.threads_per_worker} must be at least 1."),
-        (r.reserve_cpus >= 0, f"--reserve-cpus {r.reserve_cpus} must be 0 or more."),
-        (r.mode in MODES, f"--mode {r.mode!r} must be one of: {', '.join(MODES)}."),
-        (r.max_time_s > 0, f"--max-time {r.max_time_s} must be more than 0 seconds."),
-        (0 < r.rel_ci < 1, f"--rel-ci {r.rel_ci} must be a fraction of the median between 0 and 1, e.g. 0.02."),
-        (r.max_cv > 0, f"--max-cv {r.max_cv} must be a fraction above 0, e.g. 0.05 for 5%."),
-        (r.resource_interval_s >= 0.01,
-         f"--resource-interval {r.resource_interval_s} must be at least 0.01 seconds."),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise UserError(message)
+        if name in names[:i]:  # two trials of one point would share a trial id and its files
+            raise UserError(f"Workload {name} is listed twice; list each workload once "
+                            "(a sweep file runs one workload with several parameter sets).")
+    given = parse_param_options(param_options, names)
+    params = {name: parse_params(get_workload(name), given.get(name, {})) for name in names}
+    for name in names:
+        check_min_cpus(name, params[name], shape.threads_per_worker, "--threads-per-worker")
+    return RunRequest(names, params, shape, sampling, parse_targets(targets, workloads=names), Path(results))

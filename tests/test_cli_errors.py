@@ -40,12 +40,53 @@ def free_port() -> int:
     (["run", "--mode", "sideways"], ["--mode 'sideways'"]),
     (["run", "--address", "auto-ish"], ["is not host:port"]),
     (["query", "SELECT 1", "--format", "xml"], ["--format 'xml'"]),
+    (["run", "cpu.sqrt_mod", "cpu.sqrt_mod"], ["Workload cpu.sqrt_mod is listed twice"]),
+    (["run", "--min-time", "inf"], ["--min-time inf must be a finite number."]),
+    (["run", "--max-time", "nan"], ["--max-time nan must be a finite number."]),
+    (["run", "cpu.sqrt_mod", "--param", "cpu.sqrt_mod.modulus=inf"], ["modulus='inf' is not a finite number"]),
+    (["run", "--target", "cpu.sqrt_mod:element_ops_per_s>=nan"], ["is not a finite number"]),
 ])
 def test_bad_input_is_refused_before_any_work(tmp_path, args, fragments):
     results = tmp_path / "results"
     result = invoke(*args, "--results", str(results))
     assert_user_error(result, *fragments)
     assert not results.exists()
+
+
+@pytest.mark.parametrize("placement, fragment", [
+    ("compactt", "Unknown placement 'compactt'; use one of compact, spread, cores, largest-l3, none"),
+    ("0,x", "Placement '0,x' has a malformed CPU list item 'x'"),
+    ("C:0", "Placement 'C:0' needs a domain number after C, e.g. C0:0-3."),
+    ("N2:0", "Placement 'N2:0' names node domain N2, but only N exists; use N:<list>."),
+    ("0-4294967296", "Placement '0-4294967296' names CPU 4294967296, above the largest CPU number"),
+])
+@pytest.mark.parametrize("command", ["run", "topology", "sweep"])
+def test_every_malformed_placement_is_refused_without_ray(tmp_path, placement, fragment, command):
+    """No Ray starts (the refusal comes from parsing, before connecting), for each command."""
+    import sys
+
+    if command == "run":
+        args = ["run", "cpu.sqrt_mod", "--placement", placement, "--results", str(tmp_path / "r")]
+    elif command == "topology":
+        args = ["topology", "--plan", placement]
+    else:
+        path = tmp_path / "s.toml"
+        path.write_text(f'placement = "{placement}"\n[workloads."cpu.sqrt_mod"]\n')
+        args = ["sweep", str(path), "--results", str(tmp_path / "r")]
+    result = invoke(*args)
+    assert_user_error(result, fragment)
+    assert not (tmp_path / "r").exists()
+    assert "ray" not in sys.modules or not sys.modules["ray"].is_initialized()
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["run", "--mode", "sideways"], "--mode 'sideways' must be one of: weak, strong."),
+    (["run", "--workers", "0"], "--workers 0 must be at least 1."),
+    (["run", "--threads-per-worker", "0"], "--threads-per-worker 0 must be at least 1."),
+])
+def test_bad_mode_and_counts_are_refused_without_ray(tmp_path, args, fragment):
+    result = invoke(*args, "--results", str(tmp_path / "r"))
+    assert_user_error(result, fragment)
 
 
 def test_unreachable_address(tmp_path):

@@ -12,9 +12,11 @@ import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
+from orchestrator.analysis.compare import compare_runs, parse_threshold
 from orchestrator.cli import app
-from orchestrator.compare import compare_runs, parse_threshold
-from orchestrator.store import SAMPLES_SCHEMA, RunStore
+from orchestrator.store.reader import Dataset
+from orchestrator.store.schemas import SAMPLES_SCHEMA
+from orchestrator.store.writer import RunStore
 from workloads.errors import UserError
 
 RUN_A = "20260101T000000Z-aaaaaa"
@@ -23,14 +25,19 @@ RUN_C = "20260103T000000Z-cccccc"
 PARAMS = json.dumps({"elements": 4096, "modulus": 7.0}, sort_keys=True)
 
 
-def write_run(root, run_id, throughputs, latencies=None, *, workers=1, warmup_value=1.0):
-    """Write a run with one cpu.sqrt_mod trial: throughputs (higher is better), latencies (lower)."""
+def write_run(root, run_id, throughputs, latencies=None, *, workers=1, warmup_value=1.0, extra=()):
+    """Write a run with one cpu.sqrt_mod trial: throughputs (higher is better), latencies (lower).
+
+    With ``workers`` > 1 every worker reports the same value per round; ``extra`` adds
+    (metric, unit, higher_is_better, values) tuples.
+    """
     store = RunStore(root, run_id)
     store.write_run({"run_id": run_id, "started_at": datetime(2026, 1, 1, tzinfo=timezone.utc),
                      "command": "test", "status": "complete", "trials_total": 1, "trials_failed": 0})
     metrics = [("element_ops_per_s", "element ops/s", True, throughputs)]
     if latencies is not None:
         metrics.append(("latency_ms", "ms", False, latencies))
+    metrics += list(extra)
     trials, samples = [], []
     base = {"run_id": run_id, "trial_id": "t0", "workload": "cpu.sqrt_mod", "params": PARAMS, "nodes": 1,
             "workers": workers, "placement": "compact", "threads_per_worker": 1, "mode": "weak"}
@@ -40,12 +47,14 @@ def write_run(root, run_id, throughputs, latencies=None, *, workers=1, warmup_va
                        "overlap": 1.0 if index == 0 else None})
         rows = [(True, warmup_value)] + [(False, v) for v in values]
         for rep, (warm, v) in enumerate(rows):
-            samples.append({"run_id": run_id, "trial_id": "t0", "workload": "cpu.sqrt_mod", "params": PARAMS,
-                            "node_id": "n0", "hostname": "h", "worker_rank": 0, "cpus": [0], "repetition": rep,
-                            "warmup": warm, "iterations": 1, "ops": 1, "elapsed_ns": 1, "start_ns": rep,
-                            "end_ns": rep + 1, "metric": metric, "value": float(v), "unit": unit})
+            for rank in range(workers):
+                samples.append({"run_id": run_id, "trial_id": "t0", "workload": "cpu.sqrt_mod", "params": PARAMS,
+                                "node_id": "n0", "hostname": "h", "worker_rank": rank, "cpus": [rank],
+                                "repetition": rep - 1, "warmup": warm, "iterations": 1, "ops": 1, "elapsed_ns": 1,
+                                "start_ns": rep, "end_ns": rep + 1, "metric": metric, "value": float(v),
+                                "unit": unit})
     store.write_trials(trials)
-    store.write_samples("n0", "t0", pa.Table.from_pylist(samples, SAMPLES_SCHEMA))
+    store.write_trial_tables("t0", {"samples": {"n0": pa.Table.from_pylist(samples, SAMPLES_SCHEMA)}})
 
 
 def noisy(median, n=20, rel=0.01, seed=0):
@@ -56,7 +65,7 @@ def test_a_vs_a_is_no_significant_change(tmp_path):
     values = noisy(100e6)
     write_run(tmp_path, RUN_A, values, noisy(2.0, seed=1))
     write_run(tmp_path, RUN_B, values, noisy(2.0, seed=1))
-    result = compare_runs(tmp_path, RUN_A, RUN_B, threshold=0.05)
+    result = compare_runs(Dataset(tmp_path), RUN_A, RUN_B, threshold=0.05)
     assert [r.metric for r in result.rows] == ["element_ops_per_s", "latency_ms"]
     for r in result.rows:
         assert r.verdict == "no significant change" and r.ratio == 1.0 and not r.regression
@@ -66,25 +75,25 @@ def test_a_vs_a_is_no_significant_change(tmp_path):
 def test_same_distribution_different_draws_no_false_alarm(tmp_path):
     write_run(tmp_path, RUN_A, noisy(100e6, seed=1))
     write_run(tmp_path, RUN_B, noisy(100e6, seed=2))
-    (row,) = compare_runs(tmp_path, RUN_A, RUN_B).rows
+    (row,) = compare_runs(Dataset(tmp_path), RUN_A, RUN_B).rows
     assert row.verdict == "no significant change"
 
 
 def test_slowdown_detected_in_both_directions(tmp_path):
     write_run(tmp_path, RUN_A, noisy(100e6, seed=1), noisy(2.0, seed=3))
     write_run(tmp_path, RUN_B, noisy(90e6, seed=2), noisy(2.4, seed=4))  # 10% fewer ops/s, 20% more ms
-    thr, lat = compare_runs(tmp_path, RUN_A, RUN_B, threshold=0.05).rows
+    thr, lat = compare_runs(Dataset(tmp_path), RUN_A, RUN_B, threshold=0.05).rows
     assert thr.verdict == "slower" and thr.regression and 0.88 < thr.ratio < 0.92
     assert thr.ratio_ci_high < 1.0 and thr.p_value < 0.01
     assert lat.verdict == "slower" and lat.regression and lat.ratio > 1.15
-    back = compare_runs(tmp_path, RUN_B, RUN_A, threshold=0.05).rows
+    back = compare_runs(Dataset(tmp_path), RUN_B, RUN_A, threshold=0.05).rows
     assert [r.verdict for r in back] == ["faster", "faster"] and not any(r.regression for r in back)
 
 
 def test_small_significant_change_below_threshold_is_no_regression(tmp_path):
     write_run(tmp_path, RUN_A, noisy(100e6, rel=0.001, seed=1))
     write_run(tmp_path, RUN_B, noisy(98e6, rel=0.001, seed=2))
-    (row,) = compare_runs(tmp_path, RUN_A, RUN_B, threshold=0.05).rows
+    (row,) = compare_runs(Dataset(tmp_path), RUN_A, RUN_B, threshold=0.05).rows
     assert row.verdict == "slower" and not row.regression
 
 
@@ -111,18 +120,18 @@ def test_cli_fail_on_regression_exit_codes_and_formats(tmp_path):
 def test_latest_resolution(tmp_path):
     for run_id, median in ((RUN_A, 100e6), (RUN_B, 100e6), (RUN_C, 50e6)):
         write_run(tmp_path, run_id, noisy(median))
-    result = compare_runs(tmp_path, "latest~1", "latest")
+    result = compare_runs(Dataset(tmp_path), "latest~1", "latest")
     assert (result.base_run, result.new_run) == (RUN_B, RUN_C)
-    assert compare_runs(tmp_path, "latest~2", "latest~1").base_run == RUN_A
-    with pytest.raises(UserError, match="'latest~3' does not exist: the results folder has 3 run"):
-        compare_runs(tmp_path, "latest~3", "latest")
+    assert compare_runs(Dataset(tmp_path), "latest~2", "latest~1").base_run == RUN_A
+    with pytest.raises(UserError, match="'latest~3' does not exist: the results folder has 3 complete run"):
+        compare_runs(Dataset(tmp_path), "latest~3", "latest")
 
 
 def test_unmatched_configurations_are_listed(tmp_path):
     write_run(tmp_path, RUN_A, noisy(100e6))
     write_run(tmp_path, RUN_B, noisy(100e6), workers=2)
     with pytest.raises(UserError, match="no trial in common"):
-        compare_runs(tmp_path, RUN_A, RUN_B)
+        compare_runs(Dataset(tmp_path), RUN_A, RUN_B)
 
 
 @pytest.mark.parametrize("bad", ["../etc", "2026", "latest~x", "x/y"])
@@ -160,32 +169,51 @@ def test_parse_threshold():
 
 def test_real_runs_compare(ray_local, tmp_path):
     runner = CliRunner()
-    args = ["run", "cpu.sqrt_mod", "--repetitions", "5", "--min-time", "0.02",
+    args = ["run", "cpu.sqrt_mod", "--repetitions", "6", "--min-time", "0.02",
             "--param", "cpu.sqrt_mod.elements=4096", "--results", str(tmp_path)]
     for _ in range(2):
         assert runner.invoke(app, args).exit_code == 0
     result = runner.invoke(app, ["compare", "latest~1", "latest", "--results", str(tmp_path), "--format", "json"])
     assert result.exit_code == 0, result.output
     (row,) = json.loads(result.output)["rows"]
-    assert row["metric"] == "element_ops_per_s" and row["base_n"] == row["new_n"] == 5
+    assert row["metric"] == "element_ops_per_s" and row["base_n"] == row["new_n"] == 6
     assert row["verdict"] in ("faster", "slower", "no significant change")
-
-
-def test_smallest_reachable_p_of_mann_whitney():
-    from scipy.stats import mannwhitneyu
-
-    from orchestrator.compare import smallest_p
-
-    # Independent check: scipy's exact two-sided p for fully separated samples.
-    for n1, n2 in ((3, 3), (5, 5), (4, 7)):
-        exact = mannwhitneyu(range(n1), range(100, 100 + n2), alternative="two-sided", method="exact").pvalue
-        assert smallest_p(n1, n2) == pytest.approx(exact)
-    assert smallest_p(3, 3) == pytest.approx(0.1)
 
 
 def test_three_vs_three_samples_says_too_few_to_tell(tmp_path):
     # Fully separated 3 vs 3: Mann-Whitney's smallest p is 0.1, never below alpha = 0.01.
     write_run(tmp_path, RUN_A, [100.0, 101.0, 102.0])
     write_run(tmp_path, RUN_B, [50.0, 51.0, 52.0])
-    (row,) = compare_runs(tmp_path, RUN_A, RUN_B).rows
+    (row,) = compare_runs(Dataset(tmp_path), RUN_A, RUN_B).rows
     assert row.verdict == "too few samples to tell (n=3 vs 3)" and not row.regression
+
+
+def test_descriptive_metrics_get_no_verdict(tmp_path):
+    # read_fraction-like: it doubled, but it is a property of the workload mix, not a speed.
+    extra = [("read_fraction", "fraction", None, noisy(0.5, seed=5))]
+    write_run(tmp_path, RUN_A, noisy(100e6, seed=1), extra=extra)
+    write_run(tmp_path, RUN_B, noisy(100e6, seed=2), extra=[("read_fraction", "fraction", None, noisy(1.0, seed=6))])
+    rows = {r.metric: r for r in compare_runs(Dataset(tmp_path), RUN_A, RUN_B, threshold=0.05).rows}
+    assert rows["read_fraction"].verdict == "descriptive" and not rows["read_fraction"].regression
+    assert rows["read_fraction"].ratio == pytest.approx(2.0, rel=0.02)
+
+
+def test_units_are_rounds_not_pooled_worker_samples(tmp_path):
+    """4 workers per round: 10 rounds are 10 units, not 40 samples."""
+    write_run(tmp_path, RUN_A, noisy(100e6, n=10, seed=1), workers=4)
+    write_run(tmp_path, RUN_B, noisy(100e6, n=10, seed=2), workers=4)
+    (row,) = compare_runs(Dataset(tmp_path), RUN_A, RUN_B).rows
+    assert (row.base_n, row.new_n) == (10, 10)
+
+
+def test_holm_adjusts_across_every_metric_of_the_comparison(tmp_path):
+    extra = [(f"m{i}", "x", True, noisy(10.0, seed=10 + i)) for i in range(6)]
+    write_run(tmp_path, RUN_A, noisy(100e6, seed=1), extra=extra)
+    write_run(tmp_path, RUN_B, noisy(90e6, seed=2), extra=[(m, u, h, noisy(10.0, seed=30 + i))
+                                                              for i, (m, u, h, _) in enumerate(extra)])
+    rows = compare_runs(Dataset(tmp_path), RUN_A, RUN_B).rows
+    tested = [r for r in rows if r.p_value is not None]
+    assert len(tested) == 7
+    assert all(r.p_adjusted >= r.p_value for r in tested)
+    assert max(r.p_adjusted for r in tested) <= 1.0
+    assert next(r for r in rows if r.metric == "element_ops_per_s").verdict == "slower"

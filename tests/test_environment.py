@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from cluster.environment import capture_environment, environment_warnings
 from orchestrator.cli import app
-from orchestrator.env_command import print_warnings
+from orchestrator.render.notes import print_warnings
 
 FIELDS = ("hostname", "cpu_model", "cpu_flags", "cpu_count", "kernel", "memory_total_bytes",
           "memory_available_bytes", "memory_free_bytes", "governor", "boost", "smt_active",
@@ -143,7 +143,7 @@ def test_env_command_table_and_json(monkeypatch):
 
 
 def test_env_command_on_the_cluster(ray_local, monkeypatch):
-
+    monkeypatch.setattr("cluster.address.resolve_address", lambda a: a)
     monkeypatch.setattr("cluster.connection.resolve_address", lambda a: a)
     result = CliRunner().invoke(app, ["env", "--json", "--address", "connected"])
     assert result.exit_code == 0, result.output

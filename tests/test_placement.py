@@ -5,9 +5,15 @@ from __future__ import annotations
 import pytest
 from sysfs_builder import adjacent_smt, epyc_2s, ryzen_7800x3d, ryzen_7950x3d, vm_no_smt
 
-from cluster.placement import PlacementError, WorkerPlacement, domain_order, plan_workers
+from cluster.placement import PlacementError, WorkerPlacement, domain_order, parse_placement
+from cluster.placement import plan_workers as plan_parsed
 from cluster.topology import read_topology
 from workloads.errors import UserError
+
+
+def plan_workers(topology, text, *args, **kwargs):
+    """Parse the placement text, then plan it (what run and sweep do)."""
+    return plan_parsed(topology, parse_placement(text), *args, **kwargs)
 
 CCD0_7950 = set(range(8)) | set(range(16, 24))  # 96 MiB V-cache CCD
 CCD1_7950 = set(range(8, 16)) | set(range(24, 32))
@@ -282,3 +288,24 @@ def test_vm_policies(tmp_path):
     assert cpus_of(plan_workers(topo, "spread", 2)) == [(0,), (1,)]
     assert cpus_of(plan_workers(topo, "cores", 4)) == [(0,), (1,), (2,), (3,)]
     assert plan_workers(topo, "compact", 1)[0] == WorkerPlacement((0,), None, 0, True)
+
+
+@pytest.mark.parametrize("text,message", [
+    ("compactt", r"Unknown placement 'compactt'; use one of compact, spread"),
+    ("0,x", r"malformed CPU list item 'x'"),
+    ("C:0", r"needs a domain number after C"),
+    ("N1:0", r"names node domain N1, but only N exists"),
+    ("0-99999999999", r"names CPU 99999999999, above the largest CPU number Linux supports \(8191\)"),
+    ("S0:0-1000000000", r"above the largest CPU number"),
+])
+def test_malformed_placements_are_refused_when_parsed(text, message):
+    """Every malformed placement is refused by the parser alone, before any topology is known."""
+    with pytest.raises(PlacementError, match=message):
+        parse_placement(text)
+
+
+def test_parsed_placement_keeps_its_text_and_parts():
+    p = parse_placement(" C1:0-1@3 ")
+    assert (str(p), p.policy, p.pinned) == ("C1:0-1@3", None, True)
+    assert [(x.domain, x.index, x.positions) for x in p.parts] == [("C", 1, (0, 1)), (None, 0, (3,))]
+    assert parse_placement("none").pinned is False and parse_placement("spread").policy == "spread"

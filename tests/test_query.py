@@ -11,7 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from orchestrator.cli import app
-from orchestrator.store import SAMPLES_SCHEMA, RunStore, new_run_id
+from orchestrator.store.layout import new_run_id
+from orchestrator.store.schemas import SAMPLES_SCHEMA
+from orchestrator.store.writer import RunStore
 
 
 def write_run(root, run_id: str, values: list[float]) -> None:
@@ -21,7 +23,7 @@ def write_run(root, run_id: str, values: list[float]) -> None:
         "numa_node": 0, "repetition": i, "warmup": False, "iterations": 1, "ops": 10,
         "elapsed_ns": 100, "start_ns": i * 100, "end_ns": i * 100 + 100, "metric": "m",
         "value": v, "unit": "ops/s"} for i, v in enumerate(values)]
-    RunStore(root, run_id).write_samples("n1", "t1", pa.Table.from_pylist(rows, SAMPLES_SCHEMA))
+    RunStore(root, run_id).write_trial_tables("t1", {"samples": {"n1": pa.Table.from_pylist(rows, SAMPLES_SCHEMA)}})
 
 
 @pytest.fixture
@@ -75,3 +77,29 @@ def test_bad_or_writing_queries_change_nothing(dataset, sql, fragment, monkeypat
     assert result.exit_code == 2
     assert fragment in result.stderr
     assert sorted(p for p in dataset.rglob("*")) == before
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT * FROM read_csv('/etc/passwd')",
+    "SELECT * FROM read_text('~/.ray/auth_token')",
+    "SELECT * FROM glob('/root/*')",
+    "SELECT * FROM read_parquet('/etc/*.parquet')",
+])
+def test_query_cannot_read_outside_the_results_folder(dataset, sql):
+    result = query(dataset, sql)
+    assert result.exit_code == 2, result.output
+    assert "Query reaches outside the results folder" in result.stderr
+    assert "root:" not in result.stdout
+
+
+def test_csv_writes_lists_as_json(dataset):
+    result = query(dataset, "SELECT cpus, [1.5::DOUBLE, NULL] AS xs FROM samples LIMIT 1", "csv")
+    assert result.exit_code == 0, result.output
+    assert list(csv.DictReader(io.StringIO(result.stdout))) == [{"cpus": "[0]", "xs": "[1.5, null]"}]
+
+
+def test_results_that_is_a_file_is_named_as_such(tmp_path):
+    path = tmp_path / "file.txt"
+    path.write_text("x")
+    result = query(path, "SELECT 1")
+    assert result.exit_code == 2 and "is a file, not a folder" in result.stderr

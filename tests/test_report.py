@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from orchestrator.cli import app
 from orchestrator.report import build_report
-from orchestrator.store import RunStore
+from orchestrator.store.writer import RunStore
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 _PROBE = """<script>window.addEventListener('load', function () {
@@ -53,7 +53,7 @@ def test_report_files_sections_and_markdown(real_results, tmp_path):
     first, second = _run_ids(real_results)
     files = build_report(real_results, first, tmp_path / "rep", vs=second)
     md = files.markdown.read_text()
-    for heading in ("## Run", "## Distributions", "## Throughput vs working set (memory.random_access)",
+    for heading in ("## Run", "## Distributions", "## accesses per worker vs working set (memory.random_access)",
                     "## Environment", f"## Comparison: {second} (NEW) vs {first} (BASE)"):
         assert heading in md
     assert "## Scaling" not in md  # a plain run has no scaling table

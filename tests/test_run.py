@@ -7,11 +7,11 @@ import os
 
 import pyarrow.parquet as pq
 import pytest
+from dataset import run_query
 from typer.testing import CliRunner
 
 from orchestrator.cli import app
-from orchestrator.query import run_query
-from orchestrator.store import SCHEMAS
+from orchestrator.store.schemas import SCHEMA_VERSION, SCHEMAS
 
 pytestmark = pytest.mark.ray
 
@@ -42,13 +42,13 @@ def test_two_workers_fill_every_table(ray_local, tmp_path, workload):
     assert "complete" in result.output
 
     for name, schema in SCHEMAS.items():
-        if name not in ("runs", "nodes", "trials", "samples", "resources"):
+        if name not in ("runs", "nodes", "trials", "workers", "samples", "resources"):
             continue
         files = list((tmp_path / name).rglob("*.parquet"))
         assert files, f"no {name} file written"
         for f in files:
             meta = pq.read_schema(f).metadata
-            assert meta[b"topobench.schema_version"] == b"1"
+            assert meta[b"topobench.schema_version"] == str(SCHEMA_VERSION).encode()
             assert pq.read_schema(f).remove_metadata().equals(schema), f"{name} schema differs"
 
     runs = run_query(tmp_path, "SELECT status, trials_total, trials_failed FROM runs").to_pylist()
@@ -68,10 +68,18 @@ def test_two_workers_fill_every_table(ray_local, tmp_path, workload):
     primary = [t for t in trials if t["aggregate_throughput"] is not None]
     assert len(primary) == 1
     t = primary[0]
-    assert t["status"] == "ok" and t["workers"] == 2 and t["n"] == 6
+    assert t["status"] == "ok" and t["workers"] == 2 and t["n"] == 3  # 3 rounds, each of both workers
     assert 0.0 < t["overlap"] <= 1.0
     assert t["min"] <= t["median"] <= t["max"]
     assert t["aggregate_throughput"] > 0
+    # The headline is the median over rounds of each round's mean over the workers.
+    rounds = run_query(tmp_path, f"""
+        SELECT repetition, avg(value) AS v FROM samples WHERE metric = '{t["metric"]}' AND NOT warmup
+        GROUP BY repetition ORDER BY v""").to_pylist()
+    assert t["median"] == pytest.approx(rounds[1]["v"], rel=1e-12)
+    workers = run_query(tmp_path, f"SELECT worker_rank, n FROM workers WHERE metric = '{t['metric']}' "
+                                  "ORDER BY worker_rank").to_pylist()
+    assert workers == [{"worker_rank": 0, "n": 3}, {"worker_rank": 1, "n": 3}]
 
     # The throughput value of each sample is exactly ops / elapsed.
     check = run_query(tmp_path, f"""

@@ -15,17 +15,20 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 import ray
 from conftest import RAY_TEST_CPUS, RAY_TEST_OBJECT_STORE
-from rich.console import Console
+from dataset import run_query
 
 from cluster.local_cluster import processes_under
-from cluster.probe import node_order
-from orchestrator.store import RunStore
-from orchestrator.sweep import parse_sweep
-from orchestrator.sweep_command import execute_sweep
+from cluster.nodes import node_order
+from orchestrator.commands.run import execute_run
+from orchestrator.commands.sweep import execute_sweep
+from orchestrator.planner import Shape
+from orchestrator.request import build_request
+from orchestrator.settings import Sampling
+from orchestrator.store.writer import RunStore
+from orchestrator.sweep_file import parse_sweep
 from workloads.errors import UserError
 
 pytestmark = pytest.mark.ray
@@ -95,54 +98,52 @@ def cluster():
                  include_dashboard=False, log_to_driver=False, configure_logging=False)
 
 
-def test_sweep_over_three_nodes(cluster, tmp_path):
-    # Pinned: every Cluster node sees this machine's CPUs, so compact puts each node's worker
-    # on the same CPU; contention can then only lower efficiency, whereas unpinned workers
-    # float onto whichever CPU the raylets and driver leave free and make X(1) a lottery.
-    spec = parse_sweep({**TINY, "placement": "compact", "repetitions": 5, "min_time": 0.1,
-                        "order": "interleaved", "nodes": [1, 2, 3],
-                        "workloads": {"cpu.sqrt_mod": {"elements": 2048}}})
-    outcome, analyses = execute_sweep(spec, None, Console(width=200), tmp_path)
-    assert outcome.status == "complete"
-    three = next(r for r in outcome.results if len(r.trial.node_ids) == 3)
-    parts = {p.name for p in (tmp_path / "samples" / f"run_id={outcome.run_id}").glob("node=*")
-             if (p / f"trial-{three.trial.trial_id}.parquet").exists()}
-    assert len(parts) == 3
+def test_nodes_of_one_host_share_its_cpus(cluster, tmp_path):
+    """Three Ray nodes on this 2-CPU host: their workers get distinct CPUs, and 3 of them do not fit."""
+    three = parse_sweep({**TINY, "placement": "compact", "nodes": [1, 2, 3],
+                         "workloads": {"cpu.sqrt_mod": {"elements": 2048}}})
+    with pytest.raises(UserError, match=r"share CPUs 0-1; 3 workers x 1 CPU do not, 2 would"):
+        execute_sweep(three, None, tmp_path / "refused")
+    assert not (tmp_path / "refused").exists()  # refused before any work
+    spec = parse_sweep({**TINY, "placement": "compact", "repetitions": 6, "min_time": 0.05,
+                        "order": "interleaved", "nodes": [1, 2], "workloads": {"cpu.sqrt_mod": {"elements": 2048}}})
+    session, analyses = execute_sweep(spec, None, tmp_path)
+    assert session.outcome.status == "complete"
+    two = next(r.trial for r in session.outcome.records if len(r.trial.node_ids) == 2)
+    cpus = run_query(tmp_path, f"SELECT node_id, any_value(cpus) AS cpus FROM samples WHERE trial_id = "
+                               f"'{two.trial_id}' GROUP BY node_id").to_pylist()
+    assert len(cpus) == 2 and sorted(c for r in cpus for c in r["cpus"]) == [0, 1]  # distinct CPUs
     (a,) = analyses
-    assert a.dimension == "nodes" and [r.n for r in a.rows] == [1, 2, 3]
-    assert all(0 < r.efficiency <= 1.2 for r in a.rows), [(r.n, r.throughput_median, r.efficiency) for r in a.rows]
-    stored = pq.read_table(tmp_path / "scaling" / f"run_id={outcome.run_id}" / "scaling.parquet")
-    assert stored.num_rows == 3
-    nodes = pq.read_table(tmp_path / "nodes" / f"run_id={outcome.run_id}" / "nodes.parquet")
-    assert nodes.num_rows == 3
+    assert a.dimension == "nodes" and [r.n for r in a.rows] == [1, 2]
+    assert a.verdict.endswith("nodes share one host: this measures the host, not horizontal scaling")
+    assert run_query(tmp_path, "SELECT count(*) AS n FROM scaling").to_pylist() == [{"n": 2}]
+    assert run_query(tmp_path, "SELECT count(DISTINCT host_id) AS h, count(*) AS n FROM nodes").to_pylist() == [
+        {"h": 1, "n": 3}]
 
 
 
 def test_http_server_on_head_clients_on_other_node(cluster, tmp_path):
     # net.http with server_node=head: one shared server on the head, the worker (a client)
     # on the first other node, talking over the node IP rather than loopback.
-    from orchestrator.request import build_request
-    from orchestrator.run_command import execute_run
+    from cluster.placement import parse_placement
 
     request = build_request(("net.http",), ["net.http.server_node=head", "net.http.concurrency=2"],
-                            workers=1, nodes=1, repetitions=2, warmup=0, min_time_s=0.02,
-                            placement="none", results=tmp_path)
-    outcome = execute_run(request, None, Console(width=200))
-    assert outcome.status == "complete", [r.error for r in outcome.results]
+                            Shape(placement=parse_placement("none")),
+                            Sampling(repetitions=2, warmup=0, min_time_s=0.02), results=tmp_path)
+    session = execute_run(request, None)
+    assert session.outcome.status == "complete", [r.error for r in session.outcome.records]
     head = next(n["NodeID"] for n in node_order(ray.nodes()) if "node:__internal_head__" in n["Resources"])
-    client_nodes = {p.name for p in (tmp_path / "samples" / f"run_id={outcome.run_id}").glob("node=*")}
-    assert client_nodes and f"node={head}" not in client_nodes
-    rates = [r["median"] for r in outcome.results[0].rows if r["metric"] == "error_rate"]
+    client_nodes = {r["node_id"] for r in run_query(tmp_path, "SELECT DISTINCT node_id FROM samples").to_pylist()}
+    assert client_nodes and head not in client_nodes
+    rates = [r["median"] for r in session.rows if r["metric"] == "error_rate"]
     assert rates == [0.0]
 
 
 def test_unknown_server_node_is_refused_before_any_work(cluster, tmp_path):
-    from orchestrator.request import build_request
-    from orchestrator.run_command import execute_run
-
-    request = build_request(("net.http",), ["net.http.server_node=nowhere"], workers=1, results=tmp_path / "r")
+    request = build_request(("net.http",), ["net.http.server_node=nowhere"], Shape(), Sampling(),
+                            results=tmp_path / "r")
     with pytest.raises(UserError, match="net.http.server_node='nowhere' matches no node of the cluster"):
-        execute_run(request, None, Console(width=200))
+        execute_run(request, None)
     assert not (tmp_path / "r").exists()
 
 
@@ -157,24 +158,27 @@ def test_removed_node_fails_its_trials_then_resume_runs_only_those(cluster, tmp_
         if result is None and i == 1:  # the first 2-node trial: lose its second node
             cluster.remove_node(second)
 
-    outcome, _ = execute_sweep(spec, None, Console(width=200), tmp_path, on_trial=remove_before_two_nodes)
+    session, _ = execute_sweep(spec, None, tmp_path, on_trial=remove_before_two_nodes)
+    outcome = session.outcome
     assert outcome.status == "failed"
-    status = {r.trial.trial_id: (len(r.trial.node_ids), r.error) for r in outcome.results}
+    status = {r.trial.trial_id: (len(r.trial.node_ids), r.error) for r in outcome.records}
     assert [n for n, e in status.values() if e is None] == [1, 1]
     errors = [e for n, e in status.values() if e is not None]
     assert len(errors) == 2 and all(errors)
-    rows = pq.read_table(tmp_path / "trials" / f"run_id={outcome.run_id}" / "trials.parquet").to_pylist()
+    first = RunStore(tmp_path, outcome.run_id)
+    rows = first.read_trials()
     failed = {r["trial_id"] for r in rows if r["status"] == "failed"}
     assert len(failed) == 2 and all(r["error"] for r in rows if r["status"] == "failed")
 
-    first = RunStore(tmp_path, outcome.run_id)
-    started, nodes_before = first.read("runs")[0]["started_at"], {r["node_id"] for r in first.read("nodes")}
+    started, nodes_before = first.read_run()["started_at"], {r["node_id"] for r in first.read_nodes()}
     cluster.add_node(num_cpus=1, object_store_memory=OBJECT_STORE)
     cluster.wait_for_nodes()
-    resumed, _ = execute_sweep(spec, None, Console(width=200), tmp_path, resume=outcome.run_id)
-    assert first.read("runs")[0]["started_at"] == started  # one run, resumed: its first start stays
-    assert nodes_before <= {r["node_id"] for r in first.read("nodes")}  # the removed node's row stays
-    assert resumed.status == "complete"
-    assert {r.trial.trial_id for r in resumed.results} == failed
-    rows = pq.read_table(tmp_path / "trials" / f"run_id={outcome.run_id}" / "trials.parquet").to_pylist()
+    resumed, _ = execute_sweep(spec, None, tmp_path, resume=outcome.run_id)
+    assert first.read_run()["started_at"] == started  # one run, resumed: its first start stays
+    assert nodes_before <= {r["node_id"] for r in first.read_nodes()}  # the removed node's row stays
+    assert resumed.outcome.status == "complete" and resumed.resumed == 2
+    assert {r.trial.trial_id for r in resumed.outcome.records} == failed
+    rows = first.read_trials()
     assert {r["status"] for r in rows} == {"ok"} and len({r["trial_id"] for r in rows}) == 4
+    # Compacted after each end: one part file per node and table, samples of all four trials in it.
+    assert run_query(tmp_path, "SELECT count(DISTINCT trial_id) AS n FROM samples").to_pylist() == [{"n": 4}]

@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 from rich.console import Console
 
-from orchestrator.targets import (
+from orchestrator.analysis.targets import (
     Target,
     check_targets,
     parse_target,
     parse_targets,
     target_columns,
-    targets_table,
 )
+from orchestrator.render.run_tables import targets_table
 from workloads.errors import UserError
 
 
@@ -57,7 +57,7 @@ def test_check_targets_pass_fail_boundaries_and_missing():
     results = check_targets([ge, gt, missing], rows)
     assert [(r.target.op, r.trial_id, r.passed) for r in results] == [
         (">=", "t1", True), (">=", "t2", False), (">", "t1", False), (">", "t2", False), ("<=", None, False)]
-    assert results[-1].median is None
+    assert results[-1].measured is None
     assert Target("a", "b", "<", 2).holds(1.0) and not Target("a", "b", "<=", 2).holds(2.1)
     assert target_columns(results) == {
         ("t1", "triad_gbs"): "memory.stream:triad_gbs>=20 pass; memory.stream:triad_gbs>20 fail",
@@ -75,7 +75,7 @@ def test_targets_table_shows_pass_fail_and_not_measured():
 
 
 def test_targets_on_a_real_run(ray_local, tmp_path):
-    import pyarrow.parquet as pq
+    from dataset import run_query
     from typer.testing import CliRunner
 
     from orchestrator.cli import app
@@ -83,6 +83,24 @@ def test_targets_on_a_real_run(ray_local, tmp_path):
     result = CliRunner().invoke(app, ["run", "cpu.sqrt_mod", "--repetitions", "5", "--min-time", "0.02",
                                       "--param", "cpu.sqrt_mod.elements=4096", "--results", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    rows = pq.read_table(next((tmp_path / "trials").glob("run_id=*/trials.parquet"))).to_pylist()
+    rows = run_query(tmp_path, "SELECT * FROM trials").to_pylist()
     easy, impossible = parse_targets(["cpu.sqrt_mod:element_ops_per_s>=1", "cpu.sqrt_mod:element_ops_per_s>=1e15"])
     assert [r.passed for r in check_targets([easy, impossible], rows)] == [True, False]
+
+
+def test_aggregate_targets_judge_all_workers_together():
+    target = parse_target("aggregate:cpu.sqrt_mod:element_ops_per_s>=3e8")
+    assert (target.figure, str(target)) == ("aggregate", "aggregate:cpu.sqrt_mod:element_ops_per_s>=3e+08")
+    row = {**_row("t1", "cpu.sqrt_mod", "element_ops_per_s", 1.6e8, workers=2), "aggregate_median": 3.1e8}
+    (per_worker,) = check_targets([parse_target("cpu.sqrt_mod:element_ops_per_s>=3e8")], [row])
+    (together,) = check_targets([target], [row])
+    assert (per_worker.passed, per_worker.measured) == (False, 1.6e8)
+    assert (together.passed, together.measured) == (True, 3.1e8)
+    with pytest.raises(UserError, match="only memory.stream's throughput stream_bytes_per_s has an aggregate"):
+        parse_target("aggregate:memory.stream:triad_gbs>=20")
+
+
+def test_targets_may_name_one_point_of_a_swept_metric():
+    assert parse_target("cpu.c2c:one_way_ns@0-1<=200").metric == "one_way_ns@0-1"
+    with pytest.raises(UserError, match="has no metric 'nope@0-1'"):
+        parse_target("cpu.c2c:nope@0-1<=200")

@@ -330,13 +330,13 @@ def test_live_machine():
 def test_render_topology_and_plan(tmp_path):
     from rich.console import Console
 
-    from cluster.placement import plan_workers
-    from orchestrator.topology_view import render_plan, render_topology
+    from cluster.placement import parse_placement, plan_workers
+    from orchestrator.render.topology_view import render_plan, render_topology
 
     topo = read_topology(ryzen_7950x3d(tmp_path, x3d_mode="cache"))
     console = Console(record=True, width=200)
     console.print(render_topology(topo))
-    console.print(render_plan(topo, plan_workers(topo, "spread", 2, threads_per_worker=2)))
+    console.print(render_plan(topo, plan_workers(topo, parse_placement("spread"), 2, threads_per_worker=2)))
     text = console.export_text()
     assert "L3 #0 96 MiB, CPUs 0-7,16-23" in text
     assert "L3 #1 32 MiB, CPUs 8-15,24-31" in text

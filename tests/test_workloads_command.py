@@ -106,3 +106,10 @@ def test_missing_command_is_refused():
 def test_bad_params_are_refused(params, match):
     with pytest.raises(UserError, match=match):
         Command(params)
+
+
+def test_extracted_direction_follows_the_parameter():
+    by_direction = {d: {m.name: m for m in Command.extra_metrics({"direction": d})}["extracted"].better
+                    for d in ("higher", "lower", "none")}
+    assert by_direction == {"higher": "higher", "lower": "lower", "none": None}
+    assert Command({"cmd": "true"}).params["direction"] == "none"  # a scraped number means nothing by default

@@ -1,16 +1,36 @@
-"""Tests of net.http: responses verified, open-loop schedule, bad params, cleanup."""
+"""Tests of net.http: responses verified, histograms, Little's law, stalls, service time, cleanup."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
 
+import numpy as np
 import psutil
 import pytest
 
 from workloads import UserError, WorkerContext, network
 from workloads.harness import calibrate, time_run
-from workloads.network import HttpLoad, HttpServer, ResponseError, parse_response_head
+from workloads.network import (
+    Drive,
+    HttpLoad,
+    HttpServer,
+    ResponseError,
+    parse_response_head,
+    wait_until,
+)
+
+HISTOGRAMS = {"latency", "latency_uncorrected", "latency_corrected", "send_lag"}
+
+
+def _sample(params: dict, n: int):
+    """Set up ``net.http`` with ``params``, time one run(n), tear down; return the TimedRun."""
+    w = HttpLoad(params)
+    w.setup(WorkerContext())
+    try:
+        return time_run(w.run, n)
+    finally:
+        w.teardown()
 
 
 def _check(raw: bytes, expect: int) -> None:
@@ -63,9 +83,15 @@ def test_closed_loop_verifies_every_response_and_cleans_up():
     finally:
         w.teardown()
     assert m.ops == n and m.metrics["error_rate"] == 0.0
-    lat = [m.metrics[k] for k in ("latency_p50_ms", "latency_p95_ms", "latency_p99_ms",
-                                  "latency_max_ms")]
-    assert lat == sorted(lat) and lat[0] > 0
+    assert set(m.histograms) == HISTOGRAMS == {x.name for x in HttpLoad.latencies}
+    assert set(m.metrics) == {x.name for x in HttpLoad.metrics}
+    for name in ("latency", "latency_uncorrected", "send_lag"):
+        assert m.histograms[name].count == n
+    lat = m.histograms["latency"]
+    assert 0 < lat.percentile_ns(50) <= lat.max_ns
+    # from the connection's readiness >= from the actual send, request by request
+    assert lat.mean_ns >= m.histograms["latency_uncorrected"].mean_ns
+    assert m.histograms["latency_corrected"].count >= n
     assert not _listening(port)
     assert set(threading.enumerate()) == before
 
@@ -77,16 +103,120 @@ def test_open_loop_keeps_the_schedule():
         timed = time_run(w.run, 200)
     finally:
         w.teardown()
-    assert timed.measurement.ops == 200
-    assert timed.measurement.metrics["error_rate"] == 0.0
+    m = timed.measurement
+    assert m.ops == 200 and m.metrics["error_rate"] == 0.0
     assert timed.elapsed_ns >= 199 / 4000 * 1e9  # request 199 is not sent before its time
+    assert m.histograms["latency_corrected"] == m.histograms["latency"]  # already corrected
+    assert not m.flags
+
+
+def test_open_loop_generator_is_on_time():
+    # Before: asyncio.sleep woke ~0.5-1 ms late and that lateness was charged to the server
+    # (send lag p50 0.57 ms here). Sleeping to 1 ms before, then spinning: a few us.
+    m = _sample({"concurrency": 4, "rate": 1000.0, "body_bytes": 0}, 300).measurement
+    lag = m.histograms["send_lag"]
+    assert lag.count == 300 and lag.percentile_ns(50) < 200_000
+
+
+def test_ten_request_sample_gives_no_p99():
+    # rate=50 calibrates to ~10 requests per sample: a p99 from them would be the maximum
+    lat = _sample({"concurrency": 2, "rate": 50.0, "body_bytes": 0}, 10).measurement.histograms
+    assert lat["latency"].count == 10
+    assert lat["latency"].percentile_ns(99) is None and lat["latency"].percentile_ns(90) > 0
+
+
+def test_wait_until_is_never_early():
+    import time
+
+    async def go():
+        out = []
+        for delay_ns in (0, 300_000, 2_500_000):
+            due = time.perf_counter_ns() + delay_ns
+            await wait_until(due)
+            out.append(time.perf_counter_ns() - due)
+        return out
+
+    assert all(late >= 0 for late in asyncio.run(go()))
+
+
+def test_closed_loop_obeys_littles_law():
+    # L = X W (Little 1961): with every connection always waiting for a response, requests/s
+    # times the mean latency a client sees equals the connection count.
+    timed = _sample({"concurrency": 4, "body_bytes": 0}, 1500)
+    m = timed.measurement
+    throughput = m.ops / (timed.elapsed_ns / 1e9)
+    mean_s = m.histograms["latency"].mean_ns / 1e9
+    assert throughput * mean_s == pytest.approx(4, rel=0.10)
+
+
+def test_expected_interval_is_wrks():
+    ok = np.array([True] * 90 + [False] * 10)
+    d = Drive(np.zeros(100, np.int64), np.zeros(100, np.int64), np.zeros(100, np.int64), ok,
+              elapsed_ns=9_000_000, connections=3)
+    assert d.interval_ns() == 9_000_000 * 3 // 90  # runtime / (responses / connections)
+    assert Drive(*(np.zeros(0, np.int64),) * 3, np.zeros(0, bool), 5, 1).interval_ns() == 0
+
+
+# Server-bound (1 ms per request on one thread): the expected interval (~2.4 ms) is well above
+# this shared machine's own hiccups, so only the injected stall can double a percentile.
+SERVER_BOUND = {"concurrency": 2, "body_bytes": 0, "service_ms": 1.0}
+
+
+def test_closed_loop_stall_raises_coordinated_omission():
+    m = _sample({**SERVER_BOUND, "stall_ms": 40.0, "stall_every_s": 0.2}, 300).measurement
+    raw, fixed = m.histograms["latency"], m.histograms["latency_corrected"]
+    assert "coordinated_omission" in m.flags
+    assert fixed.count > raw.count == 300  # synthetic values for the stalled intervals
+    assert fixed.percentile_ns(90) > 2 * raw.percentile_ns(90)
+    assert raw.max_ns >= 20e6  # some request waited out a good part of a 40 ms stall
+
+
+def test_closed_loop_without_stall_raises_nothing():
+    m = _sample(SERVER_BOUND, 300).measurement
+    assert not m.flags
+    assert set(HttpLoad.sample_flags) == {"coordinated_omission"}
+
+
+def test_open_loop_stall_shows_in_p99():
+    # 20 ms stalls every 100 ms at 1000 requests/s: ~20% of requests are due inside a stall
+    # and their latency from the intended send time runs to its end.
+    m = _sample({"concurrency": 4, "rate": 1000.0, "body_bytes": 0, "stall_ms": 20.0,
+                 "stall_every_s": 0.1}, 600).measurement
+    assert m.ops == 600 and not m.flags
+    assert m.histograms["latency"].percentile_ns(99) >= 0.8 * 20e6
+    assert m.histograms["latency"].percentile_ns(50) < 5e6
+
+
+def test_service_time_serializes_requests_on_one_thread():
+    # 4 connections, 5 ms per request on one server thread: at most 200 requests/s, and each
+    # request waits behind the other three (Little: latency ~ 4 x 5 ms).
+    timed = _sample({"concurrency": 4, "body_bytes": 10, "service_ms": 5.0}, 40)
+    m = timed.measurement
+    assert m.ops == 40
+    assert timed.elapsed_ns >= 40 * 5e6
+    assert m.histograms["latency"].percentile_ns(50) >= 3 * 5e6
+
+
+def test_shared_service_applies_service_time():
+    service = HttpLoad.service({"body_bytes": 10, "service_ms": 5.0})
+    endpoint = service.start("127.0.0.1")
+    try:
+        wl = HttpLoad({"concurrency": 2, "body_bytes": 10, "server_node": "head"})
+        wl.setup(WorkerContext(service_endpoint=endpoint))
+        try:
+            timed = time_run(wl.run, 20)
+        finally:
+            wl.teardown()
+    finally:
+        service.stop()
+    assert timed.measurement.ops == 20 and timed.elapsed_ns >= 20 * 5e6
 
 
 class _ShortBodyServer(HttpServer):
     """A server whose responses announce and send one byte less than the client expects."""
 
-    def __init__(self, body_bytes: int) -> None:
-        super().__init__(body_bytes - 1)
+    def __init__(self, body_bytes: int, *args) -> None:
+        super().__init__(body_bytes - 1, *args)
 
 
 def test_mismatched_body_counts_as_error(monkeypatch):
@@ -99,6 +229,7 @@ def test_mismatched_body_counts_as_error(monkeypatch):
     finally:
         w.teardown()
     assert m.ops == 0 and m.metrics["error_rate"] == 1.0
+    assert m.histograms["latency"].count == 0  # failed requests are not latencies
     assert set(threading.enumerate()) == before
 
 
@@ -143,10 +274,18 @@ def test_shared_service_serves_a_client_workload():
     assert HttpLoad.service_node({"server_node": "head"}) == "head"
 
 
-@pytest.mark.parametrize("params", [{"concurrency": 0}, {"body_bytes": -1}, {"rate": -1.0}])
+@pytest.mark.parametrize("params", [
+    {"concurrency": 0}, {"body_bytes": -1}, {"rate": -1.0}, {"service_ms": -1.0},
+    {"stall_ms": 10.0}, {"stall_ms": 1000.0, "stall_every_s": 1.0},
+])
 def test_bad_params_are_refused(params):
     with pytest.raises(UserError):
         HttpLoad(params)
+
+
+def test_a_period_without_a_stall_is_no_stall():
+    # a sweep over stall_ms = 0, 10, 20 at one period keeps its baseline point
+    assert HttpLoad({"stall_every_s": 1.0}).params["stall_ms"] == 0.0
 
 
 def test_teardown_after_failed_setup_is_safe(monkeypatch):

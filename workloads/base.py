@@ -88,8 +88,8 @@ class WorkerContext:
         cpus: the CPUs this worker is pinned to (empty when unpinned).
         scratch_dir: a folder on this node the workload may write into, or None for a
             temporary folder of its own.
-        cache_sizes_bytes: cache sizes seen by this worker, keys "L1d", "L2", "L3"
-            (missing keys when the topology does not say).
+        cache_sizes_bytes: cache sizes seen by this worker, keys "L1d", "L2", "L3" (of its
+            first CPU) and "L3_total" (every L3 its CPUs touch); missing keys when unknown.
         work_share: share of the total work this worker does: 1.0 for weak scaling,
             1/workers for strong scaling.
         node_ip: this node's IP address.
@@ -164,6 +164,15 @@ class Workload(ABC):
         With "" (the default) a workload that has a server runs it inside each worker.
         """
         return ""
+
+    @classmethod
+    def extra_metrics(cls, params: Mapping[str, Any]) -> tuple[Metric, ...]:
+        """Return the extra metrics of a trial with ``params`` (default: ``metrics``).
+
+        Override when a metric's unit or direction depends on the parameters (``command``'s
+        scraped ``extracted`` value is better higher or lower as its ``direction`` says).
+        """
+        return cls.metrics
 
     @classmethod
     def min_cpus(cls, params: Mapping[str, Any]) -> int:

@@ -71,7 +71,7 @@ class Command(Workload):
         Metric("exit_code", "", "exit code of the last failing run in the sample, else 0 "
                "(-N: killed by signal N)", better=None),
         Metric("extracted", "", "mean over runs of the float metric_regex's group captured "
-               "from stdout (only when metric_regex is set)"),
+               "from stdout (only when metric_regex is set; direction says which way is better)", better=None),
     )
     params = (
         Param("cmd", "", "the command to time (split with shlex unless shell=true)", ""),
@@ -79,6 +79,8 @@ class Command(Workload):
         Param("prepare", "", "command run before each timed run, not timed; empty = none", ""),
         Param("metric_regex", "", "regex with one group; the float it captures from stdout "
               "becomes the metric 'extracted'; empty = none", ""),
+        Param("direction", "none", "which way the extracted value is better: higher, lower, or none "
+              "(descriptive: compared without a verdict)", "", choices=("higher", "lower", "none")),
         Param("ignore_failure", False, "record non-zero exits instead of failing", ""),
         Param("timeout_s", 0.0, "kill a run slower than this and fail; 0 = no limit", "s",
               minimum=0.0),
@@ -99,6 +101,13 @@ class Command(Workload):
             if groups != 1:
                 raise UserError(f"Parameter command.metric_regex={params['metric_regex']!r} "
                                 f"has {groups} groups; give exactly one, around the number.")
+
+    @classmethod
+    def extra_metrics(cls, params: Mapping[str, Any]) -> tuple[Metric, ...]:
+        """Return the metrics, ``extracted`` with the direction the user gave it."""
+        better = {"higher": "higher", "lower": "lower", "none": None}[params["direction"]]
+        return tuple(Metric(m.name, m.unit, m.description, better) if m.name == "extracted" else m
+                     for m in cls.metrics)
 
     def setup(self, ctx: WorkerContext) -> None:
         p = self.params

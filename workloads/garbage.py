@@ -9,6 +9,7 @@ from time import perf_counter_ns
 import numpy as np
 
 from workloads.base import Measurement, Metric, WorkerContext, Workload
+from workloads.histogram import LatencyHistogram
 from workloads.params import Param
 from workloads.registry import register
 
@@ -67,10 +68,11 @@ class Churn(Workload):
     One op is one graph node built: a slotted object plus its children list, linked to its
     parent both ways (a reference cycle). Each iteration builds a tree of ``graph_nodes``
     nodes and keeps the last ``live_graphs`` trees alive, dropping the oldest, so the cyclic
-    collector (thresholds as the process has them) has garbage in every generation. Pause
-    times come from a ``gc.callbacks`` hook (``perf_counter_ns`` from "start" to "stop") in
-    ms: p50, p99 and max over the sample's collections (absent when none happened), with the
-    count of collections and of objects they freed. The hook is removed in ``teardown``.
+    collector (thresholds as the process has them) has garbage in every generation. Every
+    collection's pause comes from a ``gc.callbacks`` hook (``perf_counter_ns`` from "start"
+    to "stop") into the ``gc_pause`` histogram (empty when none happened; the orchestrator
+    derives its percentiles), with the count of collections and of objects they freed. The
+    hook is removed in ``teardown``.
     Source: CPython's generational cyclic GC (``gc`` module; ``gc.callbacks`` since 3.3);
     churn in the spirit of pyperformance's ``gc_collect``/``gc_traversal`` benchmarks.
     """
@@ -81,14 +83,11 @@ class Churn(Workload):
     op = "one graph node built (a slotted object, its children list and a parent cycle)"
     throughput = Metric("objects_per_s", "objects/s", "graph nodes built per second")
     metrics = (
-        Metric("gc_pause_p50_ms", "ms", "median collector pause", better="lower"),
-        Metric("gc_pause_p99_ms", "ms", "99th-percentile collector pause",
-               better="lower"),
-        Metric("gc_pause_max_ms", "ms", "longest collector pause", better="lower"),
         Metric("gc_collections", "collections", "collections during the sample", better=None),
         Metric("gc_collected", "objects", "objects freed by the collector during the sample",
                better=None),
     )
+    latencies = (Metric("gc_pause", "ms", "collector pause", better="lower"),)
     params = (
         Param("graph_nodes", 10_000, "nodes per graph", "objects", minimum=1, maximum=1 << 24),
         Param("fanout", 4, "children per node", "", minimum=1, maximum=1 << 16),
@@ -114,13 +113,12 @@ class Churn(Workload):
             if keep:
                 live.append(root)
             del root
-        pauses = recorder.pauses_ns
-        metrics = {"gc_collections": float(len(pauses)), "gc_collected": float(recorder.collected)}
-        if pauses:
-            p50, p99 = np.percentile(np.asarray(pauses, dtype=np.float64) / 1e6, [50, 99])
-            metrics |= {"gc_pause_p50_ms": float(p50), "gc_pause_p99_ms": float(p99),
-                        "gc_pause_max_ms": max(pauses) / 1e6}
-        return Measurement(ops=n * nodes, metrics=metrics)
+        pauses = np.asarray(recorder.pauses_ns, dtype=np.int64)
+        return Measurement(
+            ops=n * nodes,
+            metrics={"gc_collections": float(pauses.size),
+                     "gc_collected": float(recorder.collected)},
+            histograms={"gc_pause": LatencyHistogram.of(pauses)})
 
     def teardown(self) -> None:
         gc.callbacks.remove(self.recorder)

@@ -43,13 +43,13 @@ def time_run(
     return TimedRun(n, start_wall, end_wall, t1 - t0, measurement)
 
 
-def calibrate_timed(
+def calibrate(
     run: Callable[[int], Measurement],
     min_time_s: float,
     clock: Clock = time.perf_counter_ns,
     max_iterations: int = 1 << 40,
-) -> tuple[int, int]:
-    """Return (iterations, ns of the confirming sample): the count whose samples last ``min_time_s``.
+) -> int:
+    """Return the iteration count whose samples last at least ``min_time_s``.
 
     Starts at one iteration and scales by the measured shortfall (x1.2 margin, at most x10
     a step, at least x2), as pyperf's calibration does. A count is accepted only when two
@@ -63,22 +63,12 @@ def calibrate_timed(
         if elapsed >= target_ns:
             confirm = time_run(run, n, clock).elapsed_ns
             if confirm >= target_ns or n >= max_iterations:
-                return n, confirm
+                return n
             elapsed = confirm
         if n >= max_iterations:
-            return n, elapsed
+            return n
         factor = 10.0 if elapsed <= 0 else min(10.0, max(2.0, 1.2 * target_ns / elapsed))
         n = min(max_iterations, math.ceil(n * factor))
-
-
-def calibrate(
-    run: Callable[[int], Measurement],
-    min_time_s: float,
-    clock: Clock = time.perf_counter_ns,
-    max_iterations: int = 1 << 40,
-) -> int:
-    """Return the iteration count of ``calibrate_timed`` (samples of at least ``min_time_s``)."""
-    return calibrate_timed(run, min_time_s, clock, max_iterations)[0]
 
 
 def sleep_until(wall_ns: int, wall: Clock = time.time_ns) -> None:

@@ -1,7 +1,8 @@
-"""Memory workloads: STREAM bandwidth, random-gather latency sweep, allocation with first touch.
+"""Memory workloads: STREAM bandwidth, load-to-use latency, random-gather throughput, allocation.
 
-All three work on numpy arrays in place: no full-size temporary is ever allocated inside
-``run``, so what is timed is the memory traffic named, not the allocator.
+``memory.stream`` and ``memory.latency`` run numba kernels (compiled in ``setup``, see
+``workloads.kernels``); ``memory.random_access`` and ``memory.alloc`` run numpy. Nothing
+inside ``run`` allocates a full-size temporary, so what is timed is the memory traffic named.
 """
 
 from __future__ import annotations
@@ -9,9 +10,11 @@ from __future__ import annotations
 import math
 import mmap
 import resource
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import MappingProxyType
 
 import numpy as np
-import psutil
 
 from workloads.base import Measurement, Metric, WorkerContext, Workload
 from workloads.errors import UserError
@@ -63,9 +66,21 @@ def stream_expected(passes: int, scalar: float = STREAM_SCALAR) -> tuple[float, 
     return a, b, c
 
 
-def _blocks(array: np.ndarray, block: int) -> list[np.ndarray]:
-    """Return views of ``array`` in consecutive slices of ``block`` elements (last may be short)."""
-    return [array[i:i + block] for i in range(0, array.size, block)]
+STREAM_KERNELS: tuple[str, ...] = ("copy", "scale", "add", "triad")
+
+# STREAM's rule for each array: at least 4x the last-level cache in use, and 1M elements.
+STREAM_CACHE_FACTOR = 4
+STREAM_MIN_ELEMENTS = 1_000_000
+
+
+def stream_min_array_bytes(ctx: WorkerContext) -> int:
+    """Return STREAM's smallest valid array, in bytes: 4x the L3 in use, at least 1M float64s.
+
+    The L3 in use is ``cache_sizes_bytes["L3_total"]`` (all L3 caches of the worker's CPUs)
+    where given, else the L3 of its first CPU (32 MiB when unknown).
+    """
+    l3 = (ctx.cache_sizes_bytes or {}).get("L3_total") or cache_sizes(ctx)["L3"]
+    return max(STREAM_CACHE_FACTOR * int(l3), STREAM_MIN_ELEMENTS * 8)
 
 
 @register
@@ -73,95 +88,110 @@ class Stream(Workload):
     """McCalpin's STREAM (copy, scale, add, triad) on three float64 arrays; GB/s per kernel.
 
     One pass runs the four kernels once each, in STREAM's order (c=a; b=q*c; c=a+b;
-    a=b+q*c). One op is one byte as STREAM counts them (copy and scale 16 bytes per element,
-    add and triad 24: 80 per element and pass), so the throughput is the whole pass's
-    STREAM bandwidth in B/s, which adds up across workers. Each kernel is also timed with
-    ``perf_counter_ns`` inside ``run``: its counted bytes over its total time in the sample,
-    in GB/s (1e9 bytes/s), the figures STREAM itself prints.
-    Every kernel writes into an existing array (``np.copyto``, ``out=``); triad runs in
-    L2-sized blocks so ``q*c`` never needs a full-size temporary. Arrays should each be
-    larger than the L3 (STREAM asks for 4x the last-level cache in total). ``teardown``
-    checks every element against STREAM's closed-form values and raises on a mismatch.
+    a=b+q*c), each one fused numba loop writing its array in place (no blocks, no
+    temporaries). One op is one byte as STREAM counts them (copy and scale 16 bytes per
+    element, add and triad 24: 80 per element and pass), so the throughput is the whole
+    pass's STREAM bandwidth in B/s, which adds up across workers. Each kernel is timed with
+    ``perf_counter_ns`` around its call: ``<kernel>_gbs`` is its bytes over its total time
+    in the sample (the mean rate), ``<kernel>_best_gbs`` its bytes over its fastest pass
+    (STREAM's own "Best Rate" figure), in GB/s (1e9 bytes/s).
+    With ``--threads-per-worker T > 1`` the loops run on T numba threads (``prange``,
+    ``numba.set_num_threads``) inside the worker's CPU set, and the arrays are first
+    touched by the same static split. STREAM's size rule holds per array: each at least 4x
+    the L3 capacity in use and at least 1M elements; smaller arrays (strong scaling splits
+    ``size_mib``) raise the ``cache_resident`` flag. ``teardown`` checks every element
+    against STREAM's closed-form values and raises on a mismatch. ``compile_s``: seconds
+    ``setup`` spent importing numba and compiling or loading the kernels.
     Source: J. D. McCalpin, "Memory Bandwidth and Machine Balance in Current High
     Performance Computers", IEEE TCCA Newsletter, 1995; https://www.cs.virginia.edu/stream/
     """
 
     name = "memory.stream"
-    summary = "STREAM copy/scale/add/triad memory bandwidth on numpy float64 arrays"
+    summary = "STREAM copy/scale/add/triad memory bandwidth, fused numba loops on float64 arrays"
     source = "McCalpin 1995, STREAM (https://www.cs.virginia.edu/stream/)"
     op = "one byte moved as STREAM counts it, over a pass of copy, scale, add and triad"
     throughput = Metric("stream_bytes_per_s", "B/s", "STREAM-counted bytes of all four kernels per second")
     metrics = (
-        Metric("copy_gbs", "GB/s", "copy c=a, 16 bytes per element"),
-        Metric("scale_gbs", "GB/s", "scale b=q*c, 16 bytes per element"),
-        Metric("add_gbs", "GB/s", "add c=a+b, 24 bytes per element"),
-        Metric("triad_gbs", "GB/s", "triad a=b+q*c, 24 bytes per element"),
+        *(Metric(f"{kernel}_gbs", "GB/s", f"{what}, {STREAM_BYTES_PER_ELEMENT[kernel]} bytes per "
+                 "element: mean rate over the sample's passes")
+          for kernel, what in zip(STREAM_KERNELS, ("copy c=a", "scale b=q*c", "add c=a+b",
+                                                   "triad a=b+q*c"))),
+        *(Metric(f"{kernel}_best_gbs", "GB/s", f"{kernel}: STREAM's best rate, bytes over the "
+                 "fastest pass of the sample") for kernel in STREAM_KERNELS),
     )
     params = (
-        Param("size_mib", 512, "size of each of the three float64 arrays", "MiB",
-              minimum=1, maximum=1 << 20, split=True),
+        Param("size_mib", 512, "size of each of the three float64 arrays (STREAM: each at "
+              "least 4x the L3 in use)", "MiB", minimum=1, maximum=1 << 20, split=True),
     )
+    sample_flags = MappingProxyType({
+        "cache_resident": "each STREAM array is smaller than 4x the L3 in use (or 1M "
+                          "elements), so the figures are cache bandwidth, not memory bandwidth",
+    })
 
     def setup(self, ctx: WorkerContext) -> None:
+        from workloads.kernels import compiled, set_threads
+
+        self.threads = ctx.threads if ctx.threads > 0 else 1
+        suffix = "_par" if self.threads > 1 else ""
+        names = [f"stream_{kernel}{suffix}" for kernel in STREAM_KERNELS]
+        kernels, self.compile_s = compiled(*names, f"fill{suffix}", "max_relative_error")
+        self._previous_threads = set_threads(self.threads) if suffix else None
+        self._kernels = tuple(getattr(kernels, name) for name in names)
+        self._max_error = kernels.max_relative_error
+        fill = getattr(kernels, f"fill{suffix}")
         elements = self.params["size_mib"] * MIB // 8
-        a0, b0, c0 = STREAM_INITIAL
-        self.a = np.full(elements, a0)
-        self.b = np.full(elements, b0)
-        self.c = np.full(elements, c0)
+        self.a, self.b, self.c = (np.empty(elements) for _ in range(3))
+        for array, value in zip((self.a, self.b, self.c), STREAM_INITIAL):
+            fill(array, value)
         self.passes_done = 0
-        # Triad block: an eighth of L2 per array (64 KiB..512 KiB). Measured side by side on a
-        # 2 MiB-L2 Xeon against a C triad: 128-256 KiB blocks reached 0.79-0.86 of C, a quarter
-        # of L2 (512 KiB) 0.67-0.82, 32 KiB 0.71 (call overhead). benchmarks/references.py.
-        block_bytes = min(512 * KIB, max(64 * KIB, cache_sizes(ctx)["L2"] // 8))
-        block = block_bytes // 8
-        self._triad_blocks = list(zip(_blocks(self.a, block), _blocks(self.b, block),
-                                      _blocks(self.c, block)))
+        small = elements * 8 < stream_min_array_bytes(ctx)
+        self._flags = frozenset({"cache_resident"}) if small else frozenset()
 
     def run(self, n: int) -> Measurement:
         from time import perf_counter_ns as now
 
+        if self._previous_threads is not None:
+            from workloads.kernels import set_threads
+
+            set_threads(self.threads)  # numba's count is per calling thread
         a, b, c, q = self.a, self.b, self.c, STREAM_SCALAR
-        blocks = self._triad_blocks
-        copy_ns = scale_ns = add_ns = triad_ns = 0
+        copy, scale, add, triad = self._kernels
+        total = [0, 0, 0, 0]
+        best = [1 << 62] * 4
         for _ in range(n):
             t0 = now()
-            np.copyto(c, a)
+            copy(a, c)
             t1 = now()
-            np.multiply(c, q, out=b)
+            scale(b, c, q)
             t2 = now()
-            np.add(a, b, out=c)
+            add(a, b, c)
             t3 = now()
-            for ab, bb, cb in blocks:
-                np.multiply(cb, q, out=ab)
-                ab += bb
+            triad(a, b, c, q)
             t4 = now()
-            copy_ns += t1 - t0
-            scale_ns += t2 - t1
-            add_ns += t3 - t2
-            triad_ns += t4 - t3
+            for k, ns in enumerate((t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+                total[k] += ns
+                best[k] = min(best[k], ns)
         self.passes_done += n
-        elements = a.size * n
-        pass_bytes = sum(STREAM_BYTES_PER_ELEMENT.values()) * elements
-        kernel_ns = {"copy": copy_ns, "scale": scale_ns, "add": add_ns, "triad": triad_ns}
-        return Measurement(ops=pass_bytes, metrics={
-            f"{kernel}_gbs": STREAM_BYTES_PER_ELEMENT[kernel] * elements / max(ns, 1)
-            for kernel, ns in kernel_ns.items()
-        })
+        metrics = {}
+        for k, kernel in enumerate(STREAM_KERNELS):
+            pass_bytes = STREAM_BYTES_PER_ELEMENT[kernel] * a.size
+            metrics[f"{kernel}_gbs"] = pass_bytes * n / max(total[k], 1)
+            metrics[f"{kernel}_best_gbs"] = pass_bytes / max(best[k], 1)
+        ops = sum(STREAM_BYTES_PER_ELEMENT.values()) * a.size * n
+        return Measurement(ops=ops, metrics=metrics, flags=self._flags)
 
     def check_results(self) -> float:
         """Return the largest relative error of a, b, c against ``stream_expected``.
 
-        Checks block by block (no full-size temporary), as STREAM's ``checkSTREAMresults``.
+        Checks every element in one compiled pass per array (no temporary), as STREAM's
+        ``checkSTREAMresults``; NaN counts as an infinite error.
 
         Raises:
             RuntimeError: an error above 1e-13 (STREAM's epsilon for float64).
         """
         expected = stream_expected(self.passes_done)
-        worst = 0.0
-        for blocks in self._triad_blocks:
-            for block, value in zip(blocks, expected):
-                err = float(np.max(np.abs(block - value)))
-                worst = max(worst, err / abs(value) if value else err)
+        worst = max(self._max_error(array, value)
+                    for array, value in zip((self.a, self.b, self.c), expected))
         if worst > 1e-13:
             raise RuntimeError(f"STREAM results wrong after {self.passes_done} passes: "
                                f"relative error {worst:.3g}")
@@ -172,7 +202,11 @@ class Stream(Workload):
         try:
             self.check_results()
         finally:
-            del self._triad_blocks, self.a, self.b, self.c
+            del self.a, self.b, self.c, self._kernels
+            if self._previous_threads is not None:
+                from workloads.kernels import set_threads
+
+                set_threads(self._previous_threads)
 
 
 # --------------------------------------------------------------------------------------------
@@ -234,8 +268,8 @@ class RandomAccess(Workload):
     The working set is a float64 array; each access loads one float64 from a distinct cache
     line chosen by a random permutation of the set's 64-byte lines (``np.take(data, idx,
     out=buf)``). The gathers are independent, so the CPU overlaps their misses: ns/access is
-    the inverse throughput of independent random loads, not the latency of a dependent
-    pointer chase (which numpy cannot do without a Python loop per access).
+    the inverse throughput of independent random loads, the counterpart of
+    ``memory.latency``, whose dependent pointer chase gives the load-to-use latency.
     ``working_set=auto`` sweeps sizes at, below and between the worker's L1d, L2 and L3 (from
     its topology; 32 KiB/1 MiB/32 MiB when unknown) up to 4x L3 and reports one
     ``ns_per_access@<point>`` and ``working_set_bytes@<point>`` per point, so the cliff at
@@ -267,21 +301,7 @@ class RandomAccess(Workload):
 
     @classmethod
     def validate(cls, params) -> None:
-        text = params["working_set"]
-        if text.strip().lower() == "auto":
-            return
-        try:
-            size = parse_size(text)
-        except ValueError:
-            raise UserError(
-                f"Parameter {cls.name}.working_set={text!r} is not a size; give one such as "
-                '"64MiB", "32KiB", "1GiB", or "auto".'
-            ) from None
-        if not CACHE_LINE_BYTES <= size <= 1 << 40:
-            raise UserError(
-                f"Parameter {cls.name}.working_set={text!r} is out of range; give a size from "
-                "64B (one cache line) to 1TiB."
-            )
+        check_working_set(cls.name, params["working_set"])
 
     def setup(self, ctx: WorkerContext) -> None:
         text = self.params["working_set"].strip()
@@ -319,6 +339,271 @@ class RandomAccess(Workload):
 
 
 # --------------------------------------------------------------------------------------------
+# memory.latency
+# --------------------------------------------------------------------------------------------
+
+# The auto sweep of memory.latency: dense around each cache level (1/2, 3/4, 1, 3/2, 2 of
+# it), geometric means between levels, and 4x/8x L3 (mostly DRAM). Labels are metric suffixes.
+LATENCY_POINTS: tuple[tuple[str, str, float], ...] = (
+    ("L1d/4", "L1d", 0.25), ("L1d/2", "L1d", 0.5), ("0.75xL1d", "L1d", 0.75), ("L1d", "L1d", 1),
+    ("1.5xL1d", "L1d", 1.5), ("2xL1d", "L1d", 2), ("L1d~L2", "L1d~L2", 1),
+    ("L2/2", "L2", 0.5), ("0.75xL2", "L2", 0.75), ("L2", "L2", 1), ("1.5xL2", "L2", 1.5),
+    ("2xL2", "L2", 2), ("L2~L3", "L2~L3", 1),
+    ("L3/2", "L3", 0.5), ("0.75xL3", "L3", 0.75), ("L3", "L3", 1), ("1.5xL3", "L3", 1.5),
+    ("2xL3", "L3", 2), ("4xL3", "L3", 4), ("8xL3", "L3", 8),
+)
+LATENCY_LABELS: tuple[str, ...] = tuple(label for label, _, _ in LATENCY_POINTS)
+
+HUGE_PAGE_BYTES = 2 * MIB
+WORDS_PER_LINE = CACHE_LINE_BYTES // 8
+PAGE_ADVICE = {"default": None, "thp": "MADV_HUGEPAGE", "base": "MADV_NOHUGEPAGE"}
+
+
+def latency_sweep_sizes(caches: dict[str, int]) -> dict[str, int]:
+    """Return the working-set bytes of each LATENCY_LABELS point, whole cache lines, at least one.
+
+    ``caches`` holds "L1d", "L2" and "L3" in bytes; "A~B" is the geometric mean of A and B.
+    """
+    base = dict(caches)
+    base["L1d~L2"] = math.sqrt(caches["L1d"] * caches["L2"])
+    base["L2~L3"] = math.sqrt(caches["L2"] * caches["L3"])
+    return {label: max(CACHE_LINE_BYTES, int(base[level] * factor) // CACHE_LINE_BYTES
+                       * CACHE_LINE_BYTES) for label, level, factor in LATENCY_POINTS}
+
+
+def chase_cycle(lines: int, rng: np.random.Generator,
+                swaps: Callable[[np.ndarray, np.ndarray], None] | None = None) -> np.ndarray:
+    """Return ``next`` (int64): line k's successor, one cycle through all ``lines`` lines.
+
+    Sattolo's algorithm (Sattolo 1986; Knuth TAOCP vol. 2, 3.4.2): for i = n-1 .. 1 swap
+    item i with a uniform j < i; every n-cycle is equally likely. The picks come from
+    ``rng`` (reproducible); ``swaps`` is the compiled ``sattolo_swaps`` kernel (pure
+    Python when None, for small n).
+    """
+    items = np.arange(lines, dtype=np.int64)
+    picks = rng.integers(0, np.arange(lines - 1, 0, -1), dtype=np.int64) if lines > 1 else \
+        np.empty(0, dtype=np.int64)
+    if swaps is not None:
+        swaps(items, picks)
+    else:
+        for k, j in enumerate(picks.tolist()):
+            i = lines - 1 - k
+            items[i], items[j] = items[j], items[i]
+    return items
+
+
+@dataclass(frozen=True, slots=True)
+class ChasePoint:
+    """One working set of the chase: its label, bytes, buffer and word slot in each line."""
+
+    label: str
+    size_bytes: int
+    buffer: int
+    slot: int
+
+    @property
+    def lines(self) -> int:
+        """Return the cache lines of the working set."""
+        return self.size_bytes // CACHE_LINE_BYTES
+
+
+def plan_points(sizes: dict[str, int]) -> tuple[ChasePoint, ...]:
+    """Return the points in ``sizes``' order, placed WORDS_PER_LINE to a buffer, largest first.
+
+    A line's 8 words hold the pointers of up to 8 points, each chasing its own prefix of
+    the buffer, so the sweep holds its largest set plus a little, not the sum of its sets.
+    """
+    order = sorted(sizes, key=lambda label: -sizes[label])
+    place = {label: divmod(rank, WORDS_PER_LINE) for rank, label in enumerate(order)}
+    return tuple(ChasePoint(label, size, *place[label]) for label, size in sizes.items())
+
+
+def _address(array: np.ndarray) -> int:
+    """Return the address of ``array``'s first byte."""
+    return array.__array_interface__["data"][0]
+
+
+def huge_page_bytes(address: int) -> int | None:
+    """Return AnonHugePages of the mapping that holds ``address``, in bytes; None when unknown."""
+    try:
+        with open("/proc/self/smaps") as f:
+            inside = False
+            for line in f:
+                head = line.split(None, 1)[0] if line.strip() else ""
+                if "-" in head and not head.endswith(":"):
+                    lo, _, hi = head.partition("-")
+                    inside = int(lo, 16) <= address < int(hi, 16)
+                elif inside and head == "AnonHugePages:":
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def map_buffer(size_bytes: int, pages: str) -> tuple[mmap.mmap, np.ndarray]:
+    """Return an anonymous mapping and an int64 view of ``size_bytes`` on a 2 MiB boundary.
+
+    ``pages``: "default" (the kernel's THP policy), "thp" (``MADV_HUGEPAGE``), "base"
+    (``MADV_NOHUGEPAGE``); the advice is given before the first touch.
+    """
+    mapping = mmap.mmap(-1, size_bytes + HUGE_PAGE_BYTES,
+                        flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    advice = PAGE_ADVICE[pages]
+    if advice is not None:
+        mapping.madvise(getattr(mmap, advice))
+    start = _address(np.frombuffer(mapping, dtype=np.uint8, count=1))
+    offset = -start % HUGE_PAGE_BYTES
+    return mapping, np.frombuffer(mapping, dtype=np.int64, count=size_bytes // 8, offset=offset)
+
+
+def write_chase(view: np.ndarray, point: ChasePoint, successor: np.ndarray) -> int:
+    """Write ``point``'s pointers into ``view`` (line k's slot -> line successor[k]'s slot).
+
+    Returns the address of line 0's slot, where the chase starts.
+    """
+    base = _address(view) + 8 * point.slot
+    view[point.slot:point.lines * WORDS_PER_LINE:WORDS_PER_LINE] = base + successor * CACHE_LINE_BYTES
+    return base
+
+
+def check_working_set(workload: str, text: str) -> None:
+    """Raise UserError unless ``text`` is "auto" or a size from one cache line to 1 TiB."""
+    if text.strip().lower() == "auto":
+        return
+    try:
+        size = parse_size(text)
+    except ValueError:
+        raise UserError(
+            f"Parameter {workload}.working_set={text!r} is not a size; give one such as "
+            '"64MiB", "32KiB", "1GiB", or "auto".'
+        ) from None
+    if not CACHE_LINE_BYTES <= size <= 1 << 40:
+        raise UserError(
+            f"Parameter {workload}.working_set={text!r} is out of range; give a size from "
+            "64B (one cache line) to 1TiB."
+        )
+
+
+@register
+class Latency(Workload):
+    """Load-to-use latency by a dependent pointer chase: ns (and cycles) per load.
+
+    The working set's 64-byte lines form one random cycle (Sattolo's algorithm), each line
+    holding the next one's address, so each load waits for the last: lmbench's
+    ``lat_mem_rd``, Intel MLC's idle latency. The counterpart of ``memory.random_access``
+    (independent gathers, a throughput). Per point and sample: min(lines, hops) untimed
+    hops to warm the caches, then n x ``hops`` timed in one compiled call (one clock pair
+    per point). ``working_set=auto`` sweeps LATENCY_LABELS (L1d/4 to 8x L3, dense around
+    each cache) as ``<metric>@<point>``; a size gives one point. Cycles use the core clock
+    measured in ``setup`` (``core_ghz``, absent where unknown). ``pages``: thp
+    (MADV_HUGEPAGE: TLB misses out), base (MADV_NOHUGEPAGE), default (the kernel's policy);
+    ``huge_page_share`` says what the kernel gave. Memory: the largest set, plus one set per
+    further 8 points (8 points share a buffer, one word of each line each).
+    Source: McVoy & Staelin, "lmbench: Portable Tools for Performance Analysis", USENIX
+    1996 (lat_mem_rd); Intel Memory Latency Checker; Sattolo 1986 for the cycle.
+    """
+
+    name = "memory.latency"
+    summary = "load-to-use latency, dependent pointer chase over a working set or an L1-to-8xL3 sweep"
+    source = "lmbench lat_mem_rd (McVoy & Staelin 1996), Intel MLC idle latency; numba chase"
+    op = "one dependent load of the chase (a hop to the next cache line), warm-up hops included"
+    throughput = Metric("loads_per_s", "loads/s", "dependent loads per second over all points")
+    metrics = (
+        Metric("ns_per_load", "ns", "load-to-use latency: mean ns per dependent load",
+               better="lower"),
+        Metric("cycles_per_load", "cycles", "load-to-use latency in core cycles", better="lower"),
+        Metric("working_set_bytes", "bytes", "working-set size of the chase", better=None),
+        *(Metric(f"{name}@{label}", unit, f"{what} at the {label} point", better=better)
+          for label in LATENCY_LABELS
+          for name, unit, what, better in (
+              ("ns_per_load", "ns", "mean ns per dependent load", "lower"),
+              ("cycles_per_load", "cycles", "core cycles per dependent load", "lower"),
+              ("working_set_bytes", "bytes", "working-set size", None))),
+        Metric("core_ghz", "GHz", "core clock measured in setup (dependent add chain)",
+               better=None),
+        Metric("huge_page_share", "fraction", "share of the working sets on huge pages",
+               better=None),
+    )
+    params = (
+        Param("working_set", "auto", 'working-set size, e.g. "64MiB", "32KiB", "1GiB", or '
+              '"auto" to sweep L1d/4 .. 8xL3'),
+        Param("pages", "default", "page size: default (kernel policy), thp (madvise huge "
+              "pages), base (no huge pages)", choices=tuple(PAGE_ADVICE)),
+        Param("hops", 1 << 18, "timed loads per point per iteration", "",
+              minimum=1 << 10, maximum=1 << 40),
+        Param("seed", 0, "seed of the chase's permutations", "", minimum=0),
+    )
+    sample_flags = MappingProxyType({
+        "huge_pages_missing": "pages=thp was asked but under half of the working set is on "
+                              "huge pages (THP disabled or no free 2 MiB pages), so TLB misses "
+                              "are still in the latency",
+    })
+
+    @classmethod
+    def validate(cls, params) -> None:
+        check_working_set(cls.name, params["working_set"])
+
+    def setup(self, ctx: WorkerContext) -> None:
+        from workloads.kernels import compiled, core_clock_hz
+
+        kernels, self.compile_s = compiled("chase", "sattolo_swaps", "clock_chain")
+        self._chase = kernels.chase
+        text = self.params["working_set"].strip()
+        if text.lower() == "auto":
+            sizes = latency_sweep_sizes(cache_sizes(ctx))
+        else:
+            sizes = {"": max(CACHE_LINE_BYTES, parse_size(text) // CACHE_LINE_BYTES
+                             * CACHE_LINE_BYTES)}
+        self.points = plan_points(sizes)
+        buffers = {}
+        for p in self.points:
+            buffers[p.buffer] = max(buffers.get(p.buffer, 0), p.size_bytes)
+        self._maps = [map_buffer(buffers[i], self.params["pages"]) for i in sorted(buffers)]
+        rng = np.random.default_rng(self.params["seed"])
+        self._position = {p.label: write_chase(self._maps[p.buffer][1], p,
+                                               chase_cycle(p.lines, rng, kernels.sattolo_swaps))
+                          for p in self.points}
+        huge = [huge_page_bytes(_address(view)) for _, view in self._maps]
+        self.huge_page_share = (None if None in huge else
+                                min(1.0, sum(huge) / sum(v.nbytes for _, v in self._maps)))
+        hz = core_clock_hz(kernels)
+        self.core_ghz = hz / 1e9 if hz else None
+        missing = self.params["pages"] == "thp" and (self.huge_page_share or 0.0) < 0.5
+        self._flags = frozenset({"huge_pages_missing"}) if missing else frozenset()
+
+    def run(self, n: int) -> Measurement:
+        from time import perf_counter_ns as now
+
+        chase, hops, position = self._chase, self.params["hops"], self._position
+        metrics: dict[str, float] = {}
+        loads = 0
+        for p in self.points:
+            warm = min(p.lines, hops)
+            start = chase(position[p.label], warm)
+            t0 = now()
+            position[p.label] = chase(start, n * hops)
+            ns = (now() - t0) / (n * hops)
+            loads += warm + n * hops
+            at = f"@{p.label}" if p.label else ""
+            metrics[f"ns_per_load{at}"] = ns
+            metrics[f"working_set_bytes{at}"] = float(p.size_bytes)
+            if self.core_ghz:
+                metrics[f"cycles_per_load{at}"] = ns * self.core_ghz
+        if self.core_ghz:
+            metrics["core_ghz"] = self.core_ghz
+        if self.huge_page_share is not None:
+            metrics["huge_page_share"] = self.huge_page_share
+        return Measurement(ops=loads, metrics=metrics, flags=self._flags)
+
+    def teardown(self) -> None:
+        mappings = [mapping for mapping, _ in self._maps]
+        self._maps = []  # drop the views first: a mapping with exported buffers cannot close
+        for mapping in mappings:
+            mapping.close()
+        del self._position
+
+
+# --------------------------------------------------------------------------------------------
 # memory.alloc
 # --------------------------------------------------------------------------------------------
 
@@ -329,28 +614,57 @@ def _minor_faults() -> int:
     return resource.getrusage(who).ru_minflt
 
 
+def reset_peak_rss() -> bool:
+    """Reset the process's peak RSS (VmHWM) to its current RSS; return whether the kernel allowed it.
+
+    Writes "5" to /proc/self/clear_refs (Linux >= 4.0, proc(5)); nothing else is cleared.
+    """
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        return False
+    return True
+
+
+def peak_rss_bytes() -> int | None:
+    """Return the process's peak RSS since the last reset (VmHWM of /proc/self/status); None if unknown."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 @register
 class Alloc(Workload):
-    """Allocate a large array and first-touch every page; GB/s of touched memory, peak RSS.
+    """Map a large array, first-touch every page, unmap it; GB/s of touched memory, peak RSS.
 
-    One op is one byte of fresh memory allocated (``np.empty``) and faulted in. ``touch=page``
-    writes one byte per page (the kernel's fault and page zeroing are the cost);
-    ``touch=fill`` writes every byte. The array is dropped at the end of each iteration, so
-    each one faults anew (numpy asks for transparent huge pages on large arrays, so the fault
-    count per MiB says whether 4 KiB or 2 MiB pages were used). Peak RSS is the process's
-    resident set (psutil) right after each touch, the maximum over the sample.
+    One op is one byte of a fresh anonymous mapping (seen as a numpy array) faulted in and
+    unmapped; ``touch=page`` writes one byte per page (fault and zeroing are the cost),
+    ``touch=fill`` every byte. A fresh mapping per iteration, not ``np.empty``: glibc
+    reuses freed blocks up to 32 MiB, and such arrays took no fault at all. ``pages`` as in
+    ``memory.latency``; faults per MiB say which pages were used (256 with 4 KiB, 0.5 with
+    2 MiB). One interval is timed, around the whole loop (map, touch, unmap): ``touch_gbs``
+    and the harness's ``touched_bytes_per_s`` share it (the unmap is part of the cost and
+    inside the harness's time anyway). Peak RSS is read after the loop: the kernel's VmHWM,
+    reset before it through /proc/self/clear_refs (absent where not allowed).
     Source: first-touch allocation microbenchmark (page-fault cost, cf. Linux
-    ``mm/memory.c`` fault path); RSS from psutil.
+    ``mm/memory.c`` fault path); peak RSS from /proc (proc(5): VmHWM, clear_refs).
     """
 
     name = "memory.alloc"
-    summary = "allocate and first-touch large numpy arrays (page faults included): GB/s, peak RSS"
-    source = "first-touch page-fault microbenchmark; RSS via psutil"
-    op = "one byte of a fresh array allocated and first-touched"
-    throughput = Metric("touched_bytes_per_s", "B/s", "fresh bytes allocated and touched per s")
+    summary = "map, first-touch and unmap large arrays (page faults included): GB/s, peak RSS"
+    source = "first-touch page-fault microbenchmark; peak RSS from /proc VmHWM"
+    op = "one byte of a fresh anonymous mapping allocated, first-touched and unmapped"
+    throughput = Metric("touched_bytes_per_s", "B/s", "fresh bytes mapped, touched and unmapped per s")
     metrics = (
-        Metric("touch_gbs", "GB/s", "touched bytes per second, 1e9 bytes/s"),
-        Metric("peak_rss_bytes", "bytes", "largest process RSS right after a touch", better=None),
+        Metric("touch_gbs", "GB/s", "touched bytes per second over the same timed loop, 1e9 bytes/s"),
+        Metric("peak_rss_bytes", "bytes", "largest process RSS during the sample's loop (VmHWM)",
+               better=None),
         Metric("minor_faults_per_mib", "faults/MiB", "minor page faults per MiB touched "
                "(256 with 4 KiB pages, 0.5 with 2 MiB huge pages)", better=None),
     )
@@ -359,33 +673,37 @@ class Alloc(Workload):
               minimum=1, maximum=1 << 20, split=True),
         Param("touch", "page", "page: one byte per page; fill: every byte", "",
               choices=("page", "fill")),
+        Param("pages", "default", "page size: default (kernel policy), thp (madvise huge "
+              "pages), base (no huge pages)", choices=tuple(PAGE_ADVICE)),
     )
 
     def setup(self, ctx: WorkerContext) -> None:
-        self._process = psutil.Process()
         self._page = mmap.PAGESIZE
+        advice = PAGE_ADVICE[self.params["pages"]]
+        self._advice = None if advice is None else getattr(mmap, advice)
 
     def run(self, n: int) -> Measurement:
         from time import perf_counter_ns as now
 
         size = self.params["size_mib"] * MIB
         step = self._page if self.params["touch"] == "page" else 1
-        peak_rss = 0
-        touch_ns = 0
+        reset = reset_peak_rss()
         faults0 = _minor_faults()
+        advice = self._advice
+        t0 = now()
         for _ in range(n):
-            t0 = now()
-            array = np.empty(size, dtype=np.uint8)
+            mapping = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+            if advice is not None:
+                mapping.madvise(advice)
+            array = np.frombuffer(mapping, dtype=np.uint8)
             array[::step] = 1
-            touch_ns += now() - t0
-            peak_rss = max(peak_rss, self._process.memory_info().rss)
             del array
+            mapping.close()
+        elapsed = now() - t0
         faults = _minor_faults() - faults0
-        return Measurement(ops=n * size, metrics={
-            "touch_gbs": n * size / max(touch_ns, 1),
-            "peak_rss_bytes": float(peak_rss),
-            "minor_faults_per_mib": faults / (n * size / MIB),
-        })
-
-    def teardown(self) -> None:
-        del self._process
+        metrics = {"touch_gbs": n * size / max(elapsed, 1),
+                   "minor_faults_per_mib": faults / (n * size / MIB)}
+        peak = peak_rss_bytes() if reset else None
+        if peak is not None:
+            metrics["peak_rss_bytes"] = float(peak)
+        return Measurement(ops=n * size, metrics=metrics)

@@ -1,9 +1,10 @@
 """Network workloads: an asyncio HTTP/1.1 keep-alive server and a load-generating client.
 
 Method after wrk (closed loop: ``concurrency`` keep-alive connections, each sending its next
-request when the previous response has arrived) and wrk2 (open loop at a fixed ``rate``,
-latency measured from each request's intended send time, so a stalled server is not hidden
-by the client waiting for it: no coordinated omission, after Gil Tene).
+request when the previous response has arrived; coordinated omission corrected as wrk's
+stats_correct) and wrk2 (open loop at a fixed ``rate``, latency measured from each request's
+intended send time, so a stalled server is not hidden by the client waiting for it, after
+Gil Tene). The server can be given a fixed service time and periodic stalls.
 """
 
 from __future__ import annotations
@@ -14,16 +15,23 @@ import math
 import threading
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
 from workloads.base import Measurement, Metric, Service, WorkerContext, Workload
+from workloads.errors import UserError
+from workloads.harness import Clock
+from workloads.histogram import LatencyHistogram, coordinated_omission_seen
 from workloads.params import Param
 from workloads.registry import register
 
 HOST = "127.0.0.1"
 HEAD_LIMIT_BYTES = 64 * 1024
+SPIN_NS = 1_000_000  # the generator spins this long before each due send
+PACING_SLACK_NS = 500_000  # service_ms: a request seen this soon after the last due time queued
 
 
 async def _gather(*coros: Any) -> list[Any]:
@@ -72,16 +80,34 @@ async def read_response(reader: asyncio.StreamReader, expect_bytes: int) -> None
 
 
 class HttpServer:
-    """An HTTP/1.1 keep-alive server in a thread with its own event loop (127.0.0.1 by default).
+    """An HTTP/1.1 keep-alive server: one thread running one event loop (127.0.0.1 by default).
 
     Every request (any method and path) gets ``200 OK`` with ``body_bytes`` bytes; a request
-    body announced by Content-Length is read and discarded.
+    body announced by Content-Length is read and discarded. Two knobs make the server's
+    behaviour known in advance:
+
+    - ``service_ms``: each request blocks the loop thread (``time.sleep``, which releases the
+      GIL) until its response is due, so requests serialize on the one thread and the
+      capacity is 1000 / service_ms requests/s (2 ms: 500/s). A response is due service_ms
+      after the later of when the server saw the request and when the previous response was
+      due; a request seen within 0.5 ms (at most service_ms) of that due time counts as
+      queued behind it, so the server's own time per request (reading, writing, the sleep's
+      overshoot: ~0.1-0.4 ms in Python) does not add to service_ms when it is busy.
+    - ``stall_ms`` every ``stall_every_s``: windows [k P, k P + stall) after ``start`` in which
+      the server answers nothing: a request handled inside a window first blocks the loop
+      thread until the window ends (a stop-the-world pause, as a GC or a swap-in would).
     """
 
-    def __init__(self, body_bytes: int, host: str = HOST) -> None:
+    def __init__(self, body_bytes: int, host: str = HOST, service_ms: float = 0.0,
+                 stall_ms: float = 0.0, stall_every_s: float = 0.0) -> None:
         self.host = host
         self._response = (b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
                           b"Content-Length: %d\r\n\r\n" % body_bytes) + b"x" * body_bytes
+        self._service_ns = int(service_ms * 1e6)
+        self._due_ns = 0  # when the previous response was due (service_ms pacing)
+        self._stall_ns = int(stall_ms * 1e6) if stall_every_s > 0 else 0
+        self._period_ns = int(stall_every_s * 1e9)
+        self._origin_ns = 0
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="net.http-server",
                                         daemon=True)
@@ -95,6 +121,20 @@ class HttpServer:
             asyncio.start_server(self._handle, self.host, 0, limit=HEAD_LIMIT_BYTES), self._loop)
         self._server = future.result(timeout=10)
         self.port = self._server.sockets[0].getsockname()[1]
+        self._origin_ns = time.perf_counter_ns()
+
+    def _hold(self) -> None:
+        """Block the loop thread to the end of the stall window in progress, then for the service time."""
+        if self._stall_ns:
+            phase = (time.perf_counter_ns() - self._origin_ns) % self._period_ns
+            if phase < self._stall_ns:
+                time.sleep((self._stall_ns - phase) / 1e9)
+        if self._service_ns:
+            now = time.perf_counter_ns()
+            queued = now - self._due_ns <= min(self._service_ns, PACING_SLACK_NS)
+            self._due_ns = (self._due_ns if queued else now) + self._service_ns
+            if self._due_ns > now:
+                time.sleep((self._due_ns - now) / 1e9)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
@@ -112,13 +152,14 @@ class HttpServer:
                         close = True
                 if length:
                     await reader.readexactly(length)
+                self._hold()
                 writer.write(self._response)
                 await writer.drain()
                 if close:
                     break
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError,
-                ValueError):
-            pass  # client went away or sent garbage: drop the connection
+                ValueError, asyncio.CancelledError):
+            pass  # client went away, sent garbage, or the server is shutting down
         finally:
             self._writers.discard(writer)
             writer.close()
@@ -143,6 +184,12 @@ class HttpServer:
         self._loop.close()
 
 
+def server_for(params: Mapping[str, Any], host: str = HOST) -> HttpServer:
+    """Return (not started) the ``net.http`` server that ``params`` describe."""
+    return HttpServer(params["body_bytes"], host, params.get("service_ms", 0.0),
+                      params.get("stall_ms", 0.0), params.get("stall_every_s", 0.0))
+
+
 class HttpService(Service):
     """The ``net.http`` server as a trial-wide service on one node (``server_node``)."""
 
@@ -150,7 +197,7 @@ class HttpService(Service):
 
     def start(self, host: str) -> dict[str, Any]:
         """Listen on ``host`` (the service node's IP); return {"host", "port"}."""
-        self._server = HttpServer(self.params["body_bytes"], host)
+        self._server = server_for(self.params, host)
         self._server.start()
         return {"host": host, "port": self._server.port}
 
@@ -200,19 +247,67 @@ class _Connection:
                 await writer.wait_closed()
 
 
+@dataclass(frozen=True, slots=True)
+class Drive:
+    """What one ``_drive`` did: per-request times (ns), which responses were good, its length."""
+
+    latency_ns: np.ndarray  # from when the request was due (open) or its connection ready (closed)
+    from_send_ns: np.ndarray  # from the actual send
+    send_lag_ns: np.ndarray  # actual send - when the connection could have sent
+    ok: np.ndarray  # bool: a verified 200 of the expected length
+    elapsed_ns: int
+    connections: int  # connections that took part
+
+    def interval_ns(self) -> int:
+        """Return wrk's expected interval: elapsed / (good responses per connection); 0 when none."""
+        good = int(self.ok.sum())
+        return self.elapsed_ns * self.connections // good if good else 0
+
+
+async def wait_until(due_ns: int, clock: Clock = time.perf_counter_ns) -> None:
+    """Sleep until ``clock`` reads ``due_ns``; spin the last millisecond, yielding to the loop.
+
+    asyncio's epoll wait rounds its timeout up to whole ms, so a plain ``asyncio.sleep`` wakes
+    up to ~1 ms late; sleeping to 1 ms before and then spinning on ``asyncio.sleep(0)`` (which
+    still lets the loop read other connections' responses) sends within a few us.
+    """
+    left = due_ns - clock()
+    if left > SPIN_NS:
+        await asyncio.sleep((left - SPIN_NS) / 1e9)
+    while clock() < due_ns:
+        await asyncio.sleep(0)
+
+
 @register
 class HttpLoad(Workload):
     """HTTP/1.1 GETs over keep-alive connections to a server on loopback, each verified.
 
     One op is one HTTP request whose response arrived as a 200 with a body of exactly
-    ``body_bytes`` bytes; failed ones count in ``error_rate``, not in the throughput.
-    Closed loop (``rate=0``, as wrk): each of ``concurrency`` connections sends its next
-    request when the last response is in; latency is send to response. Open loop (``rate``
-    requests/s, as wrk2): request i is due at start + i/rate on connection i mod concurrency,
-    and its latency runs from that intended time, so queueing behind a slow response counts.
-    Server and client share the worker process (and the GIL): the figure is what an asyncio
-    HTTP stack does on this CPU over loopback.
-    Source: wrk (closed loop) and wrk2 (constant-rate, coordinated-omission-free latency).
+    ``body_bytes`` bytes; failed ones count in ``error_rate``, not in the throughput or the
+    latency histograms. Histograms of every good request (ns):
+
+    - ``latency``: what a client sees. Closed loop (``rate=0``, as wrk): each of
+      ``concurrency`` connections sends its next request when the last response is in, and
+      latency runs from that moment (the first request's from the sample start), so
+      requests/s x mean latency = concurrency (Little's law). Open loop (``rate`` requests/s,
+      as wrk2): request i is due at start + i/rate on connection i mod concurrency, and its
+      latency runs from that intended time, so queueing behind a slow response counts.
+    - ``latency_uncorrected``: from the actual send (wrk2's "uncorrected" latency).
+    - ``latency_corrected``: closed loop: ``latency`` with HdrHistogram's coordinated-omission
+      correction at wrk's expected interval (elapsed / responses per connection); the sample
+      is flagged ``coordinated_omission`` when its corrected p99 is more than twice the raw
+      p99 (``histogram.coordinated_omission_seen``). Open loop: equal to ``latency``.
+    - ``send_lag``: how late the generator sent: actual send - max(due time, the
+      connection's previous response). The generator sleeps to 1 ms before each due time,
+      then spins (``wait_until``).
+
+    Server knobs (in-worker server and shared ``server_node`` alike): ``service_ms`` serializes
+    requests on the server's one thread (capacity 1000/service_ms requests/s), ``stall_ms``
+    every ``stall_every_s`` stops it answering. With the in-worker server, server and client
+    share the worker process (and the GIL): the figure is what an asyncio HTTP stack does on
+    this CPU over loopback.
+    Source: wrk (closed loop, stats_correct) and wrk2 (constant rate, latency from the
+    intended send time, after Gil Tene); HdrHistogram's recordValueWithExpectedInterval.
     """
 
     name = "net.http"
@@ -221,15 +316,24 @@ class HttpLoad(Workload):
     op = "one HTTP GET answered 200 with the expected body length"
     throughput = Metric("requests_per_s", "requests/s", "verified HTTP responses per second")
     metrics = (
-        Metric("latency_p50_ms", "ms", "median request latency", better="lower"),
-        Metric("latency_p95_ms", "ms", "95th percentile request latency",
-               better="lower"),
-        Metric("latency_p99_ms", "ms", "99th percentile request latency",
-               better="lower"),
-        Metric("latency_max_ms", "ms", "slowest request", better="lower"),
         Metric("error_rate", "fraction", "share of requests that failed or were malformed",
                better="lower"),
     )
+    latencies = (
+        Metric("latency", "ms", "request latency (open loop: from the intended send time)",
+               better="lower"),
+        Metric("latency_uncorrected", "ms", "request latency from the actual send",
+               better="lower"),
+        Metric("latency_corrected", "ms",
+               "request latency corrected for coordinated omission", better="lower"),
+        Metric("send_lag", "ms", "generator lateness behind the schedule", better="lower"),
+    )
+    sample_flags = MappingProxyType({
+        "coordinated_omission": (
+            "a closed-loop sample's latency corrected for coordinated omission has more than "
+            "twice the raw p99: the server stalled and the raw latencies hide it; read "
+            "latency_corrected, or run open loop with rate="),
+    })
     params = (
         Param("concurrency", 8, "keep-alive client connections", "", minimum=1,
               maximum=10_000),
@@ -238,10 +342,27 @@ class HttpLoad(Workload):
               minimum=0.0, maximum=1e7),
         Param("timeout_s", 10.0, "a response slower than this is an error", "s",
               minimum=0.001, maximum=3600.0),
+        Param("service_ms", 0.0, "server time per request on its one thread (capacity "
+              "1000/service_ms requests/s); 0 = none", "ms", minimum=0.0, maximum=60_000.0),
+        Param("stall_ms", 0.0, "the server stops answering this long every stall_every_s",
+              "ms", minimum=0.0, maximum=3_600_000.0),
+        Param("stall_every_s", 0.0, "period of the server's stalls; 0 = never", "s",
+              minimum=0.0, maximum=86_400.0),
         Param("server_node", "", "node that runs one shared server for all workers: 'head', "
               "a hostname or an IP; '' = a server inside each worker on 127.0.0.1", ""),
     )
     service = HttpService
+
+    @classmethod
+    def validate(cls, params: Mapping[str, Any]) -> None:
+        """Refuse a stall without a period, and a stall as long as its period."""
+        stall, every = params["stall_ms"], params["stall_every_s"]
+        if stall > 0 and every == 0:
+            raise UserError(f"Parameter net.http.stall_ms={stall} needs a period; give "
+                            "stall_every_s too (e.g. stall_ms=50 stall_every_s=1).")
+        if stall > 0 and stall >= every * 1000:
+            raise UserError(f"Parameter net.http.stall_ms={stall} is not shorter than "
+                            f"stall_every_s={every} s; give a stall shorter than its period.")
 
     @classmethod
     def service_node(cls, params: Mapping[str, Any]) -> str:
@@ -257,7 +378,7 @@ class HttpLoad(Workload):
         if ctx.service_endpoint is not None:  # one shared server on another node
             host, self.port = ctx.service_endpoint["host"], ctx.service_endpoint["port"]
         else:
-            self._server = HttpServer(p["body_bytes"])
+            self._server = server_for(p)
             self._server.start()
             host, self.port = HOST, self._server.port
         self._loop = asyncio.new_event_loop()
@@ -266,51 +387,68 @@ class HttpLoad(Workload):
         self._loop.run_until_complete(_gather(*(c.open() for c in self._conns)))
 
     def run(self, n: int) -> Measurement:
-        lat_ns, errors = self._loop.run_until_complete(self._drive(n))
-        lat_ms = lat_ns / 1e6
-        p50, p95, p99, top = (np.percentile(lat_ms, (50, 95, 99, 100)) if lat_ms.size
-                              else (math.nan,) * 4)
-        return Measurement(ops=n - errors, metrics={
-            "latency_p50_ms": float(p50),
-            "latency_p95_ms": float(p95),
-            "latency_p99_ms": float(p99),
-            "latency_max_ms": float(top),
-            "error_rate": errors / n if n else math.nan,
-        })
+        drive = self._loop.run_until_complete(self._drive(n))
+        ok = drive.ok
+        latency = LatencyHistogram.of(drive.latency_ns[ok])
+        if self.params["rate"] > 0:
+            corrected = LatencyHistogram.of(drive.latency_ns[ok])
+            flags: frozenset[str] = frozenset()
+        else:
+            corrected = LatencyHistogram()
+            corrected.record_corrected(drive.latency_ns[ok], drive.interval_ns())
+            seen = coordinated_omission_seen(latency, corrected)
+            flags = frozenset({"coordinated_omission"}) if seen else frozenset()
+        errors = int(n - ok.sum())
+        return Measurement(
+            ops=n - errors,
+            metrics={"error_rate": errors / n if n else math.nan},
+            histograms={"latency": latency,
+                        "latency_uncorrected": LatencyHistogram.of(drive.from_send_ns[ok]),
+                        "latency_corrected": corrected,
+                        "send_lag": LatencyHistogram.of(drive.send_lag_ns)},
+            flags=flags)
 
-    async def _drive(self, n: int) -> tuple[np.ndarray, int]:
-        """Issue ``n`` requests; return latencies (ns) of the good ones and the error count."""
+    async def _drive(self, n: int) -> Drive:
+        """Issue ``n`` requests (closed or open loop) and time each."""
         lat = np.zeros(n, dtype=np.int64)
+        sent_to_done = np.zeros(n, dtype=np.int64)
+        lag = np.zeros(n, dtype=np.int64)
         ok = np.zeros(n, dtype=bool)
         rate = self.params["rate"]
         clock = time.perf_counter_ns
-        c = len(self._conns)
-        start = clock()
+        conns = self._conns[:max(1, min(n, len(self._conns)))]
+        c = len(conns)
+        issued = 0
 
         async def closed(conn: _Connection) -> None:
             nonlocal issued
+            ready = start
             while issued < n:
                 i = issued
                 issued += 1
-                t0 = clock()
+                sent = clock()
                 ok[i] = await conn.request()
-                lat[i] = clock() - t0
+                done = clock()
+                lat[i], sent_to_done[i], lag[i] = done - ready, done - sent, sent - ready
+                ready = done
 
         async def open_loop(k: int, conn: _Connection) -> None:
+            free = start
             for i in range(k, n, c):
                 due = start + int(i * 1e9 / rate)
-                wait = due - clock()
-                if wait > 0:
-                    await asyncio.sleep(wait / 1e9)
+                await wait_until(due, clock)
+                sent = clock()
                 ok[i] = await conn.request()
-                lat[i] = clock() - due
+                done = clock()
+                lat[i], sent_to_done[i], lag[i] = done - due, done - sent, sent - max(due, free)
+                free = done
 
-        issued = 0
+        start = clock()
         if rate > 0:
-            await asyncio.gather(*(open_loop(k, conn) for k, conn in enumerate(self._conns)))
+            await asyncio.gather(*(open_loop(k, conn) for k, conn in enumerate(conns)))
         else:
-            await asyncio.gather(*(closed(conn) for conn in self._conns))
-        return lat[ok], int(n - ok.sum())
+            await asyncio.gather(*(closed(conn) for conn in conns))
+        return Drive(lat, sent_to_done, lag, ok, clock() - start, c)
 
     def teardown(self) -> None:
         loop, server, conns = self._loop, self._server, self._conns

@@ -1,0 +1,88 @@
+"""How fast the CLI answers: --help, workloads, and query over datasets of 10, 100 and 1000 runs.
+
+Each command runs as a fresh process (as a user types it), ``--samples`` times, interleaved
+command by command; the table gives medians. The datasets are copies of one real run
+(``topobench run cpu.sqrt_mod``, made first) under new run ids, so every file is one
+topobench wrote. Targets (issue 9): --help and workloads under 0.3 s; query over 1,000 runs
+under 1 s, and its cost growing no faster than the number of runs.
+
+Run:  python benchmarks/cli_speed.py [--samples 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import REPO, TOPOBENCH, note, print_table
+
+sys.path.insert(0, str(REPO / "tests"))
+from dataset import copy_run
+
+QUERY = "SELECT workload, metric, count(*) AS n, median(value) AS median FROM samples GROUP BY ALL"
+SIZES = (10, 100, 1000)
+
+
+def timed(cmd: list[str]) -> float:
+    """Return the wall seconds of one run of ``cmd`` (a fresh process); raise if it fails."""
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False,
+                          env=dict(os.environ, COLUMNS="200"))
+    elapsed = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"`{' '.join(cmd)}` exited {proc.returncode}: {proc.stderr[-2000:]}")
+    return elapsed
+
+
+def make_datasets(root: Path) -> dict[int, Path]:
+    """Return {runs: folder}: one real run, copied to 10, 100 and 1000 runs."""
+    base = root / "base"
+    note("one real run: topobench run cpu.sqrt_mod")
+    subprocess.run([TOPOBENCH, "run", "cpu.sqrt_mod", "--repetitions", "3", "--min-time", "0.02",
+                    "--results", str(base)], check=True, stdout=subprocess.DEVNULL)
+    (run_id,) = [p.name.split("=", 1)[1] for p in (base / "runs").iterdir()]
+    out = {}
+    for size in SIZES:
+        note(f"copying it to {size} runs")
+        out[size] = root / f"runs-{size}"
+        for i in range(size):
+            copy_run(base, run_id, f"20270101T{i // 3600:02d}{i // 60 % 60:02d}{i % 60:02d}Z-{i:06x}", out[size])
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    ap.add_argument("--samples", type=int, default=7, help="runs of each command (default 7)")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="topobench-cli-") as tmp:
+        datasets = make_datasets(Path(tmp))
+        commands = {"topobench --help": [TOPOBENCH, "--help"], "topobench workloads": [TOPOBENCH, "workloads"]}
+        for size, folder in datasets.items():
+            files = sum(1 for _ in folder.rglob("*.parquet"))
+            commands[f"query, {size} runs ({files} files)"] = [TOPOBENCH, "query", QUERY, "--results", str(folder)]
+        times: dict[str, list[float]] = {name: [] for name in commands}
+        for i in range(args.samples):
+            note(f"round {i + 1}/{args.samples}")
+            for name, cmd in commands.items():
+                times[name].append(timed(cmd))
+        python = [timed([sys.executable, "-c", "pass"]) for _ in range(args.samples)]
+    medians = {name: statistics.median(t) for name, t in times.items()}
+    print(f"\n## CLI speed: medians of {args.samples} fresh processes each, interleaved\n")
+    print_table(["command", "median s", "min s", "max s"],
+                [[name, f"{medians[name]:.3f}", f"{min(t):.3f}", f"{max(t):.3f}"] for name, t in times.items()]
+                + [["python -c pass (interpreter start alone)", f"{statistics.median(python):.3f}",
+                    f"{min(python):.3f}", f"{max(python):.3f}"]])
+    small, large = medians[next(k for k in medians if k.startswith("query, 10 "))], \
+        medians[next(k for k in medians if k.startswith("query, 1000 "))]
+    print(f"\nquery 1000 runs / 10 runs: {large / small:.2f}x for 100x the runs "
+          f"(linear would be 100x); 1000-run query {'under' if large < 1 else 'OVER'} 1 s")
+
+
+if __name__ == "__main__":
+    main()

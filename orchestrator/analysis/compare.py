@@ -1,0 +1,178 @@
+"""Did any metric change significantly between two runs?
+
+Trials are matched by workload, parameters, nodes, workers, placement, threads per worker
+and mode. The unit compared is the round: each round's mean over its workers (all workers
+start a round together, so their samples of it are not independent). Each metric's rounds
+of both runs go through ``stats.compare`` (ratio of medians with a bootstrap CI, Mann-Whitney
+U p-value); the verdicts of all metrics and workloads of the comparison are then judged
+together with Holm's step-down (Holm 1979, ``stats.judge_family``), so the chance of any
+false "faster"/"slower" stays within alpha. Descriptive metrics get no verdict.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from orchestrator.store.reader import Dataset
+from workloads.errors import UserError
+
+_KEY = ("workload", "params", "nodes", "workers", "placement", "threads_per_worker", "mode")
+
+
+@dataclass(frozen=True, slots=True)
+class MetricComparison:
+    """One metric of one matched trial configuration, BASE against NEW."""
+
+    workload: str
+    params: str
+    """Workload parameters as JSON."""
+    nodes: int
+    workers: int
+    placement: str
+    metric: str
+    unit: str
+    higher_is_better: bool | None
+    """Direction of the metric; None for a descriptive one (no verdict)."""
+    base_n: int
+    """Rounds on the BASE side."""
+    new_n: int
+    base_median: float
+    new_median: float
+    ratio: float | None
+    """NEW/BASE of the medians; None when BASE's median is 0."""
+    ratio_ci_low: float | None
+    ratio_ci_high: float | None
+    p_value: float | None
+    """Two-sided Mann-Whitney U p-value of the rounds; None when not tested."""
+    p_adjusted: float | None
+    """Holm-adjusted p-value within the whole comparison; None when not tested."""
+    verdict: str
+    """faster | slower | no significant change | too few samples to tell (n=…) | descriptive | n/a."""
+    regression: bool
+    """Significantly worse by more than the --fail-on-regression threshold."""
+
+
+@dataclass(frozen=True, slots=True)
+class CompareResult:
+    """All metric comparisons of two runs plus the configurations only one run has."""
+
+    base_run: str
+    new_run: str
+    rows: tuple[MetricComparison, ...]
+    only_base: tuple[str, ...]
+    only_new: tuple[str, ...]
+    threshold: float | None
+    alpha: float = 0.01
+
+    @property
+    def regressions(self) -> tuple[MetricComparison, ...]:
+        """Return the rows that count as regressions."""
+        return tuple(r for r in self.rows if r.regression)
+
+
+def parse_threshold(text: str) -> float:
+    """Parse "5%" or "0.05" into a fraction (0.05); raise UserError when not in [0, 1)."""
+    raw = text.strip()
+    try:
+        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value < 1.0 or math.isnan(value):
+        raise UserError(f"--fail-on-regression {text!r} is not a percentage; give one such as 5% or 0.05.")
+    return value
+
+
+def _better(higher_is_better: bool | None) -> str | None:
+    return None if higher_is_better is None else ("higher" if higher_is_better else "lower")
+
+
+def load_rounds(dataset: Dataset, run_id: str) -> dict[tuple, dict]:
+    """Return {(config key..., metric): {"units", "unit", "higher_is_better"}} of one run's ok trials.
+
+    ``units`` are the per-round means over the trial's workers, of rounds every worker measured.
+    """
+    keys = ", ".join("t." + k for k in _KEY)
+    sql = f"""
+        SELECT {keys}, t.metric, any_value(t.unit) AS unit, any_value(t.higher_is_better) AS hib,
+               s.repetition, avg(s.value) AS value, count(*) AS reported, any_value(t.workers) AS expected
+        FROM samples s JOIN trials t
+          ON s.run_id = t.run_id AND s.trial_id = t.trial_id AND s.metric = t.metric
+        WHERE s.run_id = ? AND NOT s.warmup AND t.status = 'ok' AND isfinite(s.value)
+        GROUP BY ALL ORDER BY {keys}, t.metric, s.repetition
+    """
+    out: dict[tuple, dict] = {}
+    for row in dataset.rows(sql, [run_id]):
+        key = (*(row[k] for k in _KEY), row["metric"])
+        entry = out.setdefault(key, {"units": [], "unit": row["unit"], "higher_is_better": row["hib"]})
+        if row["reported"] == row["expected"]:
+            entry["units"].append(row["value"])
+    return out
+
+
+def _describe(key: tuple) -> str:
+    workload, params, nodes, workers, placement = key[:5]
+    return f"{workload} {params} nodes={nodes} workers={workers} placement={placement}"
+
+
+def compare_runs(dataset: Dataset, base: str, new: str, *, threshold: float | None = None,
+                 alpha: float = 0.01, seed: int = 0) -> CompareResult:
+    """Compare every metric of matched trials of run ``new`` against run ``base`` in ``dataset``.
+
+    Args:
+        dataset: the results dataset.
+        base, new: run ids, ``latest`` or ``latest~N``.
+        threshold: fraction (0.05 = 5%) beyond which a significant slowdown is a regression;
+            None marks no row as a regression.
+        alpha: family-wise significance level of the whole comparison (Holm).
+        seed: seed of the bootstrap (results are reproducible).
+
+    Raises:
+        UserError: bad or unknown run ids, or no trials in common.
+    """
+    import numpy as np
+
+    from orchestrator.analysis.stats import compare, judge_family, regression
+
+    base_id, new_id = dataset.resolve(base), dataset.resolve(new)
+    base_data, new_data = load_rounds(dataset, base_id), load_rounds(dataset, new_id)
+    matched: list[tuple[dict, object]] = []
+    for key in sorted(base_data.keys() & new_data.keys(), key=str):
+        b, n = base_data[key], new_data[key]
+        if not b["units"] or not n["units"]:
+            continue
+        common = dict(zip(_KEY, key[:7]))
+        fields = {"workload": common["workload"], "params": common["params"], "nodes": common["nodes"],
+                  "workers": common["workers"], "placement": common["placement"], "metric": key[7],
+                  "unit": n["unit"], "higher_is_better": n["higher_is_better"], "base_n": len(b["units"]),
+                  "new_n": len(n["units"])}
+        try:
+            c = compare(b["units"], n["units"], better=_better(n["higher_is_better"]), alpha=alpha, seed=seed)
+        except ValueError:  # BASE median 0: ratio undefined
+            fields.update(base_median=float(np.median(b["units"])), new_median=float(np.median(n["units"])))
+            c = None
+        matched.append((fields, c))
+    judged = iter(judge_family([c for _, c in matched if c is not None], alpha))
+    rows = []
+    for fields, c in matched:
+        if c is None:
+            rows.append(MetricComparison(**fields, ratio=None, ratio_ci_low=None, ratio_ci_high=None, p_value=None,
+                                         p_adjusted=None, verdict="n/a", regression=False))
+            continue
+        j = next(judged)
+        verdict = j.verdict
+        if verdict == "too few samples to tell":
+            verdict += f" (n={j.base_n} vs {j.new_n})"
+        rows.append(MetricComparison(
+            **fields, base_median=j.base_median, new_median=j.new_median, ratio=j.ratio,
+            ratio_ci_low=j.ratio_ci_low, ratio_ci_high=j.ratio_ci_high, p_value=j.p_value,
+            p_adjusted=j.p_adjusted, verdict=verdict,
+            regression=threshold is not None and regression(j, threshold)))
+    configs_b = {k[:7] for k in base_data}
+    configs_n = {k[:7] for k in new_data}
+    if not rows:
+        raise UserError(f"Runs {base_id} and {new_id} have no trial in common (same workload, parameters, "
+                        "nodes, workers and placement); compare runs of the same benchmark.")
+    return CompareResult(base_id, new_id, tuple(rows),
+                         tuple(sorted(_describe(k) for k in configs_b - configs_n)),
+                         tuple(sorted(_describe(k) for k in configs_n - configs_b)), threshold, alpha)

@@ -1,0 +1,371 @@
+"""Assemble what is stored for one trial from what its workers returned: a pure function.
+
+Input: each worker's wide sample table (one row per sample: timing columns plus
+``metric:<name>`` values) and resource rows. Output: a ``TrialRecord`` holding the long
+``samples`` and ``resources`` tables per node and one ``trials`` row per metric with its
+statistics, the trial's aggregate throughput and overlap, flags and target outcomes.
+Testable without Ray: the runner feeds it the actors' results.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from cluster.clock import SAME_CLOCK, ClockOffset, to_driver
+from cluster.topology import Topology
+from orchestrator.analysis.concurrency import concurrent_throughput
+from orchestrator.analysis.flags import (
+    FLAG_ORDER,
+    FlagThresholds,
+    flag_trial,
+    peak_rss,
+    resource_columns,
+    thresholds,
+)
+from orchestrator.analysis.latency import (
+    latency_flags,
+    latency_table_rows,
+    merged_figures,
+    trial_latencies,
+    with_sample_percentiles,
+)
+from orchestrator.analysis.stats import summarize, summarize_rounds
+from orchestrator.analysis.stopping import Look
+from orchestrator.analysis.targets import Target, check_targets, target_columns
+from orchestrator.planner import Trial
+from orchestrator.settings import Sampling
+from orchestrator.store.schemas import RESOURCES_SCHEMA, SAMPLES_SCHEMA, TRIALS_SCHEMA
+from workloads.base import Metric, Workload, latency_metrics
+
+CONFIDENCE = 0.95
+"""Confidence level of every interval in the trials and workers rows."""
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerResult:
+    """What one worker of a trial returned: where it ran, its wide samples and resource rows."""
+
+    rank: int
+    node_id: str
+    hostname: str
+    cpus: tuple[int, ...]
+    """The CPUs the worker read back from the OS (its whole node's usable set when unpinned)."""
+    pinned: bool
+    samples: pa.Table
+    """Wide: one row per sample (warm-ups flagged), timing columns and ``metric:<name>`` columns."""
+    resources: pa.Table
+    """``cluster.resource_monitor.RESOURCE_COLUMNS`` rows sampled while it measured."""
+    setup_s: float = 0.0
+    """Seconds the workload's setup took on this worker (numba kernels compile there)."""
+    cpu_means: Mapping[int, float] = field(default_factory=dict)
+    """Each node CPU's busy share (0-100) over the measured samples; from the node's recording worker."""
+    clock: ClockOffset = SAME_CLOCK
+    """Its node's clock minus the driver's: its start/end stamps are in the node's time."""
+
+
+@dataclass(frozen=True, slots=True)
+class MeasuredTrial:
+    """A trial whose workers all finished: their results and how measuring stopped."""
+
+    trial: Trial
+    workers: tuple[WorkerResult, ...]
+    stop_reason: str
+    """repetitions (fixed count) | stable (CI narrow enough) | max-time."""
+    measure_s: float
+    """Seconds from the first shared start to the last sample's end (driver clock)."""
+    stop: Look | None = None
+    """With --until-stable, the last look: its interval is the primary metric's CI."""
+    flags: frozenset[str] = frozenset()
+    """Trial flags raised while running it (``shared_cpus``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TrialRecord:
+    """Everything stored for one trial: per-node tables and its ``trials`` rows."""
+
+    trial: Trial
+    tables: Mapping[str, Mapping[str, pa.Table]]
+    """{"samples": {node_id: table}, "resources": {node_id: table}}; empty when the trial failed."""
+    rows: tuple[dict[str, Any], ...]
+    workers: tuple[dict[str, Any], ...] = ()
+    """``workers`` rows: each worker's own figures per metric."""
+    latency: tuple[dict[str, Any], ...] = ()
+    """``latency`` rows: each latency distribution's merged histogram."""
+    clocks: Mapping[str, ClockOffset] = field(default_factory=dict)
+    """Each node's clock offset to the driver, as this trial estimated it."""
+    error: str | None = None
+
+
+def base_row(run_id: str, trial: Trial) -> dict[str, Any]:
+    """Return the columns every ``trials`` row of ``trial`` repeats."""
+    return {
+        "run_id": run_id,
+        "trial_id": trial.trial_id,
+        "workload": trial.workload,
+        "params": json.dumps(dict(trial.params), sort_keys=True, default=str),
+        "nodes": len(trial.node_ids),
+        "node_ids": list(trial.node_ids),
+        "hosts": trial.hosts,
+        "workers": len(trial.slots),
+        "placement": str(trial.shape.placement),
+        "threads_per_worker": trial.shape.threads_per_worker,
+        "mode": trial.shape.mode.value,
+    }
+
+
+def failed_record(run_id: str, trial: Trial, workload: type[Workload], error: str) -> TrialRecord:
+    """Return the record of a trial that failed with ``error``: one row, no tables."""
+    metric = workload.throughput
+    row = {**base_row(run_id, trial), "metric": metric.name, "unit": metric.unit,
+           "higher_is_better": metric.higher_is_better, "n": 0, "status": "failed", "error": error, "flags": []}
+    return TrialRecord(trial, {}, (row,), error=error)
+
+
+def sample_metrics(wide: pa.Table, workload: type[Workload], params: Mapping[str, Any]) -> tuple[Metric, ...]:
+    """Return the metrics present in ``wide``: the primary one, declared extras, and points.
+
+    A workload may report a declared metric per point of an inner sweep as ``name@label``
+    (``ns_per_access@L2``); such a column takes the unit and direction of ``name``. Columns
+    matching nothing declared are ignored.
+    """
+    derived = (m for lat in workload.latencies for m in latency_metrics(lat))
+    declared = {m.name: m for m in (*workload.extra_metrics(params), *derived)}
+    out = [workload.throughput]
+    for column in wide.column_names:
+        if not column.startswith("metric:"):
+            continue
+        name = column[len("metric:"):]
+        base = declared.get(name) or declared.get(name.partition("@")[0])
+        if base is not None:
+            out.append(base if base.name == name else Metric(name, base.unit, base.description, base.better))
+    return tuple(out)
+
+
+def long_samples(run_id: str, trial: Trial, worker: WorkerResult, topology: Topology,
+                 workload: type[Workload]) -> pa.Table:
+    """Return one ``samples`` row per sample and metric of one worker (``SAMPLES_SCHEMA``).
+
+    The primary metric's value is ``ops / elapsed_ns * 1e9`` (operations per second); an
+    extra metric's value is the workload's own per-sample figure. Extra metrics a sample
+    did not report (NaN) are dropped rather than stored as fake zeros.
+    """
+    wide = worker.samples
+    n = wide.num_rows
+    ops = wide["ops"].to_numpy().astype(np.float64)
+    elapsed = wide["elapsed_ns"].to_numpy().astype(np.float64)
+    blocks: list[tuple[Metric, np.ndarray]] = [(workload.throughput, ops / elapsed * 1e9)]
+    for metric in sample_metrics(wide, workload, trial.params)[1:]:
+        blocks.append((metric, wide[f"metric:{metric.name}"].to_numpy(zero_copy_only=False).astype(np.float64)))
+    domains = {topology.l3_domain_of(c) for c in worker.cpus}
+    numas = {topology.numa_node_of(c) for c in worker.cpus}
+    constant = {"run_id": run_id, "trial_id": trial.trial_id, "workload": trial.workload,
+                "params": json.dumps(dict(trial.params), sort_keys=True, default=str),
+                "node_id": worker.node_id, "hostname": worker.hostname, "worker_rank": worker.rank,
+                "cpus": list(worker.cpus), "l3_domain": domains.pop() if len(domains) == 1 else None,
+                "numa_node": numas.pop() if len(numas) == 1 else None}
+    timing = {c: wide[c].to_pylist() for c in ("repetition", "warmup", "iterations", "ops", "elapsed_ns")}
+    # Stamps on the driver's time base, so rounds of several nodes line up (Cristian 1989).
+    timing["start_ns"] = [to_driver(t, worker.clock) for t in wide["start_ns"].to_pylist()]
+    timing["end_ns"] = [to_driver(t, worker.clock) for t in wide["end_ns"].to_pylist()]
+    timing["clock_offset_ns"] = [worker.clock.offset_ns] * n
+    columns: dict[str, list] = {name: [] for name in SAMPLES_SCHEMA.names}
+    for metric, values in blocks:
+        keep = [i for i in range(n) if np.isfinite(values[i])]
+        columns["value"] += [float(values[i]) for i in keep]
+        for c, v in timing.items():
+            columns[c] += [v[i] for i in keep]
+        columns["metric"] += [metric.name] * len(keep)
+        columns["unit"] += [metric.unit] * len(keep)
+        for c, v in constant.items():
+            columns[c] += [v] * len(keep)
+    return pa.table(columns, schema=SAMPLES_SCHEMA)
+
+
+def long_resources(run_id: str, trial_id: str, worker: WorkerResult) -> pa.Table:
+    """Return a worker's resource rows with run, trial, node and rank (null on node-wide rows)."""
+    table = worker.resources
+    n = table.num_rows
+    ranks = [None if kind == "cpu_percent" else worker.rank for kind in table["kind"].to_pylist()]
+    extra = {"run_id": [run_id] * n, "trial_id": [trial_id] * n, "node_id": [worker.node_id] * n,
+             "worker_rank": ranks}
+    for name, values in extra.items():
+        table = table.append_column(name, pa.array(values, RESOURCES_SCHEMA.field(name).type))
+    return table.select(RESOURCES_SCHEMA.names)
+
+
+def rounds_matrix(subset: pa.Table) -> tuple[np.ndarray, list[int]]:
+    """Return one metric's measured values as rounds x workers (rounds every worker measured) and the ranks.
+
+    Round r of every worker ran together, so a round, not a sample, is the independent unit:
+    whatever hits a round (frequency, a neighbour, a bandwidth burst) hits all its samples.
+    """
+    ranks = sorted(set(subset["worker_rank"].to_pylist()))
+    column = {rank: i for i, rank in enumerate(ranks)}
+    cells: dict[int, dict[int, float]] = {}
+    for rep, rank, value in zip(subset["repetition"].to_pylist(), subset["worker_rank"].to_pylist(),
+                                subset["value"].to_pylist()):
+        cells.setdefault(rep, {})[column[rank]] = value
+    full = [rep for rep in sorted(cells) if len(cells[rep]) == len(ranks)]
+    matrix = np.array([[cells[rep][c] for c in range(len(ranks))] for rep in full], dtype=float)
+    return matrix.reshape(len(full), len(ranks)), ranks
+
+
+def metric_rows(run_id: str, trial: Trial, samples: pa.Table, metrics: Sequence[Metric],
+                trial_columns: Mapping[str, Any], trial_flags: Sequence[str], limits: FlagThresholds,
+                stop: Look | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Return the ``trials`` rows (one per metric) and ``workers`` rows (per metric and worker) of a trial.
+
+    The unit of every statistic is the round (``rounds_matrix``): a metric's figure is the
+    median over rounds of the per-round mean over workers, with its CI from resampling rounds
+    (``summarize_rounds``), n the rounds; each worker's own figures go to the workers rows.
+    The first metric is the primary throughput: its row also gets ``aggregate_throughput``
+    (all workers' operations per second over the wall time of their synchronized rounds),
+    its median and CI over rounds, and ``overlap`` (see ``concurrent_throughput``). With
+    ``stop`` (``--until-stable``), the primary row's CI is that look's interval, whose level
+    holds under the stopping. ``trial_columns`` (stop reason, resources) are copied onto every
+    row; ``trial_flags`` join each row's own ``unstable`` flag.
+    """
+    measured = samples.filter(pc.invert(samples["warmup"]))
+    hosts = {(r, n): (h, c) for r, n, h, c in zip(measured["worker_rank"].to_pylist(), measured["node_id"].to_pylist(),
+                                                 measured["hostname"].to_pylist(), measured["cpus"].to_pylist())}
+    node_of = {rank: (node, host, cpus) for (rank, node), (host, cpus) in hosts.items()}
+    rows, worker_rows = [], []
+    for index, metric in enumerate(metrics):
+        subset = measured.filter(pc.equal(measured["metric"], metric.name))
+        matrix, ranks = rounds_matrix(subset)
+        if matrix.shape[0] == 0:
+            continue
+        summary = summarize_rounds(matrix)
+        s = summary.per_worker
+        row = {**base_row(run_id, trial), "metric": metric.name, "unit": metric.unit,
+               "higher_is_better": metric.higher_is_better, "n": s.n, "mean": s.mean,
+               "median": s.median, "stdev": s.stdev, "mad": s.mad, "cv": s.cv, "min": s.min,
+               "max": s.max, "p5": s.p5, "p95": s.p95, "p99": s.p99, "ci_low": s.ci_low,
+               "ci_high": s.ci_high, "outliers": s.outliers, "status": "ok", "error": None,
+               "ci_level": CONFIDENCE if s.ci_low is not None else None,
+               "ci_method": "round bootstrap" if s.ci_low is not None else None, **trial_columns}
+        flags = set(flag_trial({}, (), s.cv, limits)) | set(trial_flags)
+        if index == 0:
+            together = concurrent_throughput(subset)
+            agg = summarize(together.per_repetition) if together.per_repetition.size else None
+            row.update(aggregate_throughput=float(together.aggregate) if np.isfinite(together.aggregate) else None,
+                       aggregate_median=agg and agg.median, aggregate_ci_low=agg and agg.ci_low,
+                       aggregate_ci_high=agg and agg.ci_high, overlap=float(together.overlap))
+            if len(trial.slots) > 1 and together.overlap < limits.min_overlap:
+                flags.add("desynchronized")
+            if stop is not None and stop.ci_low is not None:
+                row.update(ci_low=stop.ci_low, ci_high=stop.ci_high, ci_level=stop.confidence,
+                           ci_method="repeated CI (until-stable)")
+        row["flags"] = [f for f in FLAG_ORDER if f in flags] + sorted(flags - set(FLAG_ORDER))
+        rows.append(row)
+        for rank, w in zip(ranks, summary.workers):
+            node, host, cpus = node_of[rank]
+            worker_rows.append({"run_id": run_id, "trial_id": trial.trial_id, "workload": trial.workload,
+                                "metric": metric.name, "unit": metric.unit, "worker_rank": rank, "node_id": node,
+                                "hostname": host, "cpus": cpus, "n": w.n, "mean": w.mean, "median": w.median,
+                                "cv": w.cv, "ci_low": w.ci_low, "ci_high": w.ci_high})
+    return rows, worker_rows
+
+
+def latency_figure_rows(run_id: str, trial: Trial, rows: list[dict[str, Any]], figures: Mapping[str, dict],
+                        workload: type[Workload], trial_columns: Mapping[str, Any],
+                        flags: set[str]) -> list[dict[str, Any]]:
+    """Put each latency figure of every request merged into its row; return rows for figures no sample had.
+
+    A percentile no sample had requests enough for (10-request samples and p99) can still be a
+    trial figure: the trial's 100 requests support it.
+    """
+    derived = {m.name: m for lat in workload.latencies for m in latency_metrics(lat)}
+    by_metric = {r["metric"]: r for r in rows}
+    added = []
+    for name, f in figures.items():
+        row = by_metric.get(name)
+        if row is None:
+            if f["value"] is None:
+                continue
+            metric = derived[name]
+            row = {**dict.fromkeys(TRIALS_SCHEMA.names), **base_row(run_id, trial), "metric": name, "unit": metric.unit,
+                   "higher_is_better": metric.higher_is_better, "n": 0, "status": "ok", "error": None,
+                   **trial_columns, "flags": sorted(flags)}
+            added.append(row)
+        has_ci = f["ci_low"] is not None
+        row.update(median=f["value"], ci_low=f["ci_low"], ci_high=f["ci_high"], requests=f["requests"],
+                   ci_level=CONFIDENCE if has_ci else None,
+                   ci_method="round bootstrap of merged histograms" if has_ci else None)
+    return added
+
+
+CLOCK_UNCERTAIN_SHARE = 0.01
+"""Clock offset uncertainty, as a share of the median sample time, above which a trial is ``clock_uncertain``."""
+
+
+def clock_flags(workers: Sequence[WorkerResult]) -> set[str]:
+    """Return ``clock_uncertain`` when a node's clock offset is known worse than 1% of a sample's time."""
+    elapsed = [e for w in workers for e, warm in zip(w.samples["elapsed_ns"].to_pylist(), w.samples["warmup"].to_pylist())
+               if not warm]
+    worst = max((w.clock.uncertainty_ns for w in workers), default=0)
+    return {"clock_uncertain"} if elapsed and worst > CLOCK_UNCERTAIN_SHARE * float(np.median(elapsed)) else set()
+
+
+def workload_flags(workers: Sequence[WorkerResult]) -> set[str]:
+    """Return the sample flags the workload raised in any measured sample (``Measurement.flags``)."""
+    raised: set[str] = set()
+    for w in workers:
+        if "flags" in w.samples.column_names:
+            for warm, flags in zip(w.samples["warmup"].to_pylist(), w.samples["flags"].to_pylist()):
+                if not warm:
+                    raised.update(flags or ())
+    return raised
+
+
+def build_record(run_id: str, measured: MeasuredTrial, topologies: Mapping[str, Topology],
+                 workload: type[Workload], sampling: Sampling, targets: Sequence[Target] = ()) -> TrialRecord:
+    """Return everything stored for a measured trial (see the module docstring).
+
+    Args:
+        run_id: the run the trial belongs to.
+        measured: the workers' results, in slot order.
+        topologies: each node's topology, by node id (for the L3 domain and NUMA node columns).
+        workload: the trial's workload class (its declared metrics and sample flags).
+        sampling: the run's sampling settings (the flag thresholds come from them).
+        targets: the run's targets; each checked metric's row records its outcome.
+    """
+    trial = measured.trial
+    workers = tuple(replace(w, samples=with_sample_percentiles(w.samples, workload)) for w in measured.workers)
+    latencies = trial_latencies([w.samples for w in measured.workers], workload)
+    samples: dict[str, list[pa.Table]] = {}
+    resources: dict[str, list[pa.Table]] = {}
+    peaks: dict[int, float | None] = {}
+    pinned: set[tuple[str, int]] = set()
+    for w in workers:
+        samples.setdefault(w.node_id, []).append(long_samples(run_id, trial, w, topologies[w.node_id], workload))
+        resources.setdefault(w.node_id, []).append(long_resources(run_id, trial.trial_id, w))
+        peaks[w.rank] = peak_rss(w.resources)
+        if w.pinned:
+            pinned.update((w.node_id, c) for c in w.cpus)
+    tables = {"samples": {n: pa.concat_tables(t) for n, t in samples.items()},
+              "resources": {n: pa.concat_tables(t) for n, t in resources.items()}}
+    means = {(w.node_id, cpu): m for w in workers for cpu, m in w.cpu_means.items()}
+    seen = {m.name: m for w in workers for m in sample_metrics(w.samples, workload, trial.params)}
+    metrics = (workload.throughput, *(m for name, m in seen.items() if name != workload.throughput.name))
+    limits = thresholds(sampling)
+    columns = {"stop_reason": measured.stop_reason, "measure_s": measured.measure_s,
+               "setup_s": max(w.setup_s for w in measured.workers),
+               **resource_columns(means, pinned, peaks)}
+    raised = (set(flag_trial(means, pinned, None, limits)) | workload_flags(workers)
+              | latency_flags(latencies, trial.params) | set(measured.flags) | clock_flags(workers))
+    rows, worker_rows = metric_rows(run_id, trial, pa.concat_tables(tables["samples"].values()), metrics,
+                                    columns, sorted(raised), limits, measured.stop)
+    rows += latency_figure_rows(run_id, trial, rows, merged_figures(latencies), workload, columns, raised)
+    outcomes = target_columns(check_targets(targets, rows))
+    rows = [{**r, "target": outcomes.get((r["trial_id"], r["metric"]))} for r in rows]
+    return TrialRecord(trial, tables, tuple(rows), tuple(worker_rows),
+                       tuple(latency_table_rows(run_id, trial.trial_id, trial.workload, latencies)),
+                       {w.node_id: w.clock for w in workers})

@@ -1,0 +1,1 @@
+"""One thin module per command: options in, a plain function called, results printed."""

@@ -1,0 +1,23 @@
+"""``topobench report RUN``: report.md and a self-contained report.html with figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from orchestrator.commands.options import RESULTS, ResultsOption
+
+
+def report(
+    run: Annotated[str, typer.Argument(help="Run to report: a run id, 'latest' or 'latest~N'.")],
+    vs: Annotated[str | None, typer.Option("--vs", help="Add a comparison of this run (NEW) against RUN (BASE).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Output folder (default: RESULTS/reports/RUN_ID).")] = None,
+    results: ResultsOption = RESULTS,
+) -> None:
+    """Write report.md and a self-contained report.html with plots of a run (and a comparison)."""
+    from orchestrator.report import build_report
+
+    files = build_report(results, run, out, vs)
+    typer.echo(f"Wrote {files.markdown}, {files.html} and {len(files.images)} plot(s).")

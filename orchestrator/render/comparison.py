@@ -1,0 +1,86 @@
+"""A comparison of two runs as text rows, a terminal table, Markdown, CSV or JSON."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import asdict, fields
+
+from rich.table import Table
+
+from orchestrator.analysis.compare import CompareResult, MetricComparison
+from orchestrator.render.numbers import si
+
+HEADERS = ("workload", "params", "workers", "placement", "metric", "unit", "rounds", "base median",
+           "new median", "ratio", "ratio 95% CI", "p", "p (Holm)", "verdict")
+
+
+def params_cell(params: str) -> str:
+    """Return a parameter JSON object as "k=v k=v" (the text itself when it is not JSON)."""
+    try:
+        return " ".join(f"{k}={v}" for k, v in json.loads(params).items())
+    except (ValueError, AttributeError):
+        return params
+
+
+def _ratio_text(r: MetricComparison) -> tuple[str, str]:
+    if r.ratio is None:
+        return "-", "-"
+    ci = "-" if r.ratio_ci_low is None else f"{r.ratio_ci_low:.3f}–{r.ratio_ci_high:.3f}"
+    return f"{r.ratio:.3f}", ci
+
+
+def text_rows(result: CompareResult) -> list[list[str]]:
+    """Return one row of cells (``HEADERS``) per metric comparison."""
+    out = []
+    for r in result.rows:
+        ratio, ci = _ratio_text(r)
+        verdict = r.verdict + (" (REGRESSION)" if r.regression else "")
+        p_values = ("-" if p is None else f"{p:.2g}" for p in (r.p_value, r.p_adjusted))
+        out.append([r.workload, params_cell(r.params), str(r.workers), r.placement, r.metric, r.unit,
+                    f"{r.base_n}/{r.new_n}", si(r.base_median), si(r.new_median), ratio, ci, *p_values, verdict])
+    return out
+
+
+def comparison_table(result: CompareResult) -> Table:
+    """Return the comparison as a terminal table, slower rows red and faster rows green."""
+    table = Table(title=f"topobench compare {result.base_run} → {result.new_run} (units: rounds; Mann-Whitney U, "
+                        f"Holm across all {len(result.rows)} metrics at α={result.alpha:g}; ratio = NEW/BASE "
+                        "of the medians)")
+    numbers = ("workers", "rounds", "base median", "new median", "ratio", "p", "p (Holm)")
+    for h in HEADERS:
+        table.add_column(h, justify="right" if h in numbers else "left")
+    for r, cells in zip(result.rows, text_rows(result)):
+        table.add_row(*cells, style={"slower": "red", "faster": "green"}.get(r.verdict))
+    return table
+
+
+def comparison_markdown(result: CompareResult) -> str:
+    """Return the comparison as a GitHub-flavoured Markdown table."""
+    lines = [(f"Comparison of run `{result.new_run}` (NEW) against `{result.base_run}` (BASE) over rounds; "
+              f"ratio = NEW/BASE of the medians; verdicts by Holm across all metrics at α={result.alpha:g}."), "",
+             "| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+    for cells in text_rows(result):
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    for label, items in (("Only in BASE", result.only_base), ("Only in NEW", result.only_new)):
+        if items:
+            lines += ["", f"{label}:", *(f"- {i}" for i in items)]
+    return "\n".join(lines) + "\n"
+
+
+def comparison_csv(result: CompareResult) -> str:
+    """Return one CSV line per metric comparison (every ``MetricComparison`` field) with a header."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=[f.name for f in fields(MetricComparison)], lineterminator="\n")
+    writer.writeheader()
+    for r in result.rows:
+        writer.writerow(asdict(r))
+    return buf.getvalue()
+
+
+def comparison_json(result: CompareResult) -> str:
+    """Return the comparison as JSON: runs, threshold, rows, unmatched configurations."""
+    return json.dumps({"base_run": result.base_run, "new_run": result.new_run,
+                       "threshold": result.threshold, "rows": [asdict(r) for r in result.rows],
+                       "only_base": list(result.only_base), "only_new": list(result.only_new)}, indent=1)

@@ -1,0 +1,81 @@
+"""The sentences printed after a run: how each trial stopped, what each flag means, warnings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from rich.console import Console
+
+from cluster.environment import environment_warnings
+from orchestrator.analysis.flags import DEFAULT_THRESHOLDS, FlagThresholds
+from orchestrator.render.numbers import si
+from workloads.units import plural
+
+
+def flag_notes(row: Mapping[str, Any], thresholds: FlagThresholds = DEFAULT_THRESHOLDS) -> list[str]:
+    """Return one sentence per flag of a ``trials`` row, with the figures that raised it."""
+    notes = []
+    flags = row.get("flags") or ()
+    if "unstable" in flags:
+        more = ("a larger --max-time" if row.get("stop_reason") == "max-time"
+                else "more --repetitions or --until-stable")
+        notes.append(f"unstable: CV {100 * row['cv']:.1f}% of {row['metric']} is above "
+                     f"{100 * thresholds.max_cv:.0f}%; rerun with {more}")
+    if "desynchronized" in flags:
+        notes.append(f"desynchronized: only {100 * row['overlap']:.1f}% of the least aligned worker's "
+                     f"measuring time ran while all workers ran (below {100 * thresholds.min_overlap:.0f}%): "
+                     "samples of equal work started together but took unequal times (other load, "
+                     "unequal cores) or started late; the slowest worker lowers the aggregate")
+    if "noisy" in flags:
+        notes.append(f"noisy: a CPU outside the plan was {row['busiest_other_cpu_percent']:.0f}% busy "
+                     f"(above {thresholds.noisy_cpu_percent:.0f}%); other load shared the node")
+    if "underused" in flags:
+        notes.append(f"underused: a planned CPU was only {row['idlest_pinned_cpu_percent']:.0f}% busy "
+                     f"(below {thresholds.underused_cpu_percent:.0f}%); the workload waited or was not pinned")
+    return notes
+
+
+def _workload_flag_notes(row: Mapping[str, Any]) -> list[str]:
+    """Return the sentences of the flags a workload raised (its ``sample_flags``)."""
+    from workloads.registry import get_workload
+
+    declared = get_workload(row["workload"]).sample_flags
+    return [f"{flag}: {declared[flag]}" for flag in row.get("flags") or () if flag in declared]
+
+
+def summary_notes(rows: Sequence[Mapping[str, Any]], thresholds: FlagThresholds = DEFAULT_THRESHOLDS) -> list[str]:
+    """Return one line per trial on how measuring stopped and its peak RSS, then one per flag raised."""
+    by_trial: dict[str, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        by_trial.setdefault(row["trial_id"], []).append(row)
+    lines = []
+    for trial_rows in by_trial.values():
+        primary = next((r for r in trial_rows if r["status"] == "ok"), None)
+        if primary is None:
+            continue
+        name = f"{primary['workload']} ({plural(primary['workers'], 'worker')}, trial {primary['trial_id']})"
+        reason = primary.get("stop_reason")
+        text = f"{name}: {primary['n']} samples in {primary.get('measure_s') or 0:.1f} s"
+        if reason == "stable":
+            text += " — stopped: stable (median's 95% CI within --rel-ci)"
+        elif reason == "max-time":
+            half = None if primary["ci_low"] is None else (primary["ci_high"] - primary["ci_low"]) / 2
+            width = "" if half is None or not primary["median"] else f", CI ±{100 * half / abs(primary['median']):.1f}%"
+            text += f" — stopped: max-time reached before the CI narrowed{width}"
+        if primary.get("peak_rss_bytes") is not None:
+            text += f"; peak RSS {si(primary['peak_rss_bytes'])}B"
+        lines.append(text)
+        for row in trial_rows:  # trial-wide flags describe the trial: once, on the primary row
+            own = row if row is primary else {**row, "flags": [f for f in row.get("flags") or () if f == "unstable"]}
+            lines.extend(f"  {row['metric']}: {note}" for note in flag_notes(own, thresholds))
+        lines.extend(f"  {note}" for note in _workload_flag_notes(primary))
+    return lines
+
+
+def print_warnings(console: Console, envs: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Print the noise warnings for nodes' environment facts in yellow; return them."""
+    warnings = environment_warnings([dict(e) for e in envs])
+    for text in warnings:
+        console.print(f"[yellow]warning:[/yellow] {text}", highlight=False)
+    return warnings

@@ -1,0 +1,123 @@
+"""The settings of a measurement, stated and validated once: ``Sampling``, ``Mode`` and ``Order``.
+
+``RunRequest`` and ``SweepSpec`` embed one ``Sampling``; it travels typed to the runner and,
+through ``TrialSpec``, to each worker. A setting out of range raises ``SettingError``, which
+names the field; the command line reports it under its option name (``--min-time``) and a
+sweep file under its key (``min_time``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from enum import Enum
+from typing import Any
+
+from workloads.errors import UserError
+
+
+class Mode(str, Enum):
+    """How work is divided among N workers: weak (each does the full work) or strong (split)."""
+
+    WEAK = "weak"
+    STRONG = "strong"
+
+
+class Order(str, Enum):
+    """The order a sweep runs its trials in."""
+
+    SEQUENTIAL = "sequential"
+    INTERLEAVED = "interleaved"
+    RANDOM = "random"
+
+
+def choice(enum: type[Enum], text: Any, name: str) -> Any:
+    """Return the member of ``enum`` whose value is ``text``; ``UserError`` names ``name`` and the choices."""
+    try:
+        return enum(text)
+    except ValueError:
+        values = ", ".join(m.value for m in enum)
+        raise UserError(f"{name} {text!r} must be one of: {values}.") from None
+
+
+class SettingError(UserError):
+    """A ``Sampling`` field out of range; ``str()`` names it as the command line does."""
+
+    def __init__(self, name: str, value: Any, rule: str) -> None:
+        self.field_name, self.value, self.rule = name, value, rule
+        super().__init__(f"{option_name(name)} {value} {rule}.")
+
+
+def _names(option: str, key: str) -> dict[str, str]:
+    return {"option": option, "key": key}
+
+
+@dataclass(frozen=True, slots=True)
+class Sampling:
+    """How each trial is measured; every default lives here and nowhere else.
+
+    Attributes:
+        repetitions: measured rounds per trial (each round: every worker takes one sample,
+            all started together).
+        warmup: warm-up rounds after calibration (stored, flagged).
+        min_time_s: calibration target, seconds per sample.
+        until_stable: after ``repetitions`` rounds, add rounds until the median's CI is within
+            ``rel_ci`` of it, or ``max_time_s`` of measuring has passed.
+        max_time_s: with ``until_stable``, the measuring time limit per trial, seconds.
+        rel_ci: with ``until_stable``, the CI half-width target as a fraction of the median.
+        max_cv: coefficient of variation (a fraction) above which a metric is flagged unstable.
+        resource_interval_s: seconds between two CPU%/RSS samples while measuring.
+        scratch: folder on each node for workloads that write files (None: a temp folder).
+        lock_cpus: take a host-wide lock on every pinned CPU for each trial, so two runs never
+            share a CPU; off (``--no-lock``), a trial whose CPUs another run holds is flagged
+            ``shared_cpus``.
+        lock_timeout_s: how long a trial waits for CPUs another run holds, seconds.
+    """
+
+    repetitions: int = field(default=10, metadata=_names("--repetitions", "repetitions"))
+    warmup: int = field(default=1, metadata=_names("--warmup", "warmup"))
+    min_time_s: float = field(default=0.1, metadata=_names("--min-time", "min_time"))
+    until_stable: bool = field(default=False, metadata=_names("--until-stable", "until_stable"))
+    max_time_s: float = field(default=60.0, metadata=_names("--max-time", "max_time"))
+    rel_ci: float = field(default=0.02, metadata=_names("--rel-ci", "rel_ci"))
+    max_cv: float = field(default=0.05, metadata=_names("--max-cv", "max_cv"))
+    resource_interval_s: float = field(default=0.2, metadata=_names("--resource-interval", "resource_interval"))
+    scratch: str | None = field(default=None, metadata=_names("--scratch", "scratch"))
+    lock_cpus: bool = field(default=True, metadata=_names("--lock/--no-lock", "lock"))
+    lock_timeout_s: float = field(default=300.0, metadata=_names("--lock-timeout", "lock_timeout"))
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.type in ("float", float) and not (isinstance(value, (int, float)) and math.isfinite(value)):
+                raise SettingError(f.name, value, "must be a finite number")
+        checks = (
+            ("repetitions", self.repetitions >= 1, "must be at least 1"),
+            ("warmup", self.warmup >= 0, "must be 0 or more"),
+            ("min_time_s", self.min_time_s > 0, "must be more than 0 seconds"),
+            ("max_time_s", self.max_time_s > 0, "must be more than 0 seconds"),
+            ("rel_ci", 0 < self.rel_ci < 1, "must be a fraction of the median between 0 and 1, e.g. 0.02"),
+            ("max_cv", self.max_cv > 0, "must be a fraction above 0, e.g. 0.05 for 5%"),
+            ("resource_interval_s", self.resource_interval_s >= 0.01, "must be at least 0.01 seconds"),
+            ("lock_timeout_s", self.lock_timeout_s >= 0, "must be 0 seconds or more"),
+        )
+        for name, ok, rule in checks:
+            if not ok:
+                raise SettingError(name, getattr(self, name), rule)
+
+
+MAX_TRIALS = 10_000
+"""Largest sweep matrix run unless ``--max-trials`` raises the limit."""
+
+SAMPLING_FIELDS = {f.name: f for f in fields(Sampling)}
+DEFAULTS = Sampling()
+
+
+def option_name(field_name: str) -> str:
+    """Return the command-line option of a ``Sampling`` field (``min_time_s`` → ``--min-time``)."""
+    return SAMPLING_FIELDS[field_name].metadata["option"]
+
+
+def key_name(field_name: str) -> str:
+    """Return the sweep-file key of a ``Sampling`` field (``min_time_s`` → ``min_time``)."""
+    return SAMPLING_FIELDS[field_name].metadata["key"]

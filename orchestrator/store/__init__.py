@@ -1,0 +1,1 @@
+"""The results dataset: schemas, the one writer, the one reader; nobody else builds its paths."""

@@ -1,0 +1,246 @@
+"""The dataset's tables as pyarrow schemas, with the version every file carries.
+
+Schema history (``topobench.schema_version`` in every file's metadata; file names carry it
+too, ``v<N>-<name>.parquet``, so each version is read with one glob):
+    1 — first version: runs, nodes, trials, samples; scaling (added by sweeps, additive);
+        resources and the trials columns stop_reason … flags (issue 6, additive).
+        Files: run.parquet, nodes.parquet, trials.parquet, scaling.parquet, trial-<id>.parquet.
+    2 — files named v2-*.parquet; a finished run's per-trial samples and resources are
+        compacted into one v2-part.parquet per node. Statistics over rounds, not pooled
+        samples: trials gains ci_level, ci_method, aggregate_median/_ci_low/_ci_high and
+        setup_s; a new table workers holds each worker's own figures; higher_is_better is
+        null for descriptive metrics; scaling gains CIs of speedup, efficiency, X1, λ and N*,
+        amdahl_x1 and fit_scale (fits on log X; N* only when κ's CI excludes 0). Hosts:
+        nodes.host_id, trials.hosts, scaling.hosts. Latency: a new table latency holds each
+        trial's merged HdrHistograms; latency metrics' trial figures come from them
+        (trials.requests). resources.since_ns: a cpu_percent row covers one sample. Clocks:
+        samples.clock_offset_ns (start_ns/end_ns are on the driver's time base), nodes.clock_*.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+SCHEMA_VERSION = 2
+
+RUNS_SCHEMA = pa.schema([
+    ("run_id", pa.string()),
+    ("started_at", pa.timestamp("us", tz="UTC")),
+    ("finished_at", pa.timestamp("us", tz="UTC")),
+    ("command", pa.string()),
+    ("spec", pa.string()),  # the validated request as JSON
+    ("status", pa.string()),  # complete | failed | interrupted
+    ("trials_total", pa.int32()),
+    ("trials_failed", pa.int32()),
+    ("topobench_version", pa.string()),
+    ("ray_version", pa.string()),
+    ("python_version", pa.string()),
+    ("git_commit", pa.string()),  # of the working directory, when it is a git checkout
+])
+
+NODES_SCHEMA = pa.schema([
+    ("run_id", pa.string()),
+    ("node_id", pa.string()),
+    ("hostname", pa.string()),
+    ("ip", pa.string()),
+    ("is_head", pa.bool_()),
+    ("ray_cpus", pa.int32()),
+    ("usable_cpus", pa.list_(pa.int32())),
+    ("cpu_model", pa.string()),
+    ("cpu_flags", pa.list_(pa.string())),
+    ("kernel", pa.string()),
+    ("memory_total_bytes", pa.int64()),
+    ("governor", pa.string()),
+    ("boost", pa.bool_()),
+    ("smt_active", pa.bool_()),
+    ("load_avg_1m", pa.float64()),
+    ("topology_summary", pa.string()),
+    ("topology", pa.string()),  # Topology.to_dict() as JSON
+    ("amd_x3d_mode", pa.string()),
+    ("preferred_core_rank", pa.string()),  # JSON {cpu: rank}
+    ("governors", pa.string()),  # JSON {cpu: governor} of the CPUs the run used
+    ("versions", pa.string()),  # JSON {python, numpy, ray, pyarrow, blas}
+    ("cpu_count", pa.int32()),
+    ("memory_available_bytes", pa.int64()),
+    ("vm", pa.string()),
+    ("container", pa.string()),
+    ("cpu_quota_cpus", pa.float64()),
+    # Added by schema 2.
+    ("host_id", pa.string()),  # the machine: the kernel's boot id (shared by its containers), else hostname
+    ("clock_offset_ns", pa.int64()),  # the node's clock minus the driver's (first trial on it; 0: same machine)
+    ("clock_uncertainty_ns", pa.int64()),  # ± bound of that offset: half the best exchange's round trip
+])
+
+TRIALS_SCHEMA = pa.schema([
+    ("run_id", pa.string()),
+    ("trial_id", pa.string()),
+    ("workload", pa.string()),
+    ("params", pa.string()),
+    ("nodes", pa.int32()),
+    ("node_ids", pa.list_(pa.string())),
+    ("workers", pa.int32()),
+    ("placement", pa.string()),
+    ("threads_per_worker", pa.int32()),
+    ("mode", pa.string()),
+    ("metric", pa.string()),
+    ("unit", pa.string()),
+    ("higher_is_better", pa.bool_()),
+    ("n", pa.int32()),
+    ("mean", pa.float64()),
+    ("median", pa.float64()),
+    ("stdev", pa.float64()),
+    ("mad", pa.float64()),
+    ("cv", pa.float64()),
+    ("min", pa.float64()),
+    ("max", pa.float64()),
+    ("p5", pa.float64()),
+    ("p95", pa.float64()),
+    ("p99", pa.float64()),
+    ("ci_low", pa.float64()),
+    ("ci_high", pa.float64()),
+    ("outliers", pa.int32()),
+    ("aggregate_throughput", pa.float64()),  # all workers' ops over their rounds' wall time; unit as `unit`
+    ("overlap", pa.float64()),  # smallest share of a worker's measuring time while all workers ran
+    ("status", pa.string()),  # ok | failed
+    ("error", pa.string()),
+    # Added by issue 6 (additive): stopping, resources and flags; trial-level ones repeat on every row.
+    ("stop_reason", pa.string()),  # repetitions | stable (CI narrow enough) | max-time (--until-stable)
+    ("measure_s", pa.float64()),  # seconds from the shared start to the last worker's last sample end
+    ("setup_s", pa.float64()),  # slowest worker's workload setup, seconds (numba kernels compile there)
+    ("pinned_cpu_percent", pa.float64()),  # mean utilization of the planned CPUs while measuring, 0-100
+    ("idlest_pinned_cpu_percent", pa.float64()),  # lowest per-CPU mean among the planned CPUs
+    ("busiest_other_cpu_percent", pa.float64()),  # highest per-CPU mean among CPUs outside the plan
+    ("peak_rss_bytes", pa.int64()),  # largest peak RSS of any worker
+    ("worker_peak_rss_bytes", pa.list_(pa.int64())),  # peak RSS of each worker, by rank
+    ("flags", pa.list_(pa.string())),  # unstable (this metric's CV) | desynchronized | noisy | underused | ...
+    ("target", pa.string()),  # outcome of the --target checks on this metric, e.g. "...>=20 pass"
+    # Added by schema 2: statistics over rounds (the independent unit).
+    ("ci_level", pa.float64()),  # coverage of [ci_low, ci_high] (0.95); null with no CI (fewer than 6 rounds)
+    ("ci_method", pa.string()),  # round bootstrap | repeated CI (--until-stable, kept under stopping)
+    ("aggregate_median", pa.float64()),  # median over rounds of the per-round aggregate throughput
+    ("aggregate_ci_low", pa.float64()),  # its 95% CI over rounds
+    ("aggregate_ci_high", pa.float64()),
+    ("hosts", pa.int32()),  # machines the trial's nodes run on (nodes of one host share its CPUs)
+    ("requests", pa.int64()),  # latency metrics: requests behind the figure (median = their merged percentile)
+])
+
+# One row per trial and latency distribution: every request of the trial in one HdrHistogram.
+LATENCY_SCHEMA = pa.schema([
+    ("run_id", pa.string()),
+    ("trial_id", pa.string()),
+    ("workload", pa.string()),
+    ("metric", pa.string()),  # the distribution, e.g. latency, latency_corrected, send_lag, gc_pause
+    ("unit", pa.string()),  # unit of its derived figures (the histogram itself counts ns)
+    ("requests", pa.int64()),
+    ("rounds", pa.int32()),
+    ("histogram", pa.binary()),  # HdrHistogram V2 compressed encoding, 1 ns .. 1 h, 3 significant digits
+])
+
+# One row per trial, metric and worker: each worker's own figures over its rounds.
+WORKERS_SCHEMA = pa.schema([
+    ("run_id", pa.string()),
+    ("trial_id", pa.string()),
+    ("workload", pa.string()),
+    ("metric", pa.string()),
+    ("unit", pa.string()),
+    ("worker_rank", pa.int32()),
+    ("node_id", pa.string()),
+    ("hostname", pa.string()),
+    ("cpus", pa.list_(pa.int32())),
+    ("n", pa.int32()),  # rounds
+    ("mean", pa.float64()),
+    ("median", pa.float64()),
+    ("cv", pa.float64()),
+    ("ci_low", pa.float64()),  # 95% bootstrap CI of the median over this worker's rounds; null below 6
+    ("ci_high", pa.float64()),
+])
+
+SAMPLES_SCHEMA = pa.schema([
+    ("run_id", pa.string()),
+    ("trial_id", pa.string()),
+    ("workload", pa.string()),
+    ("params", pa.string()),
+    ("node_id", pa.string()),
+    ("hostname", pa.string()),
+    ("worker_rank", pa.int32()),
+    ("cpus", pa.list_(pa.int32())),
+    ("l3_domain", pa.int32()),
+    ("numa_node", pa.int32()),
+    ("repetition", pa.int32()),
+    ("warmup", pa.bool_()),
+    ("iterations", pa.int64()),
+    ("ops", pa.int64()),
+    ("elapsed_ns", pa.int64()),
+    ("start_ns", pa.int64()),
+    ("end_ns", pa.int64()),
+    ("metric", pa.string()),
+    ("value", pa.float64()),
+    ("unit", pa.string()),
+    ("clock_offset_ns", pa.int64()),  # schema 2: the node's clock minus the driver's; raw stamps = start_ns + this
+])
+
+# One row per sweep series and N; the fit columns repeat on every row of their series.
+SCALING_SCHEMA = pa.schema([
+    ("run_id", pa.string()),
+    ("workload", pa.string()),
+    ("params", pa.string()),  # JSON
+    ("dimension", pa.string()),  # workers (per node varied, nodes fixed) | nodes (workers per node fixed)
+    ("series", pa.string()),  # the fixed dimensions, e.g. "nodes=1 placement=compact threads_per_worker=1"
+    ("mode", pa.string()),  # weak | strong
+    ("metric", pa.string()),
+    ("unit", pa.string()),
+    ("n", pa.int32()),  # total workers, or nodes
+    ("samples", pa.int32()),  # per-repetition aggregate throughputs behind the median
+    ("throughput_median", pa.float64()),
+    ("throughput_ci_low", pa.float64()),
+    ("throughput_ci_high", pa.float64()),
+    ("speedup", pa.float64()),  # a scaled speedup (Gustafson) in weak mode
+    ("efficiency", pa.float64()),
+    ("karp_flatt", pa.float64()),  # strong mode only
+    ("amdahl_serial_fraction", pa.float64()),
+    ("amdahl_serial_fraction_ci_low", pa.float64()),
+    ("amdahl_serial_fraction_ci_high", pa.float64()),
+    ("amdahl_rmse", pa.float64()),
+    ("amdahl_x1", pa.float64()),  # the fitted single-worker throughput X1, in the unit
+    ("usl_lambda", pa.float64()),
+    ("usl_sigma", pa.float64()),
+    ("usl_sigma_ci_low", pa.float64()),
+    ("usl_sigma_ci_high", pa.float64()),
+    ("usl_kappa", pa.float64()),
+    ("usl_kappa_ci_low", pa.float64()),
+    ("usl_kappa_ci_high", pa.float64()),
+    ("usl_peak_n", pa.float64()),
+    ("usl_rmse", pa.float64()),
+    ("fit_note", pa.string()),  # why a fit is missing ("not enough points ...")
+    ("verdict", pa.string()),
+    # Added by schema 2: intervals on every derived figure; fits on log X.
+    ("speedup_ci_low", pa.float64()),
+    ("speedup_ci_high", pa.float64()),
+    ("efficiency_ci_low", pa.float64()),
+    ("efficiency_ci_high", pa.float64()),
+    ("amdahl_x1_ci_low", pa.float64()),
+    ("amdahl_x1_ci_high", pa.float64()),
+    ("usl_lambda_ci_low", pa.float64()),
+    ("usl_lambda_ci_high", pa.float64()),
+    ("usl_peak_n_ci_low", pa.float64()),  # only when κ's CI excludes 0 (else usl_peak_n is null too)
+    ("usl_peak_n_ci_high", pa.float64()),
+    ("fit_scale", pa.string()),  # log (fitted on log X: multiplicative noise) | linear
+    ("hosts", pa.int32()),  # machines behind this point's nodes
+])
+
+# One row per resource sample (long format); cpu_percent rows are node-wide (worker_rank null).
+RESOURCES_SCHEMA = pa.schema([
+    ("run_id", pa.string()),
+    ("trial_id", pa.string()),
+    ("node_id", pa.string()),
+    ("worker_rank", pa.int32()),  # null for node-wide rows (cpu_percent)
+    ("t_ns", pa.int64()),  # wall clock, ns since the epoch, at the end of the sampled interval
+    ("kind", pa.string()),  # cpu_percent (over one measured sample) | rss_bytes
+    ("cpu", pa.int32()),  # the CPU of a cpu_percent row, else null
+    ("value", pa.float64()),  # percent (0-100) or bytes, as kind says
+    ("since_ns", pa.int64()),  # schema 2: start of the interval (a cpu_percent row covers one sample)
+])
+
+SCHEMAS = {"runs": RUNS_SCHEMA, "nodes": NODES_SCHEMA, "trials": TRIALS_SCHEMA, "workers": WORKERS_SCHEMA,
+           "latency": LATENCY_SCHEMA, "samples": SAMPLES_SCHEMA, "scaling": SCALING_SCHEMA,
+           "resources": RESOURCES_SCHEMA}

@@ -1,0 +1,155 @@
+"""Run one trial on its worker actors: service, setup and calibration, rounds, teardown.
+
+Ray-facing only: what the workers return goes to ``analysis.trial_record`` to become rows.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from cluster.clock import SAME_CLOCK, ClockOffset, measure_offset
+from cluster.cpu_lock import CpuLockTimeout
+from cluster.cpulist import format_cpulist
+from cluster.environment import local_host_id
+from cluster.nodes import NodeInfo
+from cluster.service import ServiceHost
+from cluster.worker import TrialSpec
+from orchestrator.actors import ActorPool, gather
+from orchestrator.analysis.trial_record import MeasuredTrial, WorkerResult
+from orchestrator.planner import Trial
+from orchestrator.rounds import measure_rounds
+from orchestrator.settings import Mode, Sampling
+
+
+def _stop_service(service: Any) -> None:
+    """Stop and kill a trial's ``ServiceHost``; a service already gone is not an error."""
+    try:
+        ray.get(service.stop.remote(), timeout=30)
+    except ray.exceptions.RayError:
+        pass
+    ray.kill(service)
+
+
+def _specs(trial: Trial, identities: list[dict[str, Any]], nodes: Mapping[str, NodeInfo], sampling: Sampling,
+           endpoint: dict[str, Any] | None) -> list[TrialSpec]:
+    first_on_node = {}
+    for slot in trial.slots:
+        first_on_node.setdefault(slot.node_id, slot.rank)
+    share = 1.0 if trial.shape.mode is Mode.WEAK else 1.0 / len(trial.slots)
+
+    def caches(node_id: str, cpus: tuple[int, ...]) -> dict[str, int]:
+        topology = nodes[node_id].topology
+        cpus = cpus or topology.usable_cpus
+        return {**topology.cache_sizes_bytes(cpus), "L3_total": topology.l3_total_bytes(cpus)}
+
+    return [
+        TrialSpec(
+            workload=trial.workload, params=dict(trial.params), worker_rank=slot.rank,
+            workers=len(trial.slots), min_time_s=sampling.min_time_s,
+            resource_interval_s=sampling.resource_interval_s, work_share=share, scratch_dir=sampling.scratch,
+            cache_sizes_bytes=caches(slot.node_id, tuple(identity["cpus"])),
+            record_node_cpus=first_on_node[slot.node_id] == slot.rank,
+            service_endpoint=endpoint,
+        )
+        for slot, identity in zip(trial.slots, identities)
+    ]
+
+
+def clock_offsets(trial: Trial, actors: Sequence[Any], nodes: Mapping[str, NodeInfo]) -> list[ClockOffset]:
+    """Return each worker's node clock offset to the driver (one estimate per node of the trial).
+
+    A node on the driver's own machine reads the same kernel clock: its offset is exactly 0.
+    Others get an NTP-style estimate over actor calls (``cluster.clock.measure_offset``).
+    """
+    here = local_host_id()
+    per_node: dict[str, ClockOffset] = {}
+    for slot, actor in zip(trial.slots, actors):
+        if slot.node_id not in per_node:
+            same_host = nodes[slot.node_id].host_id == here
+            per_node[slot.node_id] = (SAME_CLOCK if same_host
+                                      else measure_offset(lambda a=actor: ray.get(a.wall_ns.remote())))
+    return [per_node[slot.node_id] for slot in trial.slots]
+
+
+def lock_cpus(trial: Trial, actors: Sequence[Any], sampling: Sampling, run_id: str,
+              say: Callable[[str], None]) -> set[str]:
+    """Take the host-wide lock of every pinned CPU of the trial, waiting for other runs; return flags.
+
+    All or nothing across workers (one worker's CPUs held: release everyone's and wait), up to
+    ``sampling.lock_timeout_s``; ``say`` tells once whom the trial waits for. Without
+    ``lock_cpus`` nothing is taken and a trial whose CPUs another run holds gets ``shared_cpus``.
+
+    Raises:
+        CpuLockTimeout: the CPUs stayed held past the timeout (a one-sentence user error).
+    """
+    if not any(slot.pinned for slot in trial.slots):
+        return set()
+    if not sampling.lock_cpus:
+        return {"shared_cpus"} if any(gather([a.cpus_held_by.remote() for a in actors])) else set()
+    deadline, told = time.monotonic() + sampling.lock_timeout_s, False
+    while True:
+        busy = [h for h in gather([a.lock_cpus.remote(run_id) for a in actors]) if h is not None]
+        if not busy:
+            return set()
+        gather([a.unlock_cpus.remote() for a in actors])
+        if time.monotonic() >= deadline:
+            raise CpuLockTimeout(busy[0], sampling.lock_timeout_s)
+        if not told:
+            say(f"Waiting for CPUs {format_cpulist(busy[0].cpus)}, held by run {busy[0].run_id} "
+                f"(pid {busy[0].pid} on {busy[0].hostname}), up to --lock-timeout {sampling.lock_timeout_s:g} s.")
+            told = True
+        time.sleep(0.2 + random.random() * 0.1)  # jitter: two waiting runs do not retry in step
+
+
+def run_trial(trial: Trial, sampling: Sampling, pool: ActorPool, nodes: Mapping[str, NodeInfo], run_id: str,
+              say: Callable[[str], None] = lambda text: None) -> MeasuredTrial:
+    """Measure ``trial`` on pinned actors from ``pool`` and return what every worker produced.
+
+    Steps: the trial's CPUs are locked host-wide (``lock_cpus``); each node's clock offset is
+    estimated; the workload's shared service starts on its node (if it has one); every worker
+    prepares (setup, calibration) in parallel; all get the largest calibrated iteration
+    count; the warm-up and measured rounds follow (``measure_rounds``); ``finish`` tears
+    down and returns each worker's resource rows; the locks are released. On any error the
+    trial's actors are discarded (their state is unknown) and the error propagates.
+    """
+    threads = trial.shape.threads_per_worker
+    actors = [pool.get(slot, threads) for slot in trial.slots]
+    service = None
+    locked = False
+    try:
+        flags = lock_cpus(trial, actors, sampling, run_id, say)
+        locked = sampling.lock_cpus
+        offsets = clock_offsets(trial, actors, nodes)
+        endpoint = None
+        if trial.service_node_id is not None:  # one shared server on its node, for every worker
+            service = ServiceHost.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+                trial.service_node_id, soft=False)).remote(trial.workload, dict(trial.params))
+            endpoint = ray.get(service.start.remote())
+        identities = gather([a.identity.remote() for a in actors])
+        prepared = gather([a.prepare.remote(s) for a, s in
+                           zip(actors, _specs(trial, identities, nodes, sampling, endpoint))])
+        rounds = measure_rounds(actors, sampling, max(int(p["iterations"]) for p in prepared),
+                                [o.offset_ns for o in offsets])
+        resources = gather([a.finish.remote() for a in actors])
+    except BaseException:
+        for slot in trial.slots:
+            pool.discard(slot, threads)  # a killed worker's locks go with it
+        raise
+    finally:
+        if service is not None:
+            _stop_service(service)
+    if locked:
+        gather([a.unlock_cpus.remote() for a in actors])
+    workers = tuple(
+        WorkerResult(slot.rank, slot.node_id, identity["hostname"], tuple(identity["cpus"]), slot.pinned,
+                     table, res["resources"], float(p["setup_s"]), res["cpu_means"], offset)
+        for slot, identity, table, res, p, offset in zip(trial.slots, identities, rounds.tables, resources,
+                                                         prepared, offsets)
+    )
+    return MeasuredTrial(trial, workers, rounds.stop_reason, rounds.measure_s, rounds.stop, frozenset(flags))
