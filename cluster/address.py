@@ -33,39 +33,64 @@ def _last_started_cluster() -> str:
 def resolve_address(address: str | None) -> str | None:
     """Return the cluster address to join: ``address``, ``RAY_ADDRESS``, or None (embedded).
 
-    ``"auto"`` is resolved the way Ray does, from ``/tmp/ray/ray_current_cluster``.
+    ``"auto"`` is resolved the way Ray does, from ``/tmp/ray/ray_current_cluster``. Messages
+    name where the address came from (``--address`` or ``RAY_ADDRESS``).
 
     Raises:
         UserError: "auto" with no cluster started on this host, or an address whose
             GCS port does not accept a TCP connection within 3 s.
     """
+    source = "--address" if address else "RAY_ADDRESS"
     address = address or os.environ.get("RAY_ADDRESS") or None
     if address is None or address == "local":
         return None
     if address.startswith("ray://"):
-        raise UserError(f"--address {address}: Ray Client addresses are not supported; "
+        raise UserError(f"{source} {address}: Ray Client addresses are not supported; "
                         "give the GCS address host:port (e.g. 10.0.0.5:6379) or 'auto'.")
     if address == "auto":
         address = _last_started_cluster()
         if not address:
-            raise UserError("--address auto found no Ray cluster started on this host; "
-                            "start one with `ray start --head` or omit --address.")
+            raise UserError(f"{source} auto found no Ray cluster started on this host; "
+                            "start one with `ray start --head` or omit it.")
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
-        raise UserError(f"--address {address!r} is not host:port; give e.g. 127.0.0.1:6379 or 'auto'.")
+        raise UserError(f"{source} {address!r} is not host:port; give e.g. 127.0.0.1:6379 or 'auto'.")
     try:
         # A TLS cluster (RAY_USE_TLS) would not answer a plain HTTP/2 preface: skip the probe.
         speaks_grpc = os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true") or _speaks_http2(host, int(port))
     except TimeoutError:
-        raise UserError(f"--address {address}: the port accepts connections but did not answer within 3 s; "
+        raise UserError(f"{source} {address}: the port accepts connections but did not answer within 3 s; "
                         "check that it is a Ray GCS (the address `ray start --head` printed).") from None
     except OSError as exc:
-        raise UserError(f"--address {address}: no Ray cluster answers there ({exc.strerror or exc}); "
+        raise UserError(f"{source} {address}: no Ray cluster answers there ({exc.strerror or exc}); "
                         "check the address or start one with `ray start --head`.") from None
     if not speaks_grpc:  # ray.init would retry such a port for minutes
-        raise UserError(f"--address {address}: something answers there but it is not a Ray GCS (no gRPC); "
+        raise UserError(f"{source} {address}: something answers there but it is not a Ray GCS (no gRPC); "
                         "give the address `ray start --head` printed (default port 6379).")
     return address
+
+
+def check_gcs(address: str, timeout_s: float = 3.0) -> None:
+    """Ask ``address`` for one GCS key; refuse at once a gRPC port that is not a GCS (a raylet's).
+
+    ``ray.init`` would retry such a port for 20 s and then blame the token.
+
+    Raises:
+        UserError: it answers, but not as a GCS (or it refuses this host's token).
+    """
+    try:
+        from ray._raylet import GcsClient  # Ray's own GCS client, as its autoscaler SDK uses it
+    except ImportError:  # another Ray: let ray.init judge
+        return
+    try:
+        GcsClient(address=address).internal_kv_get(b"topobench-probe", None, timeout=timeout_s)
+    except Exception as exc:  # noqa: BLE001 -- an RpcError of any kind: judged by its words
+        text = str(exc)
+        if any(word in text.lower() for word in ("auth", "token")):
+            raise UserError(f"{address}: the Ray cluster refused this host's token ({text.strip()[:200]}); "
+                            "use the cluster's token (~/.ray/auth_token, or RAY_AUTH_TOKEN).") from None
+        raise UserError(f"{address} answers gRPC but is not a Ray GCS (it may be a raylet's or a worker's "
+                        "port); give the address `ray start --head` printed (default port 6379).") from None
 
 
 # The HTTP/2 connection preface and an empty SETTINGS frame (RFC 9113, section 3.4).

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import ray
 
-from cluster.address import resolve_address
+from cluster.address import check_gcs, resolve_address
 from workloads.errors import UserError
 
 DEFAULT_OBJECT_STORE_BYTES = 256 * 2**20
@@ -62,6 +62,7 @@ def ray_session(
             _temp_dir=str(temp_dir),
         )
     else:
+        check_gcs(resolved)
         try:
             ray.init(address=resolved, log_to_driver=False, configure_logging=False)
         except ConnectionError as exc:  # e.g. InvalidAuthToken: a cluster with another token

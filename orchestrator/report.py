@@ -40,6 +40,8 @@ class ReportFiles:
     markdown: Path
     html: Path
     images: tuple[Path, ...]
+    skipped: tuple[str, ...] = ()
+    """Dataset files left out because they could not be read as their table."""
 
 
 def _fmt(value: Any) -> str:
@@ -64,8 +66,12 @@ def summary_section(run: Mapping[str, Any], trials: Sequence[Mapping[str, Any]])
     targets = f"; **{len(missed)} metric(s) missed a target**" if missed else ""
     s.paragraphs.append(f"Run `{run['run_id']}`, status **{run.get('status')}**{targets}, started "
                         f"{run.get('started_at')}, {plural(total, 'trial')} ({run.get('trials_failed') or 0} failed).")
+    if run.get("status") not in (None, "complete"):
+        s.paragraphs.append(f"**This run is {run['status']}**: the figures below are of the trials it stored "
+                            f"({len({t['trial_id'] for t in trials})} of {run.get('trials_total') or '?'}).")
     if run.get("command"):
-        s.paragraphs.append(f"Command: `{run['command']}`")
+        s.paragraphs.append(f"Command: `{run['command']}`" + "".join(
+            f"; resumed by `{c}`" for c in run.get("resumed_by") or ()))
     headers = ["workload", "params", "workers", "placement", "metric", "n", "median", "95% CI",
                "CV", "aggregate", "unit", "flags", "target", "status"]
     rows = []
@@ -308,6 +314,7 @@ def comparison_section(dataset: Dataset, base: str, new: str) -> Section:
                         "medians with a bootstrap 95% CI; p from the Mann-Whitney U test, adjusted by Holm "
                         "across all metrics; significant when the adjusted p < 0.01 and the CI excludes 1.")
     s.tables.append((list(HEADERS), text_rows(result)))
+    s.paragraphs += [f"Note: {n}" for n in result.notes]
     for label, items in (("Only in BASE", result.only_base), ("Only in NEW", result.only_new)):
         s.paragraphs += [f"{label}: {i}" for i in items]
     return s
@@ -353,4 +360,4 @@ def build_report(results: Path, run: str, out: Path | None = None, vs: str | Non
                         "folder with --out DIR.") from None
     finally:
         dataset.close()
-    return ReportFiles(md, page, tuple(img for s in sections for img in s.images))
+    return ReportFiles(md, page, tuple(img for s in sections for img in s.images), tuple(dataset.skipped))

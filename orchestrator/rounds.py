@@ -49,7 +49,7 @@ def round_values(rows: Sequence[Sequence[pa.Table]]) -> np.ndarray:
 
 
 def measure_rounds(actors: Sequence[Any], sampling: Sampling, iterations: int,
-                   clock_offsets_ns: Sequence[int] = ()) -> Rounds:
+                   clock_offsets_ns: Sequence[int] = (), deadline: float | None = None) -> Rounds:
     """Run the trial's warm-up and measured rounds on ``actors``; see the module docstring.
 
     Without ``until_stable`` ``repetitions`` rounds are taken (stop reason "repetitions").
@@ -66,7 +66,7 @@ def measure_rounds(actors: Sequence[Any], sampling: Sampling, iterations: int,
     def round_(repetition: int, warmup: bool) -> int:
         start_at = time.time_ns() + SYNC_MARGIN_NS
         for kept, table in zip(rows, gather([a.sample.remote(start_at + off, iterations, repetition, warmup)
-                                             for a, off in zip(actors, offsets)])):
+                                             for a, off in zip(actors, offsets)], deadline)):
             kept.append(table)
         return start_at
 

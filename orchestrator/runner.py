@@ -7,10 +7,12 @@ that finished.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import platform
 import subprocess
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib.metadata import version
@@ -20,13 +22,14 @@ import ray
 
 from cluster.clock import ClockOffset
 from cluster.cpu_lock import CpuLockTimeout
+from cluster.environment import local_host_id
 from cluster.nodes import NodeInfo
-from orchestrator.actors import ActorPool, describe_error
+from orchestrator.actors import ActorPool, TrialTimeout, describe_error
 from orchestrator.analysis.targets import Target
 from orchestrator.analysis.trial_record import TrialRecord, build_record, failed_record
 from orchestrator.planner import Trial
 from orchestrator.settings import Sampling
-from orchestrator.store.writer import RunStore
+from orchestrator.store.writer import RunStore, StoreError
 from orchestrator.trial_run import run_trial
 from workloads.registry import get_workload
 
@@ -121,6 +124,9 @@ def _record(ctx: RunContext, trial: Trial, pool: ActorPool) -> TrialRecord:
         measured = run_trial(trial, ctx.sampling, pool, {n.node_id: n for n in ctx.nodes}, ctx.run_id, ctx.say)
     except CpuLockTimeout:
         raise  # another run holds the CPUs: stop the run (keeping what finished), one sentence, exit 2
+    except TrialTimeout:
+        return failed_record(ctx.run_id, trial, workload, f"the trial ran past --trial-timeout "
+                                                          f"{ctx.sampling.trial_timeout_s:g} s and was stopped")
     except Exception as exc:  # noqa: BLE001 -- a workload error (RayTaskError) or a lost actor/node
         error = describe_error(exc)
         lost = lost_nodes(trial, ctx.nodes) if isinstance(exc, ray.exceptions.RayError) else []
@@ -132,29 +138,37 @@ def _record(ctx: RunContext, trial: Trial, pool: ActorPool) -> TrialRecord:
     return build_record(ctx.run_id, measured, topologies, workload, ctx.sampling, ctx.targets)
 
 
-def execute(ctx: RunContext, trials: Sequence[Trial]) -> RunOutcome:
-    """Run ``trials`` in order, writing each one's results as it ends.
+def execute(ctx: RunContext, trials: Iterable[Trial]) -> RunOutcome:
+    """Run ``trials`` in order, storing each one as it ends; return what ran.
 
-    The run row is first written as ``interrupted`` and replaced at the end, so a killed
-    driver leaves a truthful status. Ctrl-C marks the run interrupted and re-raises. A
-    resumed run keeps its first start time and the node rows of nodes it no longer uses.
-    When the run ends, each node's per-trial files are compacted into one.
+    ``trials`` may be a generator that plans its next trial from the records so far
+    (``ctx.on_trial`` sees each one first): a capacity search does. The run row says
+    ``running`` (with this host and pid) until the end, then complete, failed or
+    interrupted; a reader shows a running run whose driver is gone as interrupted. A
+    resumed run keeps its first start time and command (the resuming one is added to
+    ``resumed_by``) and the node rows of nodes it no longer uses. When the run ends, each
+    node's per-trial files are compacted into one.
+
+    Raises:
+        StoreError: the results could not be written mid-run (the run is marked failed).
+        CpuLockTimeout: another run held the CPUs past --lock-timeout (marked interrupted).
+        KeyboardInterrupt: after the run was marked interrupted.
     """
     store = ctx.store
     earlier = store.read_run()
     run_row = {
         "run_id": ctx.run_id, "started_at": earlier["started_at"] if earlier else datetime.now(timezone.utc),
-        "finished_at": None, "command": ctx.command, "spec": ctx.spec_json, "status": "interrupted",
-        "trials_total": len(trials), "trials_failed": 0, "topobench_version": version("topobench"),
-        "ray_version": ray.__version__, "python_version": platform.python_version(), "git_commit": _git_commit(),
+        "finished_at": None, "command": earlier["command"] if earlier else ctx.command, "spec": ctx.spec_json,
+        "status": "running", "trials_total": len(trials) if isinstance(trials, Sized) else None,
+        "trials_failed": 0, "topobench_version": version("topobench"), "ray_version": ray.__version__,
+        "python_version": platform.python_version(), "git_commit": _git_commit(), "host": local_host_id(),
+        "pid": os.getpid(), "resumed_by": [*(earlier.get("resumed_by") or [])] + [ctx.command] if earlier else [],
     }
     store.write_run(run_row)
-    used: dict[str, set[int]] = {}
-    for t in trials:
-        for s in t.slots:
-            used.setdefault(s.node_id, set()).update(s.cpus)
+    store.reserve()
     probed = {n.node_id for n in ctx.nodes}
     kept_nodes = [r for r in store.read_nodes() if r["node_id"] not in probed]
+    used: dict[str, set[int]] = {}
     clocks: dict[str, ClockOffset] = {}
     store.write_nodes(kept_nodes + node_rows(ctx.run_id, ctx.nodes, used, clocks))
     rows: list[dict[str, Any]] = list(ctx.previous_rows)
@@ -169,24 +183,34 @@ def execute(ctx: RunContext, trials: Sequence[Trial]) -> RunOutcome:
                 continue
             ctx.on_trial(i, trial, None)
             record = _record(ctx, trial, pool)
-            store.write_trial_tables(trial.trial_id, record.tables)
-            worker_rows.extend(record.workers)
-            store.write_workers(worker_rows)
-            if record.latency:
-                latency_rows.extend(record.latency)
-                store.write_latency(latency_rows)
+            try:
+                store.commit_trial(trial.trial_id, record.tables, [*rows, *record.rows],
+                                   [*worker_rows, *record.workers], [*latency_rows, *record.latency])
+            except StoreError:
+                status = "failed"
+                raise
             rows.extend(record.rows)
-            store.write_trials(rows)
+            worker_rows.extend(record.workers)
+            latency_rows.extend(record.latency)
             records.append(record)
-            if set(record.clocks) - set(clocks):  # a node's first offset estimate: on its nodes row
-                clocks.update({n: c for n, c in record.clocks.items() if n not in clocks})
+            fresh = {n: c for n, c in record.clocks.items() if n not in clocks}
+            cpus_of: dict[str, set[int]] = {}
+            for slot in trial.slots:
+                cpus_of.setdefault(slot.node_id, set()).update(slot.cpus)
+            planned = {node: cpus for node, cpus in cpus_of.items() if not cpus <= used.get(node, set())}
+            if fresh or planned:  # a node's first clock estimate or new CPUs: its nodes row says so
+                clocks.update(fresh)
+                for node, cpus in planned.items():
+                    used.setdefault(node, set()).update(cpus)
                 store.write_nodes(kept_nodes + node_rows(ctx.run_id, ctx.nodes, used, clocks))
             ctx.on_trial(i, trial, record)
         status = "failed" if any(r.error for r in records) else "complete"
     finally:
         pool.close()
         run_row.update(status=status, finished_at=datetime.now(timezone.utc),
+                       trials_total=run_row["trials_total"] or len(records) + len(ctx.skip),
                        trials_failed=sum(1 for r in records if r.error))
-        store.write_run(run_row)
-        store.compact()
+        with contextlib.suppress(OSError):  # a read-only folder: the row stays "running" (read as interrupted)
+            store.write_final_run(run_row)
+            store.compact()
     return RunOutcome(ctx.run_id, status, tuple(records))

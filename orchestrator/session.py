@@ -17,6 +17,7 @@ from rich.console import Console
 from cluster.connection import ray_session
 from cluster.nodes import NodeInfo
 from orchestrator.analysis.targets import Target, TargetResult, check_targets
+from orchestrator.interrupts import terminated_on_sigterm
 from orchestrator.planner import Point, Trial, plan_trials
 from orchestrator.render.notes import print_warnings
 from orchestrator.render.progress import trial_progress
@@ -133,11 +134,13 @@ def run_session(spec: SessionSpec, on_trial: OnTrial | None = None) -> Session:
             ctx = RunContext(store, spec.command, spec.spec_json, spec.sampling, nodes, spec.targets,
                              skip, tuple(previous), progress, lambda text: err.print(text, highlight=False))
             try:
-                outcome = execute(ctx, trials)
+                with terminated_on_sigterm():
+                    outcome = execute(ctx, trials)
             except KeyboardInterrupt:
+                kept = len(RunStore(results, store.run_id).read_trial_ids())
                 hint = f"; {spec.resume_hint.format(run_id=store.run_id)}" if spec.resume_hint else ""
-                err.print(f"Run {store.run_id} interrupted; its finished trials are stored in {results}{hint}.",
-                          highlight=False)
+                err.print(f"Run {store.run_id} interrupted; {kept} of {len(trials)} trials are stored in "
+                          f"{results}{hint}.", highlight=False)
                 raise
     rows = (*previous, *outcome.rows)
     return Session(results, outcome, trials, nodes, rows, tuple(check_targets(spec.targets, rows)), len(skip))

@@ -72,6 +72,8 @@ class Sampling:
             share a CPU; off (``--no-lock``), a trial whose CPUs another run holds is flagged
             ``shared_cpus``.
         lock_timeout_s: how long a trial waits for CPUs another run holds, seconds.
+        trial_timeout_s: a trial still running after this many seconds (setup, calibration
+            and rounds) is failed with that reason and the run goes on; 0: no limit.
     """
 
     repetitions: int = field(default=10, metadata=_names("--repetitions", "repetitions"))
@@ -85,6 +87,7 @@ class Sampling:
     scratch: str | None = field(default=None, metadata=_names("--scratch", "scratch"))
     lock_cpus: bool = field(default=True, metadata=_names("--lock/--no-lock", "lock"))
     lock_timeout_s: float = field(default=300.0, metadata=_names("--lock-timeout", "lock_timeout"))
+    trial_timeout_s: float = field(default=0.0, metadata=_names("--trial-timeout", "trial_timeout"))
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -100,6 +103,7 @@ class Sampling:
             ("max_cv", self.max_cv > 0, "must be a fraction above 0, e.g. 0.05 for 5%"),
             ("resource_interval_s", self.resource_interval_s >= 0.01, "must be at least 0.01 seconds"),
             ("lock_timeout_s", self.lock_timeout_s >= 0, "must be 0 seconds or more"),
+            ("trial_timeout_s", self.trial_timeout_s >= 0, "must be 0 (no limit) or more seconds"),
         )
         for name, ok, rule in checks:
             if not ok:

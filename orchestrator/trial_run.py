@@ -125,18 +125,20 @@ def run_trial(trial: Trial, sampling: Sampling, pool: ActorPool, nodes: Mapping[
     try:
         flags = lock_cpus(trial, actors, sampling, run_id, say)
         locked = sampling.lock_cpus
+        # The watchdog starts once the CPUs are ours: waiting for another run is not this trial's time.
+        deadline = time.monotonic() + sampling.trial_timeout_s if sampling.trial_timeout_s else None
         offsets = clock_offsets(trial, actors, nodes)
         endpoint = None
         if trial.service_node_id is not None:  # one shared server on its node, for every worker
             service = ServiceHost.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
                 trial.service_node_id, soft=False)).remote(trial.workload, dict(trial.params))
-            endpoint = ray.get(service.start.remote())
-        identities = gather([a.identity.remote() for a in actors])
+            (endpoint,) = gather([service.start.remote()], deadline)
+        identities = gather([a.identity.remote() for a in actors], deadline)
         prepared = gather([a.prepare.remote(s) for a, s in
-                           zip(actors, _specs(trial, identities, nodes, sampling, endpoint))])
+                           zip(actors, _specs(trial, identities, nodes, sampling, endpoint))], deadline)
         rounds = measure_rounds(actors, sampling, max(int(p["iterations"]) for p in prepared),
-                                [o.offset_ns for o in offsets])
-        resources = gather([a.finish.remote() for a in actors])
+                                [o.offset_ns for o in offsets], deadline)
+        resources = gather([a.finish.remote() for a in actors], deadline)
     except BaseException:
         for slot in trial.slots:
             pool.discard(slot, threads)  # a killed worker's locks go with it

@@ -78,3 +78,24 @@ def test_processes_under_never_returns_the_caller():
     from pathlib import Path
 
     assert os.getpid() not in processes_under(Path(sys.executable))
+
+
+def test_a_raylet_port_is_refused_at_once_as_not_a_gcs(head, tmp_path):
+    """A gRPC port of the cluster that is not its GCS: one sentence within seconds, not Ray's 20 s wait."""
+    import sys
+    import time
+
+    address, _ = head
+    ask = f"import cluster, ray; ray.init(address='{address}'); print(ray.nodes()[0]['NodeManagerPort'])"
+    port = subprocess.run([sys.executable, "-c", ask], capture_output=True, text=True, check=True).stdout.split()[-1]
+    raylet = f"{address.rpartition(':')[0]}:{port}"
+    t0 = time.monotonic()
+    done = topobench("run", "cpu.sqrt_mod", "--address", raylet, "--results", str(tmp_path / "r"))
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "answers gRPC but is not a Ray GCS" in done.stderr and time.monotonic() - t0 < 15
+    assert not (tmp_path / "r").exists()
+
+
+def test_errors_of_ray_address_name_ray_address(tmp_path):
+    done = topobench("run", "cpu.sqrt_mod", "--results", str(tmp_path), env_extra={"RAY_ADDRESS": "auto-ish"})
+    assert done.returncode == 2 and "RAY_ADDRESS 'auto-ish' is not host:port" in done.stderr

@@ -126,7 +126,7 @@ def test_address_that_is_not_ray(tmp_path):
 def test_unwritable_results_folder(tmp_path, make_bad):
     bad = make_bad(tmp_path)
     result = invoke("run", "cpu.sqrt_mod", "--results", str(bad))
-    assert_user_error(result, "cannot be written", "--results DIR")
+    assert_user_error(result, "is not writable (creating a file in", "--results DIR")
 
 
 @pytest.mark.ray
@@ -141,3 +141,8 @@ def test_impossible_placement(ray_local, tmp_path):
     result = invoke("run", "cpu.sqrt_mod", "--placement", "C7:0", "--results", str(tmp_path / "r"))
     assert_user_error(result, "C7")
     assert not (tmp_path / "r").exists()
+
+
+def test_results_under_proc_is_named_not_writable(tmp_path):
+    result = invoke("run", "cpu.sqrt_mod", "--results", "/proc/1")
+    assert_user_error(result, "Results folder '/proc/1' is not writable (creating a file in it failed")

@@ -217,3 +217,14 @@ def test_holm_adjusts_across_every_metric_of_the_comparison(tmp_path):
     assert all(r.p_adjusted >= r.p_value for r in tested)
     assert max(r.p_adjusted for r in tested) <= 1.0
     assert next(r for r in rows if r.metric == "element_ops_per_s").verdict == "slower"
+
+
+def test_an_incomplete_run_is_named_before_its_figures_are_compared(tmp_path):
+    write_run(tmp_path, RUN_A, noisy(100e6, seed=1))
+    write_run(tmp_path, RUN_B, noisy(100e6, seed=2))
+    store = RunStore(tmp_path, RUN_B)
+    store.write_run({**store.read_run(), "status": "interrupted", "trials_total": 3})
+    result = CliRunner().invoke(app, ["compare", RUN_A, RUN_B, "--results", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert (f"topobench: warning: NEW run {RUN_B} is interrupted (1 of 3 trials stored): only what it stored "
+            "is compared.") in result.stderr

@@ -151,3 +151,17 @@ def test_hundreds_of_runs_query_fast_paths_and_right_answers(ray_local, tmp_path
     # The copies keep the original's start time: the run id breaks the tie.
     assert dataset.resolve("latest") == max(ids) and dataset.resolve("latest~300") == first
     assert not dataset.skipped
+
+
+def test_a_running_run_whose_driver_is_gone_reads_as_interrupted(tmp_path):
+    import subprocess
+
+    from cluster.environment import local_host_id
+
+    dead_pid = subprocess.Popen(["true"])
+    dead_pid.wait()
+    for run_id, pid in (("20261129T085512Z-000001", os.getpid()), ("20261129T085512Z-000002", dead_pid.pid)):
+        RunStore(tmp_path, run_id).write_run({"run_id": run_id, "status": "running", "host": local_host_id(),
+                                              "pid": pid})
+    rows = Dataset(tmp_path).rows("SELECT run_id, status FROM runs ORDER BY run_id")
+    assert [r["status"] for r in rows] == ["running", "interrupted"]

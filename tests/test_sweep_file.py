@@ -296,3 +296,13 @@ def replace_usable(topology, usable):
     from dataclasses import replace
 
     return replace(topology, usable_cpus=tuple(usable))
+
+
+def test_dry_run_estimate_counts_every_round():
+    from orchestrator.render.run_tables import duration_text
+    from orchestrator.settings import Sampling
+
+    # 10 trials x (1 s + (3 + 1 + 10) x 0.1 s) = 24 s
+    assert duration_text(10, Sampling()) == "at least 24 s"
+    assert duration_text(100, Sampling(min_time_s=1.0)) == "at least 25 min 00 s"
+    assert duration_text(2, Sampling(until_stable=True, max_time_s=30)).endswith("at most about 1 min 05 s (--until-stable)")

@@ -175,6 +175,7 @@ def test_removed_node_fails_its_trials_then_resume_runs_only_those(cluster, tmp_
     cluster.wait_for_nodes()
     resumed, _ = execute_sweep(spec, None, tmp_path, resume=outcome.run_id)
     assert first.read_run()["started_at"] == started  # one run, resumed: its first start stays
+    assert first.read_run()["command"] == "topobench sweep" and first.read_run()["resumed_by"] == ["topobench sweep"]
     assert nodes_before <= {r["node_id"] for r in first.read_nodes()}  # the removed node's row stays
     assert resumed.outcome.status == "complete" and resumed.resumed == 2
     assert {r.trial.trial_id for r in resumed.outcome.records} == failed

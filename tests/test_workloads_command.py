@@ -90,8 +90,8 @@ def test_timeout_kills_the_run():
 def test_missing_command_is_refused():
     with pytest.raises(UserError) as err:
         Command({"cmd": "no-such-tool-xyz --fast"})
-    assert str(err.value) == ("command 'no-such-tool-xyz' was not found on PATH; give a full "
-                              "path or install it")
+    assert str(err.value) == ("Parameter command.cmd: command 'no-such-tool-xyz' was not found on PATH; "
+                              "give a full path or install it.")
     Command({"cmd": "no-such-tool-xyz", "shell": True})  # the shell decides at run time
 
 
@@ -113,3 +113,10 @@ def test_extracted_direction_follows_the_parameter():
                     for d in ("higher", "lower", "none")}
     assert by_direction == {"higher": "higher", "lower": "lower", "none": None}
     assert Command({"cmd": "true"}).params["direction"] == "none"  # a scraped number means nothing by default
+
+
+@pytest.mark.parametrize("path, what", [("/etc/passwd", "is not an executable file"),
+                                        ("/no/such/tool", "does not exist")])
+def test_a_full_path_that_cannot_run_is_named_as_such(path, what):
+    with pytest.raises(UserError, match=f"Parameter command.cmd: '{path}' {what}; give the path of a program"):
+        Command({"cmd": path})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import resource
 import shlex
@@ -34,9 +35,12 @@ def _check_command(param: str, cmd: str, shell: bool) -> None:
     if not argv:
         raise UserError(f"Parameter {where} is empty; give a command such as "
                         f"--param {where}='sleep 0.1'.")
+    if not shell and "/" in argv[0] and not (os.path.isfile(argv[0]) and os.access(argv[0], os.X_OK)):
+        what = "does not exist" if not os.path.exists(argv[0]) else "is not an executable file"
+        raise UserError(f"Parameter {where}: {argv[0]!r} {what}; give the path of a program you can run.")
     if not shell and shutil.which(argv[0]) is None:
-        raise UserError(f"command {argv[0]!r} was not found on PATH; give a full path or "
-                        "install it")
+        raise UserError(f"Parameter {where}: command {argv[0]!r} was not found on PATH; give a full path "
+                        "or install it.")
 
 
 def tail(text: bytes, lines: int = STDERR_TAIL_LINES) -> str:

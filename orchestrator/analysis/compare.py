@@ -64,6 +64,8 @@ class CompareResult:
     only_new: tuple[str, ...]
     threshold: float | None
     alpha: float = 0.01
+    notes: tuple[str, ...] = ()
+    """What to know before trusting the rows (a run that did not complete)."""
 
     @property
     def regressions(self) -> tuple[MetricComparison, ...]:
@@ -173,6 +175,19 @@ def compare_runs(dataset: Dataset, base: str, new: str, *, threshold: float | No
     if not rows:
         raise UserError(f"Runs {base_id} and {new_id} have no trial in common (same workload, parameters, "
                         "nodes, workers and placement); compare runs of the same benchmark.")
+    notes = tuple(incomplete_note(dataset, run_id, side) for run_id, side in ((base_id, "BASE"), (new_id, "NEW"))
+                  if incomplete_note(dataset, run_id, side))
     return CompareResult(base_id, new_id, tuple(rows),
                          tuple(sorted(_describe(k) for k in configs_b - configs_n)),
-                         tuple(sorted(_describe(k) for k in configs_n - configs_b)), threshold, alpha)
+                         tuple(sorted(_describe(k) for k in configs_n - configs_b)), threshold, alpha, notes)
+
+
+def incomplete_note(dataset: Dataset, run_id: str, side: str) -> str:
+    """Return a sentence when run ``run_id`` did not complete (its figures may be partial); "" otherwise."""
+    run = dataset.run(run_id) or {}
+    if run.get("status") in (None, "complete"):
+        return ""
+    stored = dataset.rows("SELECT count(DISTINCT trial_id) AS n FROM trials WHERE run_id = ?", [run_id])[0]["n"]
+    total = run.get("trials_total")
+    return (f"{side} run {run_id} is {run['status']} ({stored} of {total if total is not None else '?'} trials "
+            "stored): only what it stored is compared.")

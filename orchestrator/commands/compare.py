@@ -31,7 +31,10 @@ def compare(
     if not 0.0 < alpha < 1.0:
         raise UserError(f"--alpha {alpha} is not in (0, 1); give a level such as 0.01.")
     threshold = None if fail_on_regression is None else parse_threshold(fail_on_regression)
-    result = compare_runs(Dataset(results), base, new, threshold=threshold, alpha=alpha)
+    dataset = Dataset(results)
+    result = compare_runs(dataset, base, new, threshold=threshold, alpha=alpha)
+    for line in (*(f"skipped {s}" for s in dataset.skipped), *result.notes):
+        typer.echo(f"topobench: warning: {line}", err=True)
     if format == "table":
         from orchestrator.render.console import stdout_console
 

@@ -1,4 +1,9 @@
-"""The one place a ``UserError`` becomes a message: one line on stderr, exit code 2."""
+"""The one place errors a user can cause become messages: one line on stderr, and the exit code.
+
+``UserError`` (bad input, a plan that cannot be met): exit 2. ``StoreError`` (the results
+folder filled up or turned read-only mid-run): exit 1, what finished is kept. Ctrl-C: 130;
+SIGTERM: 143 (the run says what it kept before). Internal faults keep their traceback.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +13,13 @@ from typing import Any
 
 import typer
 
+from orchestrator.interrupts import Terminated
 from workloads.errors import UserError
 
 
 def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Wrap a command so a ``UserError`` prints "topobench: error: <sentence>" and exits 2."""
+    """Wrap a command: one sentence on stderr and the right exit code for what a user can cause."""
+    from orchestrator.store.writer import StoreError
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -21,5 +28,12 @@ def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         except UserError as exc:
             typer.echo(f"topobench: error: {exc}", err=True)
             raise typer.Exit(2) from None
+        except StoreError as exc:
+            typer.echo(f"topobench: error: {exc}", err=True)
+            raise typer.Exit(1) from None
+        except Terminated:
+            raise typer.Exit(143) from None
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
 
     return wrapper

@@ -20,4 +20,6 @@ def report(
     from orchestrator.report import build_report
 
     files = build_report(results, run, out, vs)
+    for skipped in files.skipped:
+        typer.echo(f"topobench: warning: skipped {skipped}", err=True)
     typer.echo(f"Wrote {files.markdown}, {files.html} and {len(files.images)} plot(s).")

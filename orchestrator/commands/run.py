@@ -45,6 +45,8 @@ def run(
                                        "share them; --no-lock runs anyway and flags shared_cpus.")] = DEFAULTS.lock_cpus,
     lock_timeout: Annotated[float, typer.Option(help="Seconds a trial waits for CPUs another run holds.")] = (
         DEFAULTS.lock_timeout_s),
+    trial_timeout: Annotated[float, typer.Option(help="Fail a trial still running after this many seconds and go on "
+                                                 "(0: no limit).")] = DEFAULTS.trial_timeout_s,
     target: Annotated[list[str] | None, typer.Option(
         "--target", help='Service-level target WORKLOAD:METRIC OP VALUE on the median, e.g. '
                          '"memory.stream:triad_gbs>=20"; repeatable; a miss exits 1.')] = None,
@@ -56,7 +58,7 @@ def run(
 
     sampling = Sampling(repetitions=repetitions, warmup=warmup, min_time_s=min_time, until_stable=until_stable,
                         max_time_s=max_time, rel_ci=rel_ci, max_cv=max_cv, resource_interval_s=resource_interval,
-                        scratch=scratch, lock_cpus=lock, lock_timeout_s=lock_timeout)
+                        scratch=scratch, lock_cpus=lock, lock_timeout_s=lock_timeout, trial_timeout_s=trial_timeout)
     shape = build_shape(workers, nodes, placement, threads_per_worker, reserve_cpus, mode)
     request = build_request(workloads or (), param or (), shape, sampling, target or (), results)
     session = execute_run(request, address, " ".join(["topobench", *sys.argv[1:]]))

@@ -40,12 +40,9 @@ def sweep(
         from orchestrator.session import plan_only
 
         nodes, trials = plan_only(address, spec.points())
-        stdout_console().print(plan_table(trials, nodes))
+        stdout_console().print(plan_table(trials, nodes, spec.sampling))
         return
-    try:
-        session, _ = execute_sweep(spec, address, results, resume, " ".join(["topobench", *sys.argv[1:]]))
-    except KeyboardInterrupt:
-        raise typer.Exit(130) from None
+    session, _ = execute_sweep(spec, address, results, resume, " ".join(["topobench", *sys.argv[1:]]))
     if session.outcome.status != "complete" or session.targets_missed:
         raise typer.Exit(1)
 

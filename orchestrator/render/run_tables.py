@@ -16,6 +16,7 @@ from orchestrator.analysis.stats import MIN_UNITS_FOR_CI
 from orchestrator.analysis.targets import TargetResult
 from orchestrator.planner import Trial
 from orchestrator.render.numbers import percent, quantity, si
+from orchestrator.settings import Sampling
 from workloads.params import params_text
 
 
@@ -123,10 +124,31 @@ def scaling_tables(analyses: Iterable[SeriesAnalysis]) -> list[Table]:
     return tables
 
 
-def plan_table(trials: Sequence[Trial], nodes: Sequence[NodeInfo]) -> Table:
-    """Return the dry-run table: one line per trial with its CPU plan on each node."""
+def duration_text(trials: int, sampling: Sampling) -> str:
+    """Return how long ``trials`` trials take at least, as words ("at least 2 min 30 s")."""
+    # Per trial: about 1 s of actor setup, calibration (its samples grow to min_time; the last
+    # two reach it: about 3 min_time), then every round lasts at least min_time.
+    per_trial = 1.0 + (3 + sampling.warmup + sampling.repetitions) * sampling.min_time_s
+    low = trials * per_trial
+    text = f"at least {format_seconds(low)}"
+    if sampling.until_stable:
+        text += f", at most about {format_seconds(low + trials * sampling.max_time_s)} (--until-stable)"
+    return text
+
+
+def format_seconds(seconds: float) -> str:
+    """Return a duration as "45 s", "2 min 30 s" or "3 h 05 min"."""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds // 60:.0f} min {seconds % 60:02.0f} s"
+    return f"{seconds // 3600:.0f} h {seconds % 3600 // 60:02.0f} min"
+
+
+def plan_table(trials: Sequence[Trial], nodes: Sequence[NodeInfo], sampling: Sampling) -> Table:
+    """Return the dry-run table: one line per trial with its CPU plan on each node, and how long it takes."""
     names = {n.node_id: f"{n.hostname}:{n.node_id[:6]}{'(head)' if n.is_head else ''}" for n in nodes}
-    table = Table(title=f"sweep plan: {len(trials)} trials")
+    table = Table(title=f"sweep plan: {len(trials)} trials, {duration_text(len(trials), sampling)}")
     for name in ("#", "trial_id", "params", "nodes", "workers", "placement", "CPUs per node (one set per worker)"):
         table.add_column(name, justify="right" if name in ("#", "nodes", "workers") else "left",
                          no_wrap=name == "trial_id")

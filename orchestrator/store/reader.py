@@ -12,6 +12,7 @@ them in ``skipped``.
 from __future__ import annotations
 
 import glob
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,6 +35,17 @@ _HIVE = {table: "hive_partitioning=true, hive_types={'run_id': VARCHAR" + (", 'n
 
 def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
+
+
+def _alive(pid: int) -> bool:
+    """Return whether process ``pid`` exists on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 def _arrow(relation: duckdb.DuckDBPyRelation) -> pa.Table:
@@ -81,13 +93,27 @@ class Dataset:
         parts.append(f"SELECT * FROM _empty_{table}")  # every current column, typed, even with no files
         return " UNION ALL BY NAME ".join(parts)
 
+    def _dead_runs(self, con: duckdb.DuckDBPyConnection) -> pa.Table:
+        """Return the ids of runs stored as running whose driver, on this machine, is gone."""
+        from cluster.environment import local_host_id
+
+        here = local_host_id()
+        running = con.execute("SELECT run_id, host, pid FROM _runs_stored WHERE status = 'running'").fetchall()
+        dead = [run_id for run_id, host, pid in running if host == here and (pid is None or not _alive(pid))]
+        return pa.table({"run_id": pa.array(dead, pa.string())})
+
     def connect(self) -> duckdb.DuckDBPyConnection:
         """Return the open DuckDB connection: one view per table, file access confined to the folder."""
         if self._con is None:
             con = duckdb.connect(":memory:")
             for table, schema in SCHEMAS.items():
                 con.register(f"_empty_{table}", schema.empty_table())
-                con.execute(f"CREATE VIEW {table} AS {self._view_sql(table)}")
+                name = "_runs_stored" if table == "runs" else table
+                con.execute(f"CREATE VIEW {name} AS {self._view_sql(table)}")
+            # A run row still says running after its driver died (killed, or the disk filled up).
+            con.register("_dead", self._dead_runs(con))
+            con.execute("CREATE VIEW runs AS SELECT * REPLACE (CASE WHEN status = 'running' AND run_id IN "
+                        "(SELECT run_id FROM _dead) THEN 'interrupted' ELSE status END AS status) FROM _runs_stored")
             # After the views exist: SQL can read nothing outside the folder, install or load nothing.
             con.execute(f"SET allowed_directories=[{_quote(str(self.root) + '/')}]")
             con.execute("SET enable_external_access=false")

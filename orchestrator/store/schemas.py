@@ -15,6 +15,7 @@ too, ``v<N>-<name>.parquet``, so each version is read with one glob):
         trial's merged HdrHistograms; latency metrics' trial figures come from them
         (trials.requests). resources.since_ns: a cpu_percent row covers one sample. Clocks:
         samples.clock_offset_ns (start_ns/end_ns are on the driver's time base), nodes.clock_*.
+        Runs: status running while the driver lives (host, pid), resumed_by.
 """
 
 from __future__ import annotations
@@ -29,13 +30,17 @@ RUNS_SCHEMA = pa.schema([
     ("finished_at", pa.timestamp("us", tz="UTC")),
     ("command", pa.string()),
     ("spec", pa.string()),  # the validated request as JSON
-    ("status", pa.string()),  # complete | failed | interrupted
+    ("status", pa.string()),  # running | complete | failed | interrupted (a running run's driver died)
     ("trials_total", pa.int32()),
     ("trials_failed", pa.int32()),
     ("topobench_version", pa.string()),
     ("ray_version", pa.string()),
     ("python_version", pa.string()),
     ("git_commit", pa.string()),  # of the working directory, when it is a git checkout
+    # Added by schema 2.
+    ("host", pa.string()),  # where the driver runs: its machine id (boot id) …
+    ("pid", pa.int64()),  # … and process, so a reader can tell a live running run from a dead one
+    ("resumed_by", pa.list_(pa.string())),  # the command lines that resumed this run, in order
 ])
 
 NODES_SCHEMA = pa.schema([

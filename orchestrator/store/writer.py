@@ -80,9 +80,21 @@ def check_writable(root: Path) -> Path:
             raise NotADirectoryError(20, "not a folder")
         os.rmdir(tempfile.mkdtemp(prefix=".topobench-write-check-", dir=probe))
     except OSError as exc:
-        raise UserError(f"Results folder {str(root)!r} cannot be written ({str(probe)!r}: "
+        where = "it" if probe == root else f"its parent {str(probe)!r}"
+        raise UserError(f"Results folder {str(root)!r} is not writable (creating a file in {where} failed: "
                         f"{exc.strerror or exc}); pass a writable folder with --results DIR.") from None
     return root
+
+
+class StoreError(Exception):
+    """The results folder could not be written mid-run (disk full, turned read-only): exit 1."""
+
+
+def _store_error(exc: OSError, what: str) -> StoreError:
+    where = f"{exc.filename}: " if exc.filename else ""
+    return StoreError(f"The results could not be written while storing {what} ({where}{exc.strerror or exc}); "
+                      "what finished before is kept and the run is marked failed: free space or pass another "
+                      "--results DIR, then run again.")
 
 
 _RENAME_EXCHANGE = 2
@@ -112,6 +124,29 @@ class RunStore:
     def write_run(self, row: Mapping) -> None:
         """Write (or replace) the run's single ``runs`` row."""
         self._write_run_table("runs", [row])
+
+    RESERVE_BYTES = 256 * 1024
+    """Space held back at the start of a run, so its final row can be written on a full disk."""
+
+    def reserve(self) -> None:
+        """Hold back ``RESERVE_BYTES`` in the run's folder (a hidden file no reader globs)."""
+        path = layout.run_dir(self.root, "runs", self.run_id) / ".reserve"
+        with open(path, "wb") as f:
+            f.write(b"\0" * self.RESERVE_BYTES)
+
+    def write_final_run(self, row: Mapping) -> None:
+        """Write the run's last row; on a full disk give back the reserve and try once more.
+
+        Raises:
+            OSError: the folder cannot be written at all (read-only): the row stays as it was.
+        """
+        reserve = layout.run_dir(self.root, "runs", self.run_id) / ".reserve"
+        try:
+            self.write_run(row)
+        except OSError:
+            reserve.unlink(missing_ok=True)
+            self.write_run(row)
+        reserve.unlink(missing_ok=True)
 
     def write_nodes(self, rows: Sequence[Mapping]) -> None:
         """Write the run's ``nodes`` rows, one per Ray node."""
@@ -154,6 +189,10 @@ class RunStore:
         """Return this run's stored ``workers`` rows ([] before the first write)."""
         return self._read_run_table("workers")
 
+    def read_trial_ids(self) -> set[str]:
+        """Return the ids of this run's stored trials (any status)."""
+        return {r["trial_id"] for r in self.read_trials()}
+
     def read_trials(self) -> list[dict]:
         """Return this run's stored ``trials`` rows ([] before the first write)."""
         return self._read_run_table("trials")
@@ -175,6 +214,39 @@ class RunStore:
                 write_atomic(path, data.select(SCHEMAS[table].names).cast(SCHEMAS[table]), table)
                 written.append(path)
         return written
+
+    def commit_trial(self, trial_id: str, tables: Mapping[str, Mapping[str, pa.Table]],
+                     trials: Sequence[Mapping], workers: Sequence[Mapping], latency: Sequence[Mapping]) -> None:
+        """Store one finished trial: its per-node files, then the run's workers, latency and trials rows.
+
+        ``trials``, ``workers`` and ``latency`` are all the run's rows so far, this trial's
+        included; the trials file goes last, so a trial is in every table or in none.
+
+        Raises:
+            StoreError: a write failed; this trial's files are removed again (as far as the
+                file system lets), so no samples are left without their trial.
+        """
+        written: list[Path] = []
+        try:
+            written = self.write_trial_tables(trial_id, tables)
+            if latency:
+                self.write_latency(latency)
+            self.write_workers(workers)
+            self.write_trials(trials)
+        except OSError as exc:
+            self._undo(trial_id, written, workers, latency)
+            raise _store_error(exc, f"trial {trial_id}") from None
+
+    def _undo(self, trial_id: str, written: Sequence[Path], workers: Sequence[Mapping],
+              latency: Sequence[Mapping]) -> None:
+        """Remove a trial that could not be stored completely (best effort: space may be short)."""
+        for path in written:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        with contextlib.suppress(OSError):
+            self.write_workers([r for r in workers if r["trial_id"] != trial_id])
+            if latency:
+                self.write_latency([r for r in latency if r["trial_id"] != trial_id])
 
     def compact(self) -> None:
         """Merge each node's per-trial files of samples and resources into one part file.

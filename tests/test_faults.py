@@ -1,0 +1,108 @@
+"""Faults mid-run: a full disk, a hung trial, SIGTERM, a workload's own error; nothing lost, true statuses."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from dataset import run_query
+from typer.testing import CliRunner
+
+from orchestrator.cli import app
+
+pytestmark = pytest.mark.ray
+
+
+@contextlib.contextmanager
+def tmpfs(path: Path, options: str):
+    """Mount a tmpfs at ``path`` for the block; skip the test where mounting is not allowed."""
+    path.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or done.returncode}); needs root in a "
+                    "namespace that allows mounts")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def test_a_disk_that_fills_mid_run_keeps_what_finished_and_says_so(ray_local, tmp_path):
+    from orchestrator.commands.sweep import execute_sweep
+    from orchestrator.store.writer import StoreError
+    from orchestrator.sweep_file import parse_sweep
+
+    spec = parse_sweep({"repetitions": 2, "min_time": 0.02, "warmup": 0, "placement": "none",
+                        "workloads": {"cpu.sqrt_mod": {"elements": [1024, 2048, 4096]}}})
+    with tmpfs(tmp_path / "small", "size=4m") as results:
+        def fill_after_the_first_trial(i, trial, record):
+            if record is not None and i == 0:  # leave no byte free for the second trial
+                with open(results / "filler", "wb") as f, contextlib.suppress(OSError):
+                    while True:
+                        f.write(b"\0" * 65536)
+
+        with pytest.raises(StoreError, match=r"The results could not be written while storing trial .*"
+                                             r"No space left on device.*the run is marked failed"):
+            execute_sweep(spec, None, results, on_trial=fill_after_the_first_trial)
+        (results / "filler").unlink()
+        trials = {r["trial_id"] for r in run_query(results, "SELECT DISTINCT trial_id FROM trials").to_pylist()}
+        samples = {r["trial_id"] for r in run_query(results, "SELECT DISTINCT trial_id FROM samples").to_pylist()}
+        assert len(trials) == 1 and samples == trials  # never samples without their trial
+        (run,) = run_query(results, "SELECT status, finished_at FROM runs").to_pylist()
+        # The space held back at the start let the last row be written on the full disk.
+        assert run["status"] == "failed" and run["finished_at"] is not None
+        assert not list(results.rglob(".reserve"))
+
+
+def test_a_hung_trial_is_failed_by_the_watchdog_and_the_run_goes_on(ray_local, tmp_path):
+    result = CliRunner().invoke(app, [
+        "run", "command", "cpu.sqrt_mod", "--param", "command.cmd=sleep 1000", "--trial-timeout", "3",
+        "--repetitions", "2", "--min-time", "0.02", "--placement", "none", "--results", str(tmp_path)])
+    assert result.exit_code == 1, result.output
+    rows = {r["workload"]: r for r in run_query(tmp_path, "SELECT workload, status, error FROM trials").to_pylist()}
+    assert rows["command"]["status"] == "failed"
+    assert rows["command"]["error"] == "the trial ran past --trial-timeout 3 s and was stopped"
+    assert rows["cpu.sqrt_mod"]["status"] == "ok"
+
+
+def test_a_workload_error_keeps_its_command_exit_code_and_stderr(ray_local, tmp_path):
+    result = CliRunner().invoke(app, [
+        "run", "command", "--param", "command.cmd=echo boom >&2; exit 3", "--param", "command.shell=true",
+        "--repetitions", "1", "--min-time", "0.02", "--placement", "none", "--results", str(tmp_path)])
+    assert result.exit_code == 1, result.output
+    (row,) = run_query(tmp_path, "SELECT error FROM trials").to_pylist()
+    assert "exited with 3" in row["error"] and "echo boom >&2; exit 3" in row["error"] and "boom" in row["error"]
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_mid_run_says_what_was_kept_and_leaves_a_true_status(tmp_path, sig, code):
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "run", "cpu.sqrt_mod", "--repetitions",
+                             "100000", "--min-time", "0.05", "--results", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob("runs/*/*.parquet")) and time.monotonic() < deadline:
+        time.sleep(0.2)  # the run row appears once Ray is up and the trial is planned
+    time.sleep(2)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, out + err
+    assert "interrupted; 0 of 1 trials are stored" in err and "Traceback" not in err
+    (run,) = run_query(tmp_path, "SELECT status, finished_at FROM runs").to_pylist()
+    assert run["status"] == "interrupted" and run["finished_at"] is not None
+
+
+def test_report_into_a_read_only_folder_is_one_sentence(ray_local, tmp_path):
+    runner = CliRunner()
+    assert runner.invoke(app, ["run", "cpu.sqrt_mod", "--repetitions", "2", "--min-time", "0.02",
+                               "--results", str(tmp_path / "r")]).exit_code == 0
+    with tmpfs(tmp_path / "ro", "ro,size=1m") as out:
+        result = runner.invoke(app, ["report", "latest", "--results", str(tmp_path / "r"), "--out", str(out)])
+    assert result.exit_code == 2
+    assert "cannot be written (Read-only file system); pass a writable folder with --out DIR." in result.stderr
