@@ -66,20 +66,14 @@ class TopobenchRun:
 
 
 def _read_table(folder: Path, table: str) -> list[dict[str, Any]]:
-    import duckdb
+    """Return every row of one table of a results folder, read as `topobench query` reads it."""
+    from orchestrator.store.reader import Dataset
 
-    files = list((folder / table).glob("**/*.parquet"))
-    if not files:
-        return []
-    con = duckdb.connect()
+    dataset = Dataset(folder)
     try:
-        pattern = str(folder / table / "**" / "*.parquet")
-        rel = con.sql(f"SELECT * FROM read_parquet('{pattern}', hive_partitioning=false, "
-                      "union_by_name=true)")
-        names = rel.columns
-        return [dict(zip(names, row)) for row in rel.fetchall()]
+        return dataset.rows(f"SELECT * FROM {table}")
     finally:
-        con.close()
+        dataset.close()
 
 
 def run_topobench(workloads: Sequence[str], *, workers: int = 1, repetitions: int = 10,

@@ -9,7 +9,17 @@ from __future__ import annotations
 
 import typer
 
-from orchestrator.commands import compare, env, query, report, run, sweep, topology, workloads
+from orchestrator.commands import (
+    capacity,
+    compare,
+    env,
+    query,
+    report,
+    run,
+    sweep,
+    topology,
+    workloads,
+)
 from orchestrator.commands.cluster import cluster_app
 from orchestrator.commands.errors import user_errors
 
@@ -19,8 +29,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for command in (run.run, workloads.workloads, query.query, topology.topology, sweep.sweep, env.env,
-                compare.compare, report.report):
+for command in (run.run, workloads.workloads, query.query, topology.topology, sweep.sweep, capacity.capacity,
+                env.env, compare.compare, report.report):
     app.command()(user_errors(command))
 app.add_typer(cluster_app, name="cluster")
 

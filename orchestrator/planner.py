@@ -15,7 +15,7 @@ from typing import Any
 from cluster.cpulist import format_cpulist
 from cluster.nodes import NodeInfo
 from cluster.placement import COMPACT, Placement, PlacementError, WorkerPlacement, plan_workers
-from orchestrator.settings import Mode
+from orchestrator.settings import Mode, Sampling
 from workloads.errors import UserError
 from workloads.params import params_text
 from workloads.registry import get_workload
@@ -50,6 +50,10 @@ class Point:
     workload: str
     params: Mapping[str, Any]
     shape: Shape
+    label: str = ""
+    """Tells apart points that are otherwise equal (a search's repeated steps); part of the trial id."""
+    sampling: Sampling | None = None
+    """How to measure this point, when not as the run's ``Sampling`` says (a longer search step)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +78,8 @@ class Trial:
     service_node_id: str | None = None  # node of the workload's shared server, if any
     hosts: int = 1
     """How many machines the trial's nodes run on (nodes of one host share its CPUs)."""
+    sampling: Sampling | None = None
+    """This trial's own sampling (a search step's), else None: the run's."""
 
     @property
     def node_ids(self) -> tuple[str, ...]:
@@ -88,7 +94,8 @@ def make_trial_id(point: Point) -> str:
     """
     s = point.shape
     key = json.dumps([point.workload, dict(point.params), s.nodes, s.nodes * s.workers, str(s.placement),
-                      s.threads_per_worker, s.mode.value], sort_keys=True, default=str)
+                      s.threads_per_worker, s.mode.value, *([point.label] if point.label else [])],
+                     sort_keys=True, default=str)
     return f"{point.workload}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
 
 
@@ -199,7 +206,7 @@ def plan_point(point: Point, cluster: Sequence[NodeInfo]) -> Trial:
     where = get_workload(point.workload).service_node(point.params)
     service = resolve_node(where, cluster, f"{point.workload}.server_node").node_id if where else None
     return Trial(make_trial_id(point), point.workload, dict(point.params), shape, tuple(slots), service,
-                 len({n.host_id for n in nodes}))
+                 len({n.host_id for n in nodes}), point.sampling)
 
 
 def plan_trials(points: Sequence[Point], cluster: Sequence[NodeInfo]) -> tuple[Trial, ...]:

@@ -4,7 +4,8 @@ Sections: run summary, per-workload sample distributions per worker, scaling cur
 the stored Amdahl/USL fits (when the run has a ``scaling`` table), throughput and load-to-use
 latency against working set (``memory.random_access`` and ``memory.latency`` sweeps, caches
 marked), the core-to-core latency matrix (``cpu.c2c``), latency against percentile from the
-merged histograms, the environment of every host, and, with ``--vs NEW``, the comparison
+merged histograms, the capacity search (latency against offered load with the SLO and the knee,
+capacity against N), the environment of every host, and, with ``--vs NEW``, the comparison
 against another run. This module chooses what to show; the
 figures come from ``render.plots`` and the files from ``render.markdown``/``render.html``.
 """
@@ -282,6 +283,68 @@ def latency_section(dataset: Dataset, run_id: str, out: Path) -> Section | None:
     return s
 
 
+def capacity_section(dataset: Dataset, run_id: str, out: Path) -> Section | None:
+    """Return the capacity search: the table, latency against offered load per point, capacity against N."""
+    from orchestrator.analysis import scaling
+    from orchestrator.analysis.capacity import parse_slos
+
+    rows = dataset.rows("SELECT * FROM capacity WHERE run_id = ? ORDER BY n", [run_id])
+    if not rows:
+        return None
+    s = Section("Capacity at the SLO")
+    slo = parse_slos(rows[0]["slo"])[0]
+    s.paragraphs.append(
+        f"Each step offered a fixed rate open loop; it met {rows[0]['slo']} when the {slo.percentile} of every request "
+        "(upper 95% bound over rounds) was within the SLO, latency did not grow over the step (no backlog) and the "
+        "generator kept its schedule. The knee is the highest rate that met it; the bracket reaches the lowest "
+        "that did not.")
+    unit = dataset.rows("SELECT unit FROM trials WHERE run_id = ? AND higher_is_better LIMIT 1", [run_id])
+    rate_unit = unit[0]["unit"] if unit else "/s"
+    table = []
+    for r in rows:
+        table.append([plural(r["n"], r["dimension"][:-1]), _fmt(r["capacity_per_s"]),
+                      f"{_fmt(r['bracket_low_per_s'])} – {_fmt(r['bracket_high_per_s'])}",
+                      _fmt(r["latency_at_capacity_ms"]), r["status"], r["limited_by"] or ""])
+        steps = dataset.rows(f"""
+            SELECT t.trial_id, any_value(json_extract(t.params, '$.rate')::DOUBLE * t.workers) AS offered_per_s,
+                   any_value(median) AS value_ms, any_value(ci_low) AS ci_low_ms, any_value(ci_high) AS ci_high_ms
+            FROM trials t WHERE t.run_id = ? AND list_contains(?, t.trial_id)
+              AND t.metric = 'latency_{slo.percentile}_ms' AND json_extract(t.params, '$.rate')::DOUBLE > 0
+            GROUP BY t.trial_id""", [run_id, r["trial_ids"]])
+        for step in steps:
+            step["passed"] = bool(r["capacity_per_s"]) and step["offered_per_s"] <= r["capacity_per_s"] * (1 + 1e-9)
+        steps = [step for step in steps if step["value_ms"] is not None]
+        if steps:
+            fig = plots.hockey_stick_figure(f"{r['workload']} at {plural(r['n'], r['dimension'][:-1])}: "
+                                            f"{slo.percentile} against "
+                                            "offered load", slo.percentile, slo.threshold_ns / 1e6, steps,
+                                            r["capacity_per_s"], rate_unit)
+            s.images.append(plots.save(fig, out / f"capacity_{_slug(r['workload'])}_{r['n']}.png"))
+    s.tables.append((["N", "capacity", "bracket", f"{slo.percentile} at capacity (ms)", "status", "limited by"],
+                     table))
+    met = [r for r in rows if r["capacity_per_s"]]
+    if len(met) >= 2:
+        ns = [r["n"] for r in met]
+        caps = [r["capacity_per_s"] for r in met]
+        usl = amdahl = None
+        try:
+            if len(ns) >= 4:
+                u = scaling.fit_usl(ns, caps)
+                usl = (u.lambda_, u.sigma, u.kappa)
+            elif len(ns) == 3:
+                a = scaling.fit_amdahl(ns, caps)
+                amdahl = (a.x1, a.serial_fraction)
+        except (scaling.NotEnoughPoints, RuntimeError, ValueError):
+            s.paragraphs.append("Capacity over N could not be fitted; the points are drawn alone.")
+        points = [{"n": r["n"], "throughput_median": r["capacity_per_s"], "throughput_ci_low": r["bracket_low_per_s"],
+                   "throughput_ci_high": r["bracket_high_per_s"] or r["capacity_per_s"]} for r in met]
+        fig = plots.scaling_figure(f"{rows[0]['workload']}: capacity at {rows[0]['slo']}", rows[0]["dimension"],
+                                   f"capacity at {rows[0]['slo']}", rate_unit, points, usl, amdahl,
+                                   interval="the search's bracket")
+        s.images.append(plots.save(fig, out / f"capacity_{_slug(rows[0]['workload'])}_over_n.png"))
+    return s
+
+
 def environment_section(dataset: Dataset, run_id: str) -> Section:
     """Return the environment table: one column per distinct host (its nodes listed together)."""
     from cluster.environment import environment_warnings
@@ -347,7 +410,8 @@ def build_report(results: Path, run: str, out: Path | None = None, vs: str | Non
                                 "accesses/s", lambda ns: 1e9 / ns),
                   sweep_section(dataset, run_id, out, "memory.latency", "ns_per_load", "load-to-use latency", "ns"))
         sections += [s for s in (scaling_section(dataset, run_id, out), *sweeps, c2c_section(dataset, run_id, out),
-                                 latency_section(dataset, run_id, out)) if s is not None]
+                                 latency_section(dataset, run_id, out), capacity_section(dataset, run_id, out))
+                     if s is not None]
         sections.append(environment_section(dataset, run_id))
         if vs is not None:
             sections.append(comparison_section(dataset, run_id, vs))

@@ -120,13 +120,14 @@ def lost_nodes(trial: Trial, nodes: Sequence[NodeInfo]) -> list[NodeInfo]:
 def _record(ctx: RunContext, trial: Trial, pool: ActorPool) -> TrialRecord:
     """Run one trial and return its record; a workload error or a lost node fails it, never the run."""
     workload = get_workload(trial.workload)
+    sampling = trial.sampling or ctx.sampling
     try:
-        measured = run_trial(trial, ctx.sampling, pool, {n.node_id: n for n in ctx.nodes}, ctx.run_id, ctx.say)
+        measured = run_trial(trial, sampling, pool, {n.node_id: n for n in ctx.nodes}, ctx.run_id, ctx.say)
     except CpuLockTimeout:
         raise  # another run holds the CPUs: stop the run (keeping what finished), one sentence, exit 2
     except TrialTimeout:
         return failed_record(ctx.run_id, trial, workload, f"the trial ran past --trial-timeout "
-                                                          f"{ctx.sampling.trial_timeout_s:g} s and was stopped")
+                                                          f"{sampling.trial_timeout_s:g} s and was stopped")
     except Exception as exc:  # noqa: BLE001 -- a workload error (RayTaskError) or a lost actor/node
         error = describe_error(exc)
         lost = lost_nodes(trial, ctx.nodes) if isinstance(exc, ray.exceptions.RayError) else []
@@ -135,7 +136,7 @@ def _record(ctx: RunContext, trial: Trial, pool: ActorPool) -> TrialRecord:
             error = f"node {names} left the cluster during the trial ({error})"
         return failed_record(ctx.run_id, trial, workload, error)
     topologies = {n.node_id: n.topology for n in ctx.nodes}
-    return build_record(ctx.run_id, measured, topologies, workload, ctx.sampling, ctx.targets)
+    return build_record(ctx.run_id, measured, topologies, workload, sampling, ctx.targets)
 
 
 def execute(ctx: RunContext, trials: Iterable[Trial]) -> RunOutcome:

@@ -7,7 +7,7 @@ and print the ``Session`` it returns; no command imports another.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence, Sized
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,9 @@ class SessionSpec:
         resume: a stored run to continue: its ok trials are kept, the rest run.
         resume_hint: how to continue after an interrupt (shown with the run id), or "".
         describe: the progress line of a trial.
+        search: instead of ``points``, a function of the probed nodes returning the trials one
+            by one, each planned from the results so far (a capacity search); it sees every
+            finished trial through the session's ``on_trial``.
     """
 
     results: Path
@@ -56,6 +59,7 @@ class SessionSpec:
     resume: str | None = None
     resume_hint: str = ""
     describe: Callable[[Trial], str] = lambda t: f"{t.workload} · {len(t.slots)} workers"
+    search: Callable[[tuple[NodeInfo, ...]], Iterable[Trial]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +69,7 @@ class Session:
     results: Path
     outcome: RunOutcome
     trials: tuple[Trial, ...]
+    """The trials of the run (a search's: those it ran)."""
     nodes: tuple[NodeInfo, ...]
     rows: tuple[dict[str, Any], ...]
     """Every trials row of the run: the kept rows of a resumed run, then this session's."""
@@ -121,16 +126,18 @@ def run_session(spec: SessionSpec, on_trial: OnTrial | None = None) -> Session:
     err = Console(stderr=True)
     with ray_session(spec.address) as ray_:
         nodes = tuple(probe_nodes(ray_.embedded))
-        trials = plan_trials(spec.points, nodes)
+        trials = spec.search(nodes) if spec.search else plan_trials(spec.points, nodes)
         print_warnings(err, [n.environment for n in nodes])
         store = RunStore(results, spec.resume or new_run_id())
-        wanted = {t.trial_id for t in trials}
-        previous = [r for r in previous if r["trial_id"] in wanted]
+        if isinstance(trials, Sized):  # a search plans as it goes: nothing of it to resume
+            wanted = {t.trial_id for t in trials}
+            previous = [r for r in previous if r["trial_id"] in wanted]
         skip = frozenset(r["trial_id"] for r in previous)
         if skip:
             err.print(f"Resuming {store.run_id}: {len(skip)} of {len(trials)} trials already stored, "
                       f"running {len(trials) - len(skip)}.", highlight=False)
-        with trial_progress(len(trials) - len(skip), spec.describe, also=on_trial) as progress:
+        total = len(trials) - len(skip) if isinstance(trials, Sized) else None
+        with trial_progress(total, spec.describe, also=on_trial) as progress:
             ctx = RunContext(store, spec.command, spec.spec_json, spec.sampling, nodes, spec.targets,
                              skip, tuple(previous), progress, lambda text: err.print(text, highlight=False))
             try:
@@ -139,8 +146,10 @@ def run_session(spec: SessionSpec, on_trial: OnTrial | None = None) -> Session:
             except KeyboardInterrupt:
                 kept = len(RunStore(results, store.run_id).read_trial_ids())
                 hint = f"; {spec.resume_hint.format(run_id=store.run_id)}" if spec.resume_hint else ""
-                err.print(f"Run {store.run_id} interrupted; {kept} of {len(trials)} trials are stored in "
+                planned = len(trials) if isinstance(trials, Sized) else "the"
+                err.print(f"Run {store.run_id} interrupted; {kept} of {planned} trials are stored in "
                           f"{results}{hint}.", highlight=False)
                 raise
     rows = (*previous, *outcome.rows)
-    return Session(results, outcome, trials, nodes, rows, tuple(check_targets(spec.targets, rows)), len(skip))
+    ran = tuple(trials) if isinstance(trials, Sized) else tuple(r.trial for r in outcome.records)
+    return Session(results, outcome, ran, nodes, rows, tuple(check_targets(spec.targets, rows)), len(skip))

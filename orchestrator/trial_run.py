@@ -98,12 +98,12 @@ def lock_cpus(trial: Trial, actors: Sequence[Any], sampling: Sampling, run_id: s
         if not busy:
             return set()
         gather([a.unlock_cpus.remote() for a in actors])
-        if time.monotonic() >= deadline:
-            raise CpuLockTimeout(busy[0], sampling.lock_timeout_s)
-        if not told:
+        if not told:  # before the deadline check: a slow first attempt still says whom it waited for
             say(f"Waiting for CPUs {format_cpulist(busy[0].cpus)}, held by run {busy[0].run_id} "
                 f"(pid {busy[0].pid} on {busy[0].hostname}), up to --lock-timeout {sampling.lock_timeout_s:g} s.")
             told = True
+        if time.monotonic() >= deadline:
+            raise CpuLockTimeout(busy[0], sampling.lock_timeout_s)
         time.sleep(0.2 + random.random() * 0.1)  # jitter: two waiting runs do not retry in step
 
 

@@ -61,10 +61,19 @@ def test_bad_input_is_refused_before_any_work(tmp_path, args, fragments):
     ("0-4294967296", "Placement '0-4294967296' names CPU 4294967296, above the largest CPU number"),
 ])
 @pytest.mark.parametrize("command", ["run", "topology", "sweep"])
-def test_every_malformed_placement_is_refused_without_ray(tmp_path, placement, fragment, command):
-    """No Ray starts (the refusal comes from parsing, before connecting), for each command."""
-    import sys
+def test_every_malformed_placement_is_refused_without_ray(tmp_path, monkeypatch, placement, fragment, command):
+    """No Ray connection is made (the refusal comes from parsing, before connecting), for each command."""
+    import cluster.connection
+    import orchestrator.session
 
+    connected = []
+
+    def ray_session(*args, **kwargs):
+        connected.append(args)
+        raise AssertionError("connected to Ray before the input was checked")
+
+    monkeypatch.setattr(cluster.connection, "ray_session", ray_session)
+    monkeypatch.setattr(orchestrator.session, "ray_session", ray_session)
     if command == "run":
         args = ["run", "cpu.sqrt_mod", "--placement", placement, "--results", str(tmp_path / "r")]
     elif command == "topology":
@@ -76,7 +85,7 @@ def test_every_malformed_placement_is_refused_without_ray(tmp_path, placement, f
     result = invoke(*args)
     assert_user_error(result, fragment)
     assert not (tmp_path / "r").exists()
-    assert "ray" not in sys.modules or not sys.modules["ray"].is_initialized()
+    assert connected == []
 
 
 @pytest.mark.parametrize("args, fragment", [

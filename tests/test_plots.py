@@ -79,3 +79,17 @@ def test_c2c_heatmap_and_its_same_and_cross_l3_medians():
     assert len(fig.axes[0].patches) == 2  # one outline per L3 domain
     assert c2c_summary(matrix, outlines) == ("One-way cache-line latency, same L3: median 20 ns over 12 pairs; "
                                             "across L3 domains: median 80 ns over 16 pairs.")
+
+
+@pytest.mark.parametrize("top", [900.0, 45_000.0, 2.5e6])
+def test_hockey_stick_marks_the_slo_and_the_knee_without_overlap(top):
+    steps = [{"offered_per_s": r, "value_ms": 2 + 40 * max(0.0, r / top - 0.5), "ci_low_ms": None,
+              "ci_high_ms": 3 + 40 * max(0.0, r / top - 0.5), "passed": r <= top / 2}
+             for r in np.linspace(top / 8, top, 9)]
+    fig = plots.hockey_stick_figure("net.http", "p99", 20.0, steps, top / 2, "requests/s")
+    assert plots.overlapping_tick_labels(fig) == []
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "offered load, requests/s (open loop, all workers)"
+    flat = [line for line in ax.get_lines() if len(set(line.get_ydata())) == 1 and len(line.get_ydata()) == 2]
+    assert 20.0 in {line.get_ydata()[0] for line in flat}  # the SLO line
+    assert top / 2 in {line.get_xdata()[0] for line in ax.get_lines() if len(set(line.get_xdata())) == 1}

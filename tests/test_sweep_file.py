@@ -61,8 +61,8 @@ def test_scalars_become_one_value_lists_and_param_lists_sweep():
 @pytest.mark.parametrize("extra, message", [
     ({"node": [1]}, ("Unknown sweep key 'node'; use only: nodes, workers_per_node, placement, "
                     "threads_per_worker, workloads, mode, repetitions, warmup, min_time, until_stable, "
-                    "max_time, rel_ci, max_cv, resource_interval, scratch, lock, lock_timeout, order, seed, reserve_cpus, "
-                    "targets.")),
+                    "max_time, rel_ci, max_cv, resource_interval, scratch, lock, lock_timeout, trial_timeout, "
+                    "order, seed, reserve_cpus, targets.")),
     ({"nodes": [0, 1]}, ("Sweep key nodes = [0, 1] must be an integer >= 1 or a non-empty list of them, "
                         "e.g. nodes = [1, 2].")),
     ({"workers_per_node": []}, ("Sweep key workers_per_node = [] must be an integer >= 1 or a non-empty "

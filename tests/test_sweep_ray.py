@@ -183,3 +183,29 @@ def test_removed_node_fails_its_trials_then_resume_runs_only_those(cluster, tmp_
     assert {r["status"] for r in rows} == {"ok"} and len({r["trial_id"] for r in rows}) == 4
     # Compacted after each end: one part file per node and table, samples of all four trials in it.
     assert run_query(tmp_path, "SELECT count(DISTINCT trial_id) AS n FROM samples").to_pylist() == [{"n": 4}]
+
+
+def test_capacity_per_node_count_and_the_nodes_a_load_needs(cluster, tmp_path):
+    """Each node's worker drives its own one-thread server (4 ms: at most 250/s): 2 nodes carry about twice 1."""
+    from typer.testing import CliRunner
+
+    from orchestrator.cli import app
+    from orchestrator.report import build_report
+
+    result = CliRunner().invoke(app, [
+        "capacity", "net.http", "--slo", "p99<=40ms", "--nodes", "1,2", "--load", "600/s", "--start-rate", "100",
+        "--resolution", "15%", "--min-time", "0.1", "--placement", "compact",
+        "--param", "net.http.service_ms=4", "--param", "net.http.concurrency=8", "--results", str(tmp_path)],
+        env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    rows = {r["n"]: r for r in run_query(tmp_path, "SELECT * FROM capacity").to_pylist()}
+    assert set(rows) == {1, 2} and {r["dimension"] for r in rows.values()} == {"nodes"}
+    assert 0.6 * 250 <= rows[1]["capacity_per_s"] <= 250 and 0.6 * 500 <= rows[2]["capacity_per_s"] <= 500
+    hosts = run_query(tmp_path, "SELECT count(DISTINCT node_id) AS n FROM workers").to_pylist()
+    assert hosts == [{"n": 2}]  # the 2-node point ran a worker on each node
+    assert ("A load of 600 requests/s needs 3 nodes (the search brackets give 3 at either end) at p99<=40ms; "
+            "capacity over nodes fitted by a line through the origin") in result.output, \
+        result.output
+    report = build_report(tmp_path, "latest", tmp_path / "report")
+    assert {"capacity_net_http_1.png", "capacity_net_http_2.png", "capacity_net_http_over_n.png"} <= {
+        p.name for p in report.images}

@@ -28,6 +28,7 @@ import numpy as np
 
 from workloads.base import Measurement, Metric, WorkerContext, Workload
 from workloads.histogram import LatencyHistogram
+from workloads.open_loop import BACKLOG, backlog_growth
 from workloads.params import Param
 from workloads.registry import register
 
@@ -433,6 +434,10 @@ class SQLiteYCSB(Workload):
         Param("seed", 0, "seed of the operation mix and the key choices", "", minimum=0),
     )
 
+    @classmethod
+    def extra_metrics(cls, params: Mapping[str, Any]) -> tuple[Metric, ...]:
+        return (*cls.metrics, BACKLOG) if params.get("rate", 0) > 0 else cls.metrics
+
     _dir: Path | None = None  # folder of the database file; None before setup
     _clients: tuple[_Client, ...] = ()
 
@@ -504,10 +509,13 @@ class SQLiteYCSB(Workload):
                 f"{sum(r.other_misses for r in results)} other transactions found no row and "
                 f"{sum(r.sql_errors for r in results)} SQL errors in {n} transactions; "
                 f"first: {first}")
+        metrics = {"read_fraction": sum(r.reads for r in results) / n if n else math.nan,
+                   "errors": float(errors)}
+        if job.rate > 0:
+            metrics[BACKLOG.name] = backlog_growth(job.response_ns, job.rate)
         return Measurement(
             ops=n,
-            metrics={"read_fraction": sum(r.reads for r in results) / n if n else math.nan,
-                     "errors": float(errors)},
+            metrics=metrics,
             histograms={"latency": LatencyHistogram.of(job.response_ns),
                         "service_time": LatencyHistogram.of(job.service_ns),
                         "send_lag": LatencyHistogram.of(job.lag_ns)})

@@ -25,6 +25,7 @@ from workloads.base import Measurement, Metric, Service, WorkerContext, Workload
 from workloads.errors import UserError
 from workloads.harness import Clock
 from workloads.histogram import LatencyHistogram, coordinated_omission_seen
+from workloads.open_loop import BACKLOG, backlog_growth
 from workloads.params import Param
 from workloads.registry import register
 
@@ -354,6 +355,10 @@ class HttpLoad(Workload):
     service = HttpService
 
     @classmethod
+    def extra_metrics(cls, params: Mapping[str, Any]) -> tuple[Metric, ...]:
+        return (*cls.metrics, BACKLOG) if params.get("rate", 0) > 0 else cls.metrics
+
+    @classmethod
     def validate(cls, params: Mapping[str, Any]) -> None:
         """Refuse a stall without a period, and a stall as long as its period."""
         stall, every = params["stall_ms"], params["stall_every_s"]
@@ -399,9 +404,12 @@ class HttpLoad(Workload):
             seen = coordinated_omission_seen(latency, corrected)
             flags = frozenset({"coordinated_omission"}) if seen else frozenset()
         errors = int(n - ok.sum())
+        metrics = {"error_rate": errors / n if n else math.nan}
+        if self.params["rate"] > 0:
+            metrics[BACKLOG.name] = backlog_growth(drive.latency_ns, self.params["rate"])
         return Measurement(
             ops=n - errors,
-            metrics={"error_rate": errors / n if n else math.nan},
+            metrics=metrics,
             histograms={"latency": latency,
                         "latency_uncorrected": LatencyHistogram.of(drive.from_send_ns[ok]),
                         "latency_corrected": corrected,

@@ -73,15 +73,15 @@ class CompareResult:
         return tuple(r for r in self.rows if r.regression)
 
 
-def parse_threshold(text: str) -> float:
-    """Parse "5%" or "0.05" into a fraction (0.05); raise UserError when not in [0, 1)."""
+def parse_threshold(text: str, option: str = "--fail-on-regression") -> float:
+    """Parse "5%" or "0.05" into a fraction (0.05); raise UserError (naming ``option``) when not in [0, 1)."""
     raw = text.strip()
     try:
         value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
     except ValueError:
         value = -1.0
     if not 0.0 <= value < 1.0 or math.isnan(value):
-        raise UserError(f"--fail-on-regression {text!r} is not a percentage; give one such as 5% or 0.05.")
+        raise UserError(f"{option} {text!r} is not a percentage; give one such as 5% or 0.05.")
     return value
 
 

@@ -15,7 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter
 
-from orchestrator.render.numbers import quantity
+from orchestrator.render.numbers import quantity, si
 
 DPI = 90
 
@@ -57,11 +57,13 @@ def distribution_figure(title: str, metric: str, unit: str, groups: Mapping[str,
 
 
 def scaling_figure(title: str, dimension: str, metric: str, unit: str, points: Sequence[Mapping],
-                   usl: tuple[float, float, float] | None, amdahl: tuple[float, float] | None) -> Figure:
+                   usl: tuple[float, float, float] | None, amdahl: tuple[float, float] | None,
+                   interval: str = "median, 95% CI") -> Figure:
     """Return throughput against N with its CIs, the ideal line and the fitted Amdahl and USL curves.
 
     ``points`` hold n, throughput_median, throughput_ci_low/high; ``usl`` is (λ, σ, κ) and
-    ``amdahl`` (X1, s), each None when not fitted. Lines span the measured N only.
+    ``amdahl`` (X1, s), each None when not fitted; ``interval`` names what the error bars are.
+    Lines span the measured N only.
     """
     n = np.array([p["n"] for p in points], dtype=float)
     x = np.array([p["throughput_median"] for p in points], dtype=float)
@@ -71,7 +73,7 @@ def scaling_figure(title: str, dimension: str, metric: str, unit: str, points: S
     hi = [p.get("throughput_ci_high") for p in points]
     if all(v is not None for v in lo + hi):
         ax.errorbar(n, x, yerr=[x - np.array(lo, float), np.array(hi, float) - x], fmt="o", color="black",
-                    capsize=3, label="measured (median, 95% CI)")
+                    capsize=3, label=f"measured ({interval})")
     else:
         ax.plot(n, x, "o", color="black", label="measured (median)")
     grid = np.linspace(n.min(), n.max(), 200)
@@ -92,6 +94,41 @@ def scaling_figure(title: str, dimension: str, metric: str, unit: str, points: S
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    return fig
+
+
+def hockey_stick_figure(title: str, percentile: str, threshold_ms: float, steps: Sequence[Mapping],
+                        capacity_per_s: float | None, rate_unit: str) -> Figure:
+    """Return a latency percentile against offered load: every step, the SLO line and the knee.
+
+    ``steps`` hold offered_per_s, value_ms, ci_low_ms, ci_high_ms (bounds may be None) and
+    passed; the knee is the capacity (the highest passing rate), drawn when there is one.
+    """
+    fig = _figure(6.4, 4.2)
+    ax = fig.add_subplot()
+    for passed, colour, label in ((True, "tab:green", "met the SLO"), (False, "tab:red", "missed it")):
+        group = sorted((s for s in steps if s["passed"] == passed), key=lambda s: s["offered_per_s"])
+        if not group:
+            continue
+        x = np.array([s["offered_per_s"] for s in group], float)
+        y = np.array([s["value_ms"] for s in group], float)
+        lo = np.array([s["ci_low_ms"] if s["ci_low_ms"] is not None else s["value_ms"] for s in group], float)
+        hi = np.array([s["ci_high_ms"] if s["ci_high_ms"] is not None else s["value_ms"] for s in group], float)
+        ax.errorbar(x, y, yerr=[y - lo, hi - y], fmt="o", color=colour, capsize=3,
+                    label=f"{percentile} (every request; 95% CI over rounds), {label}")
+    ordered = sorted(steps, key=lambda s: s["offered_per_s"])
+    ax.plot([s["offered_per_s"] for s in ordered], [s["value_ms"] for s in ordered], color="gray", lw=0.8)
+    ax.axhline(threshold_ms, color="black", ls="--", label=f"SLO {percentile} {quantity(threshold_ms, 'ms')}")
+    if capacity_per_s:
+        ax.axvline(capacity_per_s, color="tab:blue", ls=":", label=f"capacity {quantity(capacity_per_s, rate_unit)}")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: si(v) if v else "0"))  # the unit is in the label
+    _unit_axis(ax.yaxis, "ms")
+    ax.set_xlabel(f"offered load, {rate_unit} (open loop, all workers)")
+    ax.set_ylabel(f"latency {percentile}")
+    ax.set_ylim(bottom=0)
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
     return fig
 
 

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 
 @contextmanager
-def trial_progress(total: int, describe: Callable[[Trial], str],
+def trial_progress(total: int | None, describe: Callable[[Trial], str],
                    also: OnTrial | None = None) -> Iterator[OnTrial]:
     """Yield the runner's ``on_trial`` callback driving a progress bar on stderr (terminals only).
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from orchestrator.store.schemas import SCHEMA_VERSION
 from workloads.errors import UserError
 
-RUN_TABLES = ("runs", "nodes", "trials", "workers", "latency", "scaling")
+RUN_TABLES = ("runs", "nodes", "trials", "workers", "latency", "scaling", "capacity")
 """Tables with one file per run."""
 TRIAL_TABLES = ("samples", "resources")
 """Tables with one file per node and trial (compacted to one per node when the run ends)."""

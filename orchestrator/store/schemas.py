@@ -15,7 +15,8 @@ too, ``v<N>-<name>.parquet``, so each version is read with one glob):
         trial's merged HdrHistograms; latency metrics' trial figures come from them
         (trials.requests). resources.since_ns: a cpu_percent row covers one sample. Clocks:
         samples.clock_offset_ns (start_ns/end_ns are on the driver's time base), nodes.clock_*.
-        Runs: status running while the driver lives (host, pid), resumed_by.
+        Runs: status running while the driver lives (host, pid), resumed_by. A new table
+        capacity holds topobench capacity's answer per point.
 """
 
 from __future__ import annotations
@@ -233,6 +234,26 @@ SCALING_SCHEMA = pa.schema([
     ("hosts", pa.int32()),  # machines behind this point's nodes
 ])
 
+# One row per capacity search point (topobench capacity): the highest rate that met the SLO.
+CAPACITY_SCHEMA = pa.schema([
+    ("run_id", pa.string()),
+    ("workload", pa.string()),
+    ("params", pa.string()),  # JSON, without the searched rate
+    ("dimension", pa.string()),  # workers | nodes: what n counts
+    ("n", pa.int32()),
+    ("slo", pa.string()),  # e.g. "p99<=5ms"
+    ("capacity_per_s", pa.float64()),  # highest offered rate (all workers) whose steps met the SLO; null: none
+    ("bracket_low_per_s", pa.float64()),  # the search's bracket: capacity lies between these
+    ("bracket_high_per_s", pa.float64()),  # the lowest rate that failed (null: never failed)
+    ("closed_loop_per_s", pa.float64()),  # the closed-loop throughput the search started from
+    ("steps", pa.int32()),
+    ("latency_at_capacity_ms", pa.float64()),  # the first SLO percentile at capacity, every request merged
+    ("latency_ci_high_at_capacity_ms", pa.float64()),  # its upper 95% bound over rounds, judged against the SLO
+    ("limited_by", pa.string()),  # why the next rate failed (backlog, SLO, generator)
+    ("status", pa.string()),  # met | not met even at the lowest rate | not searched
+    ("trial_ids", pa.list_(pa.string())),  # the steps, stored in trials like any other trial
+])
+
 # One row per resource sample (long format); cpu_percent rows are node-wide (worker_rank null).
 RESOURCES_SCHEMA = pa.schema([
     ("run_id", pa.string()),
@@ -248,4 +269,4 @@ RESOURCES_SCHEMA = pa.schema([
 
 SCHEMAS = {"runs": RUNS_SCHEMA, "nodes": NODES_SCHEMA, "trials": TRIALS_SCHEMA, "workers": WORKERS_SCHEMA,
            "latency": LATENCY_SCHEMA, "samples": SAMPLES_SCHEMA, "scaling": SCALING_SCHEMA,
-           "resources": RESOURCES_SCHEMA}
+           "capacity": CAPACITY_SCHEMA, "resources": RESOURCES_SCHEMA}

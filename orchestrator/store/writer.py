@@ -164,6 +164,10 @@ class RunStore:
         """Return this run's stored ``latency`` rows ([] before the first write)."""
         return self._read_run_table("latency")
 
+    def write_capacity(self, rows: Sequence[Mapping]) -> None:
+        """Write the run's ``capacity`` rows (a capacity search's answer per point)."""
+        self._write_run_table("capacity", rows)
+
     def write_workers(self, rows: Sequence[Mapping]) -> None:
         """Write all ``workers`` rows of the run so far (the file is replaced each time)."""
         self._write_run_table("workers", rows)

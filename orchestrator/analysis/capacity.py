@@ -1,0 +1,230 @@
+"""Capacity at a latency SLO: judging one open-loop step, searching rates, and the nodes a load needs.
+
+A step offers a fixed rate from the intended schedule (latency counted from each request's
+intended send time: wrk2; open versus closed load: Schroeder et al., NSDI 2006). It passes
+when latency does not grow over the step (no backlog: under 1% per second of schedule), the generator kept
+its schedule, and every SLO percentile's upper 95% confidence bound (over rounds) meets the
+SLO. The search ramps geometrically (x2) to the first failing step (or, from a failing start,
+halves down to the first pass), then bisects between the last pass and the first fail to
+``resolution``. Capacity(N) over worker or node counts is fitted
+with the USL (Gunther 1993; Amdahl with three points), which answers how many N a load needs.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from workloads.errors import UserError
+
+BACKLOG_LIMIT = 1 / 0.99 - 1
+"""A step has a backlog when latency from the intended send time grows faster than this per second
+of schedule (median over rounds): the system serves under 99% of the offered rate. The slope
+(``workloads.open_loop``), not completions per wall second, so a short sample's drain of its last
+requests does not read as a shortfall."""
+
+GENERATOR_SHARE = 0.25
+"""A step's generator fell behind when its send-lag p99 exceeds this share of the SLO's threshold: then
+the client, not the system measured, spends the latency budget (and bunches the arrivals)."""
+
+RAMP_FACTOR = 2.0
+
+DESCENTS = 4
+"""When the first step fails, halve the rate up to this many times (to 1/16 of the start) before
+saying the SLO is not met even at the lowest rate."""
+
+_PERCENTILES = {"p50": "p50", "p90": "p90", "p99": "p99", "p99.9": "p999", "p999": "p999"}
+_UNITS_NS = {"ns": 1.0, "us": 1e3, "µs": 1e3, "ms": 1e6, "s": 1e9}
+_SLO = re.compile(r"^\s*(p50|p90|p99\.9|p999|p99)\s*(<=|<)\s*([0-9]*\.?[0-9]+(?:[eE][-+]?\d+)?)\s*(ns|us|µs|ms|s)\s*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Slo:
+    """One latency objective: a percentile of every request's latency below a threshold."""
+
+    percentile: str
+    """Metric suffix of the percentile: p50, p90, p99 or p999 (p99.9)."""
+    op: str
+    """< or <=."""
+    threshold_ns: float
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+    def holds(self, value_ns: float) -> bool:
+        """Return whether a latency (ns) meets the objective."""
+        return {"<": operator.lt, "<=": operator.le}[self.op](value_ns, self.threshold_ns)
+
+
+def parse_slos(text: str) -> tuple[Slo, ...]:
+    """Parse ``--slo "p99<=5ms"`` (several joined with ","): p50|p90|p99|p99.9, < or <=, ns|us|ms|s.
+
+    Raises:
+        UserError: a part is malformed or its threshold is not a positive finite number.
+    """
+    slos = []
+    for part in text.split(","):
+        match = _SLO.match(part)
+        if not match:
+            raise UserError(f"--slo {part.strip()!r} is not PERCENTILE OP NUMBER UNIT; write it like \"p99<=5ms\" "
+                            "(percentiles p50, p90, p99, p99.9; < or <=; units ns, us, ms, s; several joined by ',').")
+        value = float(match[3]) * _UNITS_NS[match[4]]
+        if not (math.isfinite(value) and value > 0):
+            raise UserError(f"--slo {part.strip()!r}: the threshold must be a positive number of {match[4]}.")
+        slos.append(Slo(_PERCENTILES[match[1]], match[2], value, part.strip()))
+    return tuple(slos)
+
+
+def parse_load(text: str) -> float:
+    """Parse ``--load 20000/s`` (or a plain number) into requests per second.
+
+    Raises:
+        UserError: not a positive finite rate.
+    """
+    raw = text.strip().removesuffix("/s").strip()
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise UserError(f"--load {text!r} is not a rate; give requests per second such as 20000/s.")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class StepVerdict:
+    """How one offered rate did."""
+
+    offered_per_s: float
+    achieved_per_s: float | None
+    passed: bool
+    judged: bool
+    """False when the step was too short to judge a percentile (it is run again, longer)."""
+    reason: str
+    latency_ns: dict[str, tuple[float | None, float | None]]
+    """Per SLO percentile: (figure, upper 95% bound) in ns."""
+
+
+def judge_step(rows: Sequence[Mapping[str, Any]], slos: Sequence[Slo], offered_per_s: float) -> StepVerdict:
+    """Judge one step from its ``trials`` rows (see the module docstring).
+
+    A failed trial fails the step. A percentile with no upper bound (fewer than 6 rounds, or
+    too few requests for it) leaves the step unjudged.
+    """
+    by_metric = {r["metric"]: r for r in rows}
+    primary = next((r for r in rows if r.get("aggregate_throughput") is not None), None)
+    if primary is None or any(r["status"] != "ok" for r in rows):
+        error = next((r.get("error") for r in rows if r.get("error")), "no throughput")
+        return StepVerdict(offered_per_s, None, False, True, f"the step failed: {error}", {})
+    achieved = primary.get("aggregate_median") or primary["aggregate_throughput"]
+    latency: dict[str, tuple[float | None, float | None]] = {}
+    problems = []
+    for slo in slos:
+        row = by_metric.get(f"latency_{slo.percentile}_ms")
+        value = row and row["median"]
+        high = row and row["ci_high"]
+        latency[slo.percentile] = (value and value * 1e6, high and high * 1e6)
+        if high is None:
+            return StepVerdict(offered_per_s, achieved, False, False,
+                               f"too short to bound {slo.percentile} (needs 6 rounds and enough requests)", latency)
+        if not slo.holds(high * 1e6):
+            problems.append(f"{slo.percentile} upper bound {high:.3g} ms misses {slo}")
+    growth = by_metric.get("backlog_growth")
+    if growth and growth["median"] is not None and growth["median"] > BACKLOG_LIMIT:
+        problems.insert(0, f"a backlog: latency grew {growth['median'] * 1e3:.3g} ms per s of schedule, so about "
+                           f"{offered_per_s / (1 + growth['median']):.4g}/s of the {offered_per_s:.4g}/s offered "
+                           "were served")
+    lag = by_metric.get("send_lag_p99_ms")
+    if lag and lag["median"] is not None and lag["median"] * 1e6 > GENERATOR_SHARE * min(s.threshold_ns for s in slos):
+        problems.append(f"the generator fell behind (send-lag p99 {lag['median']:.3g} ms, over "
+                        f"{GENERATOR_SHARE:.0%} of the SLO)")
+    return StepVerdict(offered_per_s, achieved, not problems, True, "; ".join(problems) or "meets the SLO", latency)
+
+
+@dataclass
+class RateSearch:
+    """The ramp-then-bisect search of one point: the next rate to offer, and when it is done.
+
+    Rates are totals over all the point's workers, per second.
+    """
+
+    start_per_s: float
+    resolution: float
+    lowest_per_s: float | None = None
+    passed_per_s: float | None = None
+    failed_per_s: float | None = None
+    steps: list[StepVerdict] | None = None
+
+    def __post_init__(self) -> None:
+        self.steps = []
+
+    def next_rate(self) -> float | None:
+        """Return the next total rate to offer; None when the search is over."""
+        if not self.steps:
+            return self.start_per_s
+        if self.failed_per_s is None:
+            return self.passed_per_s * RAMP_FACTOR
+        if self.passed_per_s is None:  # descend from a failing start, then give up
+            lower = self.failed_per_s / RAMP_FACTOR
+            return lower if lower >= self.start_per_s / RAMP_FACTOR ** DESCENTS * (1 - 1e-9) else None
+        if (self.failed_per_s - self.passed_per_s) / self.passed_per_s <= self.resolution:
+            return None
+        return (self.passed_per_s + self.failed_per_s) / 2
+
+    def record(self, verdict: StepVerdict) -> None:
+        """Take one judged step into the search."""
+        self.steps.append(verdict)
+        if not verdict.judged:
+            return
+        if verdict.passed:
+            self.passed_per_s = max(self.passed_per_s or 0.0, verdict.offered_per_s)
+        else:
+            self.failed_per_s = min(self.failed_per_s or math.inf, verdict.offered_per_s)
+
+
+def nodes_needed(ns: Sequence[int], capacities: Sequence[float], low: Sequence[float], high: Sequence[float],
+                 load_per_s: float) -> dict[str, Any]:
+    """Return the smallest N whose fitted capacity carries ``load_per_s``, with an interval.
+
+    The model is the USL fitted on capacity(N) (Amdahl with three N, a line through the origin
+    with fewer); the interval fits the same model to each N's search bracket ends (the highest
+    passing and the lowest failing rate), so it covers the search's own resolution. Returns
+    {"n", "n_low", "n_high", "model", "peak_n", "note"}; n is None when the load cannot be met
+    within the fitted peak N* (or a ceiling of 64 x the largest N measured).
+    """
+    from orchestrator.analysis import scaling
+
+    ceiling = 64 * max(ns)
+
+    def fit(values: Sequence[float]):
+        try:
+            if len(set(ns)) >= 4:
+                u = scaling.fit_usl(ns, values)
+                return "USL", lambda n: u.lambda_ * n / (1 + u.sigma * (n - 1) + u.kappa * n * (n - 1)), u.peak_n
+            if len(set(ns)) >= 3:
+                a = scaling.fit_amdahl(ns, values)
+                return "Amdahl", lambda n: a.x1 * n / (1 + a.serial_fraction * (n - 1)), None
+        except (scaling.NotEnoughPoints, RuntimeError, ValueError):
+            pass
+        per = max(v / n for n, v in zip(ns, values))
+        return "a line through the origin at the best point's capacity per N", lambda n: per * n, None
+
+    def smallest(model) -> int | None:
+        _, curve, peak = model
+        top = min(ceiling, int(peak)) if peak else ceiling
+        return next((n for n in range(1, top + 1) if curve(n) >= load_per_s), None)
+
+    central = fit(capacities)
+    n, n_low, n_high = smallest(central), smallest(fit(high)), smallest(fit(low))
+    note = None
+    if n is None:
+        peak = central[2]
+        note = (f"cannot be met within the fitted peak N* {peak:.1f}" if peak else
+                f"cannot be met within {ceiling} (64 x the largest N measured)")
+    return {"n": n, "n_low": n_low if n_low is not None else n, "n_high": n_high, "model": central[0],
+            "peak_n": central[2], "note": note}
