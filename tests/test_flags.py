@@ -74,3 +74,17 @@ def test_flag_notes_name_the_figures():
         "underused: a planned CPU was only 12% busy (below 50%); the workload waited or was not pinned",
     ]
     assert flag_notes({"flags": []}) == []
+
+
+def test_summary_notes_put_every_other_unstable_metric_on_one_line():
+    from orchestrator.render.notes import summary_notes
+
+    base = {"trial_id": "t", "workload": "net.http", "workers": 1, "status": "ok", "n": 10, "measure_s": 1.0}
+    rows = [{**base, "metric": "requests_per_s", "cv": 0.02, "flags": ["noisy"], "busiest_other_cpu_percent": 70.0},
+            {**base, "metric": "latency_p99_ms", "cv": 0.46, "flags": ["unstable"]},
+            {**base, "metric": "latency_max_ms", "cv": 0.41, "flags": ["unstable", "noisy"]},
+            {**base, "metric": "latency_p50_ms", "cv": 0.01, "flags": []}]
+    lines = summary_notes(rows)
+    assert lines[1:] == [("  requests_per_s: noisy: a CPU outside the plan was 70% busy (above 50%); other load "
+                          "shared the node"),
+                         "  unstable (CV over rounds above 5%): latency_p99_ms 46%, latency_max_ms 41%"]

@@ -103,3 +103,19 @@ def test_results_that_is_a_file_is_named_as_such(tmp_path):
     path.write_text("x")
     result = query(path, "SELECT 1")
     assert result.exit_code == 2 and "is a file, not a folder" in result.stderr
+
+
+def test_views_are_built_for_the_tables_a_statement_names_and_added_as_later_ones_need_them(dataset):
+    from orchestrator.store.reader import Dataset
+
+    ds = Dataset(dataset)
+    try:
+        assert ds.rows("SELECT count(*) AS n FROM samples") == [{"n": 5}]
+        assert ds.rows("WITH s AS (SELECT run_id FROM samples) SELECT count(DISTINCT run_id) AS n FROM s") == [{"n": 2}]
+        # a USING join cannot be named without binding: every view is built, and it still answers
+        assert ds.rows("SELECT count(*) AS n FROM samples JOIN samples AS b USING (run_id, repetition)") == [{"n": 5}]
+        assert ds.rows("SELECT count(*) AS n FROM trials") == [{"n": 0}]
+        result = query(dataset, "SELECT * FROM read_csv('/etc/passwd')")  # still confined, views or not
+        assert result.exit_code == 2 and "outside the results folder" in result.stderr
+    finally:
+        ds.close()

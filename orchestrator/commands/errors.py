@@ -14,13 +14,11 @@ from typing import Any
 import typer
 
 from orchestrator.interrupts import Terminated
-from workloads.errors import UserError
+from workloads.errors import StoreError, UserError
 
 
 def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     """Wrap a command: one sentence on stderr and the right exit code for what a user can cause."""
-    from orchestrator.store.writer import StoreError
-
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:

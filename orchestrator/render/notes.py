@@ -66,9 +66,12 @@ def summary_notes(rows: Sequence[Mapping[str, Any]], thresholds: FlagThresholds 
         if primary.get("peak_rss_bytes") is not None:
             text += f"; peak RSS {si(primary['peak_rss_bytes'])}B"
         lines.append(text)
-        for row in trial_rows:  # trial-wide flags describe the trial: once, on the primary row
-            own = row if row is primary else {**row, "flags": [f for f in row.get("flags") or () if f == "unstable"]}
-            lines.extend(f"  {row['metric']}: {note}" for note in flag_notes(own, thresholds))
+        # Trial-wide flags describe the trial: once, on the primary row; other metrics' CVs on one line.
+        lines.extend(f"  {primary['metric']}: {note}" for note in flag_notes(primary, thresholds))
+        shaky = [r for r in trial_rows if r is not primary and "unstable" in (r.get("flags") or ())]
+        if shaky:
+            listed = ", ".join(f"{r['metric']} {100 * r['cv']:.0f}%" for r in shaky)
+            lines.append(f"  unstable (CV over rounds above {100 * thresholds.max_cv:.0f}%): {listed}")
         lines.extend(f"  {note}" for note in _workload_flag_notes(primary))
     return lines
 

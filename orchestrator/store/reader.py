@@ -14,7 +14,7 @@ from __future__ import annotations
 import glob
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,15 @@ def _arrow(relation: duckdb.DuckDBPyRelation) -> pa.Table:
     return relation.to_arrow_table() if hasattr(relation, "to_arrow_table") else relation.arrow()
 
 
+def _tables_of(sql: str) -> set[str] | None:
+    """Return the names ``sql`` reads from (CTE names excluded); None when that cannot be told."""
+    try:
+        with duckdb.connect(":memory:") as con:
+            return set(con.get_table_names(sql, qualified=False))
+    except duckdb.Error:
+        return None  # e.g. a USING join, which needs the columns: build every view
+
+
 class Dataset:
     """A results folder opened for reading; ``rows``, ``table`` and ``query`` run SQL over its views."""
 
@@ -69,6 +78,7 @@ class Dataset:
         """Files left out because they could not be read as their table (path: reason)."""
         self._files: dict[str, list[Path]] | None = None  # checked file lists, after a read error
         self._con: duckdb.DuckDBPyConnection | None = None
+        self._views: set[str] = set()
 
     # --- connection -----------------------------------------------------------------------
 
@@ -102,30 +112,39 @@ class Dataset:
         dead = [run_id for run_id, host, pid in running if host == here and (pid is None or not _alive(pid))]
         return pa.table({"run_id": pa.array(dead, pa.string())})
 
-    def connect(self) -> duckdb.DuckDBPyConnection:
-        """Return the open DuckDB connection: one view per table, file access confined to the folder."""
-        if self._con is None:
-            con = duckdb.connect(":memory:")
-            for table, schema in SCHEMAS.items():
-                con.register(f"_empty_{table}", schema.empty_table())
-                name = "_runs_stored" if table == "runs" else table
-                con.execute(f"CREATE VIEW {name} AS {self._view_sql(table)}")
+    def connect(self, tables: Iterable[str] | None = None) -> duckdb.DuckDBPyConnection:
+        """Return the open DuckDB connection with a view for each of ``tables`` (None: every table).
+
+        Only the views a statement names are built, so a query's cost follows the tables it reads
+        (a view binds its files' schemas when created). File access is confined to the folder.
+        """
+        wanted = set(SCHEMAS) if tables is None else set(tables) & set(SCHEMAS)
+        if self._con is not None and wanted <= self._views:
+            return self._con
+        wanted |= self._views
+        self.close()
+        con = duckdb.connect(":memory:")
+        for table in wanted:
+            con.register(f"_empty_{table}", SCHEMAS[table].empty_table())
+            name = "_runs_stored" if table == "runs" else table
+            con.execute(f"CREATE VIEW {name} AS {self._view_sql(table)}")
+        if "runs" in wanted:
             # A run row still says running after its driver died (killed, or the disk filled up).
             con.register("_dead", self._dead_runs(con))
             con.execute("CREATE VIEW runs AS SELECT * REPLACE (CASE WHEN status = 'running' AND run_id IN "
                         "(SELECT run_id FROM _dead) THEN 'interrupted' ELSE status END AS status) FROM _runs_stored")
-            # After the views exist: SQL can read nothing outside the folder, install or load nothing.
-            con.execute(f"SET allowed_directories=[{_quote(str(self.root) + '/')}]")
-            con.execute("SET enable_external_access=false")
-            con.execute("SET lock_configuration=true")
-            self._con = con
-        return self._con
+        # After the views exist: SQL can read nothing outside the folder, install or load nothing.
+        con.execute(f"SET allowed_directories=[{_quote(str(self.root) + '/')}]")
+        con.execute("SET enable_external_access=false")
+        con.execute("SET lock_configuration=true")
+        self._con, self._views = con, wanted
+        return con
 
     def close(self) -> None:
         """Close the connection (a later call reconnects)."""
         if self._con is not None:
             self._con.close()
-            self._con = None
+            self._con, self._views = None, set()
 
     def _check_files(self) -> None:
         """Check every file's footer once; keep the readable ones of the right table, name the rest."""
@@ -152,13 +171,14 @@ class Dataset:
 
     def table(self, sql: str, args: Sequence[Any] = ()) -> pa.Table:
         """Return the result of a query over the views as an Arrow table."""
+        tables = _tables_of(sql)
         try:
-            return _arrow(self.connect().sql(sql, params=list(args) or None))
+            return _arrow(self.connect(tables).sql(sql, params=list(args) or None))
         except (duckdb.IOException, duckdb.InvalidInputException) as exc:
             if self._files is not None or str(self.root) not in str(exc):
                 raise
             self._check_files()  # a bad file in the folder: leave it out and try once more
-            return _arrow(self.connect().sql(sql, params=list(args) or None))
+            return _arrow(self.connect(tables).sql(sql, params=list(args) or None))
 
     def rows(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Return the rows of a query over the views as dicts."""

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from orchestrator.store import layout
 from orchestrator.store.schemas import SCHEMA_VERSION, SCHEMAS
-from workloads.errors import UserError
+from workloads.errors import StoreError, UserError
 
 
 def _umask() -> int:
@@ -84,10 +84,6 @@ def check_writable(root: Path) -> Path:
         raise UserError(f"Results folder {str(root)!r} is not writable (creating a file in {where} failed: "
                         f"{exc.strerror or exc}); pass a writable folder with --results DIR.") from None
     return root
-
-
-class StoreError(Exception):
-    """The results folder could not be written mid-run (disk full, turned read-only): exit 1."""
 
 
 def _store_error(exc: OSError, what: str) -> StoreError:
