@@ -285,8 +285,7 @@ def latency_section(dataset: Dataset, run_id: str, out: Path) -> Section | None:
 
 def capacity_section(dataset: Dataset, run_id: str, out: Path) -> Section | None:
     """Return the capacity search: the table, latency against offered load per point, capacity against N."""
-    from orchestrator.analysis import scaling
-    from orchestrator.analysis.capacity import parse_slos
+    from orchestrator.analysis.capacity import fit_capacity, parse_slos
 
     rows = dataset.rows("SELECT * FROM capacity WHERE run_id = ? ORDER BY n", [run_id])
     if not rows:
@@ -324,18 +323,8 @@ def capacity_section(dataset: Dataset, run_id: str, out: Path) -> Section | None
                      table))
     met = [r for r in rows if r["capacity_per_s"]]
     if len(met) >= 2:
-        ns = [r["n"] for r in met]
-        caps = [r["capacity_per_s"] for r in met]
-        usl = amdahl = None
-        try:
-            if len(ns) >= 4:
-                u = scaling.fit_usl(ns, caps)
-                usl = (u.lambda_, u.sigma, u.kappa)
-            elif len(ns) == 3:
-                a = scaling.fit_amdahl(ns, caps)
-                amdahl = (a.x1, a.serial_fraction)
-        except (scaling.NotEnoughPoints, RuntimeError, ValueError):
-            s.paragraphs.append("Capacity over N could not be fitted; the points are drawn alone.")
+        fit = fit_capacity([r["n"] for r in met], [r["capacity_per_s"] for r in met])
+        usl, amdahl = fit.usl, fit.amdahl
         points = [{"n": r["n"], "throughput_median": r["capacity_per_s"], "throughput_ci_low": r["bracket_low_per_s"],
                    "throughput_ci_high": r["bracket_high_per_s"] or r["capacity_per_s"]} for r in met]
         fig = plots.scaling_figure(f"{rows[0]['workload']}: capacity at {rows[0]['slo']}", rows[0]["dimension"],

@@ -158,6 +158,7 @@ def test_an_slo_no_rate_meets_is_said_and_exits_1(ray_local, tmp_path):
      "cpu.sqrt_mod cannot be capacity-searched (it has no open-loop rate parameter); choose one of: db.sqlite, net.http."),
     (["net.http", "--slo", "p99<=5ms", "--workers", "1,1"], "--workers '1,1' is not a list of distinct counts"),
     (["net.http", "--slo", "p99<=5ms", "--resolution", "0"], "--resolution '0' must be above 0"),
+    (["net.http", "--slo", "p99<=5ms", "--repetitions", "3"], "--repetitions 3 is too few for a capacity search"),
 ])
 def test_bad_capacity_input_is_one_sentence_before_any_work(tmp_path, args, fragment):
     result = CliRunner().invoke(app, ["capacity", *args, "--results", str(tmp_path / "r")])

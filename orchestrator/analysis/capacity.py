@@ -187,44 +187,66 @@ class RateSearch:
             self.failed_per_s = min(self.failed_per_s or math.inf, verdict.offered_per_s)
 
 
+@dataclass(frozen=True, slots=True)
+class CapacityFit:
+    """capacity(N) fitted: the USL with four or more N, Amdahl with three, else a line through the origin."""
+
+    model: str
+    usl: tuple[float, float, float] | None = None
+    """(λ, σ, κ) when the USL was fitted."""
+    amdahl: tuple[float, float] | None = None
+    """(X1, s) when Amdahl was fitted."""
+    per_n: float = 0.0
+    """The line's slope: the best measured capacity per N (neither model fitted)."""
+    peak_n: float | None = None
+
+    def __call__(self, n: float) -> float:
+        if self.usl:
+            lam, sigma, kappa = self.usl
+            return lam * n / (1 + sigma * (n - 1) + kappa * n * (n - 1))
+        if self.amdahl:
+            x1, s = self.amdahl
+            return x1 * n / (1 + s * (n - 1))
+        return self.per_n * n
+
+
+def fit_capacity(ns: Sequence[int], values: Sequence[float]) -> CapacityFit:
+    """Fit capacity(N) as the sweep's scaling fits do (``analysis.scaling``); a line when they cannot."""
+    from orchestrator.analysis import scaling
+
+    try:
+        if len(set(ns)) >= 4:
+            u = scaling.fit_usl(ns, values)
+            return CapacityFit("USL", usl=(u.lambda_, u.sigma, u.kappa), peak_n=u.peak_n)
+        if len(set(ns)) >= 3:
+            a = scaling.fit_amdahl(ns, values)
+            return CapacityFit("Amdahl", amdahl=(a.x1, a.serial_fraction))
+    except (scaling.NotEnoughPoints, RuntimeError, ValueError):
+        pass
+    return CapacityFit("a line through the origin at the best point's capacity per N",
+                       per_n=max(v / n for n, v in zip(ns, values)))
+
+
 def nodes_needed(ns: Sequence[int], capacities: Sequence[float], low: Sequence[float], high: Sequence[float],
                  load_per_s: float) -> dict[str, Any]:
     """Return the smallest N whose fitted capacity carries ``load_per_s``, with an interval.
 
-    The model is the USL fitted on capacity(N) (Amdahl with three N, a line through the origin
-    with fewer); the interval fits the same model to each N's search bracket ends (the highest
-    passing and the lowest failing rate), so it covers the search's own resolution. Returns
-    {"n", "n_low", "n_high", "model", "peak_n", "note"}; n is None when the load cannot be met
-    within the fitted peak N* (or a ceiling of 64 x the largest N measured).
+    The model is ``fit_capacity``'s; the interval fits the same model to each N's search bracket
+    ends (the highest passing and the lowest failing rate), so it covers the search's own
+    resolution. Returns {"n", "n_low", "n_high", "model", "peak_n", "note"}; n is None when the
+    load cannot be met within the fitted peak N* (or a ceiling of 64 x the largest N measured).
     """
-    from orchestrator.analysis import scaling
-
     ceiling = 64 * max(ns)
 
-    def fit(values: Sequence[float]):
-        try:
-            if len(set(ns)) >= 4:
-                u = scaling.fit_usl(ns, values)
-                return "USL", lambda n: u.lambda_ * n / (1 + u.sigma * (n - 1) + u.kappa * n * (n - 1)), u.peak_n
-            if len(set(ns)) >= 3:
-                a = scaling.fit_amdahl(ns, values)
-                return "Amdahl", lambda n: a.x1 * n / (1 + a.serial_fraction * (n - 1)), None
-        except (scaling.NotEnoughPoints, RuntimeError, ValueError):
-            pass
-        per = max(v / n for n, v in zip(ns, values))
-        return "a line through the origin at the best point's capacity per N", lambda n: per * n, None
+    def smallest(fit: CapacityFit) -> int | None:
+        top = min(ceiling, int(fit.peak_n)) if fit.peak_n else ceiling
+        return next((n for n in range(1, top + 1) if fit(n) >= load_per_s), None)
 
-    def smallest(model) -> int | None:
-        _, curve, peak = model
-        top = min(ceiling, int(peak)) if peak else ceiling
-        return next((n for n in range(1, top + 1) if curve(n) >= load_per_s), None)
-
-    central = fit(capacities)
-    n, n_low, n_high = smallest(central), smallest(fit(high)), smallest(fit(low))
+    central = fit_capacity(ns, capacities)
+    n, n_low, n_high = smallest(central), smallest(fit_capacity(ns, high)), smallest(fit_capacity(ns, low))
     note = None
     if n is None:
-        peak = central[2]
-        note = (f"cannot be met within the fitted peak N* {peak:.1f}" if peak else
+        note = (f"cannot be met within the fitted peak N* {central.peak_n:.1f}" if central.peak_n else
                 f"cannot be met within {ceiling} (64 x the largest N measured)")
-    return {"n": n, "n_low": n_low if n_low is not None else n, "n_high": n_high, "model": central[0],
-            "peak_n": central[2], "note": note}
+    return {"n": n, "n_low": n_low if n_low is not None else n, "n_high": n_high, "model": central.model,
+            "peak_n": central.peak_n, "note": note}

@@ -46,7 +46,8 @@ def capacity(
     param: Annotated[list[str] | None, typer.Option(
         "--param", help="Workload parameter WORKLOAD.PARAM=VALUE; repeatable (rate is searched).")] = None,
     placement: Annotated[str, typer.Option(help=PLACEMENT_HELP)] = "compact",
-    repetitions: Annotated[int, typer.Option(help="Rounds per step (at least 6: an upper bound needs them).")] = 6,
+    repetitions: Annotated[int, typer.Option(help="Rounds per step (at least 6: an upper bound needs them; with "
+                                                  "10 one disturbed round does not fail a step).")] = 10,
     min_time: Annotated[float, typer.Option(help="Seconds one sample lasts at least (lengthened as the "
                                                  "percentile needs).")] = DEFAULTS.min_time_s,
     results: ResultsOption = RESULTS,
@@ -55,7 +56,7 @@ def capacity(
     """Search the highest open-loop rate meeting --slo, per worker or node count; say what a --load needs."""
     from orchestrator.analysis.capacity import parse_load, parse_slos
     from orchestrator.analysis.compare import parse_threshold
-    from orchestrator.capacity import CapacitySearch, check_searchable
+    from orchestrator.capacity import MIN_ROUNDS, CapacitySearch, check_searchable
     from orchestrator.request import build_request, build_shape
 
     slos = parse_slos(slo)
@@ -69,7 +70,10 @@ def capacity(
     check_searchable(workload)
     if not (start_rate == 0 or 0 < start_rate < float("inf")):
         raise UserError(f"--start-rate {start_rate} must be 0 (automatic) or a positive rate.")
-    sampling = Sampling(repetitions=max(repetitions, 6), warmup=1, min_time_s=min_time)
+    if repetitions < MIN_ROUNDS:
+        raise UserError(f"--repetitions {repetitions} is too few for a capacity search: an upper 95% bound of a "
+                        f"percentile needs at least {MIN_ROUNDS} rounds per step.")
+    sampling = Sampling(repetitions=repetitions, warmup=1, min_time_s=min_time)
     dimension = "nodes" if len(counts_n) > 1 else "workers"
     shapes = tuple(build_shape(w, n, placement, 1, 0, "weak") for n in counts_n for w in counts_w)
     request = build_request((workload,), param or (), shapes[0], sampling, (), results)
