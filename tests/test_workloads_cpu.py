@@ -12,6 +12,7 @@ import pytest
 from threadpoolctl import threadpool_info
 
 from workloads import UserError, WorkerContext, get_workload
+from workloads.base import Measurement
 from workloads.cpu import (
     BATCH_ROUND_TRIPS,
     SAMPLED_PAIRS,
@@ -178,3 +179,19 @@ def test_bounce_fails_cleanly_on_a_missing_cpu():
     with pytest.raises(OSError):
         bounce(kernels, np.zeros(32, dtype=np.int64), (TWO_CPUS[0], missing), 1)
     assert threading.active_count() == threads  # neither side was left spinning
+
+
+def test_a_measurements_summary_runs_after_the_clock_stops():
+    """Histograms are built in ``finish``: the sample's elapsed time never includes them."""
+    ticks = iter(range(0, 10**9, 1000))
+
+    def clock() -> int:
+        return next(ticks)
+
+    def run(n: int) -> Measurement:
+        clock()  # the work: one tick
+        return Measurement(ops=n, finish=lambda: (clock(), clock(), Measurement(ops=n, metrics={"x": 1.0}))[-1])
+
+    timed = time_run(run, 7, clock=clock, wall=lambda: 0)
+    assert timed.elapsed_ns == 2000  # start, the work's tick, stop; the finish's two ticks are after
+    assert timed.measurement.metrics == {"x": 1.0} and timed.measurement.finish is None

@@ -65,7 +65,7 @@ def test_load_fills_every_row_in_wal_mode(make):
 
 def test_workload_a_updates_land(make):
     w = make(workload="A", distribution="uniform", connections=1)
-    m = w.run(2000)
+    m = w.run(2000).finished()
     assert m.ops == 2000 and m.metrics["errors"] == 0
     updates = w._clients[0].updates_done
     assert updates == round(2000 * (1 - m.metrics["read_fraction"]))
@@ -118,7 +118,7 @@ def test_missed_read_fails_the_run(make):
     conn.commit()
     conn.close()
     with pytest.raises(RuntimeError, match=r"db.sqlite: \d+ reads missed loaded keys"):
-        w.run(500)
+        w.run(500).finished()
 
 
 def test_zipfian_head_matches_theory():
@@ -201,7 +201,7 @@ def test_zipfian_keys_stay_in_the_table(make):
 def test_latest_favours_the_newest_keys(make):
     w = make(workload="D", connections=2)
     assert w.distribution == "latest"
-    w.run(2000)
+    w.run(2000).finished()
     last = w.table.last
     keys = w.keys(20_000)
     assert keys.max() == last and keys.min() >= 0
@@ -223,7 +223,7 @@ def test_table_keys_acknowledge_in_order():
 
 def test_workload_f_read_modify_write_is_one_transaction(make):
     w = make(workload="F", distribution="uniform", connections=2)
-    m = w.run(2000)
+    m = w.run(2000).finished()
     assert m.ops == 2000 and m.metrics["errors"] == 0
     rmw = 2000 - round(2000 * m.metrics["read_fraction"])
     assert sum(c.updates_done for c in w._clients) == rmw and 800 < rmw < 1200
@@ -233,7 +233,7 @@ def test_workload_f_read_modify_write_is_one_transaction(make):
 
 def test_workload_e_scans_read_ranges(make):
     w = make(workload="E", connections=2)
-    m = w.run(1000)
+    m = w.run(1000).finished()
     assert m.ops == 1000 and m.metrics["read_fraction"] == 0.0 and m.metrics["errors"] == 0
     # scans read 1-100 rows: their service time is well above a single-row operation's
     assert m.histograms["service_time"].percentile_ns(50) > 0
@@ -283,7 +283,7 @@ def test_teardown_leaves_no_threads_or_files(tmp_path):
     w = SQLiteYCSB({**SMALL, "connections": 3})
     w.setup(WorkerContext(scratch_dir=tmp_path))
     assert len(set(threading.enumerate()) - before) == 3
-    w.run(300)
+    w.run(300).finished()
     assert list(tmp_path.iterdir())
     w.teardown()
     assert set(threading.enumerate()) == before

@@ -50,7 +50,7 @@ def test_churn_records_pauses_and_removes_callback():
     w = Churn({"graph_nodes": 2000, "live_graphs": 2})
     w.setup(WorkerContext())
     assert w.recorder in gc.callbacks
-    m = w.run(50)
+    m = w.run(50).finished()
     assert m.ops == 50 * 2000
     assert m.metrics["gc_collections"] > 0
     assert m.metrics["gc_collected"] > 0  # dropped graphs were cyclic garbage
@@ -82,7 +82,7 @@ def test_no_pauses_without_collections():
     gc.collect()
     gc.disable()  # the churn of one node would trigger no collection; make sure none happens
     try:
-        m = w.run(1)
+        m = w.run(1).finished()
     finally:
         gc.enable()
         w.teardown()

@@ -225,7 +225,7 @@ def test_mismatched_body_counts_as_error(monkeypatch):
     w = HttpLoad({"concurrency": 2, "body_bytes": 100})
     w.setup(WorkerContext())
     try:
-        m = w.run(20)
+        m = w.run(20).finished()
     finally:
         w.teardown()
     assert m.ops == 0 and m.metrics["error_rate"] == 1.0
@@ -265,7 +265,7 @@ def test_shared_service_serves_a_client_workload():
         wl.setup(WorkerContext(service_endpoint=endpoint))
         try:
             assert wl._server is None and wl.port == endpoint["port"]
-            m = wl.run(20)
+            m = wl.run(20).finished()
             assert m.ops == 20 and m.metrics["error_rate"] == 0.0
         finally:
             wl.teardown()

@@ -500,7 +500,10 @@ class SQLiteYCSB(Workload):
         for _, exc in outcomes:
             if exc is not None:
                 raise RuntimeError(f"db.sqlite: a client thread failed: {exc!r}") from exc
-        results = [res for res, _ in outcomes]
+        return Measurement(ops=n, finish=lambda: self._summary(job, [res for res, _ in outcomes], n))
+
+    def _summary(self, job: Job, results: list[ThreadResult], n: int) -> Measurement:
+        """Return the sample's figures and histograms (after the clock stopped); raise on a failed check."""
         errors = sum(r.errors for r in results)
         if errors:
             first = next(r.first_error for r in results if r.first_error)

@@ -114,11 +114,10 @@ class Churn(Workload):
                 live.append(root)
             del root
         pauses = np.asarray(recorder.pauses_ns, dtype=np.int64)
-        return Measurement(
-            ops=n * nodes,
-            metrics={"gc_collections": float(pauses.size),
-                     "gc_collected": float(recorder.collected)},
-            histograms={"gc_pause": LatencyHistogram.of(pauses)})
+        collected = float(recorder.collected)
+        return Measurement(ops=n * nodes, finish=lambda: Measurement(
+            ops=n * nodes, metrics={"gc_collections": float(pauses.size), "gc_collected": collected},
+            histograms={"gc_pause": LatencyHistogram.of(pauses)}))
 
     def teardown(self) -> None:
         gc.callbacks.remove(self.recorder)

@@ -393,6 +393,10 @@ class HttpLoad(Workload):
 
     def run(self, n: int) -> Measurement:
         drive = self._loop.run_until_complete(self._drive(n))
+        return Measurement(ops=int(drive.ok.sum()), finish=lambda: self._summary(drive, n))
+
+    def _summary(self, drive: Drive, n: int) -> Measurement:
+        """Return the sample's figures and histograms (after the clock stopped)."""
         ok = drive.ok
         latency = LatencyHistogram.of(drive.latency_ns[ok])
         if self.params["rate"] > 0:
