@@ -8,12 +8,20 @@ short to bound its SLO percentile is run again longer, never judged on too few r
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cluster.nodes import NodeInfo
-from orchestrator.analysis.capacity import RateSearch, Slo, StepVerdict, judge_step
+from orchestrator.analysis.capacity import (
+    RateSearch,
+    Slo,
+    StepVerdict,
+    judge_step,
+    parse_load,
+    parse_slos,
+)
 from orchestrator.analysis.trial_record import TrialRecord
 from orchestrator.planner import Point, Shape, Trial, plan_point
 from orchestrator.settings import Sampling
@@ -74,6 +82,59 @@ class PointResult:
         return min(failed, key=lambda s: s.offered_per_s).reason if failed else ""
 
 
+@dataclass(frozen=True, slots=True)
+class CapacityGoal:
+    """What a capacity search is asked, from ``topobench capacity``'s flags or a sweep's ``[capacity]``.
+
+    Attributes:
+        slos: the latency objectives every step is judged against.
+        resolution: the search ends when the last pass and first fail are this close (a fraction).
+        start_per_s: the first offered rate (total); 0 starts at a quarter of the closed-loop rate.
+        load_per_s: a load to place: the answer says how many N it needs (None: no question).
+    """
+
+    slos: tuple[Slo, ...]
+    resolution: float = 0.05
+    start_per_s: float = 0.0
+    load_per_s: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the goal as JSON-ready values (stored in the run's spec)."""
+        return {"slo": ", ".join(str(s) for s in self.slos), "resolution": self.resolution,
+                "start_rate": self.start_per_s, "load": self.load_per_s}
+
+
+def parse_goal(slo: str, resolution: str = "5%", start_rate: float = 0.0, load: str | None = None,
+               name: Callable[[str], str] = str) -> CapacityGoal:
+    """Return the validated ``CapacityGoal``; ``name`` turns a flag ("--slo") into how the input is named.
+
+    Raises:
+        UserError: a malformed SLO or load, a resolution not above 0, or a start rate that is
+            neither 0 nor a positive finite number.
+    """
+    from orchestrator.analysis.compare import parse_threshold
+
+    slos = parse_slos(slo, name("--slo"))
+    fraction = parse_threshold(resolution, option=name("--resolution"))
+    if fraction <= 0:
+        raise UserError(f"{name('--resolution')} {resolution!r} must be above 0, e.g. 5%.")
+    if type(start_rate) not in (int, float) or not (start_rate == 0 or 0 < start_rate < math.inf):
+        raise UserError(f"{name('--start-rate')} {start_rate!r} must be 0 (automatic) or a positive rate.")
+    load_per_s = parse_load(load, name("--load")) if load is not None else None
+    return CapacityGoal(slos, fraction, float(start_rate), load_per_s)
+
+
+def check_rounds(repetitions: int, name: str = "--repetitions") -> None:
+    """Refuse fewer rounds per step than an upper bound of a percentile needs.
+
+    Raises:
+        UserError: ``repetitions`` is below ``MIN_ROUNDS``.
+    """
+    if repetitions < MIN_ROUNDS:
+        raise UserError(f"{name} {repetitions} is too few for a capacity search: an upper 95% bound of a "
+                        f"percentile needs at least {MIN_ROUNDS} rounds per step.")
+
+
 @dataclass
 class CapacitySearch:
     """Plans the steps of every point and reads each finished step back (``observe``).
@@ -83,20 +144,16 @@ class CapacitySearch:
         params: its validated parameters (``rate`` is set per step).
         shapes: one worker shape per point, in search order.
         dimension: "workers" or "nodes": what N counts.
-        slos: the latency objectives every step is judged against.
+        goal: the SLOs, resolution, first rate and the load to place.
         sampling: how steps are measured (rounds raised to at least 6).
-        resolution: the search ends when the last pass and first fail are this close (a fraction).
-        start_per_s: the first offered rate (total); 0 starts at a quarter of the closed-loop rate.
     """
 
     workload: str
     params: Mapping[str, Any]
     shapes: Sequence[Shape]
     dimension: str
-    slos: Sequence[Slo]
+    goal: CapacityGoal
     sampling: Sampling
-    resolution: float = 0.05
-    start_per_s: float = 0.0
     results: list[PointResult] = field(default_factory=list)
     _last: TrialRecord | None = None
 
@@ -108,7 +165,7 @@ class CapacitySearch:
     def _step_sampling(self, total_per_s: float) -> Sampling:
         """Return a step's sampling: at least 6 rounds, each long enough for the strictest percentile."""
         rounds = max(MIN_ROUNDS, self.sampling.repetitions)
-        need = max(min_count({"p50": 50, "p90": 90, "p99": 99, "p999": 99.9}[s.percentile]) for s in self.slos)
+        need = max(min_count({"p50": 50, "p90": 90, "p99": 99, "p999": 99.9}[s.percentile]) for s in self.goal.slos)
         seconds = 2 * need / (total_per_s * rounds)  # twice the requests the bound needs over the rounds
         return replace(self.sampling, repetitions=rounds, min_time_s=max(self.sampling.min_time_s, seconds),
                        until_stable=False)
@@ -133,7 +190,7 @@ class CapacitySearch:
         for shape, closed in zip(self.shapes, closed_loop):
             point = PointResult(shape, shape.workers if self.dimension == "workers" else shape.nodes)
             self.results.append(point)
-            start = self.start_per_s
+            start = self.goal.start_per_s
             if not start:
                 yield closed
                 point.trial_ids.append(closed.trial_id)
@@ -142,7 +199,7 @@ class CapacitySearch:
                     continue  # the workload failed even closed loop: nothing to search
                 point.closed_loop_per_s = primary["aggregate_median"] or primary["aggregate_throughput"]
                 start = point.closed_loop_per_s / 4
-            point.search = RateSearch(start, self.resolution)
+            point.search = RateSearch(start, self.goal.resolution)
             step = 0
             while (rate := point.search.next_rate()) is not None:
                 sampling = self._step_sampling(rate)
@@ -151,7 +208,7 @@ class CapacitySearch:
                     trial = self._trial(nodes, shape, rate, f"capacity step {step}", sampling)
                     yield trial
                     point.trial_ids.append(trial.trial_id)
-                    verdict = judge_step(self._last.rows, self.slos, rate)
+                    verdict = judge_step(self._last.rows, self.goal.slos, rate)
                     if verdict.judged:
                         break
                     sampling = replace(sampling, min_time_s=sampling.min_time_s * 2)  # lengthened, never judged short
@@ -160,11 +217,12 @@ class CapacitySearch:
                                           f"could not be judged: {verdict.reason}", verdict.latency_ns)
                 point.search.record(verdict)
 
-    def answer(self, load_per_s: float | None) -> dict[str, Any] | None:
-        """Return how many N ``load_per_s`` needs (``nodes_needed``), None without a load or a capacity."""
+    def answer(self) -> dict[str, Any] | None:
+        """Return how many N the goal's load needs (``nodes_needed``), None without a load or a capacity."""
         from orchestrator.analysis.capacity import nodes_needed
 
         done = [r for r in self.results if r.capacity_per_s]
+        load_per_s = self.goal.load_per_s
         if load_per_s is None or not done:
             return None
         ns = [r.n for r in done]
@@ -177,8 +235,8 @@ class CapacitySearch:
 def capacity_rows(run_id: str, search: CapacitySearch, params_json: str) -> list[dict[str, Any]]:
     """Return the ``capacity`` table rows: one per point, with its bracket, latency and what limited it."""
     rows = []
-    slo_text = ", ".join(str(s) for s in search.slos)
-    first = search.slos[0]
+    slo_text = ", ".join(str(s) for s in search.goal.slos)
+    first = search.goal.slos[0]
     for r in search.results:
         cap = r.capacity_per_s
         at = next((s for s in (r.search.steps if r.search else []) if s.judged and s.passed

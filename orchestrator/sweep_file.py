@@ -13,6 +13,19 @@ parameter) and matrix dimensions. Every combination is one trial of one run::
 
     [workloads."cpu.sqrt_mod"]
     elements = 16384
+
+With a ``[capacity]`` table the sweep is a capacity search instead (``topobench capacity``):
+one workload with an open-loop ``rate``, one parameter set, and nodes or workers_per_node
+listing the N to search::
+
+    nodes = [1, 2, 3]
+    [workloads."net.http"]
+    service_ms = 2
+    [capacity]
+    slo = "p99<=5ms"      # required
+    load = "20000/s"      # optional: how many nodes does it need?
+    resolution = "5%"     # optional
+    start_rate = 0        # optional: 0 starts at a quarter of the closed-loop rate
 """
 
 from __future__ import annotations
@@ -23,12 +36,19 @@ import math
 import random
 import sys
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from cluster.placement import COMPACT, Placement, parse_placement
 from orchestrator.analysis.targets import Target, parse_targets
+from orchestrator.capacity import (
+    CapacityGoal,
+    CapacitySearch,
+    check_rounds,
+    check_searchable,
+    parse_goal,
+)
 from orchestrator.planner import Point, Shape
 from orchestrator.request import check_min_cpus
 from orchestrator.settings import (
@@ -51,7 +71,8 @@ else:  # pragma: no cover - Python 3.10
 
 _MATRIX = ("nodes", "workers_per_node", "placement", "threads_per_worker")
 _SAMPLING_KEYS = {key_name(name): name for name in SAMPLING_FIELDS}
-_KEYS = (*_MATRIX, "workloads", "mode", *_SAMPLING_KEYS, "order", "seed", "reserve_cpus", "targets")
+_KEYS = (*_MATRIX, "workloads", "mode", *_SAMPLING_KEYS, "order", "seed", "reserve_cpus", "targets", "capacity")
+_CAPACITY_KEYS = ("slo", "resolution", "start_rate", "load")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +89,7 @@ class SweepSpec:
         seed: the random order's seed.
         sampling: how every trial is measured.
         targets: service-level targets checked on each trial's figures.
+        capacity: with a ``[capacity]`` table, what to search; the sweep is then a capacity search.
     """
 
     workloads: tuple[str, ...]
@@ -82,6 +104,7 @@ class SweepSpec:
     seed: int = 0
     sampling: Sampling = field(default_factory=Sampling)
     targets: tuple[Target, ...] = ()
+    capacity: CapacityGoal | None = None
 
     @property
     def size(self) -> int:
@@ -96,7 +119,8 @@ class SweepSpec:
                 "nodes": self.nodes, "workers_per_node": self.workers_per_node,
                 "placement": [str(p) for p in self.placement], "threads_per_worker": self.threads_per_worker,
                 "mode": self.mode.value, "reserve_cpus": self.reserve_cpus, "order": self.order.value,
-                "seed": self.seed, "sampling": asdict(self.sampling), "targets": [str(t) for t in self.targets]}
+                "seed": self.seed, "sampling": asdict(self.sampling), "targets": [str(t) for t in self.targets],
+                "capacity": self.capacity.to_json() if self.capacity else None}
         return json.dumps(data, sort_keys=True, default=str)
 
     def points(self) -> tuple[Point, ...]:
@@ -123,6 +147,16 @@ class SweepSpec:
         if self.order is Order.RANDOM:
             random.Random(self.seed).shuffle(points)
         return tuple(points)
+
+
+    def capacity_search(self) -> CapacitySearch:
+        """Return the capacity search of a sweep with a ``[capacity]`` table (one per N of the varied dimension)."""
+        assert self.capacity is not None, "not a capacity sweep"
+        (workload,), ((params,),) = self.workloads, self.params.values()
+        shapes = tuple(Shape(w, n, self.placement[0], self.threads_per_worker[0], self.reserve_cpus, self.mode)
+                       for n in self.nodes for w in self.workers_per_node)
+        dimension = "nodes" if len(self.nodes) > 1 else "workers"
+        return CapacitySearch(workload, dict(params), shapes, dimension, self.capacity, self.sampling)
 
 
 def load_sweep(path: Path, max_trials: int = MAX_TRIALS) -> SweepSpec:
@@ -265,4 +299,51 @@ def parse_sweep(data: Mapping[str, Any], max_trials: int = MAX_TRIALS) -> SweepS
     for w in workloads:
         for p in params[w]:
             check_min_cpus(w, p, min(spec.threads_per_worker), "threads_per_worker")
+    if "capacity" in data:
+        spec = replace(spec, capacity=_capacity_goal(data["capacity"]))
+        _check_capacity_matrix(spec, data)
     return spec
+
+
+def _capacity_goal(table: Any) -> CapacityGoal:
+    """Return the goal of a ``[capacity]`` table; numbers are taken for resolution and load too."""
+    if not isinstance(table, dict):
+        raise UserError('Sweep key capacity must be a table; write [capacity] followed by slo = "p99<=5ms".')
+    unknown = sorted(set(table) - set(_CAPACITY_KEYS))
+    if unknown:
+        raise UserError(f"Unknown sweep key capacity.{unknown[0]}; use only: {', '.join(_CAPACITY_KEYS)}.")
+    if not isinstance(table.get("slo"), str):
+        raise UserError('Sweep key capacity.slo is missing or not a string; give the latency objective, '
+                        'e.g. slo = "p99<=5ms".')
+    def text(key: str, default: str | None) -> str | None:
+        value = table.get(key, default)
+        if value is not None and (type(value) not in (str, int, float)):
+            raise UserError(f"Sweep key capacity.{key} = {value!r} must be a string or a number.")
+        return None if value is None else str(value)
+
+    return parse_goal(table["slo"], text("resolution", "5%"), table.get("start_rate", 0.0), text("load", None),
+                      name=lambda flag: f"Sweep key capacity.{flag[2:].replace('-', '_')} =")
+
+
+def _check_capacity_matrix(spec: SweepSpec, data: Mapping[str, Any]) -> None:
+    """Refuse a matrix a capacity search cannot walk: it searches one workload and parameter set over one N."""
+    if len(spec.workloads) != 1:
+        raise UserError(f"A capacity sweep searches one workload; the file lists {len(spec.workloads)} "
+                        f"({', '.join(spec.workloads)}): write one sweep file per workload.")
+    (workload,) = spec.workloads
+    check_searchable(workload)
+    if len(spec.params[workload]) > 1:
+        raise UserError(f"A capacity sweep searches one parameter set; [workloads.\"{workload}\"] lists several "
+                        "values: write one sweep file per value.")
+    if len(spec.nodes) > 1 and len(spec.workers_per_node) > 1:
+        raise UserError("Sweep keys nodes and workers_per_node both list several values; a capacity sweep "
+                        "searches over one of them at a time.")
+    for key in ("placement", "threads_per_worker"):
+        if len(getattr(spec, key)) > 1:
+            raise UserError(f"Sweep key {key} lists several values; a capacity sweep searches one {key}.")
+    for key, why in (("targets", "steps are judged by capacity.slo"),
+                     ("until_stable", "every step runs its rounds in full"),
+                     ("mode", "the search splits the offered rate among the workers itself")):
+        if key in data and (key != "mode" or spec.mode is not Mode.WEAK):
+            raise UserError(f"Sweep key {key} does not apply to a capacity sweep ({why}); remove it.")
+    check_rounds(spec.sampling.repetitions, "Sweep key repetitions =")

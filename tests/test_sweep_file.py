@@ -62,7 +62,7 @@ def test_scalars_become_one_value_lists_and_param_lists_sweep():
     ({"node": [1]}, ("Unknown sweep key 'node'; use only: nodes, workers_per_node, placement, "
                     "threads_per_worker, workloads, mode, repetitions, warmup, min_time, until_stable, "
                     "max_time, rel_ci, max_cv, resource_interval, scratch, lock, lock_timeout, trial_timeout, "
-                    "order, seed, reserve_cpus, targets.")),
+                    "order, seed, reserve_cpus, targets, capacity.")),
     ({"nodes": [0, 1]}, ("Sweep key nodes = [0, 1] must be an integer >= 1 or a non-empty list of them, "
                         "e.g. nodes = [1, 2].")),
     ({"workers_per_node": []}, ("Sweep key workers_per_node = [] must be an integer >= 1 or a non-empty "
@@ -103,6 +103,80 @@ def test_validation_messages(extra, message):
     with pytest.raises(UserError) as info:
         parse_sweep({**BASE, **extra})
     assert str(info.value) == message
+
+
+HTTP = {"workloads": {"net.http": {"service_ms": 2.0}}}
+
+
+def test_a_capacity_table_makes_the_sweep_a_capacity_search_over_the_varied_n():
+    s = parse_sweep({**HTTP, "nodes": [1, 2], "capacity": {"slo": "p99<=5ms,p50<1ms", "load": 900, "resolution": 0.1,
+                                                         "start_rate": 50}})
+    search = s.capacity_search()
+    assert (search.workload, search.dimension, [(x.workers, x.nodes) for x in search.shapes]) == (
+        "net.http", "nodes", [(1, 1), (1, 2)])
+    assert [str(x) for x in search.goal.slos] == ["p99<=5ms", "p50<1ms"]
+    assert (search.goal.load_per_s, search.goal.resolution, search.goal.start_per_s) == (900.0, 0.1, 50.0)
+    assert search.params["service_ms"] == 2.0 and search.sampling.repetitions == 10
+    assert json.loads(s.to_json())["capacity"] == {"slo": "p99<=5ms, p50<1ms", "resolution": 0.1,
+                                                   "start_rate": 50.0, "load": 900.0}
+    workers = parse_sweep({**HTTP, "workers_per_node": [1, 2, 4], "capacity": {"slo": "p99<=5ms"}}).capacity_search()
+    assert workers.dimension == "workers" and [x.workers for x in workers.shapes] == [1, 2, 4]
+    assert (workers.goal.resolution, workers.goal.start_per_s, workers.goal.load_per_s) == (0.05, 0.0, None)
+    assert parse_sweep(BASE).capacity is None
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"capacity": "p99<=5ms"}, 'Sweep key capacity must be a table; write [capacity] followed by slo = "p99<=5ms".'),
+    ({"capacity": {"slo": "p99<=5ms", "rate": 1}}, (
+        "Unknown sweep key capacity.rate; use only: slo, resolution, start_rate, load.")),
+    ({"capacity": {"load": "1/s"}}, ('Sweep key capacity.slo is missing or not a string; give the latency '
+                                     'objective, e.g. slo = "p99<=5ms".')),
+    ({"capacity": {"slo": "p95<=5ms"}}, ("Sweep key capacity.slo = 'p95<=5ms' is not PERCENTILE OP NUMBER UNIT; "
+                                         'write it like "p99<=5ms" (percentiles p50, p90, p99, p99.9; < or <=; '
+                                         "units ns, us, ms, s; several joined by ',').")),
+    ({"capacity": {"slo": "p99<=5ms", "resolution": 0}}, (
+        "Sweep key capacity.resolution = '0' must be above 0, e.g. 5%.")),
+    ({"capacity": {"slo": "p99<=5ms", "start_rate": -1}}, (
+        "Sweep key capacity.start_rate = -1 must be 0 (automatic) or a positive rate.")),
+    ({"capacity": {"slo": "p99<=5ms", "load": "lots"}}, (
+        "Sweep key capacity.load = 'lots' is not a rate; give requests per second such as 20000/s.")),
+    ({"capacity": {"slo": "p99<=5ms", "load": [1]}}, "Sweep key capacity.load = [1] must be a string or a number."),
+    ({"nodes": [1, 2], "workers_per_node": [1, 2], "capacity": {"slo": "p99<=5ms"}}, (
+        "Sweep keys nodes and workers_per_node both list several values; a capacity sweep searches over one "
+        "of them at a time.")),
+    ({"placement": ["compact", "spread"], "capacity": {"slo": "p99<=5ms"}}, (
+        "Sweep key placement lists several values; a capacity sweep searches one placement.")),
+    ({"targets": ["net.http:requests_per_s>=1"], "capacity": {"slo": "p99<=5ms"}}, (
+        "Sweep key targets does not apply to a capacity sweep (steps are judged by capacity.slo); remove it.")),
+    ({"mode": "strong", "capacity": {"slo": "p99<=5ms"}}, (
+        "Sweep key mode does not apply to a capacity sweep (the search splits the offered rate among the "
+        "workers itself); remove it.")),
+    ({"repetitions": 5, "capacity": {"slo": "p99<=5ms"}}, (
+        "Sweep key repetitions = 5 is too few for a capacity search: an upper 95% bound of a percentile needs "
+        "at least 6 rounds per step.")),
+    ({"workloads": {"net.http": {"service_ms": [1.0, 2.0]}}, "capacity": {"slo": "p99<=5ms"}}, (
+        'A capacity sweep searches one parameter set; [workloads."net.http"] lists several values: write one '
+        "sweep file per value.")),
+    ({"workloads": {"net.http": {}, "db.sqlite": {}}, "capacity": {"slo": "p99<=5ms"}}, (
+        "A capacity sweep searches one workload; the file lists 2 (net.http, db.sqlite): write one sweep file "
+        "per workload.")),
+    ({"workloads": {"cpu.sqrt_mod": {}}, "capacity": {"slo": "p99<=5ms"}}, (
+        "cpu.sqrt_mod cannot be capacity-searched (it has no open-loop rate parameter); choose one of: "
+        "db.sqlite, net.http.")),
+])
+def test_capacity_table_messages(extra, message):
+    with pytest.raises(UserError) as info:
+        parse_sweep({**HTTP, **extra})
+    assert str(info.value) == message
+
+
+def test_cli_capacity_sweep_refuses_resume(tmp_path):
+    file = tmp_path / "cap.toml"
+    file.write_text('[workloads."net.http"]\n[capacity]\nslo = "p99<=5ms"\n')
+    result = CliRunner().invoke(app, ["sweep", str(file), "--resume", "x", "--results", str(tmp_path / "r")])
+    assert result.exit_code == 2, result.output
+    assert "--resume does not apply to a sweep with a [capacity] table" in result.stderr
+    assert not (tmp_path / "r").exists()
 
 
 def test_unknown_workload_names_the_known_ones():
@@ -180,8 +254,9 @@ def test_examples_parse():
     from pathlib import Path
 
     root = Path(__file__).parent.parent / "examples"
-    for name in ("sweep-single-machine.toml", "sweep-cluster.toml"):
+    for name in ("sweep-single-machine.toml", "sweep-cluster.toml", "sweep-capacity.toml"):
         assert points(load_sweep(root / name))
+    assert [s.workers for s in load_sweep(root / "sweep-capacity.toml").capacity_search().shapes] == [1, 2, 4]
 
 
 def test_cluster_stop_with_nothing_recorded(tmp_path, monkeypatch):

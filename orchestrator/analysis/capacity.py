@@ -61,8 +61,10 @@ class Slo:
         return {"<": operator.lt, "<=": operator.le}[self.op](value_ns, self.threshold_ns)
 
 
-def parse_slos(text: str) -> tuple[Slo, ...]:
+def parse_slos(text: str, option: str = "--slo") -> tuple[Slo, ...]:
     """Parse ``--slo "p99<=5ms"`` (several joined with ","): p50|p90|p99|p99.9, < or <=, ns|us|ms|s.
+
+    ``option`` names the input in messages (the flag, or the sweep file's key).
 
     Raises:
         UserError: a part is malformed or its threshold is not a positive finite number.
@@ -71,17 +73,17 @@ def parse_slos(text: str) -> tuple[Slo, ...]:
     for part in text.split(","):
         match = _SLO.match(part)
         if not match:
-            raise UserError(f"--slo {part.strip()!r} is not PERCENTILE OP NUMBER UNIT; write it like \"p99<=5ms\" "
+            raise UserError(f"{option} {part.strip()!r} is not PERCENTILE OP NUMBER UNIT; write it like \"p99<=5ms\" "
                             "(percentiles p50, p90, p99, p99.9; < or <=; units ns, us, ms, s; several joined by ',').")
         value = float(match[3]) * _UNITS_NS[match[4]]
         if not (math.isfinite(value) and value > 0):
-            raise UserError(f"--slo {part.strip()!r}: the threshold must be a positive number of {match[4]}.")
+            raise UserError(f"{option} {part.strip()!r}: the threshold must be a positive number of {match[4]}.")
         slos.append(Slo(_PERCENTILES[match[1]], match[2], value, part.strip()))
     return tuple(slos)
 
 
-def parse_load(text: str) -> float:
-    """Parse ``--load 20000/s`` (or a plain number) into requests per second.
+def parse_load(text: str, option: str = "--load") -> float:
+    """Parse ``--load 20000/s`` (or a plain number) into requests per second; ``option`` names the input.
 
     Raises:
         UserError: not a positive finite rate.
@@ -92,7 +94,7 @@ def parse_load(text: str) -> float:
     except ValueError:
         value = math.nan
     if not (math.isfinite(value) and value > 0):
-        raise UserError(f"--load {text!r} is not a rate; give requests per second such as 20000/s.")
+        raise UserError(f"{option} {text!r} is not a rate; give requests per second such as 20000/s.")
     return value
 
 

@@ -54,41 +54,30 @@ def capacity(
     address: AddressOption = None,
 ) -> None:
     """Search the highest open-loop rate meeting --slo, per worker or node count; say what a --load needs."""
-    from orchestrator.analysis.capacity import parse_load, parse_slos
-    from orchestrator.analysis.compare import parse_threshold
-    from orchestrator.capacity import MIN_ROUNDS, CapacitySearch, check_searchable
+    from orchestrator.capacity import CapacitySearch, check_rounds, check_searchable, parse_goal
     from orchestrator.request import build_request, build_shape
 
-    slos = parse_slos(slo)
+    goal = parse_goal(slo, resolution, start_rate, load)
     counts_w, counts_n = parse_counts(workers, "--workers"), parse_counts(nodes, "--nodes")
     if len(counts_w) > 1 and len(counts_n) > 1:
         raise UserError("--workers and --nodes both list several counts; search over one of them at a time.")
-    fraction = parse_threshold(resolution, option="--resolution")
-    if fraction <= 0:
-        raise UserError(f"--resolution {resolution!r} must be above 0, e.g. 5%.")
-    load_per_s = parse_load(load) if load is not None else None
     check_searchable(workload)
-    if not (start_rate == 0 or 0 < start_rate < float("inf")):
-        raise UserError(f"--start-rate {start_rate} must be 0 (automatic) or a positive rate.")
-    if repetitions < MIN_ROUNDS:
-        raise UserError(f"--repetitions {repetitions} is too few for a capacity search: an upper 95% bound of a "
-                        f"percentile needs at least {MIN_ROUNDS} rounds per step.")
+    check_rounds(repetitions)
     sampling = Sampling(repetitions=repetitions, warmup=1, min_time_s=min_time)
     dimension = "nodes" if len(counts_n) > 1 else "workers"
     shapes = tuple(build_shape(w, n, placement, 1, 0, "weak") for n in counts_n for w in counts_w)
     request = build_request((workload,), param or (), shapes[0], sampling, (), results)
-    params = {k: v for k, v in request.params[workload].items()}
-    search = CapacitySearch(workload, params, shapes, dimension, slos, sampling, fraction, start_rate)
-    session = execute_capacity(search, request.to_json(), address, results, load_per_s,
-                               " ".join(["topobench", *sys.argv[1:]]))
-    met = any(r.capacity_per_s for r in search.results)
-    if session.outcome.status != "complete" or not met:
-        raise typer.Exit(1)
+    search = CapacitySearch(workload, dict(request.params[workload]), shapes, dimension, goal, sampling)
+    execute_capacity(search, request.to_json(), address, results, " ".join(["topobench", *sys.argv[1:]]))
 
 
 def execute_capacity(search: CapacitySearch, spec_json: str, address: str | None, results=RESULTS,
-                     load_per_s: float | None = None, command: str = "topobench capacity") -> Session:
-    """Run ``search`` through the session pipeline, store its capacity table and print the answer."""
+                     command: str = "topobench capacity") -> Session:
+    """Run ``search`` through the session pipeline, store its capacity table and print the answer.
+
+    Raises:
+        typer.Exit: 1 when the run did not complete or no point met the SLO.
+    """
     from orchestrator.capacity import capacity_rows, total_rate
     from orchestrator.render.console import stdout_console
     from orchestrator.render.run_tables import capacity_lines, capacity_table
@@ -109,8 +98,10 @@ def execute_capacity(search: CapacitySearch, spec_json: str, address: str | None
     unit = get_workload(search.workload).throughput.unit
     console = stdout_console()
     console.print(capacity_table(rows, unit))
-    for line in capacity_lines(rows, search.answer(load_per_s), load_per_s, search.dimension, unit):
+    for line in capacity_lines(rows, search.answer(), search.goal.load_per_s, search.dimension, unit):
         console.print(line, highlight=False)
     console.print(f"Results: {session.results} (run_id={session.outcome.run_id}); every step is a trial: "
                   f"`topobench query \"SELECT * FROM capacity WHERE run_id='{session.outcome.run_id}'\"`")
+    if session.outcome.status != "complete" or not any(r.capacity_per_s for r in search.results):
+        raise typer.Exit(1)
     return session

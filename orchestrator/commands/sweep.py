@@ -10,6 +10,7 @@ import typer
 
 from orchestrator.commands.options import RESULTS, AddressOption, ResultsOption
 from orchestrator.settings import MAX_TRIALS
+from workloads.errors import UserError
 
 if TYPE_CHECKING:
     from orchestrator.analysis.scaling_series import SeriesAnalysis
@@ -30,7 +31,10 @@ def sweep(
     results: ResultsOption = RESULTS,
     address: AddressOption = None,
 ) -> None:
-    """Run a sweep (workloads x nodes x workers x placements) and analyze how throughput scales."""
+    """Run a sweep (workloads x nodes x workers x placements) and analyze how throughput scales.
+
+    With a [capacity] table the sweep searches the capacity at an SLO per N instead (as `topobench capacity`).
+    """
     from orchestrator.render.console import stdout_console
     from orchestrator.sweep_file import load_sweep
 
@@ -40,9 +44,22 @@ def sweep(
         from orchestrator.session import plan_only
 
         nodes, trials = plan_only(address, spec.points())
-        stdout_console().print(plan_table(trials, nodes, spec.sampling))
+        console = stdout_console()
+        console.print(plan_table(trials, nodes, spec.sampling))
+        if spec.capacity is not None:
+            console.print("A capacity sweep plans each step from the one before: these are the closed-loop "
+                          "trials that start each N's search (the time shown is theirs alone).")
         return
-    session, _ = execute_sweep(spec, address, results, resume, " ".join(["topobench", *sys.argv[1:]]))
+    command = " ".join(["topobench", *sys.argv[1:]])
+    if spec.capacity is not None:
+        from orchestrator.commands.capacity import execute_capacity
+
+        if resume:
+            raise UserError("--resume does not apply to a sweep with a [capacity] table (each step is planned "
+                            "from the last); run the sweep again.")
+        execute_capacity(spec.capacity_search(), spec.to_json(), address, results, command)
+        return
+    session, _ = execute_sweep(spec, address, results, resume, command)
     if session.outcome.status != "complete" or session.targets_missed:
         raise typer.Exit(1)
 
