@@ -8,29 +8,25 @@ short to bound its SLO percentile is run again longer, never judged on too few r
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cluster.nodes import NodeInfo
 from orchestrator.analysis.capacity import (
+    MIN_ROUNDS,
+    CapacityGoal,
     RateSearch,
-    Slo,
     StepVerdict,
     judge_step,
-    parse_load,
-    parse_slos,
 )
-from orchestrator.analysis.trial_record import TrialRecord
 from orchestrator.planner import Point, Shape, Trial, plan_point
 from orchestrator.settings import Sampling
 from workloads.errors import UserError
-from workloads.histogram import min_count
 from workloads.registry import get_workload
 
-MIN_ROUNDS = 6
-"""Rounds per step: the fewest from which an upper confidence bound of a percentile exists."""
+if TYPE_CHECKING:  # the record (pyarrow, scipy) is only read here, never built
+    from orchestrator.analysis.trial_record import TrialRecord
 
 MAX_LENGTHENINGS = 3
 """Times a step is run again longer before it is given up as unjudgeable."""
@@ -82,59 +78,6 @@ class PointResult:
         return min(failed, key=lambda s: s.offered_per_s).reason if failed else ""
 
 
-@dataclass(frozen=True, slots=True)
-class CapacityGoal:
-    """What a capacity search is asked, from ``topobench capacity``'s flags or a sweep's ``[capacity]``.
-
-    Attributes:
-        slos: the latency objectives every step is judged against.
-        resolution: the search ends when the last pass and first fail are this close (a fraction).
-        start_per_s: the first offered rate (total); 0 starts at a quarter of the closed-loop rate.
-        load_per_s: a load to place: the answer says how many N it needs (None: no question).
-    """
-
-    slos: tuple[Slo, ...]
-    resolution: float = 0.05
-    start_per_s: float = 0.0
-    load_per_s: float | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """Return the goal as JSON-ready values (stored in the run's spec)."""
-        return {"slo": ", ".join(str(s) for s in self.slos), "resolution": self.resolution,
-                "start_rate": self.start_per_s, "load": self.load_per_s}
-
-
-def parse_goal(slo: str, resolution: str = "5%", start_rate: float = 0.0, load: str | None = None,
-               name: Callable[[str], str] = str) -> CapacityGoal:
-    """Return the validated ``CapacityGoal``; ``name`` turns a flag ("--slo") into how the input is named.
-
-    Raises:
-        UserError: a malformed SLO or load, a resolution not above 0, or a start rate that is
-            neither 0 nor a positive finite number.
-    """
-    from orchestrator.analysis.compare import parse_threshold
-
-    slos = parse_slos(slo, name("--slo"))
-    fraction = parse_threshold(resolution, option=name("--resolution"))
-    if fraction <= 0:
-        raise UserError(f"{name('--resolution')} {resolution!r} must be above 0, e.g. 5%.")
-    if type(start_rate) not in (int, float) or not (start_rate == 0 or 0 < start_rate < math.inf):
-        raise UserError(f"{name('--start-rate')} {start_rate!r} must be 0 (automatic) or a positive rate.")
-    load_per_s = parse_load(load, name("--load")) if load is not None else None
-    return CapacityGoal(slos, fraction, float(start_rate), load_per_s)
-
-
-def check_rounds(repetitions: int, name: str = "--repetitions") -> None:
-    """Refuse fewer rounds per step than an upper bound of a percentile needs.
-
-    Raises:
-        UserError: ``repetitions`` is below ``MIN_ROUNDS``.
-    """
-    if repetitions < MIN_ROUNDS:
-        raise UserError(f"{name} {repetitions} is too few for a capacity search: an upper 95% bound of a "
-                        f"percentile needs at least {MIN_ROUNDS} rounds per step.")
-
-
 @dataclass
 class CapacitySearch:
     """Plans the steps of every point and reads each finished step back (``observe``).
@@ -164,6 +107,8 @@ class CapacitySearch:
 
     def _step_sampling(self, total_per_s: float) -> Sampling:
         """Return a step's sampling: at least 6 rounds, each long enough for the strictest percentile."""
+        from workloads.histogram import min_count
+
         rounds = max(MIN_ROUNDS, self.sampling.repetitions)
         need = max(min_count({"p50": 50, "p90": 90, "p99": 99, "p999": 99.9}[s.percentile]) for s in self.goal.slos)
         seconds = 2 * need / (total_per_s * rounds)  # twice the requests the bound needs over the rounds

@@ -38,17 +38,11 @@ import sys
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cluster.placement import COMPACT, Placement, parse_placement
+from orchestrator.analysis.capacity import CapacityGoal, check_rounds, parse_goal, parse_load
 from orchestrator.analysis.targets import Target, parse_targets
-from orchestrator.capacity import (
-    CapacityGoal,
-    CapacitySearch,
-    check_rounds,
-    check_searchable,
-    parse_goal,
-)
 from orchestrator.planner import Point, Shape
 from orchestrator.request import check_min_cpus
 from orchestrator.settings import (
@@ -63,6 +57,9 @@ from orchestrator.settings import (
 from workloads.errors import UserError
 from workloads.params import parse_params
 from workloads.registry import get_workload
+
+if TYPE_CHECKING:
+    from orchestrator.capacity import CapacitySearch
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -119,8 +116,9 @@ class SweepSpec:
                 "nodes": self.nodes, "workers_per_node": self.workers_per_node,
                 "placement": [str(p) for p in self.placement], "threads_per_worker": self.threads_per_worker,
                 "mode": self.mode.value, "reserve_cpus": self.reserve_cpus, "order": self.order.value,
-                "seed": self.seed, "sampling": asdict(self.sampling), "targets": [str(t) for t in self.targets],
-                "capacity": self.capacity.to_json() if self.capacity else None}
+                "seed": self.seed, "sampling": asdict(self.sampling), "targets": [str(t) for t in self.targets]}
+        if self.capacity is not None:  # absent otherwise: a sweep stored before [capacity] existed still resumes
+            data["capacity"] = self.capacity.to_json()
         return json.dumps(data, sort_keys=True, default=str)
 
     def points(self) -> tuple[Point, ...]:
@@ -151,6 +149,8 @@ class SweepSpec:
 
     def capacity_search(self) -> CapacitySearch:
         """Return the capacity search of a sweep with a ``[capacity]`` table (one per N of the varied dimension)."""
+        from orchestrator.capacity import CapacitySearch
+
         assert self.capacity is not None, "not a capacity sweep"
         (workload,), ((params,),) = self.workloads, self.params.values()
         shapes = tuple(Shape(w, n, self.placement[0], self.threads_per_worker[0], self.reserve_cpus, self.mode)
@@ -310,6 +310,8 @@ def _capacity_goal(table: Any) -> CapacityGoal:
     if not isinstance(table, dict):
         raise UserError('Sweep key capacity must be a table; write [capacity] followed by slo = "p99<=5ms".')
     unknown = sorted(set(table) - set(_CAPACITY_KEYS))
+    if unknown and unknown[0] in _KEYS:  # TOML puts every key written after [capacity] into that table
+        raise UserError(f"Sweep key {unknown[0]} is inside the [capacity] table; move it above [capacity].")
     if unknown:
         raise UserError(f"Unknown sweep key capacity.{unknown[0]}; use only: {', '.join(_CAPACITY_KEYS)}.")
     if not isinstance(table.get("slo"), str):
@@ -321,8 +323,13 @@ def _capacity_goal(table: Any) -> CapacityGoal:
             raise UserError(f"Sweep key capacity.{key} = {value!r} must be a string or a number.")
         return None if value is None else str(value)
 
-    return parse_goal(table["slo"], text("resolution", "5%"), table.get("start_rate", 0.0), text("load", None),
-                      name=lambda flag: f"Sweep key capacity.{flag[2:].replace('-', '_')} =")
+    def name(flag: str) -> str:
+        return f"Sweep key capacity.{flag[2:].replace('-', '_')} ="
+
+    start = table.get("start_rate", 0.0)
+    if isinstance(start, str):  # "500/s", like load
+        start = parse_load(start, name("--start-rate"))
+    return parse_goal(table["slo"], text("resolution", "5%"), start, text("load", None), name)
 
 
 def _check_capacity_matrix(spec: SweepSpec, data: Mapping[str, Any]) -> None:
@@ -330,8 +337,13 @@ def _check_capacity_matrix(spec: SweepSpec, data: Mapping[str, Any]) -> None:
     if len(spec.workloads) != 1:
         raise UserError(f"A capacity sweep searches one workload; the file lists {len(spec.workloads)} "
                         f"({', '.join(spec.workloads)}): write one sweep file per workload.")
+    from orchestrator.capacity import check_searchable
+
     (workload,) = spec.workloads
     check_searchable(workload)
+    if "rate" in data["workloads"][workload]:
+        raise UserError(f"Sweep parameter {workload}.rate is what the capacity search sets; remove it "
+                        "(capacity.start_rate sets the first rate).")
     if len(spec.params[workload]) > 1:
         raise UserError(f"A capacity sweep searches one parameter set; [workloads.\"{workload}\"] lists several "
                         "values: write one sweep file per value.")
@@ -340,10 +352,13 @@ def _check_capacity_matrix(spec: SweepSpec, data: Mapping[str, Any]) -> None:
                         "searches over one of them at a time.")
     for key in ("placement", "threads_per_worker"):
         if len(getattr(spec, key)) > 1:
-            raise UserError(f"Sweep key {key} lists several values; a capacity sweep searches one {key}.")
-    for key, why in (("targets", "steps are judged by capacity.slo"),
-                     ("until_stable", "every step runs its rounds in full"),
-                     ("mode", "the search splits the offered rate among the workers itself")):
-        if key in data and (key != "mode" or spec.mode is not Mode.WEAK):
-            raise UserError(f"Sweep key {key} does not apply to a capacity sweep ({why}); remove it.")
+            raise UserError(f"Sweep key {key} lists several values; a capacity sweep searches one value of {key}.")
+    for key, given, why in (("targets", bool(spec.targets), "steps are judged by capacity.slo"),
+                            ("until_stable", spec.sampling.until_stable, "every step runs its rounds in full"),
+                            ("mode", spec.mode is not Mode.WEAK,
+                             "the search splits the offered rate among the workers itself"),
+                            ("order", spec.order is not Order.SEQUENTIAL, "the search takes each N in turn")):
+        if given:
+            raise UserError(f"Sweep key {key} = {data[key]!r} does not apply to a capacity sweep ({why}); "
+                            "remove it.")
     check_rounds(spec.sampling.repetitions, "Sweep key repetitions =")

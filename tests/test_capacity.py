@@ -162,6 +162,9 @@ def test_an_slo_no_rate_meets_is_said_and_exits_1(ray_local, tmp_path):
     (["net.http", "--slo", "p99<=5ms", "--workers", "1,1"], "--workers '1,1' is not a list of distinct counts"),
     (["net.http", "--slo", "p99<=5ms", "--resolution", "0"], "--resolution '0' must be above 0"),
     (["net.http", "--slo", "p99<=5ms", "--repetitions", "3"], "--repetitions 3 is too few for a capacity search"),
+    (["net.http", "--slo", "p99<=5ms", "--param", "net.http.rate=100"],
+     "--param net.http.rate is what the capacity search sets; remove it (--start-rate sets the first rate)."),
+    (["net.http", "--slo", "p99<=5ms", "--start-rate", "0.01"], "--start-rate 0.01 must be a number of requests/s"),
 ])
 def test_bad_capacity_input_is_one_sentence_before_any_work(tmp_path, args, fragment):
     result = CliRunner().invoke(app, ["capacity", *args, "--results", str(tmp_path / "r")])
@@ -185,4 +188,4 @@ def test_a_sweep_file_with_a_capacity_table_runs_the_search(ray_local, tmp_path)
     assert '"capacity": {"load": 400.0' in run["spec"]
     assert "A load of 400 requests/s needs" in result.output  # one N: a line through the origin answers it
     dry = CliRunner().invoke(app, ["sweep", str(file), "--dry-run"], env={"COLUMNS": "300"})
-    assert dry.exit_code == 0 and "closed-loop trials that start each N's search" in dry.output, dry.output
+    assert dry.exit_code == 0 and "each N's search starts open loop at 100/s" in dry.output, dry.output

@@ -122,7 +122,10 @@ def test_a_capacity_table_makes_the_sweep_a_capacity_search_over_the_varied_n():
     workers = parse_sweep({**HTTP, "workers_per_node": [1, 2, 4], "capacity": {"slo": "p99<=5ms"}}).capacity_search()
     assert workers.dimension == "workers" and [x.workers for x in workers.shapes] == [1, 2, 4]
     assert (workers.goal.resolution, workers.goal.start_per_s, workers.goal.load_per_s) == (0.05, 0.0, None)
-    assert parse_sweep(BASE).capacity is None
+    assert parse_sweep(BASE).capacity is None and "capacity" not in json.loads(parse_sweep(BASE).to_json())
+    harmless = parse_sweep({**HTTP, "targets": [], "until_stable": False, "order": "sequential", "mode": "weak",
+                            "capacity": {"slo": "p99<=5ms", "start_rate": "500/s"}})
+    assert harmless.capacity.start_per_s == 500.0
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -136,8 +139,25 @@ def test_a_capacity_table_makes_the_sweep_a_capacity_search_over_the_varied_n():
                                          "units ns, us, ms, s; several joined by ',').")),
     ({"capacity": {"slo": "p99<=5ms", "resolution": 0}}, (
         "Sweep key capacity.resolution = '0' must be above 0, e.g. 5%.")),
-    ({"capacity": {"slo": "p99<=5ms", "start_rate": -1}}, (
-        "Sweep key capacity.start_rate = -1 must be 0 (automatic) or a positive rate.")),
+    ({"capacity": {"slo": "p99<=5ms", "start_rate": 0.5}}, (
+        "Sweep key capacity.start_rate = 0.5 must be a number of requests/s: 0 (a quarter of the closed-loop "
+        "rate) or at least 1, e.g. 500.")),
+    ({"capacity": {"slo": "p99<=5ms", "start_rate": True}}, (
+        "Sweep key capacity.start_rate = True must be a number of requests/s: 0 (a quarter of the closed-loop "
+        "rate) or at least 1, e.g. 500.")),
+    ({"capacity": {"slo": "p99<=5ms", "start_rate": "fast"}}, (
+        "Sweep key capacity.start_rate = 'fast' is not a rate; give requests per second such as 20000/s.")),
+    ({"capacity": {"slo": "p99<=5ms", "repetitions": 10}}, (
+        "Sweep key repetitions is inside the [capacity] table; move it above [capacity].")),
+    ({"workloads": {"net.http": {"rate": 500}}, "capacity": {"slo": "p99<=5ms"}}, (
+        "Sweep parameter net.http.rate is what the capacity search sets; remove it (capacity.start_rate sets "
+        "the first rate).")),
+    ({"order": "random", "capacity": {"slo": "p99<=5ms"}}, (
+        "Sweep key order = 'random' does not apply to a capacity sweep (the search takes each N in turn); "
+        "remove it.")),
+    ({"until_stable": True, "capacity": {"slo": "p99<=5ms"}}, (
+        "Sweep key until_stable = True does not apply to a capacity sweep (every step runs its rounds in full); "
+        "remove it.")),
     ({"capacity": {"slo": "p99<=5ms", "load": "lots"}}, (
         "Sweep key capacity.load = 'lots' is not a rate; give requests per second such as 20000/s.")),
     ({"capacity": {"slo": "p99<=5ms", "load": [1]}}, "Sweep key capacity.load = [1] must be a string or a number."),
@@ -145,12 +165,13 @@ def test_a_capacity_table_makes_the_sweep_a_capacity_search_over_the_varied_n():
         "Sweep keys nodes and workers_per_node both list several values; a capacity sweep searches over one "
         "of them at a time.")),
     ({"placement": ["compact", "spread"], "capacity": {"slo": "p99<=5ms"}}, (
-        "Sweep key placement lists several values; a capacity sweep searches one placement.")),
+        "Sweep key placement lists several values; a capacity sweep searches one value of placement.")),
     ({"targets": ["net.http:requests_per_s>=1"], "capacity": {"slo": "p99<=5ms"}}, (
-        "Sweep key targets does not apply to a capacity sweep (steps are judged by capacity.slo); remove it.")),
+        "Sweep key targets = ['net.http:requests_per_s>=1'] does not apply to a capacity sweep (steps are judged "
+        "by capacity.slo); remove it.")),
     ({"mode": "strong", "capacity": {"slo": "p99<=5ms"}}, (
-        "Sweep key mode does not apply to a capacity sweep (the search splits the offered rate among the "
-        "workers itself); remove it.")),
+        "Sweep key mode = 'strong' does not apply to a capacity sweep (the search splits the offered rate "
+        "among the workers itself); remove it.")),
     ({"repetitions": 5, "capacity": {"slo": "p99<=5ms"}}, (
         "Sweep key repetitions = 5 is too few for a capacity search: an upper 95% bound of a percentile needs "
         "at least 6 rounds per step.")),

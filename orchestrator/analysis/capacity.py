@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import operator
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +26,9 @@ BACKLOG_LIMIT = 1 / 0.99 - 1
 of schedule (median over rounds): the system serves under 99% of the offered rate. The slope
 (``workloads.open_loop``), not completions per wall second, so a short sample's drain of its last
 requests does not read as a shortfall."""
+
+MIN_ROUNDS = 6
+"""Rounds per step: the fewest from which an upper confidence bound of a percentile exists."""
 
 GENERATOR_SHARE = 0.25
 """A step's generator fell behind when its send-lag p99 exceeds this share of the SLO's threshold: then
@@ -252,3 +255,57 @@ def nodes_needed(ns: Sequence[int], capacities: Sequence[float], low: Sequence[f
                 f"cannot be met within {ceiling} (64 x the largest N measured)")
     return {"n": n, "n_low": n_low if n_low is not None else n, "n_high": n_high, "model": central.model,
             "peak_n": central.peak_n, "note": note}
+
+
+@dataclass(frozen=True, slots=True)
+class CapacityGoal:
+    """What a capacity search is asked, from ``topobench capacity``'s flags or a sweep's ``[capacity]``.
+
+    Attributes:
+        slos: the latency objectives every step is judged against.
+        resolution: the search ends when the last pass and first fail are this close (a fraction).
+        start_per_s: the first offered rate (total); 0 starts at a quarter of the closed-loop rate.
+        load_per_s: a load to place: the answer says how many N it needs (None: no question).
+    """
+
+    slos: tuple[Slo, ...]
+    resolution: float = 0.05
+    start_per_s: float = 0.0
+    load_per_s: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the goal as JSON-ready values (stored in the run's spec)."""
+        return {"slo": ", ".join(str(s) for s in self.slos), "resolution": self.resolution,
+                "start_rate": self.start_per_s, "load": self.load_per_s}
+
+
+def parse_goal(slo: str, resolution: str = "5%", start_rate: float = 0.0, load: str | None = None,
+               name: Callable[[str], str] = str) -> CapacityGoal:
+    """Return the validated ``CapacityGoal``; ``name`` turns a flag ("--slo") into how the input is named.
+
+    Raises:
+        UserError: a malformed SLO or load, a resolution not above 0, or a start rate that is
+            neither 0 nor a finite number of at least 1/s (below that one step would last hours).
+    """
+    from orchestrator.analysis.compare import parse_threshold
+
+    slos = parse_slos(slo, name("--slo"))
+    fraction = parse_threshold(resolution, option=name("--resolution"))
+    if fraction <= 0:
+        raise UserError(f"{name('--resolution')} {resolution!r} must be above 0, e.g. 5%.")
+    if type(start_rate) not in (int, float) or not (start_rate == 0 or 1 <= start_rate < math.inf):
+        raise UserError(f"{name('--start-rate')} {start_rate!r} must be a number of requests/s: 0 (a quarter "
+                        "of the closed-loop rate) or at least 1, e.g. 500.")
+    load_per_s = parse_load(load, name("--load")) if load is not None else None
+    return CapacityGoal(slos, fraction, float(start_rate), load_per_s)
+
+
+def check_rounds(repetitions: int, name: str = "--repetitions") -> None:
+    """Refuse fewer rounds per step than an upper bound of a percentile needs.
+
+    Raises:
+        UserError: ``repetitions`` is below ``MIN_ROUNDS``.
+    """
+    if repetitions < MIN_ROUNDS:
+        raise UserError(f"{name} {repetitions} is too few for a capacity search: an upper 95% bound of a "
+                        f"percentile needs at least {MIN_ROUNDS} rounds per step.")

@@ -54,7 +54,8 @@ def capacity(
     address: AddressOption = None,
 ) -> None:
     """Search the highest open-loop rate meeting --slo, per worker or node count; say what a --load needs."""
-    from orchestrator.capacity import CapacitySearch, check_rounds, check_searchable, parse_goal
+    from orchestrator.analysis.capacity import check_rounds, parse_goal
+    from orchestrator.capacity import CapacitySearch, check_searchable
     from orchestrator.request import build_request, build_shape
 
     goal = parse_goal(slo, resolution, start_rate, load)
@@ -63,6 +64,9 @@ def capacity(
         raise UserError("--workers and --nodes both list several counts; search over one of them at a time.")
     check_searchable(workload)
     check_rounds(repetitions)
+    if any(p.startswith(f"{workload}.rate=") for p in param or ()):
+        raise UserError(f"--param {workload}.rate is what the capacity search sets; remove it "
+                        "(--start-rate sets the first rate).")
     sampling = Sampling(repetitions=repetitions, warmup=1, min_time_s=min_time)
     dimension = "nodes" if len(counts_n) > 1 else "workers"
     shapes = tuple(build_shape(w, n, placement, 1, 0, "weak") for n in counts_n for w in counts_w)

@@ -47,8 +47,10 @@ def sweep(
         console = stdout_console()
         console.print(plan_table(trials, nodes, spec.sampling))
         if spec.capacity is not None:
-            console.print("A capacity sweep plans each step from the one before: these are the closed-loop "
-                          "trials that start each N's search (the time shown is theirs alone).")
+            start = (f"open loop at {spec.capacity.start_per_s:g}/s" if spec.capacity.start_per_s
+                     else "with the closed-loop trial shown")
+            console.print(f"A capacity sweep plans each step from the one before: each N's search starts {start} "
+                          "(the time shown is one such trial's).")
         return
     command = " ".join(["topobench", *sys.argv[1:]])
     if spec.capacity is not None:
