@@ -27,8 +27,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-import scipy.optimize
-import scipy.stats
 
 from orchestrator.analysis.stats import (
     MIN_UNITS_FOR_CI,
@@ -192,12 +190,14 @@ def _curve_fit(
     x: np.ndarray, p0: list[float], bounds: tuple[list[float], list[float]], scale: Scale,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return curve_fit's (popt, pcov) on log X or on X, with tolerances near machine precision."""
+    import scipy.optimize  # here, not at import: scipy costs ~1 s before the first sample
     f, y = (log_model, np.log(x)) if scale == "log" else (model, x)
     return scipy.optimize.curve_fit(f, n, y, p0=p0, bounds=bounds, x_scale="jac",
                                     ftol=1e-12, xtol=1e-12, gtol=1e-12)
 
 
 def _t(dof: int) -> float:
+    import scipy.stats  # here, not at import: scipy costs ~1 s before the first sample
     return float(scipy.stats.t.ppf(0.5 + FIT_CONFIDENCE / 2.0, dof))
 
 

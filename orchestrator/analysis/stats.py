@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-import scipy.stats
 
 from workloads.base import Better
 
@@ -263,6 +262,7 @@ def bootstrap_ratio_ci(
 @functools.lru_cache(maxsize=256)
 def _order_rank(n: int, confidence: float) -> int | None:
     """Return the largest 0-based k with P(Bin(n, 1/2) <= k) <= (1 − confidence)/2, else None."""
+    import scipy.stats  # here, not at import: scipy costs ~1 s before the first sample
     tail = (1.0 - confidence) / 2.0
     k = int(scipy.stats.binom.ppf(tail, n, 0.5))
     while k >= 0 and scipy.stats.binom.cdf(k, n, 0.5) > tail:
@@ -401,6 +401,7 @@ def smallest_p(n1: int, n2: int) -> float:
     it follows scipy's exact (2 / C(n1+n2, n1)) or asymptotic choice. At or above alpha no
     change can ever be significant: 3 vs 3 units give 0.1.
     """
+    import scipy.stats  # here, not at import: scipy costs ~1 s before the first sample
     return float(scipy.stats.mannwhitneyu(range(n1), range(n1, n1 + n2),
                                           alternative="two-sided").pvalue)
 
@@ -454,6 +455,7 @@ def compare(
     Raises:
         ValueError: a side is empty or non-finite, or BASE's median is 0 (ratio undefined).
     """
+    import scipy.stats  # here, not at import: scipy costs ~1 s before the first sample
     direction = _direction(better, higher_is_better)
     b = _as_values(base, "base")
     x = _as_values(new, "new")

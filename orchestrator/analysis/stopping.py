@@ -33,8 +33,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.signal
-import scipy.stats
 
 _FFT_FROM = 1_000_000
 """Convolve by FFT from this many multiply-adds on (np.convolve is exact and faster below)."""
@@ -62,6 +60,7 @@ class Look:
 
 def _convolve(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     """Return the convolution of two probability vectors (FFT for large ones, clipped at 0)."""
+    import scipy.signal  # here, not at import: scipy costs ~1 s before the first sample
     if p.size * q.size < _FFT_FROM:
         return np.convolve(p, q)
     return np.clip(scipy.signal.fftconvolve(p, q), 0.0, None)
@@ -75,6 +74,7 @@ def _spent(look_index: int, alpha: float) -> float:
 @functools.lru_cache(maxsize=128)
 def _ranks(looks: tuple[int, ...], alpha: float) -> tuple[int | None, ...]:
     """Return per look the r of its interval [x_(r+1), x_(n−r)]; None where none fits the budget."""
+    import scipy.stats  # here, not at import: scipy costs ~1 s before the first sample
     walk = np.ones(1)  # P(C_n = c, no interval missed so far), c = 0..n
     done, missed = 0, 0.0
     out: list[int | None] = []
@@ -96,6 +96,7 @@ def _ranks(looks: tuple[int, ...], alpha: float) -> tuple[int | None, ...]:
 @functools.lru_cache(maxsize=256)
 def _level(n: int, r: int) -> float:
     """Return the fixed-n coverage 1 − 2·P(Bin(n, 1/2) <= r) of [x_(r+1), x_(n−r)]."""
+    import scipy.stats  # here, not at import: scipy costs ~1 s before the first sample
     return 1.0 - 2.0 * float(scipy.stats.binom.cdf(r, n, 0.5))
 
 
