@@ -146,7 +146,6 @@ class SweepSpec:
             random.Random(self.seed).shuffle(points)
         return tuple(points)
 
-
     def capacity_search(self) -> CapacitySearch:
         """Return the capacity search of a sweep with a ``[capacity]`` table (one per N of the varied dimension)."""
         from orchestrator.capacity import CapacitySearch
@@ -317,6 +316,7 @@ def _capacity_goal(table: Any) -> CapacityGoal:
     if not isinstance(table.get("slo"), str):
         raise UserError('Sweep key capacity.slo is missing or not a string; give the latency objective, '
                         'e.g. slo = "p99<=5ms".')
+
     def text(key: str, default: str | None) -> str | None:
         value = table.get(key, default)
         if value is not None and (type(value) not in (str, int, float)):
