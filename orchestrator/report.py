@@ -379,7 +379,7 @@ def build_report(results: Path, run: str, out: Path | None = None, vs: str | Non
         results: the results dataset folder.
         run: run id, ``latest`` or ``latest~N``.
         out: output folder (default: ``<results>/reports/<run_id>``); created when missing.
-        vs: a second run to compare against ``run`` (NEW vs BASE=run), or None.
+        vs: a run to compare ``run`` against: ``run`` is NEW, ``vs`` is BASE (as ``compare vs run``), or None.
 
     Raises:
         UserError: missing results folder, bad or unknown run ids, or an output folder that
@@ -392,6 +392,8 @@ def build_report(results: Path, run: str, out: Path | None = None, vs: str | Non
     run_id = dataset.resolve(run)
     out = Path(out) if out is not None else Path(results) / "reports" / run_id
     try:
+        # First, so that two runs with nothing in common are refused before any file is written.
+        comparison = comparison_section(dataset, dataset.resolve(vs), run_id) if vs is not None else None
         out.mkdir(parents=True, exist_ok=True)
         sections = [summary_section(dataset.run(run_id) or {"run_id": run_id}, dataset.trials(run_id)),
                     distribution_section(dataset, run_id, out)]
@@ -402,8 +404,8 @@ def build_report(results: Path, run: str, out: Path | None = None, vs: str | Non
                                  latency_section(dataset, run_id, out), capacity_section(dataset, run_id, out))
                      if s is not None]
         sections.append(environment_section(dataset, run_id))
-        if vs is not None:
-            sections.append(comparison_section(dataset, run_id, vs))
+        if comparison is not None:
+            sections.append(comparison)
         title = f"topobench report — run {run_id}"
         md, page = out / "report.md", out / "report.html"
         md.write_text(report_markdown(title, sections))

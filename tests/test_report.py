@@ -54,7 +54,7 @@ def test_report_files_sections_and_markdown(real_results, tmp_path):
     files = build_report(real_results, first, tmp_path / "rep", vs=second)
     md = files.markdown.read_text()
     for heading in ("## Run", "## Distributions", "## accesses per worker vs working set (memory.random_access)",
-                    "## Environment", f"## Comparison: {second} (NEW) vs {first} (BASE)"):
+                    "## Environment", f"## Comparison: {first} (NEW) vs {second} (BASE)"):  # report NEW --vs BASE
         assert heading in md
     assert "## Scaling" not in md  # a plain run has no scaling table
     names = sorted(p.name for p in files.images)
@@ -111,3 +111,18 @@ def test_report_html_renders_in_headless_chromium(real_results, tmp_path):
     assert images.group(1) == images.group(2) == str(len(files.images))
     assert int(tables.group(1)) >= 4  # run, working set, environment, comparison
     assert "element_ops_per_s" in out.stdout and "Environment" in out.stdout
+
+
+def test_report_vs_a_run_with_nothing_in_common_writes_nothing(real_results, tmp_path):
+    from dataset import copy_run
+
+    _, second = _run_ids(real_results)
+    copy_run(real_results, second, second, tmp_path / "r")  # a cpu.sqrt_mod run
+    runner = CliRunner()
+    other = runner.invoke(app, ["run", "memory.random_access", "--repetitions", "2", "--min-time", "0.02",
+                                "--results", str(tmp_path / "r")])
+    assert other.exit_code == 0, other.output
+    result = runner.invoke(app, ["report", "latest", "--vs", second, "--results", str(tmp_path / "r"),
+                                 "--out", str(tmp_path / "rep")])
+    assert result.exit_code == 2 and "have no trial in common" in result.stderr, result.output
+    assert not (tmp_path / "rep").exists()
