@@ -74,6 +74,8 @@ def test_flag_notes_name_the_figures():
         "underused: a planned CPU was only 12% busy (below 50%); the workload waited or was not pinned",
     ]
     assert flag_notes({"flags": []}) == []
+    (lag,) = flag_notes({"flags": ["generator_bound"]})
+    assert lag.startswith("generator_bound: the open-loop generator's send-lag p99 is over 10% of the latency p50")
 
 
 def test_summary_notes_put_every_other_unstable_metric_on_one_line():

@@ -33,6 +33,11 @@ def flag_notes(row: Mapping[str, Any], thresholds: FlagThresholds = DEFAULT_THRE
     if "underused" in flags:
         notes.append(f"underused: a planned CPU was only {row['idlest_pinned_cpu_percent']:.0f}% busy "
                      f"(below {thresholds.underused_cpu_percent:.0f}%); the workload waited or was not pinned")
+    if "generator_bound" in flags:
+        notes.append("generator_bound: the open-loop generator's send-lag p99 is over 10% of the latency p50, "
+                     "so part of each latency is the client's own lateness (compare send_lag_p99_ms with "
+                     "latency_p50_ms); offer a lower rate or give the worker a CPU of its own. A capacity "
+                     "step judges the generator against its SLO instead")
     return notes
 
 
