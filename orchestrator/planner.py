@@ -194,10 +194,12 @@ def plan_point(point: Point, cluster: Sequence[NodeInfo]) -> Trial:
     for node in nodes:
         need = shape.workers * shape.threads_per_worker
         if need > node.ray_cpus:
-            raise UserError(
-                f"--workers {shape.workers} x --threads-per-worker {shape.threads_per_worker} needs {need} CPUs "
-                f"on node {node.hostname} ({node.ip}), but Ray offers {node.ray_cpus} there; "
-                "use fewer workers or start that node with more --num-cpus."
+            raise UserError(  # named for both inputs: --workers on the command line, workers_per_node in a file
+                f"{plural(shape.workers, 'worker')} x {plural(shape.threads_per_worker, 'thread')} each need "
+                f"{need} CPUs "
+                f"on node {node.hostname} ({node.ip}), but Ray offers {node.ray_cpus} there; use fewer "
+                "workers (--workers, or workers_per_node in a sweep file) or give that node more CPUs "
+                "(ray start --num-cpus)."
             )
     planned = [pair for pool in cpu_pools(nodes) for pair in _plan_pool(pool, shape)]
     rank_of_node = {n.node_id: i for i, n in enumerate(nodes)}

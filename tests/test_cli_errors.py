@@ -141,7 +141,7 @@ def test_unwritable_results_folder(tmp_path, make_bad):
 @pytest.mark.ray
 def test_more_workers_than_cpus(ray_local, tmp_path):
     result = invoke("run", "cpu.sqrt_mod", "--workers", "3", "--results", str(tmp_path / "r"))
-    assert_user_error(result, "--workers 3", "needs 3 CPUs", "Ray offers 2")
+    assert_user_error(result, "3 workers x 1 thread each need 3 CPUs", "Ray offers 2")
     assert not (tmp_path / "r").exists()
 
 

@@ -245,7 +245,7 @@ def test_expand_refuses_too_many_nodes_before_work(cluster4):
 
 
 def test_expand_refuses_too_many_cpus(cluster4):
-    with pytest.raises(UserError, match="needs 8 CPUs on node host0"):
+    with pytest.raises(UserError, match="need 8 CPUs on node host0"):
         plan(spec(workers_per_node=[1, 8]), cluster4)
 
 
@@ -277,7 +277,7 @@ def test_examples_parse():
     root = Path(__file__).parent.parent / "examples"
     for name in ("sweep-single-machine.toml", "sweep-cluster.toml", "sweep-capacity.toml"):
         assert points(load_sweep(root / name))
-    assert [s.workers for s in load_sweep(root / "sweep-capacity.toml").capacity_search().shapes] == [1, 2, 4]
+    assert [s.workers for s in load_sweep(root / "sweep-capacity.toml").capacity_search().shapes] == [1, 2]
 
 
 def test_cluster_stop_with_nothing_recorded(tmp_path, monkeypatch):
