@@ -73,6 +73,7 @@ def test_percentiles_need_their_request_counts(tmp_path):
     assert "latency_p90_ms" in stored and "latency_p99_ms" not in stored
     rows = rows_by_metric(rec)
     assert rows["latency_p99_ms"]["median"] == pytest.approx(10.0, rel=0.001)
+    assert rows["latency_p99_ms"]["n"] == 10  # no sample's own p99, but its CI resamples the 10 rounds
     assert "latency_p999_ms" not in rows  # 100 requests cannot support a p99.9
     assert rows["latency_max_ms"]["median"] == pytest.approx(10.0, rel=0.001)
     (latency,) = [r for r in rec.latency if r["metric"] == "latency"]

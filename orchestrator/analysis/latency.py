@@ -119,8 +119,8 @@ def trial_latencies(samples: Sequence[pa.Table], workload: type[Workload]) -> li
 def merged_figures(latencies: Sequence[TrialLatency]) -> dict[str, dict[str, Any]]:
     """Return per derived metric name the trial's figure from the merged histogram, its CI and count.
 
-    {"value", "ci_low", "ci_high", "requests"}: a percentile or the mean and max of every request
-    of the trial, in the latency's unit; the CI (percentiles only) resamples rounds.
+    {"value", "ci_low", "ci_high", "requests", "rounds"}: a percentile or the mean and max of every
+    request of the trial, in the latency's unit; the CI (percentiles only) resamples the rounds.
     """
     from workloads.histogram import NS_PER_UNIT
 
@@ -131,7 +131,7 @@ def merged_figures(latencies: Sequence[TrialLatency]) -> dict[str, dict[str, Any
         summary = latency_summary(lat.merged, lat.metric.unit)
         for metric, key in zip(latency_metrics(lat.metric), [k for k, _ in LATENCY_PERCENTILES] + ["mean", "max"]):
             ci = merged_percentile_ci(lat.rounds, quantile[key]) if key in quantile and summary[key] else None
-            out[metric.name] = {"value": summary[key], "requests": lat.merged.count,
+            out[metric.name] = {"value": summary[key], "requests": lat.merged.count, "rounds": len(lat.rounds),
                                 "ci_low": ci and ci[0] / scale, "ci_high": ci and ci[1] / scale}
     return out
 

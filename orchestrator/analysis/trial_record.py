@@ -291,8 +291,9 @@ def latency_figure_rows(run_id: str, trial: Trial, rows: list[dict[str, Any]], f
             if f["value"] is None:
                 continue
             metric = derived[name]
+            rounds = f["rounds"] if f["ci_low"] is not None else 0  # n: the rounds its CI resamples
             row = {**dict.fromkeys(TRIALS_SCHEMA.names), **base_row(run_id, trial), "metric": name, "unit": metric.unit,
-                   "higher_is_better": metric.higher_is_better, "n": 0, "status": "ok", "error": None,
+                   "higher_is_better": metric.higher_is_better, "n": rounds, "status": "ok", "error": None,
                    **trial_columns, "flags": sorted(flags)}
             added.append(row)
         has_ci = f["ci_low"] is not None
