@@ -27,8 +27,8 @@ import contextlib
 
 from cluster.connection import ray_session
 from orchestrator.commands.sweep import execute_sweep
+from orchestrator.pipeline.sweep_file import parse_sweep
 from orchestrator.store.reader import Dataset
-from orchestrator.sweep_file import parse_sweep
 
 
 @contextlib.contextmanager

@@ -19,7 +19,7 @@ from orchestrator.analysis.capacity import (
     parse_slos,
 )
 from orchestrator.cli import app
-from orchestrator.report import build_report
+from orchestrator.render.report import build_report
 from workloads.errors import UserError
 from workloads.open_loop import backlog_growth
 

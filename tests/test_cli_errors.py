@@ -64,7 +64,7 @@ def test_bad_input_is_refused_before_any_work(tmp_path, args, fragments):
 def test_every_malformed_placement_is_refused_without_ray(tmp_path, monkeypatch, placement, fragment, command):
     """No Ray connection is made (the refusal comes from parsing, before connecting), for each command."""
     import cluster.connection
-    import orchestrator.session
+    import orchestrator.pipeline.session
 
     connected = []
 
@@ -73,7 +73,7 @@ def test_every_malformed_placement_is_refused_without_ray(tmp_path, monkeypatch,
         raise AssertionError("connected to Ray before the input was checked")
 
     monkeypatch.setattr(cluster.connection, "ray_session", ray_session)
-    monkeypatch.setattr(orchestrator.session, "ray_session", ray_session)
+    monkeypatch.setattr(orchestrator.pipeline.session, "ray_session", ray_session)
     if command == "run":
         args = ["run", "cpu.sqrt_mod", "--placement", placement, "--results", str(tmp_path / "r")]
     elif command == "topology":

@@ -36,8 +36,8 @@ def tmpfs(path: Path, options: str):
 
 def test_a_disk_that_fills_mid_run_keeps_what_finished_and_says_so(ray_local, tmp_path):
     from orchestrator.commands.sweep import execute_sweep
+    from orchestrator.pipeline.sweep_file import parse_sweep
     from orchestrator.store.writer import StoreError
-    from orchestrator.sweep_file import parse_sweep
 
     spec = parse_sweep({"repetitions": 2, "min_time": 0.02, "warmup": 0, "placement": "none",
                         "workloads": {"cpu.sqrt_mod": {"elements": [1024, 2048, 4096]}}})

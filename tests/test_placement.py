@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from sysfs_builder import adjacent_smt, epyc_2s, ryzen_7800x3d, ryzen_7950x3d, vm_no_smt
 
-from cluster.placement import PlacementError, WorkerPlacement, domain_order, parse_placement
+from cluster.placement import WorkerPlacement, domain_order
 from cluster.placement import plan_workers as plan_parsed
+from cluster.placement_policy import PlacementError, parse_placement
 from cluster.topology import read_topology
 from workloads.errors import UserError
 

@@ -54,7 +54,7 @@ def test_the_overlap_check_can_fail():
 
 
 def test_latency_figure_reads_percentiles_on_the_x_axis():
-    from orchestrator.report import percentile_spectrum
+    from orchestrator.render.report import percentile_spectrum
     from workloads.histogram import LatencyHistogram
 
     rng = np.random.default_rng(0)
@@ -68,7 +68,7 @@ def test_latency_figure_reads_percentiles_on_the_x_axis():
 
 
 def test_c2c_heatmap_and_its_same_and_cross_l3_medians():
-    from orchestrator.report import c2c_summary
+    from orchestrator.render.report import c2c_summary
 
     cpus = list(range(8))
     domain = {c: c // 4 for c in cpus}  # two L3 domains of 4 CPUs, like two CCDs

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from orchestrator.cli import app
-from orchestrator.report import build_report
+from orchestrator.render.report import build_report
 from orchestrator.store.writer import RunStore
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

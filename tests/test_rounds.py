@@ -8,7 +8,7 @@ from dataset import run_query
 from typer.testing import CliRunner
 
 from orchestrator.cli import app
-from orchestrator.rounds import round_values
+from orchestrator.pipeline.rounds import round_values
 
 
 def run_cli(*args: str):

@@ -13,11 +13,11 @@ from typer.testing import CliRunner
 from cluster.nodes import NodeInfo
 from cluster.topology import read_topology
 from orchestrator.cli import app
-from orchestrator.planner import plan_trials
+from orchestrator.pipeline.planner import plan_trials
+from orchestrator.pipeline.sweep_file import SweepSpec, load_sweep, parse_sweep
 from orchestrator.settings import Mode
 from orchestrator.store.layout import new_run_id
 from orchestrator.store.writer import RunStore
-from orchestrator.sweep_file import SweepSpec, load_sweep, parse_sweep
 from workloads.errors import UserError
 
 BASE = {"workloads": {"cpu.sqrt_mod": {"elements": 1024}}}

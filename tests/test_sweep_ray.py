@@ -24,11 +24,11 @@ from cluster.local_cluster import processes_under
 from cluster.nodes import node_order
 from orchestrator.commands.run import execute_run
 from orchestrator.commands.sweep import execute_sweep
-from orchestrator.planner import Shape
-from orchestrator.request import build_request
+from orchestrator.pipeline.request import build_request
+from orchestrator.pipeline.sweep_file import parse_sweep
+from orchestrator.records import Shape
 from orchestrator.settings import Sampling
 from orchestrator.store.writer import RunStore
-from orchestrator.sweep_file import parse_sweep
 from workloads.errors import UserError
 
 pytestmark = pytest.mark.ray
@@ -125,7 +125,7 @@ def test_nodes_of_one_host_share_its_cpus(cluster, tmp_path):
 def test_http_server_on_head_clients_on_other_node(cluster, tmp_path):
     # net.http with server_node=head: one shared server on the head, the worker (a client)
     # on the first other node, talking over the node IP rather than loopback.
-    from cluster.placement import parse_placement
+    from cluster.placement_policy import parse_placement
 
     request = build_request(("net.http",), ["net.http.server_node=head", "net.http.concurrency=2"],
                             Shape(placement=parse_placement("none")),
@@ -191,7 +191,7 @@ def test_capacity_per_node_count_and_the_nodes_a_load_needs(cluster, tmp_path):
 
     from orchestrator.analysis.capacity import BACKLOG_LIMIT
     from orchestrator.cli import app
-    from orchestrator.report import build_report
+    from orchestrator.render.report import build_report
 
     result = CliRunner().invoke(app, [
         "capacity", "net.http", "--slo", "p99<=40ms", "--nodes", "1,2", "--load", "600/s", "--start-rate", "100",

@@ -330,7 +330,8 @@ def test_live_machine():
 def test_render_topology_and_plan(tmp_path):
     from rich.console import Console
 
-    from cluster.placement import parse_placement, plan_workers
+    from cluster.placement import plan_workers
+    from cluster.placement_policy import parse_placement
     from orchestrator.render.topology_view import render_plan, render_topology
 
     topo = read_topology(ryzen_7950x3d(tmp_path, x3d_mode="cache"))

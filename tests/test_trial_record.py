@@ -12,13 +12,13 @@ from cluster.topology import read_topology
 from orchestrator.analysis.concurrency import concurrent_throughput
 from orchestrator.analysis.flags import FlagThresholds
 from orchestrator.analysis.targets import parse_target
-from orchestrator.analysis.trial_record import (
+from orchestrator.pipeline.record import (
     MeasuredTrial,
     WorkerResult,
     build_record,
     metric_rows,
 )
-from orchestrator.planner import Shape, Trial, WorkerSlot
+from orchestrator.records import Shape, Trial, WorkerSlot
 from orchestrator.settings import Sampling
 from orchestrator.store.schemas import RESOURCES_SCHEMA, SAMPLES_SCHEMA
 from workloads.base import Metric

@@ -14,9 +14,9 @@ from orchestrator.settings import DEFAULTS, Sampling
 from workloads.errors import UserError
 
 if TYPE_CHECKING:
-    from orchestrator.capacity import CapacitySearch
-    from orchestrator.planner import Trial
-    from orchestrator.session import Session
+    from orchestrator.pipeline.capacity import CapacitySearch
+    from orchestrator.pipeline.session import Session
+    from orchestrator.records import Trial
 
 
 def parse_counts(text: str, option: str) -> tuple[int, ...]:
@@ -55,8 +55,8 @@ def capacity(
 ) -> None:
     """Search the highest open-loop rate meeting --slo, per worker or node count; say what a --load needs."""
     from orchestrator.analysis.capacity import check_rounds, parse_goal
-    from orchestrator.capacity import CapacitySearch, check_searchable
-    from orchestrator.request import build_request, build_shape
+    from orchestrator.pipeline.capacity import CapacitySearch, check_searchable
+    from orchestrator.pipeline.request import build_request, build_shape
 
     goal = parse_goal(slo, resolution, start_rate, load)
     counts_w, counts_n = parse_counts(workers, "--workers"), parse_counts(nodes, "--nodes")
@@ -82,10 +82,10 @@ def execute_capacity(search: CapacitySearch, spec_json: str, address: str | None
     Raises:
         typer.Exit: 1 when the run did not complete or no point met the SLO.
     """
-    from orchestrator.capacity import capacity_rows, total_rate
+    from orchestrator.pipeline.capacity import capacity_rows, total_rate
+    from orchestrator.pipeline.session import SessionSpec, run_session
     from orchestrator.render.console import stdout_console
     from orchestrator.render.run_tables import capacity_lines, capacity_table
-    from orchestrator.session import SessionSpec, run_session
     from orchestrator.store.writer import RunStore
     from workloads.registry import get_workload
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import typer
 
-from orchestrator.interrupts import Terminated
+from orchestrator.pipeline.interrupts import Terminated
 from workloads.errors import StoreError, UserError
 
 

@@ -17,7 +17,7 @@ def report(
     results: ResultsOption = RESULTS,
 ) -> None:
     """Write report.md and a self-contained report.html with plots of a run (and a comparison)."""
-    from orchestrator.report import build_report
+    from orchestrator.render.report import build_report
 
     files = build_report(results, run, out, vs)
     for skipped in files.skipped:

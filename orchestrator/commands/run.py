@@ -54,7 +54,7 @@ def run(
     address: AddressOption = None,
 ) -> None:
     """Run workloads on pinned Ray workers and store every sample in the results dataset."""
-    from orchestrator.request import build_request, build_shape
+    from orchestrator.pipeline.request import build_request, build_shape
 
     sampling = Sampling(repetitions=repetitions, warmup=warmup, min_time_s=min_time, until_stable=until_stable,
                         max_time_s=max_time, rel_ci=rel_ci, max_cv=max_cv, resource_interval_s=resource_interval,
@@ -68,9 +68,9 @@ def run(
 
 def execute_run(request, address: str | None, command: str = "topobench run"):
     """Run ``request`` through the session pipeline and print the summary; return the ``Session``."""
+    from orchestrator.pipeline.session import SessionSpec, run_session
     from orchestrator.render.console import stdout_console
     from orchestrator.render.session_view import print_session
-    from orchestrator.session import SessionSpec, run_session
 
     spec = SessionSpec(request.results, address, command, request.to_json(), request.points(), request.sampling,
                        request.targets)

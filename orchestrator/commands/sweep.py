@@ -14,10 +14,10 @@ from workloads.errors import UserError
 
 if TYPE_CHECKING:
     from orchestrator.analysis.scaling_series import SeriesAnalysis
-    from orchestrator.planner import Trial
-    from orchestrator.runner import OnTrial
-    from orchestrator.session import Session
-    from orchestrator.sweep_file import SweepSpec
+    from orchestrator.pipeline.runner import OnTrial
+    from orchestrator.pipeline.session import Session
+    from orchestrator.pipeline.sweep_file import SweepSpec
+    from orchestrator.records import Trial
 
 MAX_TRIALS_HELP = "Refuse a matrix of more trials than this (a typo in a list can make millions)."
 
@@ -35,13 +35,13 @@ def sweep(
 
     With a [capacity] table the sweep searches the capacity at an SLO per N instead (as `topobench capacity`).
     """
+    from orchestrator.pipeline.sweep_file import load_sweep
     from orchestrator.render.console import stdout_console
-    from orchestrator.sweep_file import load_sweep
 
     spec = load_sweep(file, max_trials)
     if dry_run:
+        from orchestrator.pipeline.session import plan_only
         from orchestrator.render.run_tables import plan_table
-        from orchestrator.session import plan_only
 
         nodes, trials = plan_only(address, spec.points())
         console = stdout_console()
@@ -92,10 +92,10 @@ def execute_sweep(spec: SweepSpec, address: str | None, results: Path = RESULTS,
     Returns the session and the analysis (also stored in the ``scaling`` table).
     """
     from orchestrator.analysis.scaling_series import analyze_run, scaling_rows
+    from orchestrator.pipeline.session import SessionSpec, run_session
     from orchestrator.render.console import stdout_console
     from orchestrator.render.run_tables import scaling_tables
     from orchestrator.render.session_view import print_session
-    from orchestrator.session import SessionSpec, run_session
     from orchestrator.store.reader import Dataset
     from orchestrator.store.writer import RunStore
 

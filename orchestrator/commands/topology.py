@@ -46,7 +46,8 @@ def topology(
     address: AddressOption = None,
 ) -> None:
     """Show CPU topology: packages, NUMA nodes, L3 domains, cores and SMT siblings, usable CPUs."""
-    from cluster.placement import parse_placement, plan_workers
+    from cluster.placement import plan_workers
+    from cluster.placement_policy import parse_placement
     from orchestrator.render.console import stdout_console
     from orchestrator.render.topology_view import render_plan, render_topology
 

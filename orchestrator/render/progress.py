@@ -18,8 +18,8 @@ from rich.progress import (
 )
 
 if TYPE_CHECKING:
-    from orchestrator.planner import Trial
-    from orchestrator.runner import OnTrial
+    from orchestrator.pipeline.runner import OnTrial
+    from orchestrator.records import Trial
 
 
 @contextmanager

@@ -15,7 +15,7 @@ from orchestrator.analysis.scaling import amdahl_name, speedup_name
 from orchestrator.analysis.scaling_series import SeriesAnalysis
 from orchestrator.analysis.stats import MIN_UNITS_FOR_CI
 from orchestrator.analysis.targets import TargetResult
-from orchestrator.planner import Trial
+from orchestrator.records import Trial
 from orchestrator.render.numbers import percent, quantity, si
 from orchestrator.settings import Sampling
 from workloads.params import params_text

@@ -7,9 +7,9 @@ from collections.abc import Iterable
 from rich.console import Console, RenderableType
 
 from orchestrator.analysis.flags import thresholds
+from orchestrator.pipeline.session import Session
 from orchestrator.render.notes import summary_notes
 from orchestrator.render.run_tables import summary_table, targets_table
-from orchestrator.session import Session
 from orchestrator.settings import Sampling
 
 

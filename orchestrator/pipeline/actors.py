@@ -10,7 +10,7 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from cluster.worker import Worker
-from orchestrator.planner import WorkerSlot
+from orchestrator.records import WorkerSlot
 
 GATHER_BATCH = 16
 

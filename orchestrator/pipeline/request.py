@@ -8,9 +8,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cluster.placement import parse_placement
+from cluster.placement_policy import parse_placement
 from orchestrator.analysis.targets import Target, parse_targets
-from orchestrator.planner import Point, Shape
+from orchestrator.records import Point, Shape
 from orchestrator.settings import Mode, Sampling, choice
 from workloads.errors import UserError
 from workloads.params import parse_params

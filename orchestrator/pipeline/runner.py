@@ -24,13 +24,13 @@ from cluster.clock import ClockOffset
 from cluster.cpu_lock import CpuLockTimeout
 from cluster.environment import local_host_id
 from cluster.nodes import NodeInfo
-from orchestrator.actors import ActorPool, TrialTimeout, describe_error
 from orchestrator.analysis.targets import Target
-from orchestrator.analysis.trial_record import TrialRecord, build_record, failed_record
-from orchestrator.planner import Trial
+from orchestrator.pipeline.actors import ActorPool, TrialTimeout, describe_error
+from orchestrator.pipeline.record import TrialRecord, build_record, failed_record
+from orchestrator.pipeline.trial import run_trial
+from orchestrator.records import Trial
 from orchestrator.settings import Sampling
 from orchestrator.store.writer import RunStore, StoreError
-from orchestrator.trial_run import run_trial
 from workloads.registry import get_workload
 
 OnTrial = Callable[[int, Trial, "TrialRecord | None"], None]

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from orchestrator.actors import gather
 from orchestrator.analysis.stopping import Look, StoppingRule
+from orchestrator.pipeline.actors import gather
 from orchestrator.settings import Sampling
 
 # Margin between the driver choosing a shared start instant and that instant: covers the

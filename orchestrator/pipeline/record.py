@@ -39,7 +39,7 @@ from orchestrator.analysis.latency import (
 from orchestrator.analysis.stats import summarize, summarize_rounds
 from orchestrator.analysis.stopping import Look
 from orchestrator.analysis.targets import Target, check_targets, target_columns
-from orchestrator.planner import Trial
+from orchestrator.records import Trial
 from orchestrator.settings import Sampling
 from orchestrator.store.schemas import RESOURCES_SCHEMA, SAMPLES_SCHEMA, TRIALS_SCHEMA
 from workloads.base import Metric, Workload, latency_metrics

@@ -20,10 +20,10 @@ from cluster.environment import local_host_id
 from cluster.nodes import NodeInfo
 from cluster.service import ServiceHost
 from cluster.worker import TrialSpec
-from orchestrator.actors import ActorPool, gather
-from orchestrator.analysis.trial_record import MeasuredTrial, WorkerResult
-from orchestrator.planner import Trial
-from orchestrator.rounds import measure_rounds
+from orchestrator.pipeline.actors import ActorPool, gather
+from orchestrator.pipeline.record import MeasuredTrial, WorkerResult
+from orchestrator.pipeline.rounds import measure_rounds
+from orchestrator.records import Trial
 from orchestrator.settings import Mode, Sampling
 
 

@@ -17,11 +17,12 @@ from rich.console import Console
 from cluster.connection import ray_session
 from cluster.nodes import NodeInfo
 from orchestrator.analysis.targets import Target, TargetResult, check_targets
-from orchestrator.interrupts import terminated_on_sigterm
-from orchestrator.planner import Point, Trial, plan_trials
+from orchestrator.pipeline.interrupts import terminated_on_sigterm
+from orchestrator.pipeline.planner import plan_trials
+from orchestrator.pipeline.runner import OnTrial, RunContext, RunOutcome, execute
+from orchestrator.records import Point, Trial
 from orchestrator.render.notes import print_warnings
 from orchestrator.render.progress import trial_progress
-from orchestrator.runner import OnTrial, RunContext, RunOutcome, execute
 from orchestrator.settings import Sampling
 from orchestrator.store.layout import new_run_id, validate_run_id
 from orchestrator.store.reader import Dataset

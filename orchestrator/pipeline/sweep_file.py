@@ -40,11 +40,11 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cluster.placement import COMPACT, Placement, parse_placement
+from cluster.placement_policy import COMPACT, Placement, parse_placement
 from orchestrator.analysis.capacity import CapacityGoal, check_rounds, parse_goal, parse_load
 from orchestrator.analysis.targets import Target, parse_targets
-from orchestrator.planner import Point, Shape
-from orchestrator.request import check_min_cpus
+from orchestrator.pipeline.request import check_min_cpus
+from orchestrator.records import Point, Shape
 from orchestrator.settings import (
     MAX_TRIALS,
     SAMPLING_FIELDS,
@@ -59,7 +59,7 @@ from workloads.params import parse_params
 from workloads.registry import get_workload
 
 if TYPE_CHECKING:
-    from orchestrator.capacity import CapacitySearch
+    from orchestrator.pipeline.capacity import CapacitySearch
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -148,7 +148,7 @@ class SweepSpec:
 
     def capacity_search(self) -> CapacitySearch:
         """Return the capacity search of a sweep with a ``[capacity]`` table (one per N of the varied dimension)."""
-        from orchestrator.capacity import CapacitySearch
+        from orchestrator.pipeline.capacity import CapacitySearch
 
         assert self.capacity is not None, "not a capacity sweep"
         (workload,), ((params,),) = self.workloads, self.params.values()
@@ -337,7 +337,7 @@ def _check_capacity_matrix(spec: SweepSpec, data: Mapping[str, Any]) -> None:
     if len(spec.workloads) != 1:
         raise UserError(f"A capacity sweep searches one workload; the file lists {len(spec.workloads)} "
                         f"({', '.join(spec.workloads)}): write one sweep file per workload.")
-    from orchestrator.capacity import check_searchable
+    from orchestrator.pipeline.capacity import check_searchable
 
     (workload,) = spec.workloads
     check_searchable(workload)

@@ -20,13 +20,14 @@ from orchestrator.analysis.capacity import (
     StepVerdict,
     judge_step,
 )
-from orchestrator.planner import Point, Shape, Trial, plan_point
+from orchestrator.pipeline.planner import plan_point
+from orchestrator.records import Point, Shape, Trial
 from orchestrator.settings import Sampling
 from workloads.errors import UserError
 from workloads.registry import get_workload
 
 if TYPE_CHECKING:  # the record (pyarrow, scipy) is only read here, never built
-    from orchestrator.analysis.trial_record import TrialRecord
+    from orchestrator.pipeline.record import TrialRecord
 
 MAX_LENGTHENINGS = 3
 """Times a step is run again longer before it is given up as unjudgeable."""
