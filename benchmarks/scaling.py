@@ -26,7 +26,7 @@ os.environ.pop("RAY_ADDRESS", None)
 import contextlib
 
 from cluster.connection import ray_session
-from orchestrator.commands.sweep import execute_sweep
+from orchestrator.pipeline.jobs import run_sweep
 from orchestrator.pipeline.sweep_file import parse_sweep
 from orchestrator.store.reader import Dataset
 
@@ -43,7 +43,7 @@ def weak_scaling(results: Path) -> float:
     spec = parse_sweep({"workers_per_node": [1, 2], "repetitions": 10, "min_time": 0.2, "warmup": 1,
                         "mode": "weak", "workloads": {"cpu.sqrt_mod": {}}})
     with quiet():
-        _, analyses = execute_sweep(spec, None, results)
+        analyses = run_sweep(spec, None, results).analyses
     (a,) = analyses
     for r in a.rows:
         print(f"  N={r.n}: {r.throughput_median / 1e6:8.1f} M element ops/s  "
@@ -59,8 +59,8 @@ def overhead(results: Path) -> list[float]:
     ends: list[int] = []
     started = time.time_ns()
     with quiet():
-        session, _ = execute_sweep(spec, None, results,
-                                   on_trial=lambda i, t, r: ends.append(time.time_ns()) if r is not None else None)
+        session = run_sweep(spec, None, results,
+                            on_trial=lambda i, t, r: ends.append(time.time_ns()) if r is not None else None).session
     inside = {r["trial_id"]: r["span"] for r in Dataset(results).rows(
         "SELECT trial_id, max(end_ns) - min(start_ns) AS span FROM samples WHERE run_id = ? GROUP BY trial_id",
         [session.outcome.run_id])}

@@ -15,7 +15,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from cluster import cgroup
+from cluster import sysfs
 from cluster.sysfs import read_cpulist, read_text
 from cluster.topology import read_x3d_mode
 
@@ -90,7 +90,7 @@ def _boost(cpu_sys: Path) -> bool | None:
 
 def _cpu_quota(root: Path) -> float | None:
     """Return the cgroup CPU quota in CPUs (v2 cpu.max, v1 cfs_quota/period); None when unlimited/unknown."""
-    for directory, _, cgroup_version in cgroup.candidate_dirs(root, "cpu"):
+    for directory, _, cgroup_version in sysfs.candidate_dirs(root, "cpu"):
         if cgroup_version == 2:
             fields = (read_text(directory / "cpu.max") or "").split()
             if len(fields) != 2:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
 
-from cluster import cgroup
+from cluster import sysfs
 from cluster.cpulist import format_cpulist
 from cluster.sysfs import read_cpulist, read_cpumask, read_int, read_text
 from workloads.units import format_bytes, parse_size, plural
@@ -482,7 +482,7 @@ def _read_usable(root: Path, pus: tuple[int, ...], live: bool) -> tuple[tuple[in
 
 def _read_cgroup_cpuset(root: Path) -> tuple[tuple[int, ...], str] | None:
     """Return (CPUs, description) of this process's cgroup cpuset, or None when unknown."""
-    for directory, mount, version in cgroup.candidate_dirs(root, "cpuset"):
+    for directory, mount, version in sysfs.candidate_dirs(root, "cpuset"):
         names = ("cpuset.cpus.effective",) if version == 2 else ("cpuset.effective_cpus", "cpuset.cpus")
         for name in names:
             cpus = read_cpulist(directory / name)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import socket
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,32 +22,12 @@ from threadpoolctl import threadpool_limits
 
 from cluster.affinity import pin_process
 from cluster.cpu_lock import CpuLock, Holder, held_by
+from cluster.messages import TrialSpec
 from cluster.resource_monitor import ResourceMonitor
 from workloads.base import WorkerContext
 from workloads.harness import TimedRun, calibrate, sleep_until, time_run
 from workloads.params import split_params
 from workloads.registry import get_workload
-
-
-@dataclass(frozen=True, slots=True)
-class TrialSpec:
-    """What a worker needs to run its part of a trial (plain data, sent through Ray).
-
-    ``min_time_s``, ``resource_interval_s`` and ``scratch_dir`` come from the run's
-    ``Sampling``; the rest from the trial's plan.
-    """
-
-    workload: str
-    params: dict[str, Any]
-    worker_rank: int
-    workers: int
-    min_time_s: float
-    resource_interval_s: float
-    work_share: float = 1.0
-    scratch_dir: str | None = None
-    cache_sizes_bytes: dict[str, int] = field(default_factory=dict)
-    record_node_cpus: bool = False  # this worker records every CPU of its node (one per node)
-    service_endpoint: dict[str, Any] | None = None  # the trial's shared server, when there is one
 
 
 def sample_row(run: TimedRun, repetition: int, warmup: bool) -> pa.Table:

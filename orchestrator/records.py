@@ -1,18 +1,27 @@
-"""The plain records every layer shares: what to measure (``Point`` on a ``Shape``) and the
-planned ``Trial`` with its ``WorkerSlot``s.
+"""The plain records every layer shares: what to measure (``Point`` on a ``Shape``), the planned
+``Trial`` with its ``WorkerSlot``s, and what a run produced (``RunOutcome``, ``Session``).
 
-The planner makes them, the pipeline runs them, analysis and the store read them; this
-module imports nothing of those layers, so each can import it.
+The planner makes them, the pipeline runs them, analysis, the store and render read them;
+this module imports none of those layers at run time, so each can import it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from cluster.placement_policy import COMPACT, Placement
-from orchestrator.settings import Mode, Sampling
+from cluster.clock import SAME_CLOCK, ClockOffset
+from cluster.placement_policy import Placement
+from orchestrator.settings import DEFAULT_PLACEMENT, Mode, Sampling
+
+if TYPE_CHECKING:  # annotations only: these layers import this module
+    import pyarrow as pa
+
+    from cluster.nodes import NodeInfo
+    from orchestrator.analysis.stopping import Look
+    from orchestrator.analysis.targets import TargetResult
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,10 +39,14 @@ class Shape:
 
     workers: int = 1
     nodes: int = 1
-    placement: Placement = COMPACT
+    placement: Placement = DEFAULT_PLACEMENT
     threads_per_worker: int = 1
     reserve_cpus: int = 0
     mode: Mode = Mode.WEAK
+
+
+DEFAULT_SHAPE = Shape()
+"""The worker shape when none is given: one worker of one CPU on one node, compact, weak scaling."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,3 +91,156 @@ class Trial:
     def node_ids(self) -> tuple[str, ...]:
         """Return the distinct node ids taking part, in slot order."""
         return tuple(dict.fromkeys(s.node_id for s in self.slots))
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerResult:
+    """What one worker of a trial returned: where it ran, its wide samples and resource rows."""
+
+    rank: int
+    node_id: str
+    hostname: str
+    cpus: tuple[int, ...]
+    """The CPUs the worker read back from the OS (its whole node's usable set when unpinned)."""
+    pinned: bool
+    samples: pa.Table
+    """Wide: one row per sample (warm-ups flagged), timing columns and ``metric:<name>`` columns."""
+    resources: pa.Table
+    """``cluster.resource_monitor.RESOURCE_COLUMNS`` rows sampled while it measured."""
+    setup_s: float = 0.0
+    """Seconds the workload's setup took on this worker (numba kernels compile there)."""
+    cpu_means: Mapping[int, float] = field(default_factory=dict)
+    """Each node CPU's busy share (0-100) over the measured samples; from the node's recording worker."""
+    clock: ClockOffset = SAME_CLOCK
+    """Its node's clock minus the driver's: its start/end stamps are in the node's time."""
+
+
+@dataclass(frozen=True, slots=True)
+class MeasuredTrial:
+    """A trial whose workers all finished: their results and how measuring stopped."""
+
+    trial: Trial
+    workers: tuple[WorkerResult, ...]
+    stop_reason: str
+    """repetitions (fixed count) | stable (CI narrow enough) | max-time."""
+    measure_s: float
+    """Seconds from the first shared start to the last sample's end (driver clock)."""
+    stop: Look | None = None
+    """With --until-stable, the last look: its interval is the primary metric's CI."""
+    flags: frozenset[str] = frozenset()
+    """Trial flags raised while running it (``shared_cpus``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TrialRecord:
+    """Everything stored for one trial: per-node tables and its ``trials`` rows."""
+
+    trial: Trial
+    tables: Mapping[str, Mapping[str, pa.Table]]
+    """{"samples": {node_id: table}, "resources": {node_id: table}}; empty when the trial failed."""
+    rows: tuple[dict[str, Any], ...]
+    workers: tuple[dict[str, Any], ...] = ()
+    """``workers`` rows: each worker's own figures per metric."""
+    latency: tuple[dict[str, Any], ...] = ()
+    """``latency`` rows: each latency distribution's merged histogram."""
+    clocks: Mapping[str, ClockOffset] = field(default_factory=dict)
+    """Each node's clock offset to the driver, as this trial estimated it."""
+    error: str | None = None
+
+
+OnTrial = Callable[[int, Trial, "TrialRecord | None"], None]
+"""Progress callback: (index, trial, None) before a trial, (index, trial, record) after it."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    """The end of a run: its id, status and every trial's record run this time."""
+
+    run_id: str
+    status: str
+    """complete | failed (a trial failed, or the folder could not be written) | interrupted."""
+    records: tuple[TrialRecord, ...]
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """Return every ``trials`` row of the trials run this time."""
+        return [r for record in self.records for r in record.rows]
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A finished session: the outcome, every trials row of the run, and the targets' outcomes."""
+
+    results: Path
+    outcome: RunOutcome
+    trials: tuple[Trial, ...]
+    """The trials of the run (a search's: those it ran)."""
+    nodes: tuple[NodeInfo, ...]
+    rows: tuple[dict[str, Any], ...]
+    """Every trials row of the run: the kept rows of a resumed run, then this session's."""
+    targets: tuple[TargetResult, ...]
+    resumed: int = 0
+    """How many trials a resumed run kept instead of running."""
+
+    @property
+    def run_id(self) -> str:
+        """Return the run's id."""
+        return self.outcome.run_id
+
+    @property
+    def status(self) -> str:
+        """Return the run's status: complete, failed or interrupted."""
+        return self.outcome.status
+
+    @property
+    def targets_missed(self) -> int:
+        """Return how many target checks failed."""
+        return sum(1 for t in self.targets if not t.passed)
+
+
+COMPARE_KEY = ("workload", "params", "nodes", "workers", "placement", "threads_per_worker", "mode")
+"""The trials columns that make two runs' trials the same configuration."""
+
+
+@dataclass(frozen=True, slots=True)
+class MetricRounds:
+    """One metric of one trial configuration: its unit, direction and measured rounds."""
+
+    unit: str
+    higher_is_better: bool | None
+    units: tuple[float, ...]
+    """Per round, the mean over the trial's workers (rounds every worker measured), in round order."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunRounds:
+    """One run as ``compare`` reads it: its progress and its rounds per configuration and metric."""
+
+    run_id: str
+    status: str | None
+    """complete | running | failed | interrupted; None when the run row is missing."""
+    trials_stored: int
+    trials_total: int | None
+    metrics: Mapping[tuple, MetricRounds]
+    """Keyed by the ``COMPARE_KEY`` values, then the metric name."""
+
+
+@dataclass(frozen=True, slots=True)
+class CapacityResult:
+    """A finished capacity search: its session, the ``capacity`` rows and what a load needs."""
+
+    session: Session
+    rows: tuple[dict[str, Any], ...]
+    """One ``capacity`` row per N."""
+    answer: dict[str, Any] | None
+    """How many N the load needs (``analysis.capacity.nodes_needed``); None without a load or a capacity."""
+    load_per_s: float | None
+    dimension: str
+    """workers or nodes: what N counts."""
+    unit: str
+    """The workload's throughput unit (requests/s, ...)."""
+
+    @property
+    def met(self) -> bool:
+        """Return whether some N met the SLO."""
+        return any(r["capacity_per_s"] for r in self.rows)

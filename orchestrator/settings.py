@@ -1,4 +1,5 @@
-"""The settings of a measurement, stated and validated once: ``Sampling``, ``Mode`` and ``Order``.
+"""The settings of a measurement, stated and validated once: ``Sampling``, ``Mode``, ``Order``,
+``CapacitySettings`` and the defaults every command shares (placement, suite, results folder).
 
 ``RunRequest`` and ``SweepSpec`` embed one ``Sampling``; it travels typed to the runner and,
 through ``TrialSpec``, to each worker. A setting out of range raises ``SettingError``, which
@@ -11,8 +12,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, fields
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
+from cluster.placement_policy import COMPACT
 from workloads.errors import UserError
 
 
@@ -109,6 +112,37 @@ class Sampling:
             if not ok:
                 raise SettingError(name, getattr(self, name), rule)
 
+
+DEFAULT_PLACEMENT = COMPACT
+"""Placement when none is given: fill one L3 domain, physical cores before SMT siblings."""
+
+DEFAULT_SUITE = ("cpu.sqrt_mod", "memory.stream", "cache.lru")
+"""Workloads ``topobench run`` measures when none is named."""
+
+RESULTS_DIR = Path("results")
+"""The results dataset folder when ``--results`` is not given."""
+
+
+@dataclass(frozen=True, slots=True)
+class CapacitySettings:
+    """The defaults of a capacity search (``topobench capacity`` and a sweep's ``[capacity]``).
+
+    Attributes:
+        resolution: stop bisecting when the bracket is this narrow, as written ("5%").
+        start_rate_per_s: the first offered rate in total; 0 starts at a quarter of the
+            closed-loop throughput.
+        repetitions: rounds per step (an upper bound needs 6; with 10 one disturbed round
+            does not fail a step).
+        warmup: warm-up rounds per step.
+    """
+
+    resolution: str = "5%"
+    start_rate_per_s: float = 0.0
+    repetitions: int = 10
+    warmup: int = 1
+
+
+CAPACITY = CapacitySettings()
 
 MAX_TRIALS = 10_000
 """Largest sweep matrix run unless ``--max-trials`` raises the limit."""

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from orchestrator.analysis.compare import compare_runs, parse_threshold
 from orchestrator.cli import app
+from orchestrator.store.queries import run_rounds
 from orchestrator.store.reader import Dataset
 from orchestrator.store.schemas import SAMPLES_SCHEMA
 from orchestrator.store.writer import RunStore
@@ -23,6 +24,12 @@ RUN_A = "20260101T000000Z-aaaaaa"
 RUN_B = "20260102T000000Z-bbbbbb"
 RUN_C = "20260103T000000Z-cccccc"
 PARAMS = json.dumps({"elements": 4096, "modulus": 7.0}, sort_keys=True)
+
+
+def _compare(root, base: str, new: str, **kwargs):
+    """Compare two stored runs as ``topobench compare`` does."""
+    dataset = Dataset(root)
+    return compare_runs(run_rounds(dataset, base), run_rounds(dataset, new), **kwargs)
 
 
 def write_run(root, run_id, throughputs, latencies=None, *, workers=1, warmup_value=1.0, extra=()):
@@ -65,7 +72,7 @@ def test_a_vs_a_is_no_significant_change(tmp_path):
     values = noisy(100e6)
     write_run(tmp_path, RUN_A, values, noisy(2.0, seed=1))
     write_run(tmp_path, RUN_B, values, noisy(2.0, seed=1))
-    result = compare_runs(Dataset(tmp_path), RUN_A, RUN_B, threshold=0.05)
+    result = _compare(tmp_path, RUN_A, RUN_B, threshold=0.05)
     assert [r.metric for r in result.rows] == ["element_ops_per_s", "latency_ms"]
     for r in result.rows:
         assert r.verdict == "no significant change" and r.ratio == 1.0 and not r.regression
@@ -75,25 +82,25 @@ def test_a_vs_a_is_no_significant_change(tmp_path):
 def test_same_distribution_different_draws_no_false_alarm(tmp_path):
     write_run(tmp_path, RUN_A, noisy(100e6, seed=1))
     write_run(tmp_path, RUN_B, noisy(100e6, seed=2))
-    (row,) = compare_runs(Dataset(tmp_path), RUN_A, RUN_B).rows
+    (row,) = _compare(tmp_path, RUN_A, RUN_B).rows
     assert row.verdict == "no significant change"
 
 
 def test_slowdown_detected_in_both_directions(tmp_path):
     write_run(tmp_path, RUN_A, noisy(100e6, seed=1), noisy(2.0, seed=3))
     write_run(tmp_path, RUN_B, noisy(90e6, seed=2), noisy(2.4, seed=4))  # 10% fewer ops/s, 20% more ms
-    thr, lat = compare_runs(Dataset(tmp_path), RUN_A, RUN_B, threshold=0.05).rows
+    thr, lat = _compare(tmp_path, RUN_A, RUN_B, threshold=0.05).rows
     assert thr.verdict == "slower" and thr.regression and 0.88 < thr.ratio < 0.92
     assert thr.ratio_ci_high < 1.0 and thr.p_value < 0.01
     assert lat.verdict == "slower" and lat.regression and lat.ratio > 1.15
-    back = compare_runs(Dataset(tmp_path), RUN_B, RUN_A, threshold=0.05).rows
+    back = _compare(tmp_path, RUN_B, RUN_A, threshold=0.05).rows
     assert [r.verdict for r in back] == ["faster", "faster"] and not any(r.regression for r in back)
 
 
 def test_small_significant_change_below_threshold_is_no_regression(tmp_path):
     write_run(tmp_path, RUN_A, noisy(100e6, rel=0.001, seed=1))
     write_run(tmp_path, RUN_B, noisy(98e6, rel=0.001, seed=2))
-    (row,) = compare_runs(Dataset(tmp_path), RUN_A, RUN_B, threshold=0.05).rows
+    (row,) = _compare(tmp_path, RUN_A, RUN_B, threshold=0.05).rows
     assert row.verdict == "slower" and not row.regression
 
 
@@ -120,18 +127,18 @@ def test_cli_fail_on_regression_exit_codes_and_formats(tmp_path):
 def test_latest_resolution(tmp_path):
     for run_id, median in ((RUN_A, 100e6), (RUN_B, 100e6), (RUN_C, 50e6)):
         write_run(tmp_path, run_id, noisy(median))
-    result = compare_runs(Dataset(tmp_path), "latest~1", "latest")
+    result = _compare(tmp_path, "latest~1", "latest")
     assert (result.base_run, result.new_run) == (RUN_B, RUN_C)
-    assert compare_runs(Dataset(tmp_path), "latest~2", "latest~1").base_run == RUN_A
+    assert _compare(tmp_path, "latest~2", "latest~1").base_run == RUN_A
     with pytest.raises(UserError, match="'latest~3' does not exist: the results folder has 3 complete run"):
-        compare_runs(Dataset(tmp_path), "latest~3", "latest")
+        _compare(tmp_path, "latest~3", "latest")
 
 
 def test_unmatched_configurations_are_listed(tmp_path):
     write_run(tmp_path, RUN_A, noisy(100e6))
     write_run(tmp_path, RUN_B, noisy(100e6), workers=2)
     with pytest.raises(UserError, match="no trial in common"):
-        compare_runs(Dataset(tmp_path), RUN_A, RUN_B)
+        _compare(tmp_path, RUN_A, RUN_B)
 
 
 @pytest.mark.parametrize("bad", ["../etc", "2026", "latest~x", "x/y"])
@@ -184,7 +191,7 @@ def test_three_vs_three_samples_says_too_few_to_tell(tmp_path):
     # Fully separated 3 vs 3: Mann-Whitney's smallest p is 0.1, never below alpha = 0.01.
     write_run(tmp_path, RUN_A, [100.0, 101.0, 102.0])
     write_run(tmp_path, RUN_B, [50.0, 51.0, 52.0])
-    (row,) = compare_runs(Dataset(tmp_path), RUN_A, RUN_B).rows
+    (row,) = _compare(tmp_path, RUN_A, RUN_B).rows
     assert row.verdict == "too few samples to tell (n=3 vs 3)" and not row.regression
 
 
@@ -193,7 +200,7 @@ def test_descriptive_metrics_get_no_verdict(tmp_path):
     extra = [("read_fraction", "fraction", None, noisy(0.5, seed=5))]
     write_run(tmp_path, RUN_A, noisy(100e6, seed=1), extra=extra)
     write_run(tmp_path, RUN_B, noisy(100e6, seed=2), extra=[("read_fraction", "fraction", None, noisy(1.0, seed=6))])
-    rows = {r.metric: r for r in compare_runs(Dataset(tmp_path), RUN_A, RUN_B, threshold=0.05).rows}
+    rows = {r.metric: r for r in _compare(tmp_path, RUN_A, RUN_B, threshold=0.05).rows}
     assert rows["read_fraction"].verdict == "descriptive" and not rows["read_fraction"].regression
     assert rows["read_fraction"].ratio == pytest.approx(2.0, rel=0.02)
 
@@ -202,7 +209,7 @@ def test_units_are_rounds_not_pooled_worker_samples(tmp_path):
     """4 workers per round: 10 rounds are 10 units, not 40 samples."""
     write_run(tmp_path, RUN_A, noisy(100e6, n=10, seed=1), workers=4)
     write_run(tmp_path, RUN_B, noisy(100e6, n=10, seed=2), workers=4)
-    (row,) = compare_runs(Dataset(tmp_path), RUN_A, RUN_B).rows
+    (row,) = _compare(tmp_path, RUN_A, RUN_B).rows
     assert (row.base_n, row.new_n) == (10, 10)
 
 
@@ -211,7 +218,7 @@ def test_holm_adjusts_across_every_metric_of_the_comparison(tmp_path):
     write_run(tmp_path, RUN_A, noisy(100e6, seed=1), extra=extra)
     write_run(tmp_path, RUN_B, noisy(90e6, seed=2), extra=[(m, u, h, noisy(10.0, seed=30 + i))
                                                               for i, (m, u, h, _) in enumerate(extra)])
-    rows = compare_runs(Dataset(tmp_path), RUN_A, RUN_B).rows
+    rows = _compare(tmp_path, RUN_A, RUN_B).rows
     tested = [r for r in rows if r.p_value is not None]
     assert len(tested) == 7
     assert all(r.p_adjusted >= r.p_value for r in tested)

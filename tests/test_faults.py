@@ -35,7 +35,7 @@ def tmpfs(path: Path, options: str):
 
 
 def test_a_disk_that_fills_mid_run_keeps_what_finished_and_says_so(ray_local, tmp_path):
-    from orchestrator.commands.sweep import execute_sweep
+    from orchestrator.pipeline.jobs import run_sweep
     from orchestrator.pipeline.sweep_file import parse_sweep
     from orchestrator.store.writer import StoreError
 
@@ -50,7 +50,7 @@ def test_a_disk_that_fills_mid_run_keeps_what_finished_and_says_so(ray_local, tm
 
         with pytest.raises(StoreError, match=r"The results could not be written while storing trial .*"
                                              r"No space left on device.*the run is marked failed"):
-            execute_sweep(spec, None, results, on_trial=fill_after_the_first_trial)
+            run_sweep(spec, None, results, on_trial=fill_after_the_first_trial)
         (results / "filler").unlink()
         trials = {r["trial_id"] for r in run_query(results, "SELECT DISTINCT trial_id FROM trials").to_pylist()}
         samples = {r["trial_id"] for r in run_query(results, "SELECT DISTINCT trial_id FROM samples").to_pylist()}

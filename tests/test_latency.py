@@ -10,8 +10,8 @@ from sysfs_builder import vm_no_smt
 from cluster.resource_monitor import RESOURCE_COLUMNS
 from cluster.topology import read_topology
 from orchestrator.analysis.latency import merged_percentile_ci, round_histograms
-from orchestrator.pipeline.record import MeasuredTrial, WorkerResult, build_record
-from orchestrator.records import Shape, Trial, WorkerSlot
+from orchestrator.pipeline.record import build_record
+from orchestrator.records import MeasuredTrial, Shape, Trial, WorkerResult, WorkerSlot
 from orchestrator.settings import Sampling
 from workloads.histogram import LatencyHistogram
 from workloads.registry import get_workload

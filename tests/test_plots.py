@@ -54,7 +54,7 @@ def test_the_overlap_check_can_fail():
 
 
 def test_latency_figure_reads_percentiles_on_the_x_axis():
-    from orchestrator.render.report import percentile_spectrum
+    from orchestrator.analysis.latency import percentile_spectrum
     from workloads.histogram import LatencyHistogram
 
     rng = np.random.default_rng(0)

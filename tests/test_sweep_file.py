@@ -328,14 +328,14 @@ def test_sweep_checks_targets_and_exits_1_on_a_miss(ray_local, tmp_path):
 
 
 def test_resume_with_a_different_sweep_file_is_refused(tmp_path):
-    from orchestrator.commands.sweep import execute_sweep
+    from orchestrator.pipeline.jobs import run_sweep
 
     run_id = new_run_id()
     RunStore(tmp_path, run_id).write_run({"run_id": run_id, "spec": parse_sweep(BASE).to_json(),
                                           "status": "interrupted"})
     changed = parse_sweep({**BASE, "repetitions": 3})
     with pytest.raises(UserError, match=f"--resume {run_id}: this sweep file differs"):
-        execute_sweep(changed, None, tmp_path, resume=run_id)
+        run_sweep(changed, None, tmp_path, resume=run_id)
 
 
 def test_points_of_a_large_matrix_come_in_linear_time():

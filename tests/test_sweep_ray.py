@@ -22,8 +22,7 @@ from dataset import run_query
 
 from cluster.local_cluster import processes_under
 from cluster.nodes import node_order
-from orchestrator.commands.run import execute_run
-from orchestrator.commands.sweep import execute_sweep
+from orchestrator.pipeline.jobs import run_benchmarks, run_sweep
 from orchestrator.pipeline.request import build_request
 from orchestrator.pipeline.sweep_file import parse_sweep
 from orchestrator.records import Shape
@@ -103,11 +102,12 @@ def test_nodes_of_one_host_share_its_cpus(cluster, tmp_path):
     three = parse_sweep({**TINY, "placement": "compact", "nodes": [1, 2, 3],
                          "workloads": {"cpu.sqrt_mod": {"elements": 2048}}})
     with pytest.raises(UserError, match=r"share CPUs 0-1; 3 workers x 1 CPU do not, 2 would"):
-        execute_sweep(three, None, tmp_path / "refused")
+        run_sweep(three, None, tmp_path / "refused")
     assert not (tmp_path / "refused").exists()  # refused before any work
     spec = parse_sweep({**TINY, "placement": "compact", "repetitions": 6, "min_time": 0.05,
                         "order": "interleaved", "nodes": [1, 2], "workloads": {"cpu.sqrt_mod": {"elements": 2048}}})
-    session, analyses = execute_sweep(spec, None, tmp_path)
+    found = run_sweep(spec, None, tmp_path)
+    session, analyses = found.session, found.analyses
     assert session.outcome.status == "complete"
     two = next(r.trial for r in session.outcome.records if len(r.trial.node_ids) == 2)
     cpus = run_query(tmp_path, f"SELECT node_id, any_value(cpus) AS cpus FROM samples WHERE trial_id = "
@@ -130,7 +130,7 @@ def test_http_server_on_head_clients_on_other_node(cluster, tmp_path):
     request = build_request(("net.http",), ["net.http.server_node=head", "net.http.concurrency=2"],
                             Shape(placement=parse_placement("none")),
                             Sampling(repetitions=2, warmup=0, min_time_s=0.02), results=tmp_path)
-    session = execute_run(request, None)
+    session = run_benchmarks(request, None)
     assert session.outcome.status == "complete", [r.error for r in session.outcome.records]
     head = next(n["NodeID"] for n in node_order(ray.nodes()) if "node:__internal_head__" in n["Resources"])
     client_nodes = {r["node_id"] for r in run_query(tmp_path, "SELECT DISTINCT node_id FROM samples").to_pylist()}
@@ -143,7 +143,7 @@ def test_unknown_server_node_is_refused_before_any_work(cluster, tmp_path):
     request = build_request(("net.http",), ["net.http.server_node=nowhere"], Shape(), Sampling(),
                             results=tmp_path / "r")
     with pytest.raises(UserError, match="net.http.server_node='nowhere' matches no node of the cluster"):
-        execute_run(request, None)
+        run_benchmarks(request, None)
     assert not (tmp_path / "r").exists()
 
 
@@ -158,7 +158,7 @@ def test_removed_node_fails_its_trials_then_resume_runs_only_those(cluster, tmp_
         if result is None and i == 1:  # the first 2-node trial: lose its second node
             cluster.remove_node(second)
 
-    session, _ = execute_sweep(spec, None, tmp_path, on_trial=remove_before_two_nodes)
+    session = run_sweep(spec, None, tmp_path, on_trial=remove_before_two_nodes).session
     outcome = session.outcome
     assert outcome.status == "failed"
     status = {r.trial.trial_id: (len(r.trial.node_ids), r.error) for r in outcome.records}
@@ -173,7 +173,7 @@ def test_removed_node_fails_its_trials_then_resume_runs_only_those(cluster, tmp_
     started, nodes_before = first.read_run()["started_at"], {r["node_id"] for r in first.read_nodes()}
     cluster.add_node(num_cpus=1, object_store_memory=OBJECT_STORE)
     cluster.wait_for_nodes()
-    resumed, _ = execute_sweep(spec, None, tmp_path, resume=outcome.run_id)
+    resumed = run_sweep(spec, None, tmp_path, resume=outcome.run_id).session
     assert first.read_run()["started_at"] == started  # one run, resumed: its first start stays
     assert first.read_run()["command"] == "topobench sweep" and first.read_run()["resumed_by"] == ["topobench sweep"]
     assert nodes_before <= {r["node_id"] for r in first.read_nodes()}  # the removed node's row stays

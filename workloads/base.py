@@ -15,12 +15,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
+from workloads.histogram import LATENCY_PERCENTILES, LatencyHistogram
 from workloads.params import Param, parse_params
-
-if TYPE_CHECKING:
-    from workloads.histogram import LatencyHistogram
 
 Better = Literal["higher", "lower"] | None
 """Which way a metric improves: "higher" (throughput), "lower" (latency), None (descriptive:
@@ -40,11 +38,6 @@ class Metric:
     def higher_is_better(self) -> bool | None:
         """Return True (higher is better), False (lower is), None (descriptive: no verdict)."""
         return None if self.better is None else self.better == "higher"
-
-
-LATENCY_PERCENTILES: tuple[tuple[str, float], ...] = (
-    ("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p999", 99.9))
-"""The percentiles derived from every latency histogram, by metric-name suffix."""
 
 
 def latency_metrics(latency: Metric) -> tuple[Metric, ...]:

@@ -11,8 +11,10 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from workloads.base import Measurement
+if TYPE_CHECKING:
+    from workloads.base import Measurement
 
 Clock = Callable[[], int]
 

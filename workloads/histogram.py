@@ -20,7 +20,10 @@ from collections.abc import Iterable
 import numpy as np
 from hdrh.histogram import HdrHistogram
 
-from workloads.base import LATENCY_PERCENTILES
+LATENCY_PERCENTILES: tuple[tuple[str, float], ...] = (
+    ("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p999", 99.9))
+"""The percentiles derived from every latency histogram, by metric-name suffix."""
+
 
 LOWEST_NS = 1
 HIGHEST_NS = 3600 * 10**9

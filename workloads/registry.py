@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import importlib
 from importlib.metadata import entry_points
+from typing import TYPE_CHECKING
 
-from workloads.base import Workload
 from workloads.errors import UserError
+
+if TYPE_CHECKING:
+    from workloads.base import Workload
 
 ENTRY_POINT_GROUP = "topobench.workloads"
 
@@ -38,6 +41,10 @@ def load_workloads() -> dict[str, type[Workload]]:
     """Return every registered workload by name (built-ins, then entry points), sorted."""
     global _loaded
     if not _loaded:
+        from workloads.base import (
+            Workload,  # the families import it too; here only to check entry points
+        )
+
         for module in BUILTIN_MODULES:
             importlib.import_module(module)
         for ep in entry_points(group=ENTRY_POINT_GROUP):

@@ -279,7 +279,7 @@ class CapacityGoal:
                 "start_rate": self.start_per_s, "load": self.load_per_s}
 
 
-def parse_goal(slo: str, resolution: str = "5%", start_rate: float = 0.0, load: str | None = None,
+def parse_goal(slo: str, resolution: str, start_rate: float, load: str | None = None,
                name: Callable[[str], str] = str) -> CapacityGoal:
     """Return the validated ``CapacityGoal``; ``name`` turns a flag ("--slo") into how the input is named.
 

@@ -14,10 +14,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from orchestrator.store.reader import Dataset
+from orchestrator.records import COMPARE_KEY, RunRounds
 from workloads.errors import UserError
-
-_KEY = ("workload", "params", "nodes", "workers", "placement", "threads_per_worker", "mode")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,69 +87,44 @@ def _better(higher_is_better: bool | None) -> str | None:
     return None if higher_is_better is None else ("higher" if higher_is_better else "lower")
 
 
-def load_rounds(dataset: Dataset, run_id: str) -> dict[tuple, dict]:
-    """Return {(config key..., metric): {"units", "unit", "higher_is_better"}} of one run's ok trials.
-
-    ``units`` are the per-round means over the trial's workers, of rounds every worker measured.
-    """
-    keys = ", ".join("t." + k for k in _KEY)
-    sql = f"""
-        SELECT {keys}, t.metric, any_value(t.unit) AS unit, any_value(t.higher_is_better) AS hib,
-               s.repetition, avg(s.value) AS value, count(*) AS reported, any_value(t.workers) AS expected
-        FROM samples s JOIN trials t
-          ON s.run_id = t.run_id AND s.trial_id = t.trial_id AND s.metric = t.metric
-        WHERE s.run_id = ? AND NOT s.warmup AND t.status = 'ok' AND isfinite(s.value)
-        GROUP BY ALL ORDER BY {keys}, t.metric, s.repetition
-    """
-    out: dict[tuple, dict] = {}
-    for row in dataset.rows(sql, [run_id]):
-        key = (*(row[k] for k in _KEY), row["metric"])
-        entry = out.setdefault(key, {"units": [], "unit": row["unit"], "higher_is_better": row["hib"]})
-        if row["reported"] == row["expected"]:
-            entry["units"].append(row["value"])
-    return out
-
-
 def _describe(key: tuple) -> str:
     workload, params, nodes, workers, placement = key[:5]
     return f"{workload} {params} nodes={nodes} workers={workers} placement={placement}"
 
 
-def compare_runs(dataset: Dataset, base: str, new: str, *, threshold: float | None = None,
+def compare_runs(base: RunRounds, new: RunRounds, *, threshold: float | None = None,
                  alpha: float = 0.01, seed: int = 0) -> CompareResult:
-    """Compare every metric of matched trials of run ``new`` against run ``base`` in ``dataset``.
+    """Compare every metric of matched trials of run ``new`` against run ``base``.
 
     Args:
-        dataset: the results dataset.
-        base, new: run ids, ``latest`` or ``latest~N``.
+        base, new: the two runs' rounds (``store.queries.run_rounds``).
         threshold: fraction (0.05 = 5%) beyond which a significant slowdown is a regression;
             None marks no row as a regression.
         alpha: family-wise significance level of the whole comparison (Holm).
         seed: seed of the bootstrap (results are reproducible).
 
     Raises:
-        UserError: bad or unknown run ids, or no trials in common.
+        UserError: no trials in common.
     """
     import numpy as np
 
     from orchestrator.analysis.stats import compare, judge_family, regression
 
-    base_id, new_id = dataset.resolve(base), dataset.resolve(new)
-    base_data, new_data = load_rounds(dataset, base_id), load_rounds(dataset, new_id)
+    width = len(COMPARE_KEY)
     matched: list[tuple[dict, object]] = []
-    for key in sorted(base_data.keys() & new_data.keys(), key=str):
-        b, n = base_data[key], new_data[key]
-        if not b["units"] or not n["units"]:
+    for key in sorted(base.metrics.keys() & new.metrics.keys(), key=str):
+        b, n = base.metrics[key], new.metrics[key]
+        if not b.units or not n.units:
             continue
-        common = dict(zip(_KEY, key[:7]))
+        common = dict(zip(COMPARE_KEY, key[:width]))
         fields = {"workload": common["workload"], "params": common["params"], "nodes": common["nodes"],
-                  "workers": common["workers"], "placement": common["placement"], "metric": key[7],
-                  "unit": n["unit"], "higher_is_better": n["higher_is_better"], "base_n": len(b["units"]),
-                  "new_n": len(n["units"])}
+                  "workers": common["workers"], "placement": common["placement"], "metric": key[width],
+                  "unit": n.unit, "higher_is_better": n.higher_is_better, "base_n": len(b.units),
+                  "new_n": len(n.units)}
         try:
-            c = compare(b["units"], n["units"], better=_better(n["higher_is_better"]), alpha=alpha, seed=seed)
+            c = compare(b.units, n.units, better=_better(n.higher_is_better), alpha=alpha, seed=seed)
         except ValueError:  # BASE median 0: ratio undefined
-            fields.update(base_median=float(np.median(b["units"])), new_median=float(np.median(n["units"])))
+            fields.update(base_median=float(np.median(b.units)), new_median=float(np.median(n.units)))
             c = None
         matched.append((fields, c))
     judged = iter(judge_family([c for _, c in matched if c is not None], alpha))
@@ -170,24 +143,21 @@ def compare_runs(dataset: Dataset, base: str, new: str, *, threshold: float | No
             ratio_ci_low=j.ratio_ci_low, ratio_ci_high=j.ratio_ci_high, p_value=j.p_value,
             p_adjusted=j.p_adjusted, verdict=verdict,
             regression=threshold is not None and regression(j, threshold)))
-    configs_b = {k[:7] for k in base_data}
-    configs_n = {k[:7] for k in new_data}
+    configs_b = {k[:width] for k in base.metrics}
+    configs_n = {k[:width] for k in new.metrics}
     if not rows:
-        raise UserError(f"Runs {base_id} and {new_id} have no trial in common (same workload, parameters, "
+        raise UserError(f"Runs {base.run_id} and {new.run_id} have no trial in common (same workload, parameters, "
                         "nodes, workers and placement); compare runs of the same benchmark.")
-    notes = tuple(incomplete_note(dataset, run_id, side) for run_id, side in ((base_id, "BASE"), (new_id, "NEW"))
-                  if incomplete_note(dataset, run_id, side))
-    return CompareResult(base_id, new_id, tuple(rows),
+    notes = tuple(note for note in (incomplete_note(base, "BASE"), incomplete_note(new, "NEW")) if note)
+    return CompareResult(base.run_id, new.run_id, tuple(rows),
                          tuple(sorted(_describe(k) for k in configs_b - configs_n)),
                          tuple(sorted(_describe(k) for k in configs_n - configs_b)), threshold, alpha, notes)
 
 
-def incomplete_note(dataset: Dataset, run_id: str, side: str) -> str:
-    """Return a sentence when run ``run_id`` did not complete (its figures may be partial); "" otherwise."""
-    run = dataset.run(run_id) or {}
-    if run.get("status") in (None, "complete"):
+def incomplete_note(run: RunRounds, side: str) -> str:
+    """Return a sentence when ``run`` did not complete (its figures may be partial); "" otherwise."""
+    if run.status in (None, "complete"):
         return ""
-    stored = dataset.rows("SELECT count(DISTINCT trial_id) AS n FROM trials WHERE run_id = ?", [run_id])[0]["n"]
-    total = run.get("trials_total")
-    return (f"{side} run {run_id} is {run['status']} ({stored} of {total if total is not None else '?'} trials "
+    total = run.trials_total if run.trials_total is not None else "?"
+    return (f"{side} run {run.run_id} is {run.status} ({run.trials_stored} of {total} trials "
             "stored): only what it stored is compared.")

@@ -17,8 +17,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from workloads.base import LATENCY_PERCENTILES, Metric, Workload, latency_metrics
+from workloads.base import Metric, Workload, latency_metrics
 from workloads.histogram import (
+    LATENCY_PERCENTILES,
+    NS_PER_UNIT,
     LatencyHistogram,
     bucket_matrix,
     generator_bound,
@@ -149,3 +151,10 @@ def latency_table_rows(run_id: str, trial_id: str, workload: str, latencies: Seq
     return [{"run_id": run_id, "trial_id": trial_id, "workload": workload, "metric": lat.metric.name,
              "unit": lat.metric.unit, "requests": lat.merged.count, "rounds": len(lat.rounds),
              "histogram": lat.merged.encode()} for lat in latencies]
+
+
+def percentile_spectrum(histogram: bytes, unit: str) -> tuple[np.ndarray, np.ndarray]:
+    """Return (quantiles, latency in ``unit``) of every bucket of an encoded merged histogram."""
+    values, counts = LatencyHistogram.decode(histogram).buckets()
+    below = np.cumsum(counts) - counts  # values before each bucket
+    return below / counts.sum(), values / NS_PER_UNIT[unit]

@@ -26,7 +26,6 @@ import pyarrow.compute as pc
 from orchestrator.analysis import scaling
 from orchestrator.analysis.concurrency import concurrent_throughput
 from orchestrator.analysis.scaling import AmdahlFit, NotEnoughPoints, ScalingRow, USLFit
-from orchestrator.store.reader import Dataset
 
 DIMENSIONS = ("workers", "nodes")
 
@@ -173,14 +172,11 @@ def scaling_rows(run_id: str, analyses: Sequence[SeriesAnalysis]) -> list[dict[s
     return rows
 
 
-def analyze_run(dataset: Dataset, run_id: str, workloads: Sequence[str]) -> tuple[SeriesAnalysis, ...]:
-    """Return the scaling analysis of the stored sweep ``run_id`` (reads its trials and samples)."""
+def analyze_run(rows: Sequence[Mapping[str, Any]], samples: pa.Table,
+                workloads: Sequence[str]) -> tuple[SeriesAnalysis, ...]:
+    """Return the scaling analysis of a stored sweep from its trials rows and samples (``store.queries``)."""
     from workloads.registry import get_workload
 
-    rows = dataset.trials(run_id)
-    samples = dataset.table(
-        "SELECT trial_id, worker_rank, repetition, warmup, metric, value, ops, start_ns, end_ns "
-        "FROM samples WHERE run_id = ?", [run_id])
     if samples.num_rows == 0:
         return ()
     metrics = {w: (get_workload(w).throughput.name, get_workload(w).throughput.unit) for w in workloads}

@@ -21,11 +21,12 @@ import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from workloads.base import Better
+if TYPE_CHECKING:
+    from workloads.base import Better
 
 BOOTSTRAP_RESAMPLES = 9999
 """Number of bootstrap resamples for every confidence interval in this module."""

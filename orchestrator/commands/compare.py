@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from orchestrator.commands.options import RESULTS, ResultsOption
+from orchestrator.commands.options import ResultsOption
+from orchestrator.settings import RESULTS_DIR
 from workloads.errors import UserError
 
 FORMATS = ("table", "csv", "json", "markdown")
@@ -15,7 +16,7 @@ FORMATS = ("table", "csv", "json", "markdown")
 def compare(
     base: Annotated[str, typer.Argument(help="BASE run: a run id, 'latest' or 'latest~N'.")],
     new: Annotated[str, typer.Argument(help="NEW run: a run id, 'latest' or 'latest~N'.")],
-    results: ResultsOption = RESULTS,
+    results: ResultsOption = RESULTS_DIR,
     format: Annotated[str, typer.Option("--format", help="table | csv | json | markdown")] = "table",
     fail_on_regression: Annotated[str | None, typer.Option(
         "--fail-on-regression", help="Exit 1 when a metric is significantly worse by more than this (5% or 0.05).")] = None,
@@ -23,7 +24,8 @@ def compare(
 ) -> None:
     """Compare two runs metric by metric: medians, NEW/BASE ratio with CI, p-value, verdict."""
     from orchestrator.analysis.compare import compare_runs, parse_threshold
-    from orchestrator.render import comparison
+    from orchestrator.render.comparison import print_comparison
+    from orchestrator.store.queries import run_rounds
     from orchestrator.store.reader import Dataset
 
     if format not in FORMATS:
@@ -32,22 +34,7 @@ def compare(
         raise UserError(f"--alpha {alpha} is not in (0, 1); give a level such as 0.01.")
     threshold = None if fail_on_regression is None else parse_threshold(fail_on_regression)
     dataset = Dataset(results)
-    result = compare_runs(dataset, base, new, threshold=threshold, alpha=alpha)
-    for line in (*(f"skipped {s}" for s in dataset.skipped), *result.notes):
-        typer.echo(f"topobench: warning: {line}", err=True)
-    if format == "table":
-        from orchestrator.render.console import stdout_console
-
-        console = stdout_console()
-        console.print(comparison.comparison_table(result))
-        for label, items in (("only in BASE", result.only_base), ("only in NEW", result.only_new)):
-            for item in items:
-                console.print(f"{label}: {item}", highlight=False)
-    else:
-        text = {"csv": comparison.comparison_csv, "json": comparison.comparison_json,
-                "markdown": comparison.comparison_markdown}[format](result)
-        typer.echo(text, nl=not text.endswith("\n"))
+    result = compare_runs(run_rounds(dataset, base), run_rounds(dataset, new), threshold=threshold, alpha=alpha)
+    print_comparison(result, format, dataset.skipped)
     if result.regressions:
-        names = ", ".join(f"{r.workload}:{r.metric} ({r.ratio:.3f}x)" for r in result.regressions)
-        typer.echo(f"topobench: {len(result.regressions)} regression(s) beyond {threshold:.1%}: {names}", err=True)
         raise typer.Exit(1)

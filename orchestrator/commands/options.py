@@ -1,7 +1,8 @@
-"""Option types shared by several commands, declared once."""
+"""The options several commands share, declared once; their defaults come from ``orchestrator.settings``."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -11,4 +12,36 @@ AddressOption = Annotated[str | None, typer.Option(
     "--address", help="Ray cluster to use: host:port or 'auto' (default: $RAY_ADDRESS, else an embedded local Ray).")]
 ResultsOption = Annotated[Path, typer.Option("--results", help="Results dataset folder.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-RESULTS = Path("results")
+PlacementOption = Annotated[str, typer.Option(
+    "--placement", help="compact | spread | cores | largest-l3 | none | a likwid-style CPU expression "
+                        "(0,2-5, N:0-3, S0:0-3, M0:0-3, C1:0-3).")]
+ParamOption = Annotated[list[str] | None, typer.Option(
+    "--param", help="Workload parameter WORKLOAD.PARAM=VALUE, e.g. memory.stream.size_mib=512; repeatable.")]
+MinTimeOption = Annotated[float, typer.Option(
+    "--min-time", help="Seconds one sample must last (calibration target).")]
+ThreadsOption = Annotated[int, typer.Option(
+    "--threads-per-worker", help="CPUs and BLAS/OpenMP threads per worker.")]
+ReserveOption = Annotated[int, typer.Option("--reserve-cpus", help="CPUs per node left free for Ray's own processes.")]
+
+
+def command_line() -> str:
+    """Return the command line as typed (stored in ``runs.command``)."""
+    return " ".join(["topobench", *sys.argv[1:]])
+
+METRICS = ("headline", "all")
+
+MetricsOption = Annotated[str, typer.Option(
+    "--metrics", help="headline: one row per trial, its headline metric; all: every metric of every trial.")]
+
+
+def check_metrics(value: str) -> bool:
+    """Return True for ``--metrics all``, False for ``headline``.
+
+    Raises:
+        UserError: any other value.
+    """
+    from workloads.errors import UserError
+
+    if value not in METRICS:
+        raise UserError(f"--metrics {value!r} is not one of {', '.join(METRICS)}; pick one of those.")
+    return value == "all"

@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from orchestrator.commands.options import RESULTS, ResultsOption
+from orchestrator.commands.options import ResultsOption
+from orchestrator.settings import RESULTS_DIR
 from workloads.errors import UserError
 
 FORMATS = ("table", "csv", "json")
@@ -15,7 +16,7 @@ FORMATS = ("table", "csv", "json")
 def query(
     sql: Annotated[str, typer.Argument(help="One SELECT over the views runs, nodes, trials, samples, "
                                             "resources, scaling.")],
-    results: ResultsOption = RESULTS,
+    results: ResultsOption = RESULTS_DIR,
     format: Annotated[str, typer.Option("--format", help="table | csv | json")] = "table",
 ) -> None:
     """Answer a read-only SQL query over every run in the results folder (DuckDB)."""

@@ -7,14 +7,15 @@ from typing import Annotated
 
 import typer
 
-from orchestrator.commands.options import RESULTS, ResultsOption
+from orchestrator.commands.options import ResultsOption
+from orchestrator.settings import RESULTS_DIR
 
 
 def report(
     run: Annotated[str, typer.Argument(help="Run to report: a run id, 'latest' or 'latest~N'.")],
-    vs: Annotated[str | None, typer.Option("--vs", help="Add a comparison of this run (NEW) against RUN (BASE).")] = None,
+    vs: Annotated[str | None, typer.Option("--vs", help="Add a comparison of RUN (NEW) against this run (BASE).")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Output folder (default: RESULTS/reports/RUN_ID).")] = None,
-    results: ResultsOption = RESULTS,
+    results: ResultsOption = RESULTS_DIR,
 ) -> None:
     """Write report.md and a self-contained report.html with plots of a run (and a comparison)."""
     from orchestrator.render.report import build_report

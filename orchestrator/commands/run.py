@@ -2,33 +2,38 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated
 
 import typer
 
-from orchestrator.commands.options import RESULTS, AddressOption, ResultsOption
-from orchestrator.settings import DEFAULTS, Sampling
-
-PLACEMENT_HELP = ("compact | spread | cores | largest-l3 | none | a likwid-style CPU expression "
-                  "(0,2-5, N:0-3, S0:0-3, M0:0-3, C1:0-3).")
+from orchestrator.commands.options import (
+    AddressOption,
+    MetricsOption,
+    MinTimeOption,
+    ParamOption,
+    PlacementOption,
+    ReserveOption,
+    ResultsOption,
+    ThreadsOption,
+    command_line,
+)
+from orchestrator.records import DEFAULT_SHAPE
+from orchestrator.settings import DEFAULTS, RESULTS_DIR, Sampling
 
 
 def run(
     workloads: Annotated[list[str] | None, typer.Argument(
         help="Workloads to run (default: cpu.sqrt_mod memory.stream cache.lru).")] = None,
-    workers: Annotated[int, typer.Option(help="Workers per node.")] = 1,
-    nodes: Annotated[int, typer.Option(help="Nodes of the cluster to use (other nodes first, head last).")] = 1,
+    workers: Annotated[int, typer.Option(help="Workers per node.")] = DEFAULT_SHAPE.workers,
+    nodes: Annotated[int, typer.Option(help="Nodes of the cluster to use (other nodes first, head last).")] = DEFAULT_SHAPE.nodes,
     repetitions: Annotated[int, typer.Option(help="Measured rounds per trial.")] = DEFAULTS.repetitions,
     warmup: Annotated[int, typer.Option(help="Warm-up rounds after calibration.")] = DEFAULTS.warmup,
-    min_time: Annotated[float, typer.Option(help="Seconds one sample must last (calibration target).")] = (
-        DEFAULTS.min_time_s),
-    param: Annotated[list[str] | None, typer.Option(
-        "--param", help="Workload parameter WORKLOAD.PARAM=VALUE, e.g. memory.stream.size_mib=512; repeatable.")] = None,
-    placement: Annotated[str, typer.Option(help=PLACEMENT_HELP)] = "compact",
-    threads_per_worker: Annotated[int, typer.Option(help="CPUs and BLAS/OpenMP threads per worker.")] = 1,
-    reserve_cpus: Annotated[int, typer.Option(help="CPUs per node left free for Ray's own processes.")] = 0,
-    mode: Annotated[str, typer.Option(help="weak: every worker does the full work; strong: the work is split.")] = "weak",
+    min_time: MinTimeOption = DEFAULTS.min_time_s,
+    param: ParamOption = None,
+    placement: PlacementOption = str(DEFAULT_SHAPE.placement),
+    threads_per_worker: ThreadsOption = DEFAULT_SHAPE.threads_per_worker,
+    reserve_cpus: ReserveOption = DEFAULT_SHAPE.reserve_cpus,
+    mode: Annotated[str, typer.Option(help="weak: every worker does the full work; strong: the work is split.")] = DEFAULT_SHAPE.mode.value,
     scratch: Annotated[str | None, typer.Option(help="Folder on each node for workloads that write files.")] = None,
     until_stable: Annotated[bool, typer.Option(
         "--until-stable", help="After --repetitions, add rounds until the median's 95% CI is within --rel-ci, "
@@ -50,30 +55,24 @@ def run(
     target: Annotated[list[str] | None, typer.Option(
         "--target", help='Service-level target WORKLOAD:METRIC OP VALUE on the median, e.g. '
                          '"memory.stream:triad_gbs>=20"; repeatable; a miss exits 1.')] = None,
-    results: ResultsOption = RESULTS,
+    metrics: MetricsOption = "headline",
+    results: ResultsOption = RESULTS_DIR,
     address: AddressOption = None,
 ) -> None:
     """Run workloads on pinned Ray workers and store every sample in the results dataset."""
+    from orchestrator.commands.options import check_metrics
+    from orchestrator.pipeline.jobs import run_benchmarks
     from orchestrator.pipeline.request import build_request, build_shape
+    from orchestrator.render.console import stdout_console
+    from orchestrator.render.session_view import print_session
 
+    all_metrics = check_metrics(metrics)
     sampling = Sampling(repetitions=repetitions, warmup=warmup, min_time_s=min_time, until_stable=until_stable,
                         max_time_s=max_time, rel_ci=rel_ci, max_cv=max_cv, resource_interval_s=resource_interval,
                         scratch=scratch, lock_cpus=lock, lock_timeout_s=lock_timeout, trial_timeout_s=trial_timeout)
     shape = build_shape(workers, nodes, placement, threads_per_worker, reserve_cpus, mode)
     request = build_request(workloads or (), param or (), shape, sampling, target or (), results)
-    session = execute_run(request, address, " ".join(["topobench", *sys.argv[1:]]))
-    if session.outcome.status != "complete" or session.targets_missed:
+    session = run_benchmarks(request, address, command_line())
+    print_session(stdout_console(), session, "run", request.sampling, all_metrics=all_metrics)
+    if session.status != "complete" or session.targets_missed:
         raise typer.Exit(1)
-
-
-def execute_run(request, address: str | None, command: str = "topobench run"):
-    """Run ``request`` through the session pipeline and print the summary; return the ``Session``."""
-    from orchestrator.pipeline.session import SessionSpec, run_session
-    from orchestrator.render.console import stdout_console
-    from orchestrator.render.session_view import print_session
-
-    spec = SessionSpec(request.results, address, command, request.to_json(), request.points(), request.sampling,
-                       request.targets)
-    session = run_session(spec)
-    print_session(stdout_console(), session, "run", request.sampling)
-    return session

@@ -27,7 +27,7 @@ from workloads.errors import UserError
 from workloads.registry import get_workload
 
 if TYPE_CHECKING:  # the record (pyarrow, scipy) is only read here, never built
-    from orchestrator.pipeline.record import TrialRecord
+    from orchestrator.records import TrialRecord
 
 MAX_LENGTHENINGS = 3
 """Times a step is run again longer before it is given up as unjudgeable."""
@@ -202,6 +202,44 @@ def capacity_rows(run_id: str, search: CapacitySearch, params_json: str) -> list
     return rows
 
 
-def total_rate(trial: Trial) -> float:
-    """Return the total offered rate of a step (its per-worker rate times the workers); 0: closed loop."""
-    return float(trial.params.get("rate", 0.0)) * len(trial.slots)
+_MESSAGES = {
+    "cli": {
+        "both": "--workers and --nodes both list several counts; search over one of them at a time.",
+        "rate": "--param {w}.rate is what the capacity search sets; remove it (--start-rate sets the first rate).",
+        "rounds": "--repetitions",
+    },
+    "file": {
+        "both": "Sweep keys nodes and workers_per_node both list several values; a capacity sweep searches over "
+                "one of them at a time.",
+        "rate": "Sweep parameter {w}.rate is what the capacity search sets; remove it (capacity.start_rate sets "
+                "the first rate).",
+        "rounds": "Sweep key repetitions =",
+    },
+}
+
+
+def build_search(workload: str, params: Mapping[str, Any], given: Sequence[str], workers: Sequence[int],
+                 nodes: Sequence[int], shape: Shape, goal: CapacityGoal, sampling: Sampling,
+                 source: str = "cli") -> CapacitySearch:
+    """Return the capacity search of ``workload`` over the worker or node counts; the one builder of both inputs.
+
+    ``params`` are the validated parameters, ``given`` the names the user set (``rate`` is the
+    search's own); ``shape`` gives placement, threads, reserve and mode; ``source`` ("cli" or
+    "file") names the inputs in messages as the user wrote them.
+
+    Raises:
+        UserError: both counts vary, the workload cannot be searched, its rate was given, or
+            fewer rounds than an upper bound needs.
+    """
+    from orchestrator.analysis.capacity import check_rounds
+
+    say = _MESSAGES[source]
+    if len(workers) > 1 and len(nodes) > 1:
+        raise UserError(say["both"])
+    check_searchable(workload)
+    if "rate" in given:
+        raise UserError(say["rate"].format(w=workload))
+    check_rounds(sampling.repetitions, say["rounds"])
+    dimension = "nodes" if len(nodes) > 1 else "workers"
+    shapes = tuple(replace(shape, workers=w, nodes=n) for n in nodes for w in workers)
+    return CapacitySearch(workload, dict(params), shapes, dimension, goal, sampling)

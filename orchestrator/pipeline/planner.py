@@ -10,9 +10,9 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from cluster.cpulist import format_cpulist
-from cluster.nodes import NodeInfo
 from cluster.placement import WorkerPlacement, plan_workers
 from cluster.placement_policy import PlacementError
 from orchestrator.records import Point, Shape, Trial, WorkerSlot
@@ -20,6 +20,9 @@ from workloads.errors import UserError
 from workloads.params import params_text
 from workloads.registry import get_workload
 from workloads.units import plural
+
+if TYPE_CHECKING:
+    from cluster.nodes import NodeInfo
 
 
 def make_trial_id(point: Point) -> str:

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from cluster.clock import SAME_CLOCK, ClockOffset, to_driver
+from cluster.clock import to_driver
 from cluster.topology import Topology
 from orchestrator.analysis.concurrency import concurrent_throughput
 from orchestrator.analysis.flags import (
@@ -39,68 +39,13 @@ from orchestrator.analysis.latency import (
 from orchestrator.analysis.stats import summarize, summarize_rounds
 from orchestrator.analysis.stopping import Look
 from orchestrator.analysis.targets import Target, check_targets, target_columns
-from orchestrator.records import Trial
+from orchestrator.records import MeasuredTrial, Trial, TrialRecord, WorkerResult
 from orchestrator.settings import Sampling
 from orchestrator.store.schemas import RESOURCES_SCHEMA, SAMPLES_SCHEMA, TRIALS_SCHEMA
 from workloads.base import Metric, Workload, latency_metrics
 
 CONFIDENCE = 0.95
 """Confidence level of every interval in the trials and workers rows."""
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerResult:
-    """What one worker of a trial returned: where it ran, its wide samples and resource rows."""
-
-    rank: int
-    node_id: str
-    hostname: str
-    cpus: tuple[int, ...]
-    """The CPUs the worker read back from the OS (its whole node's usable set when unpinned)."""
-    pinned: bool
-    samples: pa.Table
-    """Wide: one row per sample (warm-ups flagged), timing columns and ``metric:<name>`` columns."""
-    resources: pa.Table
-    """``cluster.resource_monitor.RESOURCE_COLUMNS`` rows sampled while it measured."""
-    setup_s: float = 0.0
-    """Seconds the workload's setup took on this worker (numba kernels compile there)."""
-    cpu_means: Mapping[int, float] = field(default_factory=dict)
-    """Each node CPU's busy share (0-100) over the measured samples; from the node's recording worker."""
-    clock: ClockOffset = SAME_CLOCK
-    """Its node's clock minus the driver's: its start/end stamps are in the node's time."""
-
-
-@dataclass(frozen=True, slots=True)
-class MeasuredTrial:
-    """A trial whose workers all finished: their results and how measuring stopped."""
-
-    trial: Trial
-    workers: tuple[WorkerResult, ...]
-    stop_reason: str
-    """repetitions (fixed count) | stable (CI narrow enough) | max-time."""
-    measure_s: float
-    """Seconds from the first shared start to the last sample's end (driver clock)."""
-    stop: Look | None = None
-    """With --until-stable, the last look: its interval is the primary metric's CI."""
-    flags: frozenset[str] = frozenset()
-    """Trial flags raised while running it (``shared_cpus``)."""
-
-
-@dataclass(frozen=True, slots=True)
-class TrialRecord:
-    """Everything stored for one trial: per-node tables and its ``trials`` rows."""
-
-    trial: Trial
-    tables: Mapping[str, Mapping[str, pa.Table]]
-    """{"samples": {node_id: table}, "resources": {node_id: table}}; empty when the trial failed."""
-    rows: tuple[dict[str, Any], ...]
-    workers: tuple[dict[str, Any], ...] = ()
-    """``workers`` rows: each worker's own figures per metric."""
-    latency: tuple[dict[str, Any], ...] = ()
-    """``latency`` rows: each latency distribution's merged histogram."""
-    clocks: Mapping[str, ClockOffset] = field(default_factory=dict)
-    """Each node's clock offset to the driver, as this trial estimated it."""
-    error: str | None = None
 
 
 def base_row(run_id: str, trial: Trial) -> dict[str, Any]:

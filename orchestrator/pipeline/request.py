@@ -11,12 +11,10 @@ from typing import Any
 from cluster.placement_policy import parse_placement
 from orchestrator.analysis.targets import Target, parse_targets
 from orchestrator.records import Point, Shape
-from orchestrator.settings import Mode, Sampling, choice
+from orchestrator.settings import DEFAULT_SUITE, RESULTS_DIR, Mode, Sampling, choice
 from workloads.errors import UserError
 from workloads.params import parse_params
 from workloads.registry import get_workload, load_workloads
-
-DEFAULT_SUITE = ("cpu.sqrt_mod", "memory.stream", "cache.lru")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +35,7 @@ class RunRequest:
     shape: Shape = field(default_factory=Shape)
     sampling: Sampling = field(default_factory=Sampling)
     targets: tuple[Target, ...] = ()
-    results: Path = Path("results")
+    results: Path = RESULTS_DIR
 
     def to_json(self) -> str:
         """Return the request as canonical JSON (stored in ``runs.spec``)."""
@@ -108,7 +106,7 @@ def check_min_cpus(workload: str, params: Mapping[str, Any], threads_per_worker:
 
 
 def build_request(workloads: Sequence[str], param_options: Sequence[str], shape: Shape, sampling: Sampling,
-                  targets: Sequence[str] = (), results: Path = Path("results")) -> RunRequest:
+                  targets: Sequence[str] = (), results: Path = RESULTS_DIR) -> RunRequest:
     """Return a validated ``RunRequest``; everything a user can get wrong is refused here.
 
     Raises:

@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from orchestrator.analysis.stopping import Look, StoppingRule
-from orchestrator.pipeline.actors import gather
+from orchestrator.pipeline.waits import gather
 from orchestrator.settings import Sampling
 
 # Margin between the driver choosing a shared start instant and that instant: covers the

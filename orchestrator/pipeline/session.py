@@ -1,38 +1,46 @@
-"""The one pipeline of ``run`` and ``sweep``: check the folder, connect, probe, plan, execute, judge.
+"""One session of the pipeline, the same for ``run``, ``sweep`` and ``capacity``.
 
-folder check → connect → probe → plan (refused before any file is written) → warnings →
-run id → execute (each trial stored as it ends) → targets. The commands supply their points
-and print the ``Session`` it returns; no command imports another.
+    check the folder → connect → probe → plan (refused before any file is written) → warnings
+    → open the run (``RunLog``) → per trial: acquire workers (``ActorPool``), measure
+    (``trial.run_trial``), record (``record.build_record``), commit → close the run → targets.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence, Sized
+import contextlib
+from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import ray
 from rich.console import Console
 
 from cluster.connection import ray_session
+from cluster.cpu_lock import CpuLockTimeout
 from cluster.nodes import NodeInfo
-from orchestrator.analysis.targets import Target, TargetResult, check_targets
+from orchestrator.analysis.targets import Target, check_targets
+from orchestrator.pipeline.actors import ActorPool
 from orchestrator.pipeline.interrupts import terminated_on_sigterm
 from orchestrator.pipeline.planner import plan_trials
-from orchestrator.pipeline.runner import OnTrial, RunContext, RunOutcome, execute
-from orchestrator.records import Point, Trial
+from orchestrator.pipeline.record import build_record, failed_record
+from orchestrator.pipeline.runlog import RunLog
+from orchestrator.pipeline.trial import run_trial
+from orchestrator.pipeline.waits import TrialTimeout, describe_error
+from orchestrator.records import OnTrial, Point, RunOutcome, Session, Trial, TrialRecord
 from orchestrator.render.notes import print_warnings
 from orchestrator.render.progress import trial_progress
 from orchestrator.settings import Sampling
 from orchestrator.store.layout import new_run_id, validate_run_id
 from orchestrator.store.reader import Dataset
-from orchestrator.store.writer import RunStore, check_writable
+from orchestrator.store.writer import RunStore, StoreError, check_writable
 from workloads.errors import UserError
+from workloads.registry import get_workload
 
 
 @dataclass(frozen=True, slots=True)
 class SessionSpec:
-    """What a command hands the pipeline.
+    """What a job hands the pipeline.
 
     Attributes:
         results: the dataset folder.
@@ -63,27 +71,6 @@ class SessionSpec:
     search: Callable[[tuple[NodeInfo, ...]], Iterable[Trial]] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Session:
-    """A finished session: the outcome, every trials row of the run, and the targets' outcomes."""
-
-    results: Path
-    outcome: RunOutcome
-    trials: tuple[Trial, ...]
-    """The trials of the run (a search's: those it ran)."""
-    nodes: tuple[NodeInfo, ...]
-    rows: tuple[dict[str, Any], ...]
-    """Every trials row of the run: the kept rows of a resumed run, then this session's."""
-    targets: tuple[TargetResult, ...]
-    resumed: int = 0
-    """How many trials a resumed run kept instead of running."""
-
-    @property
-    def targets_missed(self) -> int:
-        """Return how many target checks failed."""
-        return sum(1 for t in self.targets if not t.passed)
-
-
 def _resume_rows(results: Path, run_id: str, spec_json: str) -> list[dict[str, Any]]:
     """Return the stored ok rows of the run to resume, after checking it is the same run.
 
@@ -110,14 +97,48 @@ def plan_only(address: str | None, points: Sequence[Point]) -> tuple[tuple[NodeI
         return nodes, plan_trials(points, nodes)
 
 
+def lost_nodes(trial: Trial, nodes: Sequence[NodeInfo]) -> list[NodeInfo]:
+    """Return the trial's nodes that Ray no longer counts as alive."""
+    alive = {n["NodeID"] for n in ray.nodes() if n.get("Alive")}
+    return [n for n in nodes if n.node_id in trial.node_ids and n.node_id not in alive]
+
+
+def measure(trial: Trial, sampling: Sampling, pool: ActorPool, nodes: Mapping[str, NodeInfo], run_id: str,
+            targets: Sequence[Target], say: Callable[[str], None]) -> TrialRecord:
+    """Measure one trial and return its record; a workload error or a lost node fails it, never the run.
+
+    Raises:
+        CpuLockTimeout: another run held the CPUs past --lock-timeout (the run stops, one sentence).
+    """
+    workload = get_workload(trial.workload)
+    sampling = trial.sampling or sampling
+    try:
+        measured = run_trial(trial, sampling, pool, nodes, run_id, say)
+    except CpuLockTimeout:
+        raise
+    except TrialTimeout:
+        return failed_record(run_id, trial, workload, f"the trial ran past --trial-timeout "
+                                                      f"{sampling.trial_timeout_s:g} s and was stopped")
+    except Exception as exc:  # noqa: BLE001 -- a workload error (RayTaskError) or a lost actor/node
+        error = describe_error(exc)
+        lost = lost_nodes(trial, tuple(nodes.values())) if isinstance(exc, ray.exceptions.RayError) else []
+        if lost:
+            names = ", ".join(f"{n.node_id[:12]} ({n.hostname}, {n.ip})" for n in lost)
+            error = f"node {names} left the cluster during the trial ({error})"
+        return failed_record(run_id, trial, workload, error)
+    return build_record(run_id, measured, {n: node.topology for n, node in nodes.items()}, workload, sampling,
+                        targets)
+
+
 def run_session(spec: SessionSpec, on_trial: OnTrial | None = None) -> Session:
     """Run the pipeline for ``spec`` (see the module docstring) and return what it produced.
 
-    ``on_trial`` is called like the runner's progress callback (a test seam).
+    ``on_trial`` is called before each trial (record None) and after it (a test seam).
 
     Raises:
         UserError: an unwritable folder, a bad resume, or a plan the cluster cannot hold,
             all before the first file is written.
+        StoreError: the folder could not be written mid-run (the run is marked failed).
         KeyboardInterrupt: after the run was marked interrupted and what was kept was said.
     """
     from cluster.probe import probe_nodes
@@ -125,32 +146,51 @@ def run_session(spec: SessionSpec, on_trial: OnTrial | None = None) -> Session:
     results = check_writable(spec.results)
     previous = _resume_rows(results, spec.resume, spec.spec_json) if spec.resume else []
     err = Console(stderr=True)
+
+    def say(text: str) -> None:
+        err.print(text, highlight=False)
+
     with ray_session(spec.address) as ray_:
         nodes = tuple(probe_nodes(ray_.embedded))
+        by_id = {n.node_id: n for n in nodes}
         trials = spec.search(nodes) if spec.search else plan_trials(spec.points, nodes)
+        planned = len(trials) if isinstance(trials, Sized) else None  # a search plans as it goes
         print_warnings(err, [n.environment for n in nodes])
         store = RunStore(results, spec.resume or new_run_id())
-        if isinstance(trials, Sized):  # a search plans as it goes: nothing of it to resume
+        if planned is not None:
             wanted = {t.trial_id for t in trials}
             previous = [r for r in previous if r["trial_id"] in wanted]
         skip = frozenset(r["trial_id"] for r in previous)
         if skip:
-            err.print(f"Resuming {store.run_id}: {len(skip)} of {len(trials)} trials already stored, "
-                      f"running {len(trials) - len(skip)}.", highlight=False)
-        total = len(trials) - len(skip) if isinstance(trials, Sized) else None
-        with trial_progress(total, spec.describe, also=on_trial) as progress:
-            ctx = RunContext(store, spec.command, spec.spec_json, spec.sampling, nodes, spec.targets,
-                             skip, tuple(previous), progress, lambda text: err.print(text, highlight=False))
+            say(f"Resuming {store.run_id}: {len(skip)} of {planned} trials already stored, "
+                f"running {planned - len(skip)}.")
+        records: list[TrialRecord] = []
+        status = "interrupted"
+        with trial_progress(None if planned is None else planned - len(skip), spec.describe,
+                            also=on_trial) as progress:
+            log = RunLog(store, spec.command, spec.spec_json, nodes, planned, previous)
             try:
-                with terminated_on_sigterm():
-                    outcome = execute(ctx, trials)
-            except KeyboardInterrupt:
-                kept = len(RunStore(results, store.run_id).read_trial_ids())
-                hint = f"; {spec.resume_hint.format(run_id=store.run_id)}" if spec.resume_hint else ""
-                planned = len(trials) if isinstance(trials, Sized) else "the"
-                err.print(f"Run {store.run_id} interrupted; {kept} of {planned} trials are stored in "
-                          f"{results}{hint}.", highlight=False)
+                with terminated_on_sigterm(), contextlib.closing(ActorPool()) as pool:
+                    for i, trial in enumerate(trials):
+                        if trial.trial_id in skip:
+                            continue
+                        progress(i, trial, None)
+                        record = measure(trial, spec.sampling, pool, by_id, store.run_id, spec.targets, say)
+                        log.commit(trial, record)
+                        records.append(record)
+                        progress(i, trial, record)
+                status = "failed" if any(r.error for r in records) else "complete"
+            except StoreError:
+                status = "failed"
                 raise
-    rows = (*previous, *outcome.rows)
-    ran = tuple(trials) if isinstance(trials, Sized) else tuple(r.trial for r in outcome.records)
+            except KeyboardInterrupt:
+                hint = f"; {spec.resume_hint.format(run_id=store.run_id)}" if spec.resume_hint else ""
+                say(f"Run {store.run_id} interrupted; {len({r['trial_id'] for r in log.rows})} of "
+                    f"{planned or 'the'} trials are stored in {results}{hint}.")
+                raise
+            finally:
+                log.close(status, len(records), sum(1 for r in records if r.error), len(skip))
+    rows = tuple(log.rows)
+    ran = tuple(trials) if planned is not None else tuple(r.trial for r in records)
+    outcome = RunOutcome(store.run_id, status, tuple(records))
     return Session(results, outcome, ran, nodes, rows, tuple(check_targets(spec.targets, rows)), len(skip))

@@ -40,12 +40,14 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cluster.placement_policy import COMPACT, Placement, parse_placement
-from orchestrator.analysis.capacity import CapacityGoal, check_rounds, parse_goal, parse_load
+from cluster.placement_policy import Placement, parse_placement
+from orchestrator.analysis.capacity import CapacityGoal, parse_goal, parse_load
 from orchestrator.analysis.targets import Target, parse_targets
 from orchestrator.pipeline.request import check_min_cpus
 from orchestrator.records import Point, Shape
 from orchestrator.settings import (
+    CAPACITY,
+    DEFAULT_PLACEMENT,
     MAX_TRIALS,
     SAMPLING_FIELDS,
     Mode,
@@ -79,6 +81,7 @@ class SweepSpec:
     Attributes:
         workloads: registry names, in file order.
         params: per workload, the parameter sets to sweep (each a full validated set).
+        given: per workload, the parameter names the file sets (the rest are defaults).
         nodes, workers_per_node, placement, threads_per_worker: the matrix dimensions.
         mode: weak (each worker does the full work) or strong (the work is split).
         reserve_cpus: CPUs per node kept free for Ray's own processes.
@@ -91,9 +94,10 @@ class SweepSpec:
 
     workloads: tuple[str, ...]
     params: Mapping[str, tuple[Mapping[str, Any], ...]]
+    given: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     nodes: tuple[int, ...] = (1,)
     workers_per_node: tuple[int, ...] = (1,)
-    placement: tuple[Placement, ...] = (COMPACT,)
+    placement: tuple[Placement, ...] = (DEFAULT_PLACEMENT,)
     threads_per_worker: tuple[int, ...] = (1,)
     mode: Mode = Mode.WEAK
     reserve_cpus: int = 0
@@ -148,14 +152,13 @@ class SweepSpec:
 
     def capacity_search(self) -> CapacitySearch:
         """Return the capacity search of a sweep with a ``[capacity]`` table (one per N of the varied dimension)."""
-        from orchestrator.pipeline.capacity import CapacitySearch
+        from orchestrator.pipeline.capacity import build_search
 
         assert self.capacity is not None, "not a capacity sweep"
         (workload,), ((params,),) = self.workloads, self.params.values()
-        shapes = tuple(Shape(w, n, self.placement[0], self.threads_per_worker[0], self.reserve_cpus, self.mode)
-                       for n in self.nodes for w in self.workers_per_node)
-        dimension = "nodes" if len(self.nodes) > 1 else "workers"
-        return CapacitySearch(workload, dict(params), shapes, dimension, self.capacity, self.sampling)
+        shape = Shape(1, 1, self.placement[0], self.threads_per_worker[0], self.reserve_cpus, self.mode)
+        return build_search(workload, params, self.given.get(workload, ()), self.workers_per_node, self.nodes, shape, self.capacity,
+                            self.sampling, source="file")
 
 
 def load_sweep(path: Path, max_trials: int = MAX_TRIALS) -> SweepSpec:
@@ -228,7 +231,8 @@ def _sampling(data: Mapping[str, Any]) -> Sampling:
         raise UserError(f"Sweep key {key_name(exc.field_name)} = {exc.value!r} is invalid; it {exc.rule}.") from None
 
 
-def _workload_params(table: Any) -> tuple[tuple[str, ...], dict[str, tuple[Mapping[str, Any], ...]]]:
+def _workload_params(table: Any) -> tuple[tuple[str, ...], dict[str, tuple[Mapping[str, Any], ...]],
+                                          dict[str, tuple[str, ...]]]:
     if not isinstance(table, dict) or not table:
         raise UserError("Sweep key workloads is missing or empty; add a table per workload, "
                         'e.g. [workloads."cpu.sqrt_mod"] with its parameters.')
@@ -249,7 +253,7 @@ def _workload_params(table: Any) -> tuple[tuple[str, ...], dict[str, tuple[Mappi
             raise UserError(f"Sweep parameters of {name} repeat a value once parsed (e.g. 7 and 7.0); "
                             "list each value once.")
         params[name] = tuple(sets)
-    return tuple(table), params
+    return tuple(table), params, {name: tuple(given) for name, given in table.items()}
 
 
 def parse_sweep(data: Mapping[str, Any], max_trials: int = MAX_TRIALS) -> SweepSpec:
@@ -263,8 +267,8 @@ def parse_sweep(data: Mapping[str, Any], max_trials: int = MAX_TRIALS) -> SweepS
     unknown = sorted(set(data) - set(_KEYS))
     if unknown:
         raise UserError(f"Unknown sweep key {unknown[0]!r}; use only: {', '.join(_KEYS)}.")
-    workloads, params = _workload_params(data.get("workloads"))
-    placement = data.get("placement", ["compact"])
+    workloads, params, given = _workload_params(data.get("workloads"))
+    placement = data.get("placement", [str(DEFAULT_PLACEMENT)])
     placements = placement if isinstance(placement, list) else [placement]
     if not placements or any(not isinstance(p, str) or not p for p in placements):
         raise UserError(f"Sweep key placement = {placement!r} must be a placement name or a non-empty "
@@ -281,6 +285,7 @@ def parse_sweep(data: Mapping[str, Any], max_trials: int = MAX_TRIALS) -> SweepS
     spec = SweepSpec(
         workloads=workloads,
         params=params,
+        given=given,
         nodes=_ints(data, "nodes", 1),
         workers_per_node=_ints(data, "workers_per_node", 1),
         placement=tuple(parse_placement(p) for p in placements),
@@ -326,10 +331,10 @@ def _capacity_goal(table: Any) -> CapacityGoal:
     def name(flag: str) -> str:
         return f"Sweep key capacity.{flag[2:].replace('-', '_')} ="
 
-    start = table.get("start_rate", 0.0)
+    start = table.get("start_rate", CAPACITY.start_rate_per_s)
     if isinstance(start, str):  # "500/s", like load
         start = parse_load(start, name("--start-rate"))
-    return parse_goal(table["slo"], text("resolution", "5%"), start, text("load", None), name)
+    return parse_goal(table["slo"], text("resolution", CAPACITY.resolution), start, text("load", None), name)
 
 
 def _check_capacity_matrix(spec: SweepSpec, data: Mapping[str, Any]) -> None:
@@ -337,19 +342,10 @@ def _check_capacity_matrix(spec: SweepSpec, data: Mapping[str, Any]) -> None:
     if len(spec.workloads) != 1:
         raise UserError(f"A capacity sweep searches one workload; the file lists {len(spec.workloads)} "
                         f"({', '.join(spec.workloads)}): write one sweep file per workload.")
-    from orchestrator.pipeline.capacity import check_searchable
-
     (workload,) = spec.workloads
-    check_searchable(workload)
-    if "rate" in data["workloads"][workload]:
-        raise UserError(f"Sweep parameter {workload}.rate is what the capacity search sets; remove it "
-                        "(capacity.start_rate sets the first rate).")
     if len(spec.params[workload]) > 1:
         raise UserError(f"A capacity sweep searches one parameter set; [workloads.\"{workload}\"] lists several "
                         "values: write one sweep file per value.")
-    if len(spec.nodes) > 1 and len(spec.workers_per_node) > 1:
-        raise UserError("Sweep keys nodes and workers_per_node both list several values; a capacity sweep "
-                        "searches over one of them at a time.")
     for key in ("placement", "threads_per_worker"):
         if len(getattr(spec, key)) > 1:
             raise UserError(f"Sweep key {key} lists several values; a capacity sweep searches one value of {key}.")
@@ -361,4 +357,4 @@ def _check_capacity_matrix(spec: SweepSpec, data: Mapping[str, Any]) -> None:
         if given:
             raise UserError(f"Sweep key {key} = {data[key]!r} does not apply to a capacity sweep ({why}); "
                             "remove it.")
-    check_rounds(spec.sampling.repetitions, "Sweep key repetitions =")
+    spec.capacity_search()  # the checks every capacity search makes (searchable, rate not set, rounds)

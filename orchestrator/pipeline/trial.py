@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -17,14 +17,16 @@ from cluster.clock import SAME_CLOCK, ClockOffset, measure_offset
 from cluster.cpu_lock import CpuLockTimeout
 from cluster.cpulist import format_cpulist
 from cluster.environment import local_host_id
+from cluster.messages import TrialSpec
 from cluster.nodes import NodeInfo
 from cluster.service import ServiceHost
-from cluster.worker import TrialSpec
-from orchestrator.pipeline.actors import ActorPool, gather
-from orchestrator.pipeline.record import MeasuredTrial, WorkerResult
 from orchestrator.pipeline.rounds import measure_rounds
-from orchestrator.records import Trial
+from orchestrator.pipeline.waits import gather
+from orchestrator.records import MeasuredTrial, Trial, WorkerResult
 from orchestrator.settings import Mode, Sampling
+
+if TYPE_CHECKING:
+    from orchestrator.pipeline.actors import ActorPool
 
 
 def _stop_service(service: Any) -> None:

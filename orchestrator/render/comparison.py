@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, fields
 
 from rich.table import Table
@@ -84,3 +85,26 @@ def comparison_json(result: CompareResult) -> str:
     return json.dumps({"base_run": result.base_run, "new_run": result.new_run,
                        "threshold": result.threshold, "rows": [asdict(r) for r in result.rows],
                        "only_base": list(result.only_base), "only_new": list(result.only_new)}, indent=1)
+
+
+def print_comparison(result: CompareResult, format: str, skipped: Sequence[str] = ()) -> None:
+    """Print a comparison as a table (stdout) or in ``format``; warnings and regressions on stderr."""
+    import typer
+
+    for line in (*(f"skipped {s}" for s in skipped), *result.notes):
+        typer.echo(f"topobench: warning: {line}", err=True)
+    if format == "table":
+        from orchestrator.render.console import stdout_console
+
+        console = stdout_console()
+        console.print(comparison_table(result))
+        for label, items in (("only in BASE", result.only_base), ("only in NEW", result.only_new)):
+            for item in items:
+                console.print(f"{label}: {item}", highlight=False)
+    else:
+        text = {"csv": comparison_csv, "json": comparison_json, "markdown": comparison_markdown}[format](result)
+        typer.echo(text, nl=not text.endswith("\n"))
+    if result.regressions:
+        names = ", ".join(f"{r.workload}:{r.metric} ({r.ratio:.3f}x)" for r in result.regressions)
+        typer.echo(f"topobench: {len(result.regressions)} regression(s) beyond {result.threshold:.1%}: {names}",
+                   err=True)

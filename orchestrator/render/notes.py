@@ -10,6 +10,7 @@ from rich.console import Console
 from cluster.environment import environment_warnings
 from orchestrator.analysis.flags import DEFAULT_THRESHOLDS, FlagThresholds
 from orchestrator.render.numbers import si
+from orchestrator.render.rows import shown_rows
 from workloads.units import plural
 
 
@@ -73,7 +74,8 @@ def summary_notes(rows: Sequence[Mapping[str, Any]], thresholds: FlagThresholds 
         lines.append(text)
         # Trial-wide flags describe the trial: once, on the primary row; other metrics' CVs on one line.
         lines.extend(f"  {primary['metric']}: {note}" for note in flag_notes(primary, thresholds))
-        shaky = [r for r in trial_rows if r is not primary and "unstable" in (r.get("flags") or ())]
+        shaky = [r for r in shown_rows(trial_rows, all_metrics=True)
+                 if r is not primary and "unstable" in (r.get("flags") or ())]
         if shaky:
             listed = ", ".join(f"{r['metric']} {100 * r['cv']:.0f}%" for r in shaky)
             lines.append(f"  unstable (CV over rounds above {100 * thresholds.max_cv:.0f}%): {listed}")

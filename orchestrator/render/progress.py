@@ -18,8 +18,7 @@ from rich.progress import (
 )
 
 if TYPE_CHECKING:
-    from orchestrator.pipeline.runner import OnTrial
-    from orchestrator.records import Trial
+    from orchestrator.records import OnTrial, Trial
 
 
 @contextmanager
@@ -45,3 +44,15 @@ def trial_progress(total: int | None, describe: Callable[[Trial], str],
                 progress.advance(task)
 
         yield on_trial
+
+
+def describe_sweep_trial(trial: Trial) -> str:
+    """Return the progress line of a sweep trial."""
+    return (f"{trial.workload} · {len(trial.node_ids)} nodes · {len(trial.slots)} workers · "
+            f"{trial.shape.placement}")
+
+
+def describe_capacity_step(trial: Trial) -> str:
+    """Return the progress line of a capacity step: its total offered rate, or closed loop."""
+    rate = float(trial.params.get("rate", 0.0)) * len(trial.slots)
+    return f"{trial.workload} · {len(trial.slots)} workers · " + (f"{rate:.4g}/s" if rate else "closed loop")

@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from orchestrator.analysis.c2c import c2c_domain_medians
+from orchestrator.analysis.latency import percentile_spectrum
 from orchestrator.render import plots
 from orchestrator.render.comparison import HEADERS, params_cell, text_rows
 from orchestrator.render.env_table import FACTS, fact_cell
 from orchestrator.render.numbers import percent, si
 from orchestrator.render.section import Section
+from orchestrator.store import queries
 from orchestrator.store.reader import Dataset
 from workloads.errors import UserError
 from workloads.units import plural
@@ -98,11 +99,7 @@ def distribution_section(dataset: Dataset, run_id: str, out: Path) -> Section:
     s = Section("Distributions")
     s.paragraphs.append("Each box is one worker's measured samples (warm-up excluded) of the workload's "
                         "primary metric; dots are the samples, whiskers 1.5 IQR.")
-    data = dataset.rows("""
-        SELECT s.workload, t.workers, t.placement, t.params, s.hostname, s.worker_rank, s.metric, s.unit, s.value
-        FROM samples s JOIN trials t ON s.run_id = t.run_id AND s.trial_id = t.trial_id AND s.metric = t.metric
-        WHERE s.run_id = ? AND NOT s.warmup AND t.overlap IS NOT NULL
-        ORDER BY s.workload, t.workers, t.placement, t.params, s.hostname, s.worker_rank""", [run_id])
+    data = queries.measured_samples(dataset, run_id)
     by_workload: dict[str, dict[tuple[str, ...], list[float]]] = {}
     units: dict[str, tuple[str, str]] = {}
     for r in data:
@@ -125,7 +122,7 @@ def distribution_section(dataset: Dataset, run_id: str, out: Path) -> Section:
 
 def scaling_section(dataset: Dataset, run_id: str, out: Path) -> Section | None:
     """Return scaling curves with the stored fits and the ideal line; None without a scaling table."""
-    data = dataset.rows("SELECT * FROM scaling WHERE run_id = ? ORDER BY workload, params, series, n", [run_id])
+    data = queries.scaling(dataset, run_id)
     if not data:
         return None
     s = Section("Scaling")
@@ -156,9 +153,9 @@ def _cache_sizes(dataset: Dataset, run_id: str) -> dict[str, int]:
     """Return {"L1d","L2","L3": bytes} of the first node's first usable CPU ({} when unknown)."""
     from cluster.topology import Topology
 
-    for r in dataset.rows("SELECT topology FROM nodes WHERE run_id = ? ORDER BY is_head DESC", [run_id]):
+    for text in queries.topologies(dataset, run_id):
         try:
-            topo = Topology.from_dict(json.loads(r["topology"]))
+            topo = Topology.from_dict(json.loads(text))
         except (TypeError, ValueError, KeyError):
             continue
         return topo.cache_sizes_bytes(topo.usable_cpus)
@@ -172,10 +169,7 @@ def sweep_section(dataset: Dataset, run_id: str, out: Path, workload: str, value
 
     ``convert`` maps the stored value to the plotted one (1e9 / ns per access = accesses/s).
     """
-    data = dataset.rows(f"""
-        SELECT trial_id, workers, placement, metric, median FROM trials
-        WHERE run_id = ? AND workload = ? AND status = 'ok'
-          AND (metric LIKE '{value}@%' OR metric LIKE 'working_set_bytes@%')""", [run_id, workload])
+    data = queries.point_medians(dataset, run_id, workload, (value, "working_set_bytes"))
     if not data:
         return None
     points: dict[str, dict[str, dict[str, float]]] = {}
@@ -204,10 +198,10 @@ def _c2c_outlines(dataset: Dataset, run_id: str, cpus: Sequence[int]) -> list[tu
     """Return (label, CPUs) of the L3 domains and packages among ``cpus`` (the first node's topology)."""
     from cluster.topology import Topology
 
-    rows = dataset.rows("SELECT topology FROM nodes WHERE run_id = ? ORDER BY is_head DESC", [run_id])
-    if not rows:
+    stored = queries.topologies(dataset, run_id)
+    if not stored:
         return []
-    topo = Topology.from_dict(json.loads(rows[0]["topology"]))
+    topo = Topology.from_dict(json.loads(stored[0]))
     wanted = set(cpus)
     out = [(f"L3 #{d.index}", tuple(sorted(wanted & set(d.cpus)))) for d in topo.l3_domains]
     packages = {p: tuple(sorted(wanted & {c for core in topo.cores if core.package == p for c in core.cpus}))
@@ -219,11 +213,9 @@ def _c2c_outlines(dataset: Dataset, run_id: str, cpus: Sequence[int]) -> list[tu
 
 def c2c_summary(matrix: Mapping[tuple[int, int], float], domains: Sequence[tuple[str, tuple[int, ...]]]) -> str:
     """Return the medians of same-L3 and cross-L3 pairs' one-way latency (ns) as one sentence."""
-    of = {c: label for label, cs in domains if label.startswith("L3") for c in cs}
-    same = [v for (a, b), v in matrix.items() if a in of and of.get(a) == of.get(b)]
-    cross = [v for (a, b), v in matrix.items() if a in of and b in of and of[a] != of[b]]
-    parts = [f"same L3: median {np.median(same):.0f} ns over {len(same)} pairs" if same else "no same-L3 pair",
-             f"across L3 domains: median {np.median(cross):.0f} ns over {len(cross)} pairs" if cross
+    same, cross = c2c_domain_medians(matrix, domains)
+    parts = [f"same L3: median {same[0]:.0f} ns over {same[1]} pairs" if same else "no same-L3 pair",
+             f"across L3 domains: median {cross[0]:.0f} ns over {cross[1]} pairs" if cross
              else "no cross-L3 pair (one L3 domain)"]
     return "One-way cache-line latency, " + "; ".join(parts) + "."
 
@@ -232,9 +224,7 @@ def c2c_section(dataset: Dataset, run_id: str, out: Path) -> Section | None:
     """Return the core-to-core latency matrix of each cpu.c2c trial as a heatmap; None without one."""
     from workloads.cpu import parse_pair_label
 
-    data = dataset.rows("""SELECT trial_id, metric, median FROM trials
-                           WHERE run_id = ? AND workload = 'cpu.c2c' AND status = 'ok'
-                             AND metric LIKE 'one_way_ns@%'""", [run_id])
+    data = queries.point_medians(dataset, run_id, "cpu.c2c", ("one_way_ns",))
     if not data:
         return None
     s = Section("Core-to-core latency (cpu.c2c)")
@@ -251,29 +241,15 @@ def c2c_section(dataset: Dataset, run_id: str, out: Path) -> Section | None:
     return s
 
 
-def percentile_spectrum(histogram: bytes, unit: str) -> tuple[np.ndarray, np.ndarray]:
-    """Return (quantiles, latency in ``unit``) of every bucket of an encoded merged histogram."""
-    from workloads.histogram import NS_PER_UNIT, LatencyHistogram
-
-    values, counts = LatencyHistogram.decode(histogram).buckets()
-    below = np.cumsum(counts) - counts  # values before each bucket
-    return below / counts.sum(), values / NS_PER_UNIT[unit]
-
-
 def latency_section(dataset: Dataset, run_id: str, out: Path) -> Section | None:
     """Return each workload's latency against percentile, one curve per trial; None without latencies."""
-    data = dataset.rows("""
-        SELECT l.workload, l.metric, l.unit, l.requests, l.histogram, t.workers, t.placement, t.params
-        FROM latency l JOIN (SELECT DISTINCT run_id, trial_id, workers, placement, params FROM trials) t
-          ON l.run_id = t.run_id AND l.trial_id = t.trial_id
-        WHERE l.run_id = ? AND l.metric IN ('latency', 'latency_corrected', 'gc_pause')
-        ORDER BY l.workload, l.metric, t.workers""", [run_id])
+    data = queries.latency_histograms(dataset, run_id, ("latency", "latency_corrected", "gc_pause"))
     if not data:
         return None
     s = Section("Latency distributions")
     s.paragraphs.append("Latency of every request of each trial (all workers and rounds merged in one "
                         "HdrHistogram) against its percentile; the x axis stretches the tail (1/(1 − q)).")
-    by_workload: dict[tuple[str, str], dict[str, tuple[np.ndarray, np.ndarray]]] = {}
+    by_workload: dict[tuple[str, str], dict[str, tuple]] = {}
     for r in data:
         label = f"{r['metric']} {r['workers']}w {params_cell(r['params'])[:30]} ({r['requests']:,} requests)"
         by_workload.setdefault((r["workload"], r["unit"]), {})[label] = percentile_spectrum(r["histogram"], r["unit"])
@@ -287,7 +263,7 @@ def capacity_section(dataset: Dataset, run_id: str, out: Path) -> Section | None
     """Return the capacity search: the table, latency against offered load per point, capacity against N."""
     from orchestrator.analysis.capacity import fit_capacity, parse_slos
 
-    rows = dataset.rows("SELECT * FROM capacity WHERE run_id = ? ORDER BY n", [run_id])
+    rows = queries.capacity(dataset, run_id)
     if not rows:
         return None
     s = Section("Capacity at the SLO")
@@ -297,19 +273,13 @@ def capacity_section(dataset: Dataset, run_id: str, out: Path) -> Section | None
         "(upper 95% bound over rounds) was within the SLO, latency did not grow over the step (no backlog) and the "
         "generator kept its schedule. The knee is the highest rate that met it; the bracket reaches the lowest "
         "that did not.")
-    unit = dataset.rows("SELECT unit FROM trials WHERE run_id = ? AND higher_is_better LIMIT 1", [run_id])
-    rate_unit = unit[0]["unit"] if unit else "/s"
+    rate_unit = queries.throughput_unit(dataset, run_id) or "/s"
     table = []
     for r in rows:
         table.append([plural(r["n"], r["dimension"][:-1]), _fmt(r["capacity_per_s"]),
                       f"{_fmt(r['bracket_low_per_s'])} – {_fmt(r['bracket_high_per_s'])}",
                       _fmt(r["latency_at_capacity_ms"]), r["status"], r["limited_by"] or ""])
-        steps = dataset.rows(f"""
-            SELECT t.trial_id, any_value(json_extract(t.params, '$.rate')::DOUBLE * t.workers) AS offered_per_s,
-                   any_value(median) AS value_ms, any_value(ci_low) AS ci_low_ms, any_value(ci_high) AS ci_high_ms
-            FROM trials t WHERE t.run_id = ? AND list_contains(?, t.trial_id)
-              AND t.metric = 'latency_{slo.percentile}_ms' AND json_extract(t.params, '$.rate')::DOUBLE > 0
-            GROUP BY t.trial_id""", [run_id, r["trial_ids"]])
+        steps = queries.capacity_steps(dataset, run_id, r["trial_ids"], f"latency_{slo.percentile}_ms")
         for step in steps:
             step["passed"] = bool(r["capacity_per_s"]) and step["offered_per_s"] <= r["capacity_per_s"] * (1 + 1e-9)
         steps = [step for step in steps if step["value_ms"] is not None]
@@ -338,7 +308,7 @@ def environment_section(dataset: Dataset, run_id: str) -> Section:
     """Return the environment table: one column per distinct host (its nodes listed together)."""
     from cluster.environment import environment_warnings
 
-    nodes = dataset.rows("SELECT * FROM nodes WHERE run_id = ? ORDER BY is_head, hostname, node_id", [run_id])
+    nodes = queries.nodes(dataset, run_id)
     s = Section("Environment")
     if not nodes:
         s.paragraphs.append("No node facts stored for this run.")
@@ -360,7 +330,7 @@ def comparison_section(dataset: Dataset, base: str, new: str) -> Section:
     """Return the ``compare`` table of NEW against BASE."""
     from orchestrator.analysis.compare import compare_runs
 
-    result = compare_runs(dataset, base, new)
+    result = compare_runs(queries.run_rounds(dataset, base), queries.run_rounds(dataset, new))
     s = Section(f"Comparison: {result.new_run} (NEW) vs {result.base_run} (BASE)")
     s.paragraphs.append("Units are rounds (each round's mean over its workers). Ratio = NEW/BASE of the "
                         "medians with a bootstrap 95% CI; p from the Mann-Whitney U test, adjusted by Holm "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -11,15 +10,16 @@ from rich.table import Table
 
 from cluster.cpulist import format_cpulist
 from cluster.nodes import NodeInfo
+from orchestrator.analysis.capacity import CapacityGoal
 from orchestrator.analysis.scaling import amdahl_name, speedup_name
 from orchestrator.analysis.scaling_series import SeriesAnalysis
 from orchestrator.analysis.stats import MIN_UNITS_FOR_CI
 from orchestrator.analysis.targets import TargetResult
 from orchestrator.records import Trial
 from orchestrator.render.numbers import percent, quantity, si
+from orchestrator.render.rows import shown_rows
 from orchestrator.settings import Sampling
 from workloads.params import params_text
-from workloads.units import plural
 
 
 def _ci_text(row: Mapping[str, Any]) -> str:
@@ -33,12 +33,12 @@ def _ci_text(row: Mapping[str, Any]) -> str:
     return f"{low:+.1f}%/{high:+.1f}%"
 
 
-def summary_table(rows: Sequence[Mapping[str, Any]], title: str) -> Table:
-    """Return the end-of-run table: one line per trial and metric, with its flags.
+def summary_table(rows: Sequence[Mapping[str, Any]], title: str, all_metrics: bool = False) -> Table:
+    """Return the end-of-run table: each trial's headline metric (``all_metrics``: every metric), with flags.
 
     ``median`` (the per-worker figure: median over rounds of the round's mean over workers)
     and ``aggregate`` carry the metric's unit; the CI is the 95% CI of the median over rounds
-    as a ± share of it; ``rounds``, ``overlap`` and ``CPU%`` are on the trial's first row.
+    as a ± share of it; ``overlap`` and ``CPU%`` are on the trial's first row.
     """
     table = Table(title=title, title_justify="left")
     for name, justify in (("workload", "left"), ("metric", "left"), ("workers", "right"), ("median", "right"),
@@ -46,9 +46,9 @@ def summary_table(rows: Sequence[Mapping[str, Any]], title: str) -> Table:
                           ("overlap", "right"), ("CPU%", "right"), ("flags", "left")):
         table.add_column(name, justify=justify, overflow="fold")
     previous = None
-    for row in rows:
+    for row in shown_rows(rows, all_metrics):
         first = row["trial_id"] != previous
-        if first and previous is not None:
+        if first and previous is not None and all_metrics:
             table.add_section()
         previous = row["trial_id"]
         name = row["workload"] if first else ""
@@ -64,6 +64,9 @@ def summary_table(rows: Sequence[Mapping[str, Any]], title: str) -> Table:
             percent(row.get("overlap")) if first else "",
             "" if cpu is None or not first else f"{cpu:.0f}",
             f"[yellow]{flags}[/yellow]" if flags else "")
+    if not all_metrics and len({r["trial_id"] for r in rows}) < len(rows):
+        table.caption = "Each trial's headline metric; every metric: --metrics all, or `topobench query`."
+        table.caption_justify = "left"
     return table
 
 
@@ -165,44 +168,11 @@ def plan_table(trials: Sequence[Trial], nodes: Sequence[NodeInfo], sampling: Sam
     return table
 
 
-def capacity_table(rows: Sequence[Mapping[str, Any]], unit: str) -> Table:
-    """Return the capacity search's answer: one line per point; rates in ``unit`` (the workload's throughput)."""
-    table = Table(title="capacity: the highest offered rate whose every SLO percentile's upper 95% bound met the SLO")
-    for name in ("N", "capacity", "bracket", "latency at capacity", "upper bound", "steps", "limited by"):
-        table.add_column(name, justify="left" if name == "limited by" else "right", overflow="fold")
-    for r in rows:
-        low, high = r["bracket_low_per_s"], r["bracket_high_per_s"]
-        bracket = (f"{si(low).strip()} – {quantity(high, unit)}" if low and high else f">= {quantity(low, unit)}" if low
-                   else f"< {quantity(high, unit)}" if high else "-")
-        cap = quantity(r["capacity_per_s"], unit) if r["capacity_per_s"] else f"[red]{r['status']}[/red]"
-        lat = "-" if r["latency_at_capacity_ms"] is None else f"{r['latency_at_capacity_ms']:.3g} ms"
-        high = "-" if r["latency_ci_high_at_capacity_ms"] is None else f"{r['latency_ci_high_at_capacity_ms']:.3g} ms"
-        table.add_row(plural(r["n"], r["dimension"][:-1]), cap, bracket, lat, high, str(r["steps"]),
-                      r["limited_by"] or "")
-    return table
-
-
-def capacity_lines(rows: Sequence[Mapping[str, Any]], answer: Mapping[str, Any] | None, load_per_s: float | None,
-                   dimension: str, unit: str) -> list[str]:
-    """Return the scale-up and scale-down thresholds the capacities give, and what a load needs."""
-    lines = []
-    met = [r for r in rows if r["capacity_per_s"]]
-    slo = rows[0]["slo"] if rows else ""
-    for lower, upper in itertools.pairwise(met):
-        at = quantity(lower["capacity_per_s"], unit)
-        lines.append(f"At {slo}: scale up from {lower['n']} to {upper['n']} {dimension} above {at}; scale back down "
-                     f"below {at} (capacities measured, not assumed).")
-    if load_per_s is None:
-        return lines
-    load = f"A load of {quantity(load_per_s, unit)}"
-    if answer is None:
-        lines.append(f"{load}: no point met {slo}, so no capacity over {dimension} can be fitted.")
-    elif answer["n"] is None:
-        lines.append(f"{load} {answer['note']} (capacity over {dimension} fitted by {answer['model']}).")
-    else:
-        low, high = answer["n_low"], answer["n_high"]
-        interval = (f"{low} or more" if high is None else f"{low} at either end" if low == high
-                    else f"{low}–{high}")
-        lines.append(f"{load} needs {plural(answer['n'], dimension[:-1])} (the search brackets give {interval}) at "
-                     f"{slo}; capacity over {dimension} fitted by {answer['model']}.")
-    return lines
+def dry_run_lines(capacity: CapacityGoal | None) -> list[str]:
+    """Return what a dry run says beyond the plan: how a capacity sweep's searches start."""
+    if capacity is None:
+        return []
+    start = (f"open loop at {capacity.start_per_s:g}/s" if capacity.start_per_s
+             else "with the closed-loop trial shown")
+    return [(f"A capacity sweep plans each step from the one before: each N's search starts {start} "
+             "(the time shown is one such trial's).")]

@@ -1,0 +1,19 @@
+"""The run pipeline: what ``run``, ``sweep`` and ``capacity`` do, one stage per module.
+
+    request, sweep_file  what to measure, validated at the edge (no Ray): RunRequest, SweepSpec
+    capacity             the capacity search: its steps planned one at a time from the last
+    jobs                 run_benchmarks / run_sweep / run_capacity: one session and its conclusion
+    session              run_session: folder → connect → probe → plan → per trial: measure,
+                         record, commit → close → targets
+      planner            points → trials with CPU sets per node (pure)
+      actors             acquire pinned worker actors (one per node, CPU set and threads)
+      trial              measure one trial: lock CPUs, clocks, service, prepare, rounds, finish
+        rounds           the synchronized rounds
+        waits            every wait on Ray, with its deadline
+      record             what the workers returned → the rows and tables to store
+      runlog             the run row (true at every moment), nodes rows, each trial's commit
+    interrupts           Ctrl-C and SIGTERM alike
+
+Nothing here prints after the run; ``render`` does. Imports stay in this order: a stage
+imports the stages below it, never one above.
+"""
