@@ -11,7 +11,7 @@ from orchestrator.commands.errors import user_errors
 from orchestrator.commands.options import AddressOption
 from workloads.errors import UserError
 
-cluster_app = typer.Typer(help="Start, inspect and stop a multi-node Ray cluster on this machine.",
+cluster_app = typer.Typer(help="Start, inspect and stop a multi-node Ray cluster on this machine.", rich_markup_mode=None,
                           no_args_is_help=True)
 
 
