@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import ray
@@ -9,6 +10,25 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from cluster.worker import Worker
 from orchestrator.records import WorkerSlot
+
+ACTOR_START_S = 60.0
+"""Seconds a trial waits for its worker actors to start (Ray schedules them when CPUs are free)."""
+
+
+class ActorsNotStarted(Exception):
+    """A trial's worker actors did not start within ``ACTOR_START_S``; ``str()`` says where and why."""
+
+
+def _not_started(missing: Sequence[WorkerSlot], threads: int, waited_s: float) -> str:
+    """Say which workers did not start, on which nodes, and what Ray has free there."""
+    free = {n["NodeID"]: n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")}
+    available = ray.available_resources()
+    nodes = sorted({s.node_id for s in missing})
+    where = "; ".join(f"node {n[:12]} offers {free.get(n, {}).get('CPU', 0):g} CPUs to Ray"
+                      if n in free else f"node {n[:12]} is no longer alive" for n in nodes)
+    return (f"{len(missing)} worker(s) of {threads} CPU(s) each did not start within {waited_s:g} s ({where}; "
+            f"{available.get('CPU', 0):g} CPUs are free in the cluster now): other actors or tasks hold the CPUs "
+            "(`ray status` shows them); free them, or ask for fewer workers or threads per worker.")
 
 
 class ActorPool:
@@ -22,6 +42,30 @@ class ActorPool:
         # Pinned slots are told apart by their CPUs (placement never repeats a CPU);
         # unpinned ones all share the node's CPUs, so only their rank tells them apart.
         return (slot.node_id, threads, slot.cpus if slot.pinned else ("unpinned", slot.rank))
+
+    def acquire(self, slots: Sequence[WorkerSlot], threads: int, deadline_s: float | None = None) -> list[Any]:
+        """Return one started actor per slot, creating what is missing, within ``deadline_s`` (``ACTOR_START_S``).
+
+        Actors of other shapes are released first: their CPUs may be what the new ones need
+        (a sweep over threads per worker on a small machine would otherwise wait forever).
+
+        Raises:
+            ActorsNotStarted: some did not start in time (the sentence says where and why).
+        """
+        deadline_s = ACTOR_START_S if deadline_s is None else deadline_s
+        wanted = {self._key(slot, threads) for slot in slots}
+        for key in [k for k in self._actors if k not in wanted]:
+            ray.kill(self._actors.pop(key))
+        actors = [self.get(slot, threads) for slot in slots]
+        ready = [a.__ray_ready__.remote() for a in actors]
+        done, _ = ray.wait(ready, num_returns=len(ready), timeout=deadline_s)
+        if len(done) < len(ready):
+            missing = [slot for slot, ref in zip(slots, ready) if ref not in done]
+            for slot in missing:
+                self.discard(slot, threads)
+            raise ActorsNotStarted(_not_started(missing, threads, deadline_s))
+        ray.get(done)  # an actor whose constructor failed raises here, with its error
+        return actors
 
     def get(self, slot: WorkerSlot, threads: int) -> Any:
         """Return the actor for ``slot``, creating it (hard node affinity) when new."""

@@ -20,7 +20,7 @@ from cluster.connection import ray_session
 from cluster.cpu_lock import CpuLockTimeout
 from cluster.nodes import NodeInfo
 from orchestrator.analysis.targets import Target, check_targets
-from orchestrator.pipeline.actors import ActorPool
+from orchestrator.pipeline.actors import ActorPool, ActorsNotStarted
 from orchestrator.pipeline.interrupts import terminated_on_sigterm
 from orchestrator.pipeline.planner import plan_trials
 from orchestrator.pipeline.record import build_record, failed_record
@@ -119,6 +119,8 @@ def measure(trial: Trial, sampling: Sampling, pool: ActorPool, nodes: Mapping[st
     except TrialTimeout:
         return failed_record(run_id, trial, workload, f"the trial ran past --trial-timeout "
                                                       f"{sampling.trial_timeout_s:g} s and was stopped")
+    except ActorsNotStarted as exc:
+        return failed_record(run_id, trial, workload, str(exc))
     except Exception as exc:  # noqa: BLE001 -- a workload error (RayTaskError) or a lost actor/node
         error = describe_error(exc)
         lost = lost_nodes(trial, tuple(nodes.values())) if isinstance(exc, ray.exceptions.RayError) else []

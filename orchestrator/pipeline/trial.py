@@ -121,7 +121,7 @@ def run_trial(trial: Trial, sampling: Sampling, pool: ActorPool, nodes: Mapping[
     trial's actors are discarded (their state is unknown) and the error propagates.
     """
     threads = trial.shape.threads_per_worker
-    actors = [pool.get(slot, threads) for slot in trial.slots]
+    actors = pool.acquire(trial.slots, threads)
     service = None
     locked = False
     try:
