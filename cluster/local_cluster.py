@@ -33,6 +33,9 @@ from workloads.errors import UserError
 _ADDRESS = re.compile(r"--address='([^']+)'")
 _CREATE_TIME_SLACK_S = 1.0  # psutil's create_time is rounded to clock ticks
 
+OBJECT_STORE_MINIMUM_BYTES = 75 * 2**20
+"""Ray's smallest object store per node (ray_constants.OBJECT_STORE_MINIMUM_MEMORY_BYTES): less fails ray start."""
+
 
 @dataclass(frozen=True, slots=True)
 class LocalNode:
@@ -296,8 +299,10 @@ def start_local(nodes: int, cpus_per_node: int, object_store_mib: int,
     if nodes < 1 or cpus_per_node < 1:
         raise UserError(f"--nodes {nodes} and --cpus-per-node {cpus_per_node} must both be at "
                         "least 1.")
-    if object_store_mib < 64:
-        raise UserError(f"--object-store-mib {object_store_mib} is too small; give at least 64.")
+    least = -(-OBJECT_STORE_MINIMUM_BYTES // 2**20)
+    if object_store_mib < least:  # ray start would fail after the first node started
+        raise UserError(f"--object-store-mib {object_store_mib} is below Ray's minimum object store "
+                        f"({least} MiB); give at least {least}.")
     state = read_state()
     if state is not None and _alive(state):
         raise UserError(f"A local cluster is already running at {state['address']} (recorded in "

@@ -164,3 +164,17 @@ def _running(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def test_an_object_store_below_rays_minimum_is_refused_before_any_node_starts(tmp_path):
+    from ray._private.ray_constants import OBJECT_STORE_MINIMUM_MEMORY_BYTES
+    from typer.testing import CliRunner
+
+    from cluster.local_cluster import OBJECT_STORE_MINIMUM_BYTES
+    from orchestrator.cli import app
+
+    assert OBJECT_STORE_MINIMUM_BYTES == OBJECT_STORE_MINIMUM_MEMORY_BYTES  # Ray's own figure
+    result = CliRunner().invoke(app, ["cluster", "local", "--nodes", "2", "--object-store-mib", "70"])
+    assert result.exit_code == 2
+    assert result.output.strip() == ("topobench: error: --object-store-mib 70 is below Ray's minimum object store "
+                                     "(75 MiB); give at least 75.")
