@@ -21,7 +21,7 @@ The rounds are not resampled again below an invocation: its figure already carri
 variation, and the two-stage bootstrap that does (Strategy 2) covered 0.99 where invocations do
 not differ, and with the excess shrunk away, 0.90 at K = 20 where rounds dominate (a median of
 resampled rounds ties the original one often). In simulation (invocation sd 3%, 1% or 0; round
-sd 1%): t 0.94-0.96 at K = 3-10, the scaled bootstrap 0.93-0.95 at K = 6-20 (tests/
+sd 1%): t 0.95 at K = 3-10, the scaled bootstrap 0.94-0.95 at K = 6-20 (tests/
 test_coverage_invocations.py).
 """
 
