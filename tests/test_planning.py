@@ -14,6 +14,7 @@ from orchestrator.analysis.planning import (
     expected_half_width,
     false_pair_rate,
     figure_variance,
+    largest_safe_invocations,
     plan_repetitions,
 )
 
@@ -100,3 +101,16 @@ def test_false_pair_rate_grows_with_invocations_when_runs_add_variance():
     assert rates[2] == pytest.approx(expected)
     with pytest.raises(ValueError, match="between_runs"):
         false_pair_rate(dataclasses.replace(c, between_runs=None), 5, 10)
+
+
+def test_largest_safe_invocations_caps_k_by_the_a_a_goal():
+    # Today's run-to-run sd 5%, a tenth of its variance between runs beyond invocations.
+    c = _components(run=0.1 * 0.05**2, invocation=0.9 * 0.05**2)
+    cap = largest_safe_invocations(c, 10, metrics=100)
+    assert false_pair_rate(c, cap, 10, metrics=100) <= 0.05 < false_pair_rate(c, cap + 1, 10,
+                                                                             metrics=100)
+    assert cap == 5
+    assert largest_safe_invocations(c, 10, metrics=1) > cap  # fewer metrics, fewer chances
+    assert largest_safe_invocations(_components(), 10, max_invocations=30) == 30
+    assert largest_safe_invocations(_components(run=0.05**2, invocation=0.001**2), 10,
+                                    metrics=100, goal=0.01) is None

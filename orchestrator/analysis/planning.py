@@ -12,6 +12,12 @@ continuous optimum).
 `false_pair_rate` is the chance that two single runs of the same code get a false
 faster/slower (the A/A goal of issue 20) when compared on basis "invocations" although runs do
 add variance of their own: the test's variance misses K · between_runs / var(figure) of it.
+
+Choosing the default K: measure the components of every metric over about 10 runs of a few
+invocations each on the target machine; `largest_safe_invocations` caps K where single runs
+still meet the A/A goal (at most one false pair in 20: goal 0.05 over all tested metrics);
+below the cap take the K `plan_repetitions` finds for the precision wanted. A precision the cap
+does not allow comes from a history prior (analysis/hierarchical.py), not from more invocations.
 """
 
 from __future__ import annotations
@@ -145,3 +151,17 @@ def false_pair_rate(components: VarianceComponents, invocations: int,
     critical = scipy.stats.t.isf(alpha / (2.0 * metrics), df)
     per_metric = 2.0 * scipy.stats.t.sf(critical / math.sqrt(inflation), df)
     return float(min(1.0, metrics * per_metric))
+
+
+def largest_safe_invocations(components: VarianceComponents, rounds_per_invocation: int, *,
+                             metrics: int = 1, alpha: float = 0.01, goal: float = 0.05,
+                             max_invocations: int = 100) -> int | None:
+    """Return the most invocations (<= max_invocations) whose false_pair_rate is within goal.
+
+    max_invocations when runs add nothing (the rate is alpha at any K, if alpha <= goal); None
+    when even 2 invocations exceed the goal. The rate grows with K, so the answer is a cap.
+    """
+    safe = [k for k in range(2, max(2, max_invocations) + 1)
+            if false_pair_rate(components, k, rounds_per_invocation, metrics=metrics,
+                               alpha=alpha) <= goal]
+    return max(safe) if safe else None
