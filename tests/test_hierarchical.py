@@ -116,6 +116,7 @@ def test_available_bases_by_what_was_repeated():
     assert available_bases(_side(rng, 2, 1), _side(rng, 2, 1)) == ("runs", "invocations",
                                                                    "rounds")
     assert available_bases(_side(rng, 1, 2), one) == ("rounds",)  # 1 df: no t test
+    assert available_bases(one, one, dataclasses.replace(prior, df=1.0)) == ("rounds",)
     with pytest.raises(ValueError, match="not available here; these are: invocations"):
         compare_hierarchical(five, five, basis="runs")
     with pytest.raises(ValueError, match='not available'):

@@ -160,7 +160,9 @@ def _available(base: list[np.ndarray], new: list[np.ndarray],
                prior: PriorVariance | None) -> list[Basis]:
     """Return the bases the data support, most informative first."""
     (jb, nb), (jn, nn) = _counts(base), _counts(new)
-    out: list[Basis] = ["prior"] if prior is not None else []
+    out: list[Basis] = []
+    if prior is not None and prior.df + jb + jn - 2 >= MIN_DF:
+        out.append("prior")
     if jb + jn - 2 >= MIN_DF:
         out.append("runs")
     if nb + nn - 2 >= MIN_DF:
@@ -285,7 +287,8 @@ def hierarchical_test(base: Side, new: Side, *, basis: Basis, prior: PriorVarian
 def available_bases(base: Side, new: Side, prior: PriorVariance | None = None) -> tuple[Basis, ...]:
     """Return the bases these sides support, the one `compare_hierarchical` picks first.
 
-    "prior" with a prior; "runs" from 2 df between runs (2 runs per side); "invocations" from
+    "prior" with a prior of 2 df with these runs' own; "runs" from 2 df between runs (2 runs
+    per side); "invocations" from
     2 df between invocations (with several runs per side: an assertion that runs add nothing,
     so only on request); "rounds" always.
     """
