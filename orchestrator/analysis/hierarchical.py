@@ -288,9 +288,8 @@ def available_bases(base: Side, new: Side, prior: PriorVariance | None = None) -
     """Return the bases these sides support, the one `compare_hierarchical` picks first.
 
     "prior" with a prior of 2 df with these runs' own; "runs" from 2 df between runs (2 runs
-    per side); "invocations" from
-    2 df between invocations (with several runs per side: an assertion that runs add nothing,
-    so only on request); "rounds" always.
+    per side); "invocations" from 2 df between invocations (with several runs per side: an
+    assertion that runs add nothing, so only on request); "rounds" always.
     """
     return tuple(_available(_side(base, "base"), _side(new, "new"), prior))
 
