@@ -44,6 +44,7 @@ import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -56,7 +57,9 @@ from orchestrator.analysis.stats import (
     judge_family,
     min_units_for_ci,
 )
-from workloads.base import Better
+
+if TYPE_CHECKING:
+    from workloads.base import Better
 
 Run = Sequence[Sequence[float] | np.ndarray] | np.ndarray
 """One run's invocations: 1-D arrays of per-round units, or one array (..., K, R) (vectorized)."""
