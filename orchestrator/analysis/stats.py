@@ -47,6 +47,14 @@ Verdict = Literal["faster", "slower", "no significant change", "too few samples 
                   "descriptive"]
 """A comparison's verdict; "descriptive" metrics (no better direction) never get another."""
 
+Basis = Literal["rounds", "invocations", "runs", "prior"]
+"""The variation a comparison's CI and test account for (analysis/hierarchical.py chooses it).
+
+"rounds": rounds of one invocation per side (what a process start changes is left out);
+"invocations": invocations, runs assumed to add nothing beyond them; "runs": runs, from the
+runs compared; "prior": these data plus a between-run (or invocation) variance measured elsewhere.
+"""
+
 
 def _check_confidence(confidence: float) -> None:
     if not 0.0 < confidence < 1.0:
@@ -131,6 +139,9 @@ class Comparison:
     verdict: Verdict
     better: Better
     """Direction of the metric: "higher", "lower", or None (descriptive: no verdict)."""
+    basis: Basis = "rounds"
+    """The variation the CI and p-value account for; base_n/new_n count units of that level
+    (rounds, invocations or runs; invocations for "prior")."""
 
     @property
     def higher_is_better(self) -> bool | None:
