@@ -61,6 +61,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
+from scipy.special import erfc
 
 DEFAULT_ALPHA = 0.005
 """Significance level of each change point's scan-corrected p-value."""
@@ -163,7 +164,7 @@ def detect_change_points(values: ArrayLike, samples: Sequence[ArrayLike] | None 
         f = _despiked(x, min_size)
         cps = _merge(x, _select(x, f, WEAK_FACTOR * alpha, min_size), alpha, min_size)
         cps = _refine(x, cps, min_size)
-    scale, rho = _noise(x, cps)
+    scale, rho = _Residuals(x, cps).model()
     points = tuple(_describe(x, f, pooled, cps, i, scale, rho, min_size)
                    for i in range(len(cps)))
     return ChangePoints(points, len(x), scale, rho, alpha, min_size)
@@ -335,7 +336,7 @@ def _candidates(x: np.ndarray, f: np.ndarray,
             found = _batch_splits(x, f, np.array(starts), length, min_size)
         else:
             found = [_single_split(x, f, s, s + length, min_size) for s in starts]
-        out += [(_scan_p(z, length, min_size), length, s + tau, s, s + length)
+        out += [(float(_scan_p(z, length, min_size)), length, s + tau, s, s + length)
                 for s, (tau, z) in zip(starts, found)]
     return out
 
@@ -388,19 +389,21 @@ def _z_from_sums(rank_sum_after: float, a: int, b: int, ties: float) -> float:
     return 0.0 if var <= 0 else (u - a * b / 2) / math.sqrt(var)
 
 
-def _scan_p(z: float, length: int, min_size: int) -> float:
+def _scan_p(z: ArrayLike, length: ArrayLike, min_size: int) -> np.ndarray:
     """Return the two-sided p of |z|, corrected for the scan over an interval's admissible splits.
 
     The smaller of Bonferroni over the splits and P(max |U| > z) for the standardized Brownian
     bridge U over [h, 1−h], h = min_size/length: 2(1−Φ(z)) + z·φ(z)·log((1−h)²/h²)
     (James, James & Siegmund 1987, read as an Ornstein-Uhlenbeck upcrossing rate).
+    Elementwise over arrays.
     """
-    z = abs(z)
-    naive = math.erfc(z / math.sqrt(2))
+    z = np.abs(np.asarray(z, dtype=float))
+    length = np.asarray(length, dtype=float)
+    naive = erfc(z / math.sqrt(2))
     splits = length - 2 * min_size + 1
-    span = 2 * math.log((length - min_size) / min_size)
-    bridge = naive + z * math.exp(-z * z / 2) / math.sqrt(2 * math.pi) * span
-    return min(1.0, splits * naive, bridge)
+    span = 2 * np.log((length - min_size) / min_size)
+    bridge = naive + z * np.exp(-z * z / 2) / math.sqrt(2 * math.pi) * span
+    return np.minimum(1.0, np.minimum(splits * naive, bridge))
 
 
 def _inflation(rho: float) -> float:
@@ -411,25 +414,36 @@ def _inflation(rho: float) -> float:
 # --- the noise model ----------------------------------------------------------------------
 
 
-def _noise(x: np.ndarray, cps: Sequence[int]) -> tuple[float, float]:
-    """Return the robust residual scale and the lag-1 autocorrelation (≥ 0) under a segmentation."""
-    if len(x) < 2:
-        return 0.0, 0.0
-    bounds = [0, *cps, len(x)]
-    resid = np.empty_like(x)
-    for lo, hi in itertools.pairwise(bounds):
-        resid[lo:hi] = x[lo:hi] - np.median(x[lo:hi])
-    scale = _robust_scale(resid)
-    if scale == 0:
-        return 0.0, 0.0
-    clipped = np.clip(resid, -_CLIP * scale, _CLIP * scale)
-    for lo, hi in itertools.pairwise(bounds):
-        clipped[lo:hi] -= clipped[lo:hi].mean()
-    same = np.ones(len(x) - 1, dtype=bool)
-    same[np.asarray(cps, dtype=np.int64) - 1] = False  # pairs across a change are not noise
-    den = float(np.dot(clipped, clipped))
-    rho = float(np.dot(clipped[1:][same], clipped[:-1][same])) / den if den > 0 else 0.0
-    return scale, min(max(rho, 0.0), _RHO_MAX)
+class _Residuals:
+    """Residuals about each segment's median, kept current as change points are dropped."""
+
+    def __init__(self, x: np.ndarray, cps: Sequence[int]) -> None:
+        self.x = x
+        bounds = [0, *cps, len(x)]
+        self.label = np.repeat(bounds[:-1], np.diff(bounds))  # each point's segment start
+        self.resid = np.empty_like(x)
+        for lo, hi in itertools.pairwise(bounds):
+            self.resid[lo:hi] = x[lo:hi] - np.median(x[lo:hi])
+        self.within = np.ones(max(len(x) - 1, 0), dtype=bool)
+        self.within[np.asarray(cps, dtype=np.int64) - 1] = False  # pairs across a change
+
+    def drop(self, start: int, index: int, end: int) -> None:
+        """Join the segments [start, index) and [index, end)."""
+        self.label[index:end] = start
+        self.resid[start:end] = self.x[start:end] - np.median(self.x[start:end])
+        self.within[index - 1] = True
+
+    def model(self) -> tuple[float, float]:
+        """Return the robust residual scale and the lag-1 autocorrelation ρ (≥ 0)."""
+        scale = _robust_scale(self.resid) if len(self.x) > 1 else 0.0
+        if scale == 0:
+            return 0.0, 0.0
+        h = np.clip(self.resid, -_CLIP * scale, _CLIP * scale)
+        counts = np.bincount(self.label, minlength=len(h))
+        h -= (np.bincount(self.label, h, minlength=len(h)) / np.maximum(counts, 1))[self.label]
+        den = float(np.dot(h, h))
+        num = float(np.dot(h[1:][self.within], h[:-1][self.within]))
+        return scale, min(max(num / den if den > 0 else 0.0, 0.0), _RHO_MAX)
 
 
 def _robust_scale(resid: np.ndarray) -> float:
@@ -479,12 +493,15 @@ def _merge(x: np.ndarray, cps: list[int], alpha: float, min_size: int) -> list[i
     """Drop the weakest change point and retest its neighbours until all have p < alpha."""
     cps = list(cps)
     z = [_rank_z(x, *_around(cps, i, len(x))) for i in range(len(cps))]
+    residuals = _Residuals(x, cps)
     while cps:
-        root = math.sqrt(_inflation(_noise(x, cps)[1]))
-        p = [_scan_p(zi / root, _span(cps, i, len(x)), min_size) for i, zi in enumerate(z)]
+        root = math.sqrt(_inflation(residuals.model()[1]))
+        bounds = np.array([0, *cps, len(x)])
+        p = _scan_p(np.array(z) / root, bounds[2:] - bounds[:-2], min_size)
         weakest = int(np.argmax(p))
         if p[weakest] < alpha:
             break
+        residuals.drop(*_around(cps, weakest, len(x)))
         del cps[weakest], z[weakest]
         for i in (weakest - 1, weakest):
             if 0 <= i < len(cps):
@@ -539,7 +556,7 @@ def _describe(x: np.ndarray, f: np.ndarray, samples: tuple[np.ndarray, ...] | No
         mean_before=float(before.mean()), mean_after=float(after.mean()),
         relative_change=None if med_b == 0 else med_a / med_b - 1,
         effect_size=_ratio(med_a - med_b, scale),
-        z=z, p_value=_scan_p(z, end - start, min_size),
+        z=z, p_value=float(_scan_p(z, end - start, min_size)),
         energy=float(q[index - start - min_size]),
         samples_median_before=None if raw_b is None else float(np.median(raw_b)),
         samples_median_after=None if raw_a is None else float(np.median(raw_a)),
