@@ -164,7 +164,7 @@ def detect_change_points(values: ArrayLike, samples: Sequence[ArrayLike] | None 
         f = _despiked(x, min_size)
         cps = _merge(x, _select(x, f, WEAK_FACTOR * alpha, min_size), alpha, min_size)
         cps = _refine(x, cps, min_size)
-    scale, rho = _Residuals(x, cps).model()
+    scale, rho = _Residuals(x, cps).model() if len(x) > 1 else (0.0, 0.0)
     points = tuple(_describe(x, f, pooled, cps, i, scale, rho, min_size)
                    for i in range(len(cps)))
     return ChangePoints(points, len(x), scale, rho, alpha, min_size)
@@ -435,7 +435,7 @@ class _Residuals:
 
     def model(self) -> tuple[float, float]:
         """Return the robust residual scale and the lag-1 autocorrelation ρ (≥ 0)."""
-        scale = _robust_scale(self.resid) if len(self.x) > 1 else 0.0
+        scale = _robust_scale(self.resid)
         if scale == 0:
             return 0.0, 0.0
         h = np.clip(self.resid, -_CLIP * scale, _CLIP * scale)
