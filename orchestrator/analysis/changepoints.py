@@ -38,6 +38,9 @@ Ranks bound the evidence of a few points: at the defaults even a noiseless step 
 only once about 9 points lie on each side of it.
 
 The p-value stays optimistic: the location and the segment ends were chosen from the data.
+Simulated (seeded), a series of independent noise gets any change point in ≤ 0.3% of series of
+50-200 points and 1-5% of 1,000 points (heavy tails, 5% outliers); AR(1) noise with ρ 0.5-0.8,
+≤ 2% from 20 points on.
 No permutations, so the result is deterministic. NaN or infinite values are refused.
 
 Sources: D. S. Matteson & N. A. James, "A nonparametric approach for multiple change point
@@ -48,7 +51,7 @@ A. Munk, "Seeded binary segmentation", Biometrika 110 (2023); F. W. Zwiers & H. 
 "Taking serial correlation into account in tests of the mean", J. Climate 8 (1995); B. James,
 K. L. James & D. Siegmund, "Tests for a change-point", Biometrika 74 (1987); R. K. Pearson,
 "Outliers in process modeling and identification", IEEE TCST 10 (2002) (Hampel filter); asv's
-step_detect.py (the caller-decides split between steps and regressions).
+step_detect.py (its L1 step cost, and steps found apart from what counts as a regression).
 """
 
 from __future__ import annotations
