@@ -62,6 +62,17 @@ def _tables_of(sql: str) -> set[str] | None:
         return None  # e.g. a USING join, which needs the columns: build every view
 
 
+def statement_kind(sql: str, type_name: str) -> str:
+    """Return a statement's kind as its writer named it: the first keyword (INSTALL, ATTACH, USE), else ``type_name``.
+
+    DuckDB files INSTALL under LOAD and USE under SET; a WITH-led statement is named by its type.
+    """
+    match = re.match(r"\s*([A-Za-z]+)(?:\s+([A-Za-z]+))?", re.sub(r"--[^\n]*|/\*.*?\*/", " ", sql, flags=re.DOTALL))
+    if not match or match[1].upper() == "WITH":
+        return type_name
+    return f"FORCE {match[2].upper()}" if match[1].upper() == "FORCE" and match[2] else match[1].upper()
+
+
 class Dataset:
     """A results folder opened for reading; ``rows``, ``table`` and ``query`` run SQL over its views."""
 
@@ -198,8 +209,9 @@ class Dataset:
         if len(statements) != 1:
             raise UserError(f"Query has {len(statements)} statements; give exactly one SELECT.")
         if statements[0].type not in _READ_ONLY:
-            raise UserError(f"Query is a {statements[0].type.name} statement; `topobench query` is read-only, "
-                            "give a SELECT.")
+            kind = statement_kind(statements[0].query, statements[0].type.name)
+            raise UserError(f"Query is {'an' if kind[:1] in 'AEIO' or kind[:2] in ('UN', 'UP') else 'a'} {kind} "
+                            "statement; `topobench query` is read-only, give a SELECT.")
         try:
             return self.table(sql)
         except duckdb.PermissionException:
