@@ -96,7 +96,9 @@ def _fit_caption(a: SeriesAnalysis) -> str:
                      f"rmse {si(a.amdahl.rmse)}, fitted on {a.amdahl.scale} X")
     if a.usl:
         u = a.usl
-        if u.peak_n is not None:
+        if u.peak_n is not None and a.rows and u.peak_n < min(r.n for r in a.rows):
+            peak = f", no peak N* claimed (the fitted {u.peak_n:.1f} lies below every N measured)"
+        elif u.peak_n is not None:
             peak = f", peak N* {u.peak_n:.1f} (95% CI {_range(*(u.peak_n_ci or (None, None)), '.1f')})"
         else:
             peak = ", no peak N* (κ's CI includes 0)"
