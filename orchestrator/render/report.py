@@ -22,7 +22,7 @@ from typing import Any
 from orchestrator.analysis.c2c import c2c_domain_medians
 from orchestrator.analysis.latency import percentile_spectrum
 from orchestrator.render import plots
-from orchestrator.render.comparison import HEADERS, params_cell, text_rows
+from orchestrator.render.comparison import HEADERS, params_cell, text_rows, weakened_text
 from orchestrator.render.env_table import FACTS, fact_cell
 from orchestrator.render.numbers import percent, si
 from orchestrator.render.section import Section
@@ -336,6 +336,7 @@ def comparison_section(dataset: Dataset, base: str, new: str) -> Section:
                         "medians with a bootstrap 95% CI; p from the Mann-Whitney U test, adjusted by Holm "
                         "across all metrics; significant when the adjusted p < 0.01 and the CI excludes 1.")
     s.tables.append((list(HEADERS), text_rows(result)))
+    s.paragraphs += [line] if (line := weakened_text(result)) else []
     s.paragraphs += [f"Note: {n}" for n in result.notes]
     for label, items in (("Only in BASE", result.only_base), ("Only in NEW", result.only_new)):
         s.paragraphs += [f"{label}: {i}" for i in items]
