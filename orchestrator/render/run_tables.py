@@ -174,7 +174,7 @@ def dry_run_lines(capacity: CapacityGoal | None) -> list[str]:
     """Return what a dry run says beyond the plan: how a capacity sweep's searches start."""
     if capacity is None:
         return []
-    start = (f"open loop at {capacity.start_per_s:g}/s" if capacity.start_per_s
+    start = (f"open loop at {capacity.start_per_s:g}/s, after the closed-loop trial shown" if capacity.start_per_s
              else "with the closed-loop trial shown")
     return [(f"A capacity sweep plans each step from the one before: each N's search starts {start} "
-             "(the time shown is one such trial's).")]
+             "(the time shown is one such trial's); an answer far below the closed loop is probed above.")]

@@ -3,7 +3,8 @@
 Each table is one view over one glob per schema version (``layout.globs``) with hive
 partitioning, so a query reads only the files it needs (``WHERE run_id = …`` prunes by
 folder) and its cost grows with the files it touches, not with a listing of every file.
-Versions are joined with ``UNION ALL BY NAME``, so a column an older version lacks reads NULL.
+Versions are joined with ``UNION ALL BY NAME``, so a column an older version lacks reads NULL;
+within a version, the tables of ``schemas.UNION_BY_NAME`` are read by name too.
 A file that cannot be read (corrupt, empty, or another table's file under a table's name)
 makes the reader check every file of the dataset once and leave the bad ones out, naming
 them in ``skipped``.
@@ -23,14 +24,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from orchestrator.store import layout
-from orchestrator.store.schemas import SCHEMAS
+from orchestrator.store.schemas import SCHEMAS, UNION_BY_NAME
 from workloads.errors import UserError
 
 _LATEST = re.compile(r"^latest(?:~(\d+))?$")
 _READ_ONLY = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 _HIVE = {table: "hive_partitioning=true, hive_types={'run_id': VARCHAR" + (", 'node': VARCHAR}" if table in
                                                                               layout.TRIAL_TABLES else "}")
-         for table in SCHEMAS}
+         + (", union_by_name=true" if table in UNION_BY_NAME else "") for table in SCHEMAS}
 
 
 def _quote(text: str) -> str:
