@@ -180,8 +180,9 @@ def test_an_answer_far_below_closed_loop_is_probed_and_kept_when_the_probes_fail
     run_search(search, lambda rate: rate <= 60)
     assert search.probes == [400.0, 1600.0, 6250.0]  # x4 from the highest rate offered, then half the closed loop
     assert 57 <= search.passed_per_s <= 60 and search.non_monotone == ()
-    assert search_note(search) == ("the answer is 1/211 of the closed-loop 1.25e+04/s; probes at 400/s, 1600/s, "
-                                   "6250/s failed too, so the SLO binds far below saturation.")
+    assert search_note(search) == ("the answer is 1/211 of the closed-loop 12,500/s, and probes above it, at 400/s, "
+                                   "1,600/s, 6,250/s, failed too: at this SLO the system carries far less than closed "
+                                   "loop, unless those steps were disturbed (see their flags).")
 
 
 def test_a_monotone_answer_near_closed_loop_is_not_probed_nor_without_a_reference():
@@ -301,8 +302,9 @@ def test_an_slo_no_rate_meets_is_probed_above_said_and_exits_1(ray_local, tmp_pa
     assert (row["steps"], row["bracket_high_per_s"], row["capacity_per_s"]) == (6, 6.25, None)  # 100 halved to 1/16
     assert 200 < row["closed_loop_per_s"] <= 500 * (1 + BACKLOG_LIMIT), row  # one 2 ms server thread
     assert row["probes_per_s"] == [pytest.approx(row["closed_loop_per_s"] / 2)] and not row["non_monotone"]
-    assert row["note"] == (f"no rate met the SLO; probes above, at {row['probes_per_s'][0]:.4g}/s (closed loop "
-                           f"carried {row['closed_loop_per_s']:.4g}/s), failed too.")
+    assert row["note"] == (f"no rate met the SLO, and probes above the rates tried, at {row['probes_per_s'][0]:,.0f}/s, "
+                           "failed too: at this SLO the system carries far less than closed loop, unless those steps "
+                           "were disturbed (see their flags).")
     assert f"At 1 worker: {row['note']}" in " ".join(result.stdout.split())
     trials = run_query(tmp_path, "SELECT count(DISTINCT trial_id) AS n FROM trials").to_pylist()
     assert trials == [{"n": 7}]  # the closed loop, five descending steps and the probe

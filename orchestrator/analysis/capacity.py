@@ -261,23 +261,28 @@ def probe_rates(passed_per_s: float | None, highest_per_s: float, reference_per_
     return (*rates, top) if top > highest_per_s else tuple(rates)
 
 
+def _rate(per_s: float) -> str:
+    """Return a rate as words read it: 6.25/s, 400/s, 12,500/s."""
+    return f"{per_s:,.0f}/s" if per_s >= 100 else f"{per_s:.3g}/s"
+
+
 def search_note(search: RateSearch) -> str | None:
     """Return what to know before trusting a search's answer (non-monotone steps, far below closed loop)."""
     cap, reference = search.passed_per_s, search.reference_per_s
+    far = reference and (cap is None or cap * FAR_BELOW < reference)
     if search.non_monotone:
-        fails = ", ".join(f"{r:.4g}/s" for r in search.non_monotone)
-        far = (f" It is still 1/{reference / cap:.0f} of the closed-loop {reference:.4g}/s."
-               if reference and cap * FAR_BELOW < reference else "")
-        return (f"not monotone: {fails} failed below {cap:.4g}/s, which passed; the capacity is the highest "
+        fails = ", ".join(_rate(r) for r in search.non_monotone)
+        still = f" It is still 1/{reference / cap:.0f} of the closed-loop {_rate(reference)}." if far else ""
+        return (f"not monotone: {fails} failed below {_rate(cap)}, which passed; the capacity is the highest "
                 "passing rate. Low rates bring few requests per round, so a percentile's upper bound is wide "
                 "there; give more rounds per step, a longer min time or a looser percentile to trust the low "
-                f"steps.{far}")
-    if search.probes and reference:
-        probes = ", ".join(f"{r:.4g}/s" for r in search.probes)
-        if cap is None:
-            return f"no rate met the SLO; probes above, at {probes} (closed loop carried {reference:.4g}/s), failed too."
-        return (f"the answer is 1/{reference / cap:.0f} of the closed-loop {reference:.4g}/s; probes at {probes} "
-                "failed too, so the SLO binds far below saturation.")
+                f"steps.{still}")
+    if search.probes and far:
+        probes = ", ".join(_rate(r) for r in search.probes)
+        answer = ("no rate met the SLO, and probes above the rates tried" if cap is None else
+                  f"the answer is 1/{reference / cap:.0f} of the closed-loop {_rate(reference)}, and probes above it")
+        return (f"{answer}, at {probes}, failed too: at this SLO the system carries far less than closed loop, "
+                "unless those steps were disturbed (see their flags).")
     return None
 
 
