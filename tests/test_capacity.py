@@ -220,10 +220,32 @@ def test_advice_follows_the_measured_capacities():
     assert capacity_lines(within, None, None, "workers", "requests/s") == [
         ("At p99<=5ms: 2 workers carry no more than 1 worker within the search's brackets (10.9 k requests/s against "
          "10.6 k requests/s): going from 1 to 2 adds no capacity at this SLO.")]
+    unmet = [{**rows[0]}, {**rows[1], "capacity_per_s": None, "bracket_high_per_s": 291.0}]
+    needs = nodes_needed([1, 2], [10600, 0.0], [10600, 0.0], [11000, 291], 15000)  # as CapacitySearch.answer asks
+    assert capacity_lines(unmet, needs, 15000, "workers", "requests/s") == [
+        ("At p99<=5ms: 2 workers met it at no rate tried (not even 291 requests/s) while 1 worker carried 10.6 k "
+         "requests/s: going from 1 to 2 adds no capacity at this SLO."),
+        ("A load of 15 k requests/s cannot be met at p99<=5ms: capacity stops rising after 1 worker and no worker "
+         "count measured carries it.")]
     rising = [{**rows[0]}, {**rows[1], "capacity_per_s": 19000.0, "bracket_high_per_s": 20000.0}]
     assert capacity_lines(rising, None, None, "workers", "requests/s") == [
         ("At p99<=5ms: scale up from 1 to 2 workers above 10.6 k requests/s; scale back down below 10.6 k requests/s "
          "(capacities measured, not assumed).")]
+
+
+def test_an_n_that_met_no_rate_counts_as_no_capacity_in_what_a_load_needs():
+    from orchestrator.analysis.capacity import CapacityGoal
+    from orchestrator.pipeline.capacity import CapacitySearch, PointResult
+    from orchestrator.records import DEFAULT_SHAPE
+    from orchestrator.settings import Sampling
+
+    search = CapacitySearch("net.http", {}, (DEFAULT_SHAPE,) * 2, "workers",
+                            CapacityGoal(parse_slos("p99<=5ms"), load_per_s=15000.0), Sampling())
+    for n, passes in ((1, lambda rate: rate <= 10600), (2, lambda rate: False)):
+        search.results.append(PointResult(DEFAULT_SHAPE, n, search=RateSearch(4000.0, 0.05)))
+        run_search(search.results[-1].search, passes)
+    answer = search.answer()
+    assert (answer["n"], answer["stops_at"]) == (None, 1)  # before: a line through 1 worker said 2 carry 15 k/s
 
 
 def test_nodes_needed_never_names_an_n_its_measurements_deny():

@@ -169,12 +169,12 @@ class CapacitySearch:
         """Return how many N the goal's load needs (``nodes_needed``), None without a load or a capacity."""
         from orchestrator.analysis.capacity import nodes_needed
 
-        done = [r for r in self.results if r.capacity_per_s]
+        done = [r for r in self.results if r.search and r.search.steps]  # an N that met no rate carries 0
         load_per_s = self.goal.load_per_s
-        if load_per_s is None or not done:
+        if load_per_s is None or not any(r.capacity_per_s for r in done):
             return None
         ns = [r.n for r in done]
-        caps = [r.capacity_per_s for r in done]
+        caps = [r.capacity_per_s or 0.0 for r in done]
         lows = caps
         highs = [r.search.failed_per_s if r.search.failed_per_s is not None else c for r, c in zip(done, caps)]
         return nodes_needed(ns, caps, lows, highs, load_per_s)

@@ -50,13 +50,22 @@ def capacity_lines(rows: Sequence[Mapping[str, Any]], answer: Mapping[str, Any] 
     from orchestrator.analysis.capacity_advice import fitted_peak, scale_steps
 
     met = [r for r in rows if r["capacity_per_s"]]
+    searched = [r for r in rows if r["capacity_per_s"] or r["bracket_high_per_s"]]  # an N that met no rate: 0
     slo = rows[0]["slo"] if rows else ""
     lines = [f"At {plural(r['n'], dimension[:-1])}: {r['note']}" for r in rows if r.get("note")]
-    steps = scale_steps([r["n"] for r in met], [r["capacity_per_s"] for r in met],
-                        [r["bracket_high_per_s"] for r in met])
+    steps = scale_steps([r["n"] for r in searched], [r["capacity_per_s"] or 0.0 for r in searched],
+                        [r["bracket_high_per_s"] for r in searched]) if met else ()
     peak = fitted_peak([r["n"] for r in met], [r["capacity_per_s"] for r in met])
+    highs = {r["n"]: r["bracket_high_per_s"] for r in searched}
     for step in steps:
         at = quantity(step.lower_per_s, unit)
+        if not step.lower_per_s:
+            continue  # nothing to scale up from
+        if not step.upper_per_s:
+            lines.append(f"At {slo}: {plural(step.upper_n, dimension[:-1])} met it at no rate tried (not even "
+                         f"{quantity(highs[step.upper_n], unit)}) while {plural(step.lower_n, dimension[:-1])} "
+                         f"carried {at}: going from {step.lower_n} to {step.upper_n} adds no capacity at this SLO.")
+            continue
         if step.change == "adds":
             lines.append(f"At {slo}: scale up from {step.lower_n} to {step.upper_n} {dimension} above {at}; scale "
                          f"back down below {at} (capacities measured, not assumed).")
