@@ -6,8 +6,11 @@ when latency does not grow over the step (no backlog: under 1% per second of sch
 its schedule, and every SLO percentile's upper 95% confidence bound (over rounds) meets the
 SLO. The search ramps geometrically (x2) to the first failing step (or, from a failing start,
 halves down to the first pass), then bisects between the last pass and the first fail to
-``resolution``. Capacity(N) over worker or node counts is fitted
-with the USL (Gunther 1993; Amdahl with three points), which answers how many N a load needs.
+``resolution``. That assumes pass/fail is monotone in the rate; an answer far below the
+closed-loop throughput is checked by probing above it, and failing steps below a passing one
+are reported (``non_monotone``). Capacity(N) over worker or node counts is fitted with the USL
+(Gunther 1993; Amdahl with three points), which answers how many N a load needs
+(``nodes_needed``; what one more N adds: ``capacity_advice``).
 """
 
 from __future__ import annotations
@@ -187,7 +190,8 @@ class RateSearch:
     steps: list[StepVerdict] = field(default_factory=list)
     probes: list[float] = field(default_factory=list)
     """The rates offered to check monotonicity, in order."""
-    _planned: list[float] | None = None
+    _planned: list[float] | None = field(default=None, init=False, repr=False)
+    """Probe rates still to offer; None until the bracket first closes."""
 
     @property
     def passed_per_s(self) -> float | None:
