@@ -45,8 +45,7 @@ def capacity_table(rows: Sequence[Mapping[str, Any]], unit: str) -> Table:
 
 def capacity_lines(rows: Sequence[Mapping[str, Any]], answer: Mapping[str, Any] | None, load_per_s: float | None,
                    dimension: str, unit: str) -> list[str]:
-    """Return what the capacities advise: each step to more N that adds capacity, each that does not,
-    each search's note, and what a load needs."""
+    """Return what the capacities advise: the searches' notes, each step to more N and what it adds, a load's need."""
     from orchestrator.analysis.capacity_advice import fitted_peak, scale_steps
 
     met = [r for r in rows if r["capacity_per_s"]]
