@@ -274,6 +274,8 @@ def test_a_running_run_with_nothing_stored_is_named_as_running_not_as_another_be
     with pytest.raises(UserError, match=f"BASE run {RUN_B} is running and has stored 0 of 12 trials"):
         build_report(tmp_path, RUN_A, tmp_path / "report", vs=RUN_B)
     assert not (tmp_path / "report").exists()  # refused before any file is written
+    alone = build_report(tmp_path, RUN_B, tmp_path / "alone").markdown.read_text()
+    assert "**This run is running**: the figures below are of the trials it stored (0 of 12)." in alone
 
 
 def test_a_threshold_out_of_range_is_told_its_range(tmp_path):
