@@ -133,6 +133,13 @@ class StepVerdict:
     reason: str
     latency_ns: dict[str, tuple[float | None, float | None]]
     """Per SLO percentile: (figure, upper 95% bound) in ns."""
+    disturbed: tuple[str, ...] = ()
+    """The step's flags that say something besides the offered rate moved its figures (``DISTURBED``)."""
+
+
+DISTURBED = ("noisy", "shared_cpus", "desynchronized", "unstable")
+"""Trial flags that make a step's verdict say little about the rate offered (other load, shared CPUs,
+workers apart, rounds varying over --max-cv)."""
 
 
 def judge_step(rows: Sequence[Mapping[str, Any]], slos: Sequence[Slo], offered_per_s: float) -> StepVerdict:
@@ -169,7 +176,9 @@ def judge_step(rows: Sequence[Mapping[str, Any]], slos: Sequence[Slo], offered_p
     if lag and lag["median"] is not None and lag["median"] * 1e6 > GENERATOR_SHARE * tightest.threshold_ns:
         problems.append(f"the generator fell behind (send-lag p99 {lag['median']:.3g} ms, over "
                         f"{GENERATOR_SHARE:.0%} of {tightest}'s {tightest.threshold_ns / 1e6:.3g} ms)")
-    return StepVerdict(offered_per_s, achieved, not problems, True, "; ".join(problems) or "meets the SLO", latency)
+    flags = {f for r in rows for f in r.get("flags") or ()}
+    return StepVerdict(offered_per_s, achieved, not problems, True, "; ".join(problems) or "meets the SLO", latency,
+                       tuple(f for f in DISTURBED if f in flags))
 
 
 @dataclass
@@ -252,14 +261,15 @@ def probe_rates(passed_per_s: float | None, highest_per_s: float, reference_per_
     """Return the rates above ``highest_per_s`` to offer before trusting an answer far below the reference.
 
     None are due without a reference, or when the answer (``passed_per_s``) is at least
-    1/``FAR_BELOW`` of it. Otherwise: x``PROBE_FACTOR`` steps from the highest rate offered, then
-    half the reference (a rate the system carried closed loop, with room for its latency).
+    1/``FAR_BELOW`` of it. Otherwise: x``PROBE_FACTOR`` steps from the highest rate offered while at
+    least x2 below half the reference, then half the reference (a rate the system carried closed
+    loop, with room for its latency).
     """
     if not reference_per_s or (passed_per_s is not None and passed_per_s * FAR_BELOW >= reference_per_s):
         return ()
     top, rates = reference_per_s / 2, []
     rate = highest_per_s * PROBE_FACTOR
-    while rate < top:
+    while rate * RAMP_FACTOR <= top:  # a probe within x2 of the top adds little: the top is probed anyway
         rates.append(rate)
         rate *= PROBE_FACTOR
     return (*rates, top) if top > highest_per_s else tuple(rates)
@@ -277,6 +287,9 @@ def search_note(search: RateSearch) -> str | None:
     if search.non_monotone:
         fails = ", ".join(_rate(r) for r in search.non_monotone)
         still = f" It is still 1/{reference / cap:.0f} of the closed-loop {_rate(reference)}." if far else ""
+        flagged = sorted({f for s in search.steps if s.offered_per_s in search.non_monotone for f in s.disturbed},
+                         key=DISTURBED.index)
+        still += f" The failing steps were flagged {', '.join(flagged)}: a quieter machine helps too." if flagged else ""
         return (f"not monotone: {fails} failed below {_rate(cap)}, which passed; the capacity is the highest "
                 "passing rate. Low rates bring few requests per round, so a percentile's upper bound is wide "
                 "there; give more rounds per step, a longer min time or a looser percentile to trust the low "
@@ -285,8 +298,12 @@ def search_note(search: RateSearch) -> str | None:
         probes = ", ".join(_rate(r) for r in search.probes)
         answer = ("no rate met the SLO, and probes above the rates tried" if cap is None else
                   f"the answer is 1/{reference / cap:.0f} of the closed-loop {_rate(reference)}, and probes above it")
-        return (f"{answer}, at {probes}, failed too: at this SLO the system carries far less than closed loop, "
-                "unless those steps were disturbed (see their flags).")
+        flagged = sorted({f for s in search.steps if s.offered_per_s in search.probes for f in s.disturbed},
+                         key=DISTURBED.index)
+        if flagged:
+            return (f"{answer}, at {probes}, failed too, but they were flagged {', '.join(flagged)}: rerun on a "
+                    "quiet machine before trusting this answer.")
+        return f"{answer}, at {probes}, failed too: at this SLO the system carries far less than closed loop."
     return None
 
 
