@@ -256,6 +256,9 @@ def test_a_verdict_on_a_flagged_trial_shows_the_flags_and_says_they_weaken_it(tm
     assert text_rows(_compare(tmp_path, RUN_A, RUN_B))[0][-2:] == ["BASE noisy; NEW unstable",
                                                                    "slower, weakened by the flags"]
     assert "A verdict beside a flag is weaker" in " ".join(runner.invoke(app, args).output.split())
+    gate = runner.invoke(app, [*args, "--fail-on-regression", "5%"])
+    assert gate.exit_code == 1 and ("1 regression(s) beyond 5.0%: cpu.sqrt_mod:element_ops_per_s (0.651x, weakened "
+                                    "by BASE noisy; NEW unstable)") in " ".join(gate.stderr.split())
     write_run(tmp_path, RUN_C, noisy(68e6, rel=0.2, seed=2))
     (clean,) = _compare(tmp_path, RUN_A, RUN_C).rows
     assert clean.caveat == "BASE noisy" and clean.new_flags == ()

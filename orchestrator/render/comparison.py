@@ -128,6 +128,7 @@ def print_comparison(result: CompareResult, format: str, skipped: Sequence[str] 
         text = {"csv": comparison_csv, "json": comparison_json, "markdown": comparison_markdown}[format](result)
         typer.echo(text, nl=not text.endswith("\n"))
     if result.regressions:
-        names = ", ".join(f"{r.workload}:{r.metric} ({r.ratio:.3f}x)" for r in result.regressions)
+        names = ", ".join(f"{r.workload}:{r.metric} ({r.ratio:.3f}x{', weakened by ' + r.caveat if r.caveat else ''})"
+                          for r in result.regressions)
         typer.echo(f"topobench: {len(result.regressions)} regression(s) beyond {result.threshold:.1%}: {names}",
                    err=True)
