@@ -298,21 +298,27 @@ def cap(tmp_path, *args: str):
 @pytest.mark.ray
 def test_a_server_of_known_capacity_is_found_and_twice_its_service_time_halves_it(ray_local, tmp_path):
     """One server thread, 2 ms per request: at most 500 requests/s; 4 ms: at most 250."""
-    found, outputs, checks = {}, [], {}
+    found, closed, outputs, checks = {}, {}, [], {}
     for service_ms in (2, 4):
         result = cap(tmp_path / str(service_ms), "--slo", "p99<=20ms", "--param", f"net.http.service_ms={service_ms}")
         assert result.exit_code == 0, result.output
         outputs.append(result.output)
         (row,) = run_query(tmp_path / str(service_ms), "SELECT * FROM capacity").to_pylist()
         found[service_ms] = row["capacity_per_s"]
+        closed[service_ms] = row["closed_loop_per_s"]
         assert row["status"] == "met" and row["latency_ci_high_at_capacity_ms"] <= 20
         checks[service_ms] = (row["non_monotone"], row["non_monotone_per_s"], row["probes_per_s"], row["note"])
         steps = run_query(tmp_path / str(service_ms), "SELECT count(DISTINCT trial_id) AS n FROM trials")
         assert steps.to_pylist() == [{"n": row["steps"] + 1}]  # every step a stored trial, plus the closed loop
     # A step passes while 99% of the offered rate is served, so a rate up to 1/0.99 of the server's is a pass.
+    # Above the server's ceiling is a wrong answer on any machine. Below it, a loaded machine's client
+    # serves less (CI once found 199/s for 250/s at load 3 on 2 CPUs): the floor is 80% of what this
+    # run's own closed loop reached, and the ratio of the two answers is held to 2 within 30%.
     top = 1 + BACKLOG_LIMIT
-    assert 0.8 * 500 <= found[2] <= 500 * top and 0.8 * 250 <= found[4] <= 250 * top, outputs
-    assert found[2] / found[4] == pytest.approx(2.0, rel=0.15)
+    for service_ms, ceiling in ((2, 500), (4, 250)):
+        floor = 0.8 * min(ceiling, closed[service_ms])
+        assert floor <= found[service_ms] <= ceiling * top, (service_ms, closed, outputs)
+    assert found[2] / found[4] == pytest.approx(2.0, rel=0.3)
     assert checks == {2: (False, [], [], None), 4: (False, [], [], None)}  # answers near closed loop: nothing to doubt
     report = build_report(tmp_path / "2", "latest", tmp_path / "report")
     assert "capacity_net_http_1.png" in {p.name for p in report.images}
