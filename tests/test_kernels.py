@@ -140,3 +140,30 @@ def test_core_clock_is_plausible():
     assert kernels.clock_chain(3) == 3 * kernels.CHAIN_ADDS  # the chain really adds
     hz = core_clock_hz(kernels)
     assert 2e8 < hz < 8e9
+
+
+def test_compiler_facts_are_present_and_well_formed():
+    import json
+    import re
+    from importlib.metadata import version
+
+    import llvmlite.binding as llvm
+    from numba.core.registry import cpu_target
+
+    from workloads.kernels import compiler_facts
+
+    facts = compiler_facts()
+    assert set(facts) == {"numba", "llvmlite", "llvm", "triple", "cpu_name", "cpu_features",
+                          "opt_level"}
+    assert facts["numba"] == version("numba") and facts["llvmlite"] == version("llvmlite")
+    assert re.fullmatch(r"\d+\.\d+\.\d+", facts["llvm"])
+    assert facts["llvm"].split(".")[0] == str(llvm.llvm_version_info[0])
+    triple, cpu_name, features = cpu_target.target_context.codegen().magic_tuple()
+    assert (facts["triple"], facts["cpu_name"]) == (triple, cpu_name) and cpu_name
+    enabled = facts["cpu_features"]
+    assert enabled == sorted(enabled) and all(re.fullmatch(r"[0-9a-z_.\-]+", f) for f in enabled)
+    assert {f"+{f}" for f in enabled} == {f for f in features.split(",") if f.startswith("+")}
+    if triple.startswith("x86_64"):
+        assert "sse2" in enabled
+    assert facts["opt_level"] in (0, 1, 2, 3)
+    assert json.loads(json.dumps(facts)) == facts  # stored as JSON in nodes.compiler

@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from workloads.errors import UserError
 
@@ -144,6 +145,35 @@ def compiled(*names: str) -> tuple[ModuleType, float]:
             dispatcher.disable_compile()  # a call with other types fails instead of compiling
             _compiled.add(name)
     return kernels, time.perf_counter() - t0
+
+
+def compiler_facts() -> dict[str, Any] | None:
+    """Return what numba compiles the kernels with; None when numba cannot be imported.
+
+    Keys: numba, llvmlite and llvm (versions), triple, cpu_name (e.g. "znver4") and
+    cpu_features (the enabled ones, sorted: "avx2", "avx512f", ...) of the target numba's JIT
+    compiles for (its codegen's ``magic_tuple``, which also keys numba's cache, so
+    NUMBA_CPU_NAME and NUMBA_CPU_FEATURES show here), and opt_level (NUMBA_OPT). Recorded
+    per node as pyperf records its environment; importing numba costs about 0.2-0.5 s.
+    """
+    try:
+        import llvmlite
+        import llvmlite.binding as llvm
+        import numba
+        from numba.core import config
+        from numba.core.registry import cpu_target
+    except ImportError:
+        return None
+    triple, cpu_name, features = cpu_target.target_context.codegen().magic_tuple()
+    return {
+        "numba": numba.__version__,
+        "llvmlite": llvmlite.__version__,
+        "llvm": ".".join(map(str, llvm.llvm_version_info)),
+        "triple": triple,
+        "cpu_name": cpu_name,
+        "cpu_features": sorted(f[1:] for f in features.split(",") if f.startswith("+")),
+        "opt_level": int(config.OPT),
+    }
 
 
 def set_threads(count: int) -> int:

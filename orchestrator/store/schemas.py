@@ -16,7 +16,8 @@ too, ``v<N>-<name>.parquet``, so each version is read with one glob):
         (trials.requests). resources.since_ns: a cpu_percent row covers one sample. Clocks:
         samples.clock_offset_ns (start_ns/end_ns are on the driver's time base), nodes.clock_*.
         Runs: status running while the driver lives (host, pid), resumed_by. A new table
-        capacity holds topobench capacity's answer per point.
+        capacity holds topobench capacity's answer per point. nodes.compiler (issue 22,
+        additive, null in older files): numba's compiler facts as JSON.
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ NODES_SCHEMA = pa.schema([
     ("host_id", pa.string()),  # the machine: the kernel's boot id (shared by its containers), else hostname
     ("clock_offset_ns", pa.int64()),  # the node's clock minus the driver's (first trial on it; 0: same machine)
     ("clock_uncertainty_ns", pa.int64()),  # ± bound of that offset: half the best exchange's round trip
+    ("compiler", pa.string()),  # JSON {numba, llvmlite, llvm, triple, cpu_name, cpu_features, opt_level}
 ])
 
 TRIALS_SCHEMA = pa.schema([
