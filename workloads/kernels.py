@@ -32,19 +32,24 @@ from workloads.errors import UserError
 KERNELS_MODULE = "workloads.kernels_numba"
 SOURCE_DIR = Path(__file__).resolve().parent
 
+STREAM_VARIANTS: tuple[str, ...] = ("loop", "vector", "nt")
+"""How memory.stream's loops are coded; a kernel takes the index as its ``variant`` argument:
+loop (numba's compilation of the Python loop), vector (a 32-byte vector loop written in LLVM
+IR), nt (the same with non-temporal stores). See ``workloads/kernels_numba.py``."""
+
 # numba signatures of the kernels, by name in workloads/kernels_numba.py.
 _ARRAY = "float64[::1]"
 SIGNATURES: dict[str, str] = {
-    "stream_copy": f"void({_ARRAY}, {_ARRAY})",
-    "stream_scale": f"void({_ARRAY}, {_ARRAY}, float64)",
-    "stream_add": f"void({_ARRAY}, {_ARRAY}, {_ARRAY})",
-    "stream_triad": f"void({_ARRAY}, {_ARRAY}, {_ARRAY}, float64)",
-    "stream_copy_par": f"void({_ARRAY}, {_ARRAY})",
-    "stream_scale_par": f"void({_ARRAY}, {_ARRAY}, float64)",
-    "stream_add_par": f"void({_ARRAY}, {_ARRAY}, {_ARRAY})",
-    "stream_triad_par": f"void({_ARRAY}, {_ARRAY}, {_ARRAY}, float64)",
+    "stream_copy": f"void({_ARRAY}, {_ARRAY}, int64)",
+    "stream_scale": f"void({_ARRAY}, {_ARRAY}, float64, int64)",
+    "stream_add": f"void({_ARRAY}, {_ARRAY}, {_ARRAY}, int64)",
+    "stream_triad": f"void({_ARRAY}, {_ARRAY}, {_ARRAY}, float64, int64)",
+    "stream_copy_par": f"void({_ARRAY}, {_ARRAY}, int64, int64)",
+    "stream_scale_par": f"void({_ARRAY}, {_ARRAY}, float64, int64, int64)",
+    "stream_add_par": f"void({_ARRAY}, {_ARRAY}, {_ARRAY}, int64, int64)",
+    "stream_triad_par": f"void({_ARRAY}, {_ARRAY}, {_ARRAY}, float64, int64, int64)",
     "fill": f"void({_ARRAY}, float64)",
-    "fill_par": f"void({_ARRAY}, float64)",
+    "fill_par": f"void({_ARRAY}, float64, int64, int64)",
     "max_relative_error": f"float64({_ARRAY}, float64)",
     "chase": "int64(int64, int64)",
     "sattolo_swaps": "void(int64[::1], int64[::1])",

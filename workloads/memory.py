@@ -94,7 +94,12 @@ class Stream(Workload):
     pass's STREAM bandwidth in B/s, which adds up across workers. Each kernel is timed with
     ``perf_counter_ns`` around its call: ``<kernel>_gbs`` is its bytes over its total time
     in the sample (the mean rate), ``<kernel>_best_gbs`` its bytes over its fastest pass
-    (STREAM's own "Best Rate" figure), in GB/s (1e9 bytes/s).
+    (STREAM's own "Best Rate" figure), in GB/s (1e9 bytes/s). ``variant`` names how the
+    loops are coded: ``nt`` (default) a 32-byte vector loop with non-temporal stores (as
+    Intel's compilers emit with -qopt-streaming-stores), which write the destination
+    without reading it first, so use ``vector`` (the same loop, cached stores) for
+    cache-resident arrays; ``loop`` is numba's own compilation of the Python loop, for
+    comparison (``workloads/kernels_numba.py`` says what each compiles to, and why).
     With ``--threads-per-worker T > 1`` the loops run on T numba threads (``prange``,
     ``numba.set_num_threads``) inside the worker's CPU set, and the arrays are first
     touched by the same static split. STREAM's size rule holds per array: each at least 4x
@@ -122,6 +127,9 @@ class Stream(Workload):
     params = (
         Param("size_mib", 512, "size of each of the three float64 arrays (STREAM: each at "
               "least 4x the L3 in use)", "MiB", minimum=1, maximum=1 << 20, split=True),
+        Param("variant", "nt", "loop coding: nt (vector loop, non-temporal stores), vector "
+              "(vector loop, cached stores), loop (numba's own compilation of the Python loop)",
+              choices=("nt", "vector", "loop")),
     )
     sample_flags = MappingProxyType({
         "cache_resident": "each STREAM array is smaller than 4x the L3 in use (or 1M "
@@ -129,20 +137,24 @@ class Stream(Workload):
     })
 
     def setup(self, ctx: WorkerContext) -> None:
-        from workloads.kernels import compiled, set_threads
+        from workloads.kernels import STREAM_VARIANTS, compiled, set_threads
 
         self.threads = ctx.threads if ctx.threads > 0 else 1
+        self.variant = STREAM_VARIANTS.index(self.params["variant"])
         suffix = "_par" if self.threads > 1 else ""
         names = [f"stream_{kernel}{suffix}" for kernel in STREAM_KERNELS]
         kernels, self.compile_s = compiled(*names, f"fill{suffix}", "max_relative_error")
         self._previous_threads = set_threads(self.threads) if suffix else None
+        self._extra = (self.variant, self.threads) if suffix else (self.variant,)  # kernels' last
         self._kernels = tuple(getattr(kernels, name) for name in names)
         self._max_error = kernels.max_relative_error
-        fill = getattr(kernels, f"fill{suffix}")
         elements = self.params["size_mib"] * MIB // 8
         self.a, self.b, self.c = (np.empty(elements) for _ in range(3))
         for array, value in zip((self.a, self.b, self.c), STREAM_INITIAL):
-            fill(array, value)
+            if suffix:  # first touch split as the loops split, so each thread's pages are near it
+                kernels.fill_par(array, value, self.variant, self.threads)
+            else:
+                kernels.fill(array, value)
         self.passes_done = 0
         small = elements * 8 < stream_min_array_bytes(ctx)
         self._flags = frozenset({"cache_resident"}) if small else frozenset()
@@ -156,17 +168,18 @@ class Stream(Workload):
             set_threads(self.threads)  # numba's count is per calling thread
         a, b, c, q = self.a, self.b, self.c, STREAM_SCALAR
         copy, scale, add, triad = self._kernels
+        extra = self._extra
         total = [0, 0, 0, 0]
         best = [1 << 62] * 4
         for _ in range(n):
             t0 = now()
-            copy(a, c)
+            copy(a, c, *extra)
             t1 = now()
-            scale(b, c, q)
+            scale(b, c, q, *extra)
             t2 = now()
-            add(a, b, c)
+            add(a, b, c, *extra)
             t3 = now()
-            triad(a, b, c, q)
+            triad(a, b, c, q, *extra)
             t4 = now()
             for k, ns in enumerate((t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
                 total[k] += ns
