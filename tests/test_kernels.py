@@ -227,6 +227,26 @@ def test_nt_variant_compiles_to_streaming_stores_and_a_fence(tmp_path):
     assert "vmovapd\t%ymm" in asm  # the vector branch: aligned 32-byte stores
 
 
+def test_chase_does_exactly_the_hops_asked():
+    kernels, _ = compiled("chase", "chase_timed")
+    lines = 1000
+    successor = np.random.default_rng(5).permutation(lines)  # any permutation: the walk is exact
+    buf = np.zeros(lines * 8, dtype=np.int64)
+    base = buf.ctypes.data
+    buf[::8] = base + successor * 64
+
+    def walk(line: int, hops: int) -> int:
+        for _ in range(hops):
+            line = int(successor[line])
+        return line
+
+    for hops in (0, 1, 7, 8, 9, 15, 16, 17, 999, 1234):  # around the 8-fold unrolled loop
+        assert kernels.chase(base, hops) == base + 64 * walk(0, hops), hops
+    end, elapsed_ns = kernels.chase_timed(base, 13, 1234)
+    assert end == base + 64 * walk(0, 13 + 1234)
+    assert elapsed_ns > 0
+
+
 def test_compiler_facts_are_present_and_well_formed():
     import json
     import re

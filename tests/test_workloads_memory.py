@@ -358,6 +358,35 @@ def test_latency_auto_reports_every_point():
     assert w.compile_s > 0
 
 
+def walk(successor: np.ndarray, line: int, hops: int) -> int:
+    """Return the line ``hops`` steps after ``line`` along ``successor``."""
+    for _ in range(hops):
+        line = int(successor[line])
+    return line
+
+
+def test_latency_times_exactly_the_hops_it_counts():
+    # 1000 lines and 1024 hops per iteration: each run ends on a different line, so the
+    # position after it tells exactly how many loads the kernel did.
+    w = Latency({"working_set": "64000B", "hops": 1024})
+    w.setup(WorkerContext())
+    try:
+        (p,) = w.points
+        base = w._maps[p.buffer][1].ctypes.data + 8 * p.slot
+        words = w._maps[p.buffer][1][p.slot:p.lines * 8:8]
+        successor = (words - base) // 64
+        del words
+        line = 0
+        for n in (1, 2, 3):
+            m = w.run(n)
+            assert m.ops == 1000 + n * 1024  # the warm walk (one lap) and the timed hops
+            line = walk(successor, line, m.ops)
+            assert w._position[""] == base + 64 * line
+            assert m.metrics["ns_per_load"] > 0
+    finally:
+        w.teardown()
+
+
 def test_latency_l1_is_faster_than_four_times_l3():
     results = {}
     for label, size in (("l1", 16 << 10), ("dram", 4 * machine_l3_bytes())):

@@ -52,6 +52,7 @@ SIGNATURES: dict[str, str] = {
     "fill_par": f"void({_ARRAY}, float64, int64, int64)",
     "max_relative_error": f"float64({_ARRAY}, float64)",
     "chase": "int64(int64, int64)",
+    "chase_timed": "UniTuple(int64, 2)(int64, int64, int64)",
     "sattolo_swaps": "void(int64[::1], int64[::1])",
     "clock_chain": "int64(int64)",
     "ping": "int64(int64, int64, int64, int64[::1])",

@@ -405,6 +405,19 @@ def chase(address, hops):
 
 
 @njit(cache=CACHE, nogil=True)
+def chase_timed(address, warm, hops):
+    """Follow ``warm`` pointers untimed, then ``hops`` timed; return (last address, timed ns).
+
+    Only the dependent loads lie between the two clock reads (each a vDSO clock_gettime, as
+    the C reference's): no dispatch, no Python, so even a short chase is timed exactly.
+    """
+    p = chase(address, warm)
+    t0 = monotonic_ns()
+    p = chase(p, hops)
+    return p, monotonic_ns() - t0
+
+
+@njit(cache=CACHE, nogil=True)
 def sattolo_swaps(items, picks):
     """Apply Sattolo's swaps: for i = n-1 .. 1, swap items[i] with items[picks[n-1-i]] (< i)."""
     n = items.size

@@ -504,10 +504,11 @@ class Latency(Workload):
     The working set's 64-byte lines form one random cycle (Sattolo's algorithm), each line
     holding the next one's address, so each load waits for the last: lmbench's
     ``lat_mem_rd``, Intel MLC's idle latency. The counterpart of ``memory.random_access``
-    (independent gathers, a throughput). Per point and sample: min(lines, hops) untimed
-    hops to warm the caches, then n x ``hops`` timed in one compiled call (one clock pair
-    per point). ``working_set=auto`` sweeps LATENCY_LABELS (L1d/4 to 8x L3, dense around
-    each cache) as ``<metric>@<point>``; a size gives one point. Cycles use the core clock
+    (independent gathers, a throughput). Per point and sample, in one compiled call:
+    min(lines, hops) untimed hops to warm the caches, then n x ``hops`` hops between two
+    clock reads inside the kernel, so the dependent loads are all that is timed.
+    ``working_set=auto`` sweeps LATENCY_LABELS (L1d/4 to 8x L3, dense around each cache)
+    as ``<metric>@<point>``; a size gives one point. Cycles use the core clock
     measured in ``setup`` (``core_ghz``, absent where unknown). ``pages``: thp
     (MADV_HUGEPAGE: TLB misses out), base (MADV_NOHUGEPAGE), default (the kernel's policy);
     ``huge_page_share`` says what the kernel gave. Memory: the largest set, plus one set per
@@ -559,8 +560,8 @@ class Latency(Workload):
     def setup(self, ctx: WorkerContext) -> None:
         from workloads.kernels import compiled, core_clock_hz
 
-        kernels, self.compile_s = compiled("chase", "sattolo_swaps", "clock_chain")
-        self._chase = kernels.chase
+        kernels, self.compile_s = compiled("chase", "chase_timed", "sattolo_swaps", "clock_chain")
+        self._chase, self._chase_timed = kernels.chase, kernels.chase_timed
         text = self.params["working_set"].strip()
         if text.lower() == "auto":
             sizes = latency_sweep_sizes(cache_sizes(ctx))
@@ -585,17 +586,13 @@ class Latency(Workload):
         self._flags = frozenset({"huge_pages_missing"}) if missing else frozenset()
 
     def run(self, n: int) -> Measurement:
-        from time import perf_counter_ns as now
-
-        chase, hops, position = self._chase, self.params["hops"], self._position
+        chase, hops, position = self._chase_timed, self.params["hops"], self._position
         metrics: dict[str, float] = {}
         loads = 0
         for p in self.points:
             warm = min(p.lines, hops)
-            start = chase(position[p.label], warm)
-            t0 = now()
-            position[p.label] = chase(start, n * hops)
-            ns = (now() - t0) / (n * hops)
+            position[p.label], elapsed_ns = chase(position[p.label], warm, n * hops)
+            ns = elapsed_ns / (n * hops)
             loads += warm + n * hops
             at = f"@{p.label}" if p.label else ""
             metrics[f"ns_per_load{at}"] = ns
