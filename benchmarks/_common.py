@@ -115,6 +115,31 @@ def run_topobench(workloads: Sequence[str], *, workers: int = 1, repetitions: in
     return run
 
 
+def run_sweep(toml: str, *, keep: bool = False) -> TopobenchRun:
+    """Run `topobench sweep` on the sweep file ``toml`` (its text) in a fresh results folder.
+
+    One Ray session for every trial of the matrix; the samples' ``params`` (JSON) tell the
+    trials apart. A non-zero exit is kept in ``returncode`` and the finished trials are read.
+    """
+    results = Path(tempfile.mkdtemp(prefix="topobench-bench-"))
+    spec = results / "sweep.toml"
+    spec.write_text(toml)
+    cmd = [TOPOBENCH, "sweep", str(spec), "--results", str(results / "data")]
+    env = dict(os.environ, COLUMNS="200", NO_COLOR="1")
+    start = time.time_ns()
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          env=env, check=False)
+    run = TopobenchRun(results, start, time.time_ns(), proc.returncode, proc.stdout)
+    try:
+        if (results / "data").is_dir():
+            run.samples = _read_table(results / "data", "samples")
+            run.trials = _read_table(results / "data", "trials")
+    finally:
+        if not keep:
+            shutil.rmtree(results, ignore_errors=True)
+    return run
+
+
 # ---------------------------------------------------------------------------------------
 # the same workload timed directly, in a plain process pinned like a worker
 # ---------------------------------------------------------------------------------------
