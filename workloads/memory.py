@@ -133,7 +133,8 @@ class Stream(Workload):
     )
     sample_flags = MappingProxyType({
         "cache_resident": "each STREAM array is smaller than 4x the L3 in use (or 1M "
-                          "elements), so the figures are cache bandwidth, not memory bandwidth",
+                          "elements), so the figures are cache bandwidth, not memory bandwidth "
+                          "(variant nt still stores to memory: take vector for cache bandwidth)",
     })
 
     def setup(self, ctx: WorkerContext) -> None:
