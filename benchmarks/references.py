@@ -52,6 +52,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
@@ -556,10 +557,33 @@ def build_c(workdir: Path, name: str, source: str, extra: tuple[str, ...] = ()) 
     return None, f"gcc failed: {proc.stderr.strip()[-300:]}"
 
 
+LOCK_WAIT_S = 600.0
+
+
+@contextmanager
+def holding(cpus):
+    """Hold topobench's host-wide locks on ``cpus`` while a reference runs there.
+
+    topobench's own runs take these locks (cluster/cpu_lock.py), so other runs on the host
+    keep off its CPUs; without them the reference side alone would share its CPUs with
+    them, and the pairs would favour topobench.
+    """
+    from cluster.cpu_lock import wait_for
+
+    lock = wait_for(cpus, "benchmarks/references.py", LOCK_WAIT_S,
+                    lambda h: note(f"waiting for CPUs {list(h.cpus)}, held by run {h.run_id}"))
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def run_c(binary: Path, args: list, cpus, env: dict | None = None) -> list[list[float]]:
-    """Run a reference binary pinned to ``cpus``; return its stdout rows as floats."""
-    proc = subprocess.run([str(binary), *map(str, args)], capture_output=True, text=True,
-                          check=False, preexec_fn=pin(cpus), env={**os.environ, **(env or {})})
+    """Run a reference binary pinned to ``cpus`` (their locks held); return its rows as floats."""
+    with holding(cpus):
+        proc = subprocess.run([str(binary), *map(str, args)], capture_output=True, text=True,
+                              check=False, preexec_fn=pin(cpus),
+                              env={**os.environ, **(env or {})})
     if proc.returncode != 0:
         raise RuntimeError(f"{binary.name} exited {proc.returncode}: {proc.stderr.strip()[-300:]}")
     return [[float(x) for x in line.split()] for line in proc.stdout.splitlines() if line.strip()]
@@ -667,11 +691,17 @@ def per_round_sum(run, workload: str, metric: str) -> list[float]:
     return list(sums.values())
 
 
+def direct(workload: str, params: dict, *, cpus, **options) -> dict:
+    """Run ``workload`` directly (benchmarks/_common.run_direct) with ``cpus``' locks held."""
+    with holding(cpus):
+        return run_direct(workload, params, cpus=cpus, **options)
+
+
 def direct_pair(workload: str, params: dict, cpus, args, iterations: int) -> list[dict]:
     """Run one direct child per CPU of ``cpus`` at once, ``iterations`` per sample each."""
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(len(cpus)) as pool:
+    with holding(cpus), ThreadPoolExecutor(len(cpus)) as pool:
         futures = [pool.submit(run_direct, workload, params, cpus=[c], iterations=iterations,
                                repetitions=args.repetitions, min_time=args.min_time)
                    for c in cpus]
@@ -771,7 +801,7 @@ def stream_part(args, work: Path, cpus, fails: dict) -> list[list[str]]:
 
     for rnd in range(args.rounds):
         note(f"stream round {rnd + 1}/{args.rounds}: direct, then C and topobench in turn (1 CPU)")
-        d1 = run_direct(STREAM, given, cpus=[cpus[0]], repetitions=args.repetitions,
+        d1 = direct(STREAM, given, cpus=[cpus[0]], repetitions=args.repetitions,
                         min_time=args.min_time)
         got = in_turn(rnd, {
             "c": partial(c_triad, serial, n, d1["iterations"], args, [cpus[0]]),
@@ -781,7 +811,7 @@ def stream_part(args, work: Path, cpus, fails: dict) -> list[list[str]]:
         if two is None:
             continue
         note(f"stream round {rnd + 1}: 2 CPUs {list(two)}: direct, then C OpenMP and topobench")
-        dT = run_direct(STREAM, given, cpus=two, repetitions=args.repetitions,
+        dT = direct(STREAM, given, cpus=two, repetitions=args.repetitions,
                         min_time=args.min_time, threads=2)
         got = in_turn(rnd, {
             "c": partial(c_triad, omp, n, dT["iterations"], args, two, OMP_2),
@@ -886,14 +916,14 @@ def latency_part(args, work: Path, cpus, fails: dict) -> list[list[str]]:
     checks = {(side, size): (Pairs(), Pairs()) for side in ("tb", "d") for size in sizes}
     for rnd in range(args.rounds):
         note(f"latency round {rnd + 1}/{args.rounds}: direct, then C chase and topobench in turn")
-        direct = {size: run_direct(LATENCY, {"working_set": size, "hops": args.latency_hops},
+        directs = {size: direct(LATENCY, {"working_set": size, "hops": args.latency_hops},
                                    cpus=[cpus[0]], repetitions=args.repetitions,
                                    min_time=args.min_time) for size in sizes}
         got = in_turn(rnd, {
-            "c": partial(c_latency, binary, perms, direct, args, cpus[0]),
+            "c": partial(c_latency, binary, perms, directs, args, cpus[0]),
             "tb": partial(tb_latency, partial(run_sweep, latency_sweep_toml(sizes, args, cpus[0])),
                           sizes, fails)})
-        got["d"] = {size: spread(s["ns_per_load"] for s in direct[size]["samples"])
+        got["d"] = {size: spread(s["ns_per_load"] for s in directs[size]["samples"])
                     for size in sizes}
         for size in sizes:
             for side in ("tb", "d"):
@@ -920,7 +950,7 @@ def c2c_part(args, work: Path, cpus, fails: dict) -> list[list[str]]:
     v: dict[str, list[float]] = {"c": [], "d": [], "tb": []}
     for rnd in range(args.rounds):
         note(f"c2c round {rnd + 1}/{args.rounds}: direct, C, topobench on CPUs {a}-{b}")
-        d = run_direct("cpu.c2c", {"pairs": f"{a}-{b}"}, cpus=[a, b],
+        d = direct("cpu.c2c", {"pairs": f"{a}-{b}"}, cpus=[a, b],
                        repetitions=args.repetitions, min_time=args.min_time)
         v["d"] += [s[f"one_way_ns@{a}-{b}"] for s in d["samples"]]
         v["c"] += [r[0] for r in run_c(binary, [a, b, max(1, d["iterations"] // 100),
@@ -959,9 +989,10 @@ def kernels_part(args, work: Path, cpus, fails: dict) -> list[list[str]]:
         spec = {"part": part, "cpus": pinned, "repo": str(REPO), "lib": str(lib),
                 "reps": args.ab_reps, "mib": args.stream_mib, "hops": args.latency_hops,
                 "batches": 2000, "sizes": latency_sizes(args)}
-        proc = subprocess.run([sys.executable, "-c", AB_CHILD, json.dumps(spec)],
-                              capture_output=True, text=True, check=False,
-                              env={**os.environ, "OMP_NUM_THREADS": str(threads)})
+        with holding(pinned):
+            proc = subprocess.run([sys.executable, "-c", AB_CHILD, json.dumps(spec)],
+                                  capture_output=True, text=True, check=False,
+                                  env={**os.environ, "OMP_NUM_THREADS": str(threads)})
         if proc.returncode != 0:
             fails.setdefault(f"kernel A/B {part}", proc.stderr.strip()[-400:])
             continue
