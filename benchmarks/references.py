@@ -17,8 +17,8 @@ ratios (topobench / reference), each ratio printed beside it:
            (targets >= 95%); mean rate (median of samples) and best rate (STREAM's: fastest
            pass) each; 2 direct processes and 1 direct process x 2 threads beside;
   latency  memory.latency at each --latency-sizes working set (default 16KiB, 256KiB, 8MiB,
-           256MiB; one `topobench sweep` per round) vs a C pointer chase over the same Sattolo
-           cycles with the same hops (target 90-110%);
+           256MiB; a pair per size and round, back to back) vs a C pointer chase over the same
+           Sattolo cycle with the same hops; median and fastest sample (target 90-110%);
   c2c      cpu.c2c one-way ns on CPUs 0<->1 vs a C11-atomics ping-pong (acquire/release,
            same batches of 100 round trips, median of all rounds; target 90-110%).
 Issue 4's checks ("others"), each round side A, then side B (A B A B ...):
@@ -59,12 +59,12 @@ from pathlib import Path
 from _common import (
     REPO,
     median,
+    nice_as_worker,
     note,
     pct,
     print_table,
     ratio,
     run_direct,
-    run_sweep,
     run_topobench,
 )
 
@@ -578,11 +578,19 @@ def holding(cpus):
         lock.release()
 
 
+def as_worker(cpus):
+    """Return a preexec_fn that runs the child as topobench runs a worker: pinned, nice 15."""
+    def setup() -> None:
+        os.sched_setaffinity(0, set(cpus))
+        nice_as_worker()
+    return setup
+
+
 def run_c(binary: Path, args: list, cpus, env: dict | None = None) -> list[list[float]]:
-    """Run a reference binary pinned to ``cpus`` (their locks held); return its rows as floats."""
+    """Run a reference binary as a worker on ``cpus`` (their locks held); return its rows."""
     with holding(cpus):
         proc = subprocess.run([str(binary), *map(str, args)], capture_output=True, text=True,
-                              check=False, preexec_fn=pin(cpus),
+                              check=False, preexec_fn=as_worker(cpus),
                               env={**os.environ, **(env or {})})
     if proc.returncode != 0:
         raise RuntimeError(f"{binary.name} exited {proc.returncode}: {proc.stderr.strip()[-300:]}")
@@ -866,39 +874,27 @@ def chase_permutation(work: Path, size: str, seed: int) -> tuple[Path, int]:
     return path, lines
 
 
-def latency_sweep_toml(sizes: list[str], args, cpu: int) -> str:
-    """Return a sweep file: memory.latency at each of ``sizes``, 1 worker on ``cpu``."""
-    listed = ", ".join(json.dumps(s) for s in sizes)
-    return (f"repetitions = {args.repetitions}\nmin_time = {args.min_time}\nwarmup = 1\n"
-            f'placement = "{cpu}"\n[workloads."{LATENCY}"]\nworking_set = [{listed}]\n'
-            f"hops = {args.latency_hops}\n")
-
-
 def spread(values) -> tuple[float, float]:
     """Return (median, fastest) of per-sample ns: the fastest is the one least disturbed."""
     values = [v for v in values if not math.isnan(v)]
     return median(values), (min(values) if values else float("nan"))
 
 
-def c_latency(binary: Path, perms: dict, direct: dict, args, cpu: int) -> dict[str, tuple]:
-    """Run the C chase at each working set, as many hops per sample as the direct run's."""
-    out = {}
-    for size, (path, lines) in perms.items():
-        hops = direct[size]["iterations"] * args.latency_hops
-        rows = run_c(binary, [path, lines, hops, args.repetitions, "default"], [cpu])
-        out[size] = spread(r[0] for r in rows)
-    return out
+def c_latency(binary: Path, perm: tuple[Path, int], hops: int, args, cpu: int) -> tuple:
+    """Run the C chase over one cycle, ``hops`` timed hops per sample; (median, fastest) ns."""
+    path, lines = perm
+    return spread(r[0] for r in run_c(binary, [path, lines, hops, args.repetitions, "default"],
+                                      [cpu]))
 
 
-def tb_latency(sweep, sizes: list[str], fails: dict) -> dict[str, tuple]:
-    """Run ``sweep()``; return (median, fastest) ns per load at each working set."""
-    run = sweep()
+def tb_latency(args, size: str, cpu: int, fails: dict) -> tuple:
+    """Run `topobench run memory.latency` at one working set on ``cpu``; (median, fastest) ns."""
+    run = run_topobench([LATENCY], workers=1, placement=str(cpu), repetitions=args.repetitions,
+                        min_time=args.min_time, check=False,
+                        params={f"{LATENCY}.working_set": size, f"{LATENCY}.hops": args.latency_hops})
     if run.returncode != 0:
         fails.setdefault("topobench latency", f"exit {run.returncode}: {run.output[-400:]}")
-    by_size: dict[str, list[float]] = {size: [] for size in sizes}
-    for row in run.rows(LATENCY, "ns_per_load", warmup=False):
-        by_size.setdefault(json.loads(row["params"])["working_set"], []).append(row["value"])
-    return {size: spread(by_size[size]) for size in sizes}
+    return spread(run.values(LATENCY, "ns_per_load"))
 
 
 def latency_sizes(args) -> list[str]:
@@ -907,27 +903,26 @@ def latency_sizes(args) -> list[str]:
 
 
 def latency_part(args, work: Path, cpus, fails: dict) -> list[list[str]]:
-    """memory.latency vs a C pointer chase over the same cycles, a pair per round and size."""
+    """memory.latency vs a C pointer chase over the same cycle, a pair per round and size."""
     binary, why = build_c(work, "chase", CHASE_C)
     if binary is None:
         return [["memory.latency vs C chase", "", "skipped", "n/a", "", why]]
-    sizes = latency_sizes(args)
+    sizes, cpu = latency_sizes(args), cpus[0]
     perms = {size: chase_permutation(work, size, seed=0) for size in sizes}
     checks = {(side, size): (Pairs(), Pairs()) for side in ("tb", "d") for size in sizes}
     for rnd in range(args.rounds):
-        note(f"latency round {rnd + 1}/{args.rounds}: direct, then C chase and topobench in turn")
-        directs = {size: direct(LATENCY, {"working_set": size, "hops": args.latency_hops},
-                                   cpus=[cpus[0]], repetitions=args.repetitions,
-                                   min_time=args.min_time) for size in sizes}
-        got = in_turn(rnd, {
-            "c": partial(c_latency, binary, perms, directs, args, cpus[0]),
-            "tb": partial(tb_latency, partial(run_sweep, latency_sweep_toml(sizes, args, cpus[0])),
-                          sizes, fails)})
-        got["d"] = {size: spread(s["ns_per_load"] for s in directs[size]["samples"])
-                    for size in sizes}
+        note(f"latency round {rnd + 1}/{args.rounds}: per size, direct, then C chase and "
+             "topobench in turn")
         for size in sizes:
+            d = direct(LATENCY, {"working_set": size, "hops": args.latency_hops}, cpus=[cpu],
+                       repetitions=args.repetitions, min_time=args.min_time)
+            got = in_turn(rnd, {
+                "c": partial(c_latency, binary, perms[size], d["iterations"] * args.latency_hops,
+                             args, cpu),
+                "tb": partial(tb_latency, args, size, cpu, fails)})
+            got["d"] = spread(s["ns_per_load"] for s in d["samples"])
             for side in ("tb", "d"):
-                for pairs, x, y in zip(checks[side, size], got[side][size], got["c"][size]):
+                for pairs, x, y in zip(checks[side, size], got[side], got["c"]):
                     pairs.add(x, y)
     rows = []
     for size in sizes:
