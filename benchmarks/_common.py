@@ -126,7 +126,8 @@ def run_direct(workload: str, params: Mapping[str, Any], *, cpus: Sequence[int],
     """Time ``workload`` in a fresh plain Python process pinned to ``cpus``; no Ray.
 
     The child does what a topobench worker does, minus Ray: OMP_NUM_THREADS and
-    threadpoolctl limited to len(cpus), ``os.sched_setaffinity``, setup with the same
+    threadpoolctl limited to len(cpus), ``os.sched_setaffinity``, a Ray worker's niceness
+    (``RAY_WORKER_NICENESS``), setup with the same
     WorkerContext cache sizes, calibration to ``min_time`` (or ``iterations`` when given,
     e.g. the count topobench calibrated), ``warmup`` warm-up samples, then
     ``repetitions`` samples with the same harness (``workloads.harness.time_run``).
@@ -148,10 +149,23 @@ def run_direct(workload: str, params: Mapping[str, Any], *, cpus: Sequence[int],
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+RAY_WORKER_NICENESS = int(os.environ.get("RAY_worker_niceness", "15"))
+"""The niceness Ray's raylet gives the worker processes it starts (RayConfig worker_niceness,
+15 unless RAY_worker_niceness says otherwise; `ps -o ni` shows it on topobench's workers).
+On a busy host a nice-15 process gets a small share of a CPU that a nice-0 one also wants,
+so a reference meant to run as a worker does runs at the same niceness."""
+
+
+def nice_as_worker() -> None:
+    """Raise the calling process's niceness to a Ray worker's (never lowers it)."""
+    os.nice(max(0, RAY_WORKER_NICENESS - os.nice(0)))
+
+
 def _direct_child(spec: dict[str, Any]) -> None:
     cpus = tuple(spec["cpus"])
     if cpus:
         os.sched_setaffinity(0, cpus)
+    nice_as_worker()
     from threadpoolctl import threadpool_limits
 
     from cluster.topology import read_topology

@@ -1,19 +1,26 @@
 #!/usr/bin/env python3
 """Checks of topobench's workloads against independent references, side by side.
 
-Issue 12's checks (numba kernels), each round: a direct run (a plain pinned process, no
-Ray: benchmarks/_common.run_direct), the C reference (gcc -O3 -march=native, pinned), then
-`topobench run`; ratios of medians over all rounds:
-  stream   memory.stream triad (size --stream-mib per array) vs C STREAM (four kernels in
-           STREAM's order, same passes per sample, huge pages advised as numpy does): 1
-           worker vs 1 thread (target >= 95%); 2 workers (placement cores, aggregate per
-           round), 2 concurrent direct processes, and 1 worker x 2 numba threads vs C with
-           OpenMP 2 threads (target >= 90%); mean rate (median of samples) and best rate
-           (STREAM's: fastest pass of all) both shown;
-  latency  memory.latency's auto sweep at L1d/2, L2/2, L3/2, 4xL3 vs a C pointer chase over
-           the same Sattolo permutations (the sweep's draws, same hops; target 90-110%);
+Issues 12 and 22 (numba kernels). Each round is one pair per check: a direct run (a plain
+pinned process, no Ray: benchmarks/_common.run_direct; it also sets the C side's passes or
+hops), then the C reference (gcc -O3 -march=native, pinned) and topobench, which of the two
+goes first alternating by round. A check's figure is the median over rounds of the pair
+ratios (topobench / reference), each ratio printed beside it:
+  kernels  the numba kernels and the same C kernels through ctypes on the same arrays and
+           buffers, in one process, in turn: the triad in each memory.stream variant (loop,
+           vector, nt) vs gcc's loop, nt also vs gcc's streaming-store loop; the chase at
+           each --latency-sizes size; the c2c ping-pong (reported / 90-110%);
+  stream   memory.stream triad (size --stream-mib per array, variant --stream-variant) vs
+           C STREAM (four kernels in STREAM's order, same passes per sample, huge pages
+           advised as numpy does): 1 worker vs 1 thread; 2 workers (placement cores,
+           summed per round) and 1 worker x 2 numba threads vs C with OpenMP 2 threads
+           (targets >= 95%); mean rate (median of samples) and best rate (STREAM's: fastest
+           pass) each; 2 direct processes and 1 direct process x 2 threads beside;
+  latency  memory.latency at each --latency-sizes working set (default 16KiB, 256KiB, 8MiB,
+           256MiB; a pair per size and round, back to back) vs a C pointer chase over the same
+           Sattolo cycle with the same hops; median and fastest sample (target 90-110%);
   c2c      cpu.c2c one-way ns on CPUs 0<->1 vs a C11-atomics ping-pong (acquire/release,
-           same batches of 100 round trips, median; target 90-110%).
+           same batches of 100 round trips, median of all rounds; target 90-110%).
 Issue 4's checks ("others"), each round side A, then side B (A B A B ...):
   A  one `topobench run io.sequential cpu.matmul net.http --workers 1`;
   B  the independent references, each pinned to the CPU topobench's worker reported:
@@ -28,8 +35,9 @@ Issue 4's checks ("others"), each round side A, then side B (A B A B ...):
          once with wrk on another CPU when there is one (reported; no target).
 A part whose tool is missing (gcc, dd, wrk) says why and the rest go on.
 
-Run:  python benchmarks/references.py [--parts stream,latency,c2c,others] [--rounds 3]
-      [--repetitions 10] [--min-time 0.2] [--stream-mib 512] [--latency-hops 262144]
+Run:  python benchmarks/references.py [--parts kernels,stream,latency,c2c,others] [--rounds 5]
+      [--repetitions 10] [--min-time 0.2] [--stream-mib 512] [--stream-variant nt]
+      [--latency-sizes 16KiB,256KiB,8MiB,256MiB] [--latency-hops 262144]
       [--io-mib 64] [--block-kib 1024] [--matmul-n 512] [--wrk-seconds 5]
 """
 
@@ -44,9 +52,21 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
-from _common import REPO, median, note, pct, print_table, ratio, run_direct, run_topobench
+from _common import (
+    REPO,
+    median,
+    nice_as_worker,
+    note,
+    pct,
+    print_table,
+    ratio,
+    run_direct,
+    run_topobench,
+)
 
 
 def si(value: float, unit: str = "") -> str:
@@ -300,6 +320,35 @@ void triad_omp(double *restrict a, const double *restrict b, const double *restr
     for (j = 0; j < n; j++) a[j] = b[j] + q * c[j];
 }
 
+#ifdef __AVX__
+#include <immintrin.h>
+#include <omp.h>
+/* The triad with 32-byte streaming stores after a scalar head to 32-byte alignment (what
+   Intel's compilers emit with -qopt-streaming-stores): the like-for-like reference of
+   memory.stream's variant nt. */
+void triad_nt(double *restrict a, const double *restrict b, const double *restrict c,
+              double q, long n) {
+    long j = 0;
+    for (; j < n && ((uintptr_t)(a + j) & 31); j++) a[j] = b[j] + q * c[j];
+    __m256d vq = _mm256_set1_pd(q);
+    for (; j + 4 <= n; j += 4)
+        _mm256_stream_pd(a + j, _mm256_add_pd(_mm256_loadu_pd(b + j),
+                                              _mm256_mul_pd(vq, _mm256_loadu_pd(c + j))));
+    for (; j < n; j++) a[j] = b[j] + q * c[j];
+    _mm_sfence();
+}
+
+void triad_nt_omp(double *restrict a, const double *restrict b, const double *restrict c,
+                  double q, long n) {
+#pragma omp parallel
+    {
+        long t = omp_get_thread_num(), T = omp_get_num_threads();
+        long lo = n * t / T, hi = n * (t + 1) / T;
+        triad_nt(a + lo, b + lo, c + lo, q, hi - lo);
+    }
+}
+#endif
+
 intptr_t chase(intptr_t start, long hops) {
     void **p = (void **)start;
     for (long i = 0; i < hops; i++) p = (void **)*p;
@@ -353,9 +402,7 @@ sys.path.insert(0, spec["repo"])
 import numpy as np
 from workloads.cpu import BATCH_ROUND_TRIPS, bounce
 from workloads.kernels import compiled, set_threads
-from workloads.memory import (LATENCY_LABELS, STREAM_SCALAR, cache_sizes, chase_cycle,
-                              latency_sweep_sizes, map_buffer, plan_points, write_chase)
-from workloads.base import WorkerContext
+from workloads.memory import STREAM_SCALAR, chase_cycle, map_buffer, plan_points, write_chase
 
 lib = ctypes.CDLL(spec["lib"])
 P, L, D = ctypes.c_void_p, ctypes.c_long, ctypes.c_double
@@ -369,47 +416,57 @@ reps = spec["reps"]
 out = {}
 
 
-def ab(numba_call, c_call):  # alternate reps times; return (numba ns list, C ns list)
-    tn, tc = [], []
-    for _ in range(reps):
-        t0 = now(); numba_call(); t1 = now(); c_call(); t2 = now()
-        tn.append(t1 - t0); tc.append(t2 - t1)
-    return tn, tc
+def ab(numba_call, c_call):  # reps pairs, each side first in turn; return (numba ns, C ns)
+    ns = {numba_call: [], c_call: []}
+    for rep in range(reps):
+        for call in ((numba_call, c_call) if rep % 2 else (c_call, numba_call)):
+            t0 = now(); call(); ns[call].append(now() - t0)
+    return ns[numba_call], ns[c_call]
 
 
 part = spec["part"]
 if part in ("triad1", "triad2"):
+    from workloads.kernels import STREAM_VARIANTS
     k, _ = compiled("stream_triad", "stream_triad_par", "fill", "fill_par")
     threads = 2 if part == "triad2" else 1
     if threads > 1:
         set_threads(threads)
-    fill = k.fill_par if threads > 1 else k.fill
     n = spec["mib"] * (1 << 20) // 8
     a, b, c = (np.empty(n) for _ in range(3))
     for x, v in zip((a, b, c), (1.0, 2.0, 0.5)):
-        fill(x, v)
+        k.fill_par(x, v, STREAM_VARIANTS.index("nt"), threads) if threads > 1 else k.fill(x, v)
     q = STREAM_SCALAR
     nk = k.stream_triad_par if threads > 1 else k.stream_triad
-    ck = lib.triad_omp if threads > 1 else lib.triad
+    tail = (threads,) if threads > 1 else ()
     pa, pb, pc = (x.ctypes.data for x in (a, b, c))
-    ab(lambda: nk(a, b, c, q), lambda: ck(pa, pb, pc, q, n))  # warm-up
-    tn, tc = ab(lambda: nk(a, b, c, q), lambda: ck(pa, pb, pc, q, n))
-    gb = lambda t: 24 * n / t  # GB/s from ns
-    out = {"numba_gbs": [gb(t) for t in tn], "c_gbs": [gb(t) for t in tc]}
+    calls = {f"numba {v}": (lambda i=i: nk(a, b, c, q, i, *tail))
+             for i, v in enumerate(STREAM_VARIANTS)}
+    calls["C"] = lambda: (lib.triad_omp if threads > 1 else lib.triad)(pa, pb, pc, q, n)
+    if hasattr(lib, "triad_nt"):
+        cnt = lib.triad_nt_omp if threads > 1 else lib.triad_nt
+        cnt.argtypes = [P, P, P, D, L]
+        calls["C nt"] = lambda: cnt(pa, pb, pc, q, n)
+    names = list(calls)
+    gbs = {name: [] for name in names}
+    for rep in range(-1, reps):  # the first turn warms every kernel up
+        turn = names[rep % len(names):] + names[:rep % len(names)]
+        for name in turn:
+            t0 = now(); calls[name](); t1 = now()
+            if rep >= 0:
+                gbs[name].append(24 * n / (t1 - t0))
+    out = gbs
 elif part == "chase":
+    from workloads.units import parse_size
     k, _ = compiled("chase", "sattolo_swaps")
-    caches = cache_sizes(WorkerContext(cache_sizes_bytes=spec["caches"]))
-    sizes = latency_sweep_sizes(caches)
-    rng = np.random.default_rng(0)
-    for label in spec["points"]:
-        (p,) = plan_points({label: sizes[label]})
+    for size in spec["sizes"]:
+        (p,) = plan_points({size: parse_size(size) // 64 * 64})
         mapping, view = map_buffer(p.size_bytes, "default")
-        start = write_chase(view, p, chase_cycle(p.lines, rng, k.sattolo_swaps))
+        start = write_chase(view, p, chase_cycle(p.lines, np.random.default_rng(0), k.sattolo_swaps))
         hops = spec["hops"]
         k.chase(start, p.lines); lib.chase(start, p.lines)  # warm both
         tn, tc = ab(lambda: k.chase(start, hops), lambda: lib.chase(start, hops))
-        out[label] = {"numba_ns": [t / hops for t in tn], "c_ns": [t / hops for t in tc],
-                      "bytes": p.size_bytes}
+        out[size] = {"numba_ns": [t / hops for t in tn], "c_ns": [t / hops for t in tc],
+                     "bytes": p.size_bytes}
         del view
         mapping.close()
 elif part == "c2c":
@@ -500,10 +557,41 @@ def build_c(workdir: Path, name: str, source: str, extra: tuple[str, ...] = ()) 
     return None, f"gcc failed: {proc.stderr.strip()[-300:]}"
 
 
+LOCK_WAIT_S = 600.0
+
+
+@contextmanager
+def holding(cpus):
+    """Hold topobench's host-wide locks on ``cpus`` while a reference runs there.
+
+    topobench's own runs take these locks (cluster/cpu_lock.py), so other runs on the host
+    keep off its CPUs; without them the reference side alone would share its CPUs with
+    them, and the pairs would favour topobench.
+    """
+    from cluster.cpu_lock import wait_for
+
+    lock = wait_for(cpus, "benchmarks/references.py", LOCK_WAIT_S,
+                    lambda h: note(f"waiting for CPUs {list(h.cpus)}, held by run {h.run_id}"))
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def as_worker(cpus):
+    """Return a preexec_fn that runs the child as topobench runs a worker: pinned, nice 15."""
+    def setup() -> None:
+        os.sched_setaffinity(0, set(cpus))
+        nice_as_worker()
+    return setup
+
+
 def run_c(binary: Path, args: list, cpus, env: dict | None = None) -> list[list[float]]:
-    """Run a reference binary pinned to ``cpus``; return its stdout rows as floats."""
-    proc = subprocess.run([str(binary), *map(str, args)], capture_output=True, text=True,
-                          check=False, preexec_fn=pin(cpus), env={**os.environ, **(env or {})})
+    """Run a reference binary as a worker on ``cpus`` (their locks held); return its rows."""
+    with holding(cpus):
+        proc = subprocess.run([str(binary), *map(str, args)], capture_output=True, text=True,
+                              check=False, preexec_fn=as_worker(cpus),
+                              env={**os.environ, **(env or {})})
     if proc.returncode != 0:
         raise RuntimeError(f"{binary.name} exited {proc.returncode}: {proc.stderr.strip()[-300:]}")
     return [[float(x) for x in line.split()] for line in proc.stdout.splitlines() if line.strip()]
@@ -592,12 +680,14 @@ def wrk_against_server(cpus_server, cpus_wrk_list, concurrency: int, body_bytes:
 # memory.stream, memory.latency, cpu.c2c against C (issue 12): topobench, direct, C
 # ---------------------------------------------------------------------------------------
 
-TRIAD = ("triad_gbs", "triad_best_gbs")
-LATENCY_POINTS = ("L1d/2", "L2/2", "L3/2", "4xL3")
+STREAM = "memory.stream"
+LATENCY = "memory.latency"
+OMP_2 = {"OMP_NUM_THREADS": "2", "OMP_PROC_BIND": "false"}
 
 
-def best(values: list[float]) -> float:
+def best(values) -> float:
     """Return the largest value (STREAM's best rate over all passes), NaN for none."""
+    values = [v for v in values if not math.isnan(v)]
     return max(values) if values else float("nan")
 
 
@@ -609,173 +699,238 @@ def per_round_sum(run, workload: str, metric: str) -> list[float]:
     return list(sums.values())
 
 
+def direct(workload: str, params: dict, *, cpus, **options) -> dict:
+    """Run ``workload`` directly (benchmarks/_common.run_direct) with ``cpus``' locks held."""
+    with holding(cpus):
+        return run_direct(workload, params, cpus=cpus, **options)
+
+
 def direct_pair(workload: str, params: dict, cpus, args, iterations: int) -> list[dict]:
     """Run one direct child per CPU of ``cpus`` at once, ``iterations`` per sample each."""
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(len(cpus)) as pool:
+    with holding(cpus), ThreadPoolExecutor(len(cpus)) as pool:
         futures = [pool.submit(run_direct, workload, params, cpus=[c], iterations=iterations,
                                repetitions=args.repetitions, min_time=args.min_time)
                    for c in cpus]
         return [f.result() for f in futures]
 
 
-def topobench_part(values: dict, key: str, fails: dict, run, pairs) -> None:
-    """Append ``run``'s values of each (workload, metric, reducer) in ``pairs`` to ``values``."""
+class Pairs:
+    """One check's figures: a (topobench, reference) pair per round, measured back to back."""
+
+    def __init__(self) -> None:
+        self.tb: list[float] = []
+        self.ref: list[float] = []
+
+    def add(self, tb: float, ref: float) -> None:
+        """Append one round's pair."""
+        self.tb.append(tb)
+        self.ref.append(ref)
+
+    def ratios(self) -> list[float]:
+        """Return each round's topobench / reference."""
+        return [ratio(x, y) for x, y in zip(self.tb, self.ref)]
+
+
+def pair_row(label: str, pairs: Pairs, unit: str, low: float, high: float | None = None) -> list[str]:
+    """Return a row: each side's median, the median of the pair ratios, every ratio, the verdict."""
+    ratios = pairs.ratios()
+    r = median(ratios)
+    inside = not math.isnan(r) and r >= low and (high is None or r <= high)
+    target = f">={low:.0%}" if high is None else f"{low:.0%}-{high:.0%}"
+    verdict = "ok" if inside else ("BELOW" if high is None else "OUTSIDE")
+    shown = " ".join("n/a" if math.isnan(x) else f"{x:.2f}" for x in ratios)
+    return [label, si(median(pairs.tb), unit), si(median(pairs.ref), unit), pct(r), shown,
+            f"{target}: {verdict}"]
+
+
+def in_turn(rnd: int, sides: dict) -> dict:
+    """Call each of ``sides`` once, starting one further along each round (no side always first)."""
+    names = list(sides)
+    k = rnd % len(names)
+    return {name: sides[name]() for name in names[k:] + names[:k]}
+
+
+# --- memory.stream's triad ------------------------------------------------------------------
+
+
+def c_triad(binary: Path, n: int, passes: int, args, cpus, env: dict | None = None) -> tuple:
+    """Return C STREAM's triad over ``args.repetitions`` samples: (median mean rate, best pass)."""
+    rows = run_c(binary, [n, passes, args.repetitions], cpus, env)
+    return median(r[6] for r in rows), best(r[7] for r in rows)
+
+
+def tb_triad(run, fails: dict, key: str, aggregate: bool = False) -> tuple:
+    """Return a topobench run's triad: (median mean rate, best pass); workers summed per round."""
     if run.returncode != 0:
         fails.setdefault(f"topobench {key}", f"exit {run.returncode}: {run.output[-400:]}")
-    for suffix, (workload, metric, reduce) in pairs.items():
-        values[f"{key}{suffix}"] += reduce(run, workload, metric)
+    if aggregate:
+        return (median(per_round_sum(run, STREAM, "triad_gbs")),
+                best(per_round_sum(run, STREAM, "triad_best_gbs")))
+    return median(run.values(STREAM, "triad_gbs")), best(run.values(STREAM, "triad_best_gbs"))
 
 
-def vals(run, workload: str, metric: str) -> list[float]:
-    """Return ``run``'s measured sample values of one workload and metric."""
-    return run.values(workload, metric)
+def tb_stream(args, params: dict, fails: dict, key: str, workers: int = 1,
+              placement: str | None = None, extra: tuple = (), aggregate: bool = False) -> tuple:
+    """Run `topobench run memory.stream` once; return its triad as ``tb_triad`` does."""
+    run = run_topobench([STREAM], workers=workers, placement=placement,
+                        repetitions=args.repetitions, min_time=args.min_time, params=params,
+                        extra=extra, check=False)
+    return tb_triad(run, fails, key, aggregate)
+
+
+def direct_triad(*results: dict) -> tuple:
+    """Return direct runs' triad: (median mean rate, best pass), summed over concurrent runs."""
+    return (sum(median(s["triad_gbs"] for s in r["samples"]) for r in results),
+            sum(best(s["triad_best_gbs"] for s in r["samples"]) for r in results))
+
+
+def direct_pair_triad(given: dict, cpus, args, iterations: int) -> tuple:
+    """Run one direct memory.stream per CPU at once; return their summed triad."""
+    return direct_triad(*direct_pair(STREAM, given, cpus, args, iterations))
 
 
 def stream_part(args, work: Path, cpus, fails: dict) -> list[list[str]]:
-    """memory.stream triad vs C STREAM: 1 worker vs 1 thread, 2 workers/threads vs OpenMP 2."""
+    """memory.stream triad vs C STREAM, a pair per round: 1 worker vs 1 thread, 2 vs OpenMP 2."""
     serial, why = build_c(work, "stream", STREAM_C)
     omp, why_omp = build_c(work, "stream_omp", STREAM_C, ("-fopenmp",))
     if serial is None:
-        return [["memory.stream vs C STREAM", "", "skipped", "n/a", why]]
+        return [["memory.stream vs C STREAM", "", "skipped", "n/a", "", why]]
     n = args.stream_mib * (1 << 20) // 8
-    params = {"memory.stream.size_mib": args.stream_mib}
-    two = tuple(cpus[:2]) if len(cpus) >= 2 else None
-    v: dict[str, list[float]] = {k: [] for k in (
-        "c1", "c1_best", "d1", "d1_best", "tb1", "tb1_best", "c2", "c2_best", "d2",
-        "dT", "dT_best", "tb2", "tbT", "tbT_best")}
-    for rnd in range(args.rounds):
-        note(f"stream round {rnd + 1}/{args.rounds}: direct, C, topobench (1 CPU)")
-        d1 = run_direct("memory.stream", {"size_mib": args.stream_mib}, cpus=[cpus[0]],
-                        repetitions=args.repetitions, min_time=args.min_time)
-        v["d1"] += [s["triad_gbs"] for s in d1["samples"]]
-        v["d1_best"] += [s["triad_best_gbs"] for s in d1["samples"]]
-        for row in run_c(serial, [n, d1["iterations"], args.repetitions], [cpus[0]]):
-            v["c1"].append(row[6])
-            v["c1_best"].append(row[7])
-        topobench_part(v, "tb1", fails, run_topobench(
-            ["memory.stream"], workers=1, repetitions=args.repetitions, min_time=args.min_time,
-            params=params, check=False), {"": ("memory.stream", "triad_gbs", vals),
-                                          "_best": ("memory.stream", "triad_best_gbs", vals)})
-        if two is None or omp is None:
-            continue
-        note(f"stream round {rnd + 1}: 2 CPUs {list(two)}: direct, C OpenMP, topobench")
-        dT = run_direct("memory.stream", {"size_mib": args.stream_mib}, cpus=two,
-                        repetitions=args.repetitions, min_time=args.min_time, threads=2)
-        v["dT"] += [s["triad_gbs"] for s in dT["samples"]]
-        v["dT_best"] += [s["triad_best_gbs"] for s in dT["samples"]]
-        for row in run_c(omp, [n, dT["iterations"], args.repetitions], two,
-                         env={"OMP_NUM_THREADS": "2", "OMP_PROC_BIND": "false"}):
-            v["c2"].append(row[6])
-            v["c2_best"].append(row[7])
-        v["d2"].append(sum(median(s["triad_gbs"] for s in d["samples"])
-                           for d in direct_pair("memory.stream", {"size_mib": args.stream_mib},
-                                                two, args, d1["iterations"])))
-        topobench_part(v, "tb2", fails, run_topobench(
-            ["memory.stream"], workers=2, placement="cores", repetitions=args.repetitions,
-            min_time=args.min_time, params=params, check=False),
-            {"": ("memory.stream", "triad_gbs", per_round_sum)})
-        topobench_part(v, "tbT", fails, run_topobench(
-            ["memory.stream"], workers=1, repetitions=args.repetitions, min_time=args.min_time,
-            params=params, extra=["--threads-per-worker", "2"], check=False),
-            {"": ("memory.stream", "triad_gbs", vals),
-             "_best": ("memory.stream", "triad_best_gbs", vals)})
+    given = {"size_mib": args.stream_mib, "variant": args.stream_variant}
+    params = {f"{STREAM}.{k}": v for k, v in given.items()}
+    two = tuple(cpus[:2]) if len(cpus) >= 2 and omp is not None else None
+    checks = {key: (Pairs(), Pairs()) for key in ("tb1", "d1", "tb2", "d2", "tbT", "dT")}
 
-    def row(label, a, b, target=None, mean=True):
-        x, y = (median(a), median(b)) if mean else (best(a), best(b))
-        r = ratio(x, y)
-        verdict = "reported" if target is None else (
-            f">={target:.0%}: " + ("ok" if r >= target else "BELOW"))
-        return [label, si(x, "GB/s"), si(y, "GB/s"), pct(r), verdict]
+    def record(key: str, tb: tuple, ref: tuple) -> None:  # (mean, best) of each side
+        for pairs, x, y in zip(checks[key], tb, ref):
+            pairs.add(x, y)
+
+    for rnd in range(args.rounds):
+        note(f"stream round {rnd + 1}/{args.rounds}: direct, then C and topobench in turn (1 CPU)")
+        d1 = direct(STREAM, given, cpus=[cpus[0]], repetitions=args.repetitions,
+                        min_time=args.min_time)
+        got = in_turn(rnd, {
+            "c": partial(c_triad, serial, n, d1["iterations"], args, [cpus[0]]),
+            "tb": partial(tb_stream, args, params, fails, "1 worker", placement=str(cpus[0]))})
+        record("tb1", got["tb"], got["c"])
+        record("d1", direct_triad(d1), got["c"])
+        if two is None:
+            continue
+        note(f"stream round {rnd + 1}: 2 CPUs {list(two)}: direct, then C OpenMP and topobench")
+        dT = direct(STREAM, given, cpus=two, repetitions=args.repetitions,
+                        min_time=args.min_time, threads=2)
+        got = in_turn(rnd, {
+            "c": partial(c_triad, omp, n, dT["iterations"], args, two, OMP_2),
+            "tb2": partial(tb_stream, args, params, fails, "2 workers", workers=2,
+                           placement="cores", aggregate=True),
+            "tbT": partial(tb_stream, args, params, fails, "1 worker x 2 threads",
+                           extra=("--threads-per-worker", "2")),
+            "d2": partial(direct_pair_triad, given, two, args, d1["iterations"])})
+        for key in ("tb2", "tbT", "d2"):
+            record(key, got[key], got["c"])
+        record("dT", direct_triad(dT), got["c"])
 
     c1 = f"C STREAM (gcc {why}, 1 thread)"
-    rows = [row(f"(s1) triad mean, topobench 1 worker vs {c1}", v["tb1"], v["c1"], 0.95),
-            row("(s1) triad best (max over passes), same", v["tb1_best"], v["c1_best"], 0.95,
-                mean=False),
-            row(f"(s1) triad mean, direct 1 process vs {c1}", v["d1"], v["c1"], 0.95),
-            row("(s1) triad best, direct vs C", v["d1_best"], v["c1_best"], 0.95, mean=False)]
-    if two is None or omp is None:
-        rows.append(["(s2) 2 CPUs", "", "skipped", "n/a",
+    rows = []
+    for key, who in (("tb1", f"topobench 1 worker ({args.stream_variant})"),
+                     ("d1", "direct 1 process")):
+        rows += [pair_row(f"(s1) triad mean, {who} vs {c1}", checks[key][0], "GB/s", 0.95),
+                 pair_row("(s1) triad best (fastest pass), same", checks[key][1], "GB/s", 0.95)]
+    if two is None:
+        rows.append(["(s2) 2 CPUs", "", "skipped", "n/a", "",
                      why_omp if omp is None else "fewer than 2 CPUs"])
         return rows
     c2 = "C STREAM OpenMP 2 threads"
-    rows += [row(f"(s2) triad aggregate, topobench 2 workers (cores) vs {c2}", v["tb2"], v["c2"],
-                 0.90),
-             row(f"(s2) triad aggregate, 2 direct processes vs {c2}", v["d2"], v["c2"], 0.90),
-             row(f"(s2) triad mean, topobench 1 worker x 2 numba threads vs {c2}", v["tbT"],
-                 v["c2"], 0.90),
-             row("(s2) triad best, same", v["tbT_best"], v["c2_best"], 0.90, mean=False),
-             row(f"(s2) triad mean, direct 1 process x 2 numba threads vs {c2}", v["dT"],
-                 v["c2"], 0.90),
-             row("(s2) triad best, same", v["dT_best"], v["c2_best"], 0.90, mean=False)]
+    for key, who in (("tb2", "topobench 2 workers (cores), summed per round"),
+                     ("tbT", "topobench 1 worker x 2 numba threads"),
+                     ("d2", "2 direct processes, summed"),
+                     ("dT", "direct 1 process x 2 numba threads")):
+        rows += [pair_row(f"(s2) triad mean, {who} vs {c2}", checks[key][0], "GB/s", 0.95),
+                 pair_row("(s2) triad best, same", checks[key][1], "GB/s", 0.95)]
     return rows
 
 
-def latency_permutations(work: Path, cpu: int, seed: int) -> dict[str, tuple[Path, int]]:
-    """Write the auto sweep's LATENCY_POINTS permutations as memory.latency draws them.
+# --- memory.latency -------------------------------------------------------------------------
 
-    Returns {label: (file of int64 successors, lines)}; the sizes come from ``cpu``'s
-    caches as the direct child and a topobench worker see them.
+
+def chase_permutation(work: Path, size: str, seed: int) -> tuple[Path, int]:
+    """Write the cycle memory.latency draws for ``working_set=size``; return (file, lines).
+
+    Latency.setup's draw for one point: ``chase_cycle`` with a fresh generator of ``seed``.
     """
     import numpy as np
 
-    from cluster.topology import read_topology
-    from workloads.base import WorkerContext
     from workloads.kernels import compiled
-    from workloads.memory import LATENCY_LABELS, cache_sizes, chase_cycle, latency_sweep_sizes
+    from workloads.memory import CACHE_LINE_BYTES, chase_cycle
+    from workloads.units import parse_size
 
-    caches = read_topology("/").cache_sizes_bytes((cpu,))
-    sizes = latency_sweep_sizes(cache_sizes(WorkerContext(cache_sizes_bytes=caches)))
     kernels, _ = compiled("sattolo_swaps")
-    rng = np.random.default_rng(seed)
-    out = {}
-    for label in LATENCY_LABELS:  # every point draws, in order, as in Latency.setup
-        successor = chase_cycle(sizes[label] // 64, rng, kernels.sattolo_swaps)
-        if label in LATENCY_POINTS:
-            path = work / f"chase-{label.replace('/', '_')}.bin"
-            successor.astype("<i8").tofile(path)
-            out[label] = (path, successor.size)
-    return out
+    lines = max(CACHE_LINE_BYTES, parse_size(size) // CACHE_LINE_BYTES * CACHE_LINE_BYTES) // 64
+    successor = chase_cycle(lines, np.random.default_rng(seed), kernels.sattolo_swaps)
+    path = work / f"chase-{size}.bin"
+    successor.astype("<i8").tofile(path)
+    return path, lines
+
+
+def spread(values) -> tuple[float, float]:
+    """Return (median, fastest) of per-sample ns: the fastest is the one least disturbed."""
+    values = [v for v in values if not math.isnan(v)]
+    return median(values), (min(values) if values else float("nan"))
+
+
+def c_latency(binary: Path, perm: tuple[Path, int], hops: int, args, cpu: int) -> tuple:
+    """Run the C chase over one cycle, ``hops`` timed hops per sample; (median, fastest) ns."""
+    path, lines = perm
+    return spread(r[0] for r in run_c(binary, [path, lines, hops, args.repetitions, "default"],
+                                      [cpu]))
+
+
+def tb_latency(args, size: str, cpu: int, fails: dict) -> tuple:
+    """Run `topobench run memory.latency` at one working set on ``cpu``; (median, fastest) ns."""
+    run = run_topobench([LATENCY], workers=1, placement=str(cpu), repetitions=args.repetitions,
+                        min_time=args.min_time, check=False,
+                        params={f"{LATENCY}.working_set": size, f"{LATENCY}.hops": args.latency_hops})
+    if run.returncode != 0:
+        fails.setdefault("topobench latency", f"exit {run.returncode}: {run.output[-400:]}")
+    return spread(run.values(LATENCY, "ns_per_load"))
+
+
+def latency_sizes(args) -> list[str]:
+    """Return the working sets of --latency-sizes, in order."""
+    return [size.strip() for size in args.latency_sizes.split(",") if size.strip()]
 
 
 def latency_part(args, work: Path, cpus, fails: dict) -> list[list[str]]:
-    """memory.latency (auto sweep) vs a C pointer chase over the same permutations."""
+    """memory.latency vs a C pointer chase over the same cycle, a pair per round and size."""
     binary, why = build_c(work, "chase", CHASE_C)
     if binary is None:
-        return [["memory.latency vs C chase", "", "skipped", "n/a", why]]
-    perms = latency_permutations(work, cpus[0], seed=0)
-    params = {"memory.latency.hops": args.latency_hops}
-    v: dict[str, list[float]] = {f"{side}{p}": [] for side in ("c", "d", "tb")
-                                 for p in LATENCY_POINTS}
+        return [["memory.latency vs C chase", "", "skipped", "n/a", "", why]]
+    sizes, cpu = latency_sizes(args), cpus[0]
+    perms = {size: chase_permutation(work, size, seed=0) for size in sizes}
+    checks = {(side, size): (Pairs(), Pairs()) for side in ("tb", "d") for size in sizes}
     for rnd in range(args.rounds):
-        note(f"latency round {rnd + 1}/{args.rounds}: direct sweep, C chase, topobench sweep")
-        d = run_direct("memory.latency", {"hops": args.latency_hops}, cpus=[cpus[0]],
+        note(f"latency round {rnd + 1}/{args.rounds}: per size, direct, then C chase and "
+             "topobench in turn")
+        for size in sizes:
+            d = direct(LATENCY, {"working_set": size, "hops": args.latency_hops}, cpus=[cpu],
                        repetitions=args.repetitions, min_time=args.min_time)
-        hops = d["iterations"] * args.latency_hops
-        for label, (path, lines) in perms.items():
-            v[f"d{label}"] += [s[f"ns_per_load@{label}"] for s in d["samples"]]
-            v[f"c{label}"] += [r[0] for r in run_c(binary, [path, lines, hops, args.repetitions,
-                                                            "default"], [cpus[0]])]
-        run = run_topobench(["memory.latency"], workers=1, repetitions=args.repetitions,
-                            min_time=args.min_time, params=params, check=False)
-        if run.returncode != 0:
-            fails.setdefault("topobench latency", f"exit {run.returncode}: {run.output[-400:]}")
-        for label, (_, lines) in perms.items():
-            v[f"tb{label}"] += run.values("memory.latency", f"ns_per_load@{label}")
-            seen = run.values("memory.latency", f"working_set_bytes@{label}")
-            if seen and seen[0] != lines * 64:
-                fails.setdefault("latency sizes", f"topobench's {label} is {seen[0]:.0f} B, "
-                                 f"the C chase's {lines * 64} B")
+            got = in_turn(rnd, {
+                "c": partial(c_latency, binary, perms[size], d["iterations"] * args.latency_hops,
+                             args, cpu),
+                "tb": partial(tb_latency, args, size, cpu, fails)})
+            got["d"] = spread(s["ns_per_load"] for s in d["samples"])
+            for side in ("tb", "d"):
+                for pairs, x, y in zip(checks[side, size], got[side], got["c"]):
+                    pairs.add(x, y)
     rows = []
-    for label, (_, lines) in perms.items():
-        size = f"{label} = {lines * 64 / 1024:.0f} KiB"
-        for side, name in (("tb", "topobench"), ("d", "direct")):
-            x, y = median(v[f"{side}{label}"]), median(v[f"c{label}"])
-            r = ratio(x, y)
-            rows.append([f"(l) ns/load {size}, {name} vs C chase (gcc {why})", si(x, "ns"),
-                         si(y, "ns"), pct(r), "90-110%: " + ("ok" if 0.9 <= r <= 1.1 else
-                                                             "OUTSIDE")])
+    for size in sizes:
+        for side, who in (("tb", "topobench"), ("d", "direct")):
+            median_pairs, fastest_pairs = checks[side, size]
+            rows += [pair_row(f"(l) ns/load at {size}, {who} vs C chase (gcc {why}), median "
+                              "sample", median_pairs, "ns", 0.90, 1.10),
+                     pair_row("(l) same, fastest sample", fastest_pairs, "ns", 0.90, 1.10)]
     return rows
 
 
@@ -790,7 +945,7 @@ def c2c_part(args, work: Path, cpus, fails: dict) -> list[list[str]]:
     v: dict[str, list[float]] = {"c": [], "d": [], "tb": []}
     for rnd in range(args.rounds):
         note(f"c2c round {rnd + 1}/{args.rounds}: direct, C, topobench on CPUs {a}-{b}")
-        d = run_direct("cpu.c2c", {"pairs": f"{a}-{b}"}, cpus=[a, b],
+        d = direct("cpu.c2c", {"pairs": f"{a}-{b}"}, cpus=[a, b],
                        repetitions=args.repetitions, min_time=args.min_time)
         v["d"] += [s[f"one_way_ns@{a}-{b}"] for s in d["samples"]]
         v["c"] += [r[0] for r in run_c(binary, [a, b, max(1, d["iterations"] // 100),
@@ -818,10 +973,7 @@ def kernels_part(args, work: Path, cpus, fails: dict) -> list[list[str]]:
     """numba kernels vs the same C kernels (ctypes) alternating on the same data, one process."""
     lib, why = build_c(work, "libab.so", AB_C, ("-fPIC", "-shared", "-fopenmp"))
     if lib is None:
-        return [["kernel A/B", "", "skipped", "n/a", why]]
-    from cluster.topology import read_topology
-
-    caches = read_topology("/").cache_sizes_bytes((cpus[0],))
+        return [["kernel A/B", "", "skipped", "n/a", "", why]]
     two = list(cpus[:2])
     runs = [("triad1", [cpus[0]], 1), ("chase", [cpus[0]], 1)]
     if len(two) == 2:
@@ -831,37 +983,64 @@ def kernels_part(args, work: Path, cpus, fails: dict) -> list[list[str]]:
         note(f"kernel A/B: {part} on CPUs {pinned}")
         spec = {"part": part, "cpus": pinned, "repo": str(REPO), "lib": str(lib),
                 "reps": args.ab_reps, "mib": args.stream_mib, "hops": args.latency_hops,
-                "batches": 2000, "points": list(LATENCY_POINTS), "caches": caches}
-        proc = subprocess.run([sys.executable, "-c", AB_CHILD, json.dumps(spec)],
-                              capture_output=True, text=True, check=False,
-                              env={**os.environ, "OMP_NUM_THREADS": str(threads)})
+                "batches": 2000, "sizes": latency_sizes(args)}
+        with holding(pinned):
+            proc = subprocess.run([sys.executable, "-c", AB_CHILD, json.dumps(spec)],
+                                  capture_output=True, text=True, check=False,
+                                  env={**os.environ, "OMP_NUM_THREADS": str(threads)})
         if proc.returncode != 0:
             fails.setdefault(f"kernel A/B {part}", proc.stderr.strip()[-400:])
             continue
         out = json.loads(proc.stdout.strip().splitlines()[-1])
         if part.startswith("triad"):
-            label = f"(k) triad numba vs C ({threads} thread{'s' * (threads > 1)}, same arrays)"
-            for what, pick in (("median", median), ("best", best)):
-                x, y = pick(out["numba_gbs"]), pick(out["c_gbs"])
-                rows.append([f"{label}, {what}", si(x, "GB/s"), si(y, "GB/s"),
-                             pct(ratio(x, y)), "reported"])
+            rows += triad_ab_rows(out, threads)
             continue
         points = out.items() if part == "chase" else [(f"{two[0]}<->{two[1]}", out)]
         for label, v in points:
             x, y = median(v["numba_ns"]), median(v["c_ns"])
             r = ratio(x, y)
-            what = "chase ns/load " + label if part == "chase" else "c2c one-way ns " + label
+            what = "chase ns/load at " + label if part == "chase" else "c2c one-way ns " + label
             rows.append([f"(k) {what}, numba vs C (same buffer)", si(x, "ns"), si(y, "ns"),
-                         pct(r), "90-110%: " + ("ok" if 0.9 <= r <= 1.1 else "OUTSIDE")])
+                         pct(r), "", "90-110%: " + ("ok" if 0.9 <= r <= 1.1 else "OUTSIDE")])
     return rows
+
+
+def triad_ab_rows(gbs: dict[str, list[float]], threads: int) -> list[list[str]]:
+    """Rows of the triad A/B: each numba variant vs gcc's plain loop (and nt vs gcc's nt loop)."""
+    rows = []
+    where = f"{threads} thread{'s' * (threads > 1)}, same arrays, median of {len(gbs['C'])} turns"
+    refs = [("C", "gcc -O3 -march=native loop")]
+    if "C nt" in gbs:
+        refs.append(("C nt", "gcc streaming-store loop"))
+    for name in (n for n in gbs if n.startswith("numba")):
+        for ref, what in refs:
+            if ref == "C nt" and name != "numba nt":
+                continue
+            pairs = Pairs()
+            for x, y in zip(gbs[name], gbs[ref]):
+                pairs.add(x, y)
+            row = pair_row(f"(k) triad {name} vs {what} ({where})", pairs, "GB/s", 0.95)
+            rows.append([*row[:4], "", "reported"])
+    return rows
+
+
+HEADERS = ["check", "topobench", "reference", "tb/ref", "pair ratios", "target"]
+
+
+def with_pairs(row: list[str]) -> list[str]:
+    """Return ``row`` with an empty pair-ratios cell where it has none (checks of pooled medians)."""
+    return row if len(row) == len(HEADERS) else [*row[:4], "", *row[4:]]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[1])
-    ap.add_argument("--rounds", type=int, default=3, help="A/B rounds (default 3)")
+    ap.add_argument("--rounds", type=int, default=5,
+                    help="A/B rounds, one pair of each check per round (default 5)")
     ap.add_argument("--repetitions", type=int, default=10, help="samples per side per round")
     ap.add_argument("--min-time", type=float, default=0.2, help="calibration target, s")
     ap.add_argument("--stream-mib", type=int, default=512, help="size of each STREAM array")
+    ap.add_argument("--stream-variant", default="nt", choices=("nt", "vector", "loop"),
+                    help="memory.stream.variant of topobench's and the direct runs (default nt)")
     ap.add_argument("--io-mib", type=int, default=64, help="io.sequential / dd file size")
     ap.add_argument("--block-kib", type=int, default=1024, help="io / dd block size")
     ap.add_argument("--scratch", default=None,
@@ -875,6 +1054,8 @@ def main() -> None:
                     help="comma list of kernels, stream, latency, c2c, others (io, matmul, http)")
     ap.add_argument("--ab-reps", type=int, default=30, help="alternations per kernel A/B")
     ap.add_argument("--latency-hops", type=int, default=1 << 18, help="memory.latency.hops")
+    ap.add_argument("--latency-sizes", default="16KiB,256KiB,8MiB,256MiB",
+                    help="memory.latency.working_set of each latency check (comma list)")
     args = ap.parse_args()
     parts = {p.strip() for p in args.parts.split(",") if p.strip()}
 
@@ -964,7 +1145,7 @@ def main() -> None:
           f"samples per round, min-time {args.min_time} s, interleaved A/B\n")
     rows = list(kernel_rows)
     if "others" not in parts:
-        print_table(["check", "topobench", "reference", "tb/ref", "target"], rows)
+        print_table(HEADERS, [with_pairs(row) for row in rows])
         for part, why in fails.items():
             print(f"  {part} FAILED (at least once): {why}")
         return
@@ -999,7 +1180,7 @@ def main() -> None:
     else:
         rows.append(["(d) net.http vs wrk", si(tb, "req/s"), "skipped", "n/a",
                      "wrk not found (apt-get install -y wrk)"])
-    print_table(["check", "topobench", "reference", "tb/ref", "target"], rows)
+    print_table(HEADERS, [with_pairs(row) for row in rows])
     print(f"\n  samples: io {len(A['write'])}/"
           f"{len(B['write'])}, matmul {len(A['gflops'])}/{len(B['gflops'])}, http "
           f"{len(A['rps'])}/{len(B['wrk_same'])} (topobench/reference)")

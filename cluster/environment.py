@@ -168,6 +168,16 @@ def _versions() -> dict[str, str | None]:
     return out
 
 
+def _compiler() -> dict[str, Any] | None:
+    """Return numba's compiler facts; None where they cannot be read (a probe never fails)."""
+    from workloads.kernels import compiler_facts
+
+    try:
+        return compiler_facts()
+    except Exception:  # noqa: BLE001 - LLVM inspects the CPU; a probe must not fail on it
+        return None
+
+
 def local_host_id() -> str:
     """Return this machine's id as ``NodeInfo.host_id`` gives it: the boot id, else the hostname."""
     return read_text(Path("/proc/sys/kernel/random/boot_id")) or socket.gethostname()
@@ -183,8 +193,11 @@ def capture_environment(root: str | Path = "/") -> dict[str, Any]:
     (turbo/boost on: ``cpufreq/boost`` or not ``intel_pstate/no_turbo``), smt_active,
     amd_x3d_mode ("frequency"|"cache"), vm (hypervisor name, "none", or None when unknown),
     container (docker/podman/kubernetes/lxc/…, "none", or None), cpu_quota_cpus (cgroup
-    quota in CPUs, None when unlimited or unknown), load_avg_1m/5m/15m, and versions
-    (python, numpy, ray, pyarrow, blas). A root other than "/" reads only files under it.
+    quota in CPUs, None when unlimited or unknown), load_avg_1m/5m/15m, versions
+    (python, numpy, ray, pyarrow, blas), and compiler (``workloads.kernels.compiler_facts``:
+    numba, llvmlite and LLVM versions, the target CPU and features numba compiles the
+    kernels for). A root other than "/" reads only files under it (compiler is then None:
+    it describes this machine).
     """
     root = Path(root)
     live = root.resolve() == Path("/")
@@ -228,6 +241,7 @@ def capture_environment(root: str | Path = "/") -> dict[str, Any]:
         "load_avg_5m": load[1],
         "load_avg_15m": load[2],
         "versions": _versions(),
+        "compiler": _compiler() if live else None,
     }
 
 

@@ -14,7 +14,7 @@ from orchestrator.render.notes import print_warnings
 FIELDS = ("hostname", "cpu_model", "cpu_flags", "cpu_count", "kernel", "memory_total_bytes",
           "memory_available_bytes", "memory_free_bytes", "governor", "boost", "smt_active",
           "amd_x3d_mode", "vm", "container", "cpu_quota_cpus", "load_avg_1m", "load_avg_5m",
-          "load_avg_15m", "versions")
+          "load_avg_15m", "versions", "compiler")
 
 
 def _write(root: Path, rel: str, text: str) -> None:
@@ -30,6 +30,7 @@ def test_this_machine_has_every_key_and_the_basics():
     assert env["memory_total_bytes"] > 0 and env["cpu_count"] >= 1
     assert env["load_avg_1m"] is not None
     assert env["versions"]["python"] and env["versions"]["numpy"] and env["versions"]["ray"]
+    assert env["compiler"]["numba"] and env["compiler"]["cpu_name"]  # what numba compiles for
     json.dumps(env)  # stored as JSON and printed by `env --json`
 
 

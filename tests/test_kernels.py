@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -140,3 +141,134 @@ def test_core_clock_is_plausible():
     assert kernels.clock_chain(3) == 3 * kernels.CHAIN_ADDS  # the chain really adds
     hz = core_clock_hz(kernels)
     assert 2e8 < hz < 8e9
+
+
+# ------------------------------------------------------------------------------------------
+# STREAM loop codings, the chase's hop count, the compiler facts (issue 22)
+# ------------------------------------------------------------------------------------------
+
+STREAM_NAMES = ("stream_copy", "stream_scale", "stream_add", "stream_triad")
+
+
+def _stream_call(kernels, name, arrays, variant, parts):
+    """Run one STREAM kernel on (a, b, c) with STREAM's argument order; parts > 0: the _par one."""
+    a, b, c = arrays
+    args = {"stream_copy": (a, c), "stream_scale": (b, c, 0.75), "stream_add": (a, b, c),
+            "stream_triad": (a, b, c, 0.75)}[name]
+    if parts:
+        getattr(kernels, f"{name}_par")(*args, variant, parts)
+    else:
+        getattr(kernels, name)(*args, variant)
+
+
+@pytest.mark.parametrize("parts", [0, 1, 2, 3])
+def test_stream_variants_compute_the_same_arrays(parts):
+    from workloads.kernels import STREAM_VARIANTS
+
+    names = STREAM_NAMES + tuple(f"{n}_par" for n in STREAM_NAMES)
+    kernels, _ = compiled(*names)
+    rng = np.random.default_rng(3)
+    for size in (0, 1, 7, 8, 9, 31, 1003):
+        for offset in range(8):  # every start within a cache line: the head and tail paths
+            base = [rng.standard_normal(size + offset)[offset:] for _ in range(3)]
+            results = {}
+            for variant in STREAM_VARIANTS:
+                arrays = [x.copy() for x in base]
+                views = [np.empty(size + 8)[offset:offset + size] for _ in range(3)]
+                for view, x in zip(views, arrays):
+                    view[:] = x  # the same misalignment as base, in fresh memory
+                for name in STREAM_NAMES:
+                    _stream_call(kernels, name, views, STREAM_VARIANTS.index(variant), parts)
+                results[variant] = views
+            for variant in ("vector", "nt"):
+                for got, want in zip(results[variant], results["loop"]):
+                    assert np.array_equal(got, want), (variant, size, offset, parts)
+            a, b, c = base
+            c = a.copy()
+            b = 0.75 * c
+            c = a + b
+            a = b + 0.75 * c
+            assert all(np.array_equal(x, y) for x, y in zip(results["nt"], (a, b, c)))
+
+
+def test_line_part_cuts_whole_lines_and_covers_every_index_once():
+    kernels, _ = compiled("fill")  # imports the module, where line_part lives
+    for size in (0, 5, 8, 100, 1003):
+        for offset in range(8):
+            x = np.empty(size + 8)[offset:offset + size]
+            for parts in (1, 2, 3, 7):
+                cuts = [kernels.line_part(x, parts, t) for t in range(parts)]
+                assert cuts[0][0] == 0 and cuts[-1][1] == size
+                assert all(hi == lo for (_, hi), (lo, _) in pairwise(cuts))  # contiguous
+                for lo, _ in cuts[1:]:
+                    assert lo == size or (x.ctypes.data + 8 * lo) % 64 == 0  # a line boundary
+
+
+def _nocache_asm(tmp_path, name: str) -> str:
+    """Return the assembly numba emits for kernel ``name``, compiled afresh (not from the cache)."""
+    code = (f"from workloads.kernels import compiled\nk, _ = compiled({name!r})\n"
+            f"f = k.{name}\nprint(f.inspect_asm(f.signatures[0]))\n")
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba"),
+               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         cwd=REPO, check=True)
+    return run.stdout
+
+
+def test_nt_variant_compiles_to_streaming_stores_and_a_fence(tmp_path):
+    from workloads.kernels import compiler_facts
+
+    facts = compiler_facts()
+    if not (facts["triple"].startswith("x86_64") and "avx" in facts["cpu_features"]):
+        pytest.skip("the assembly checked is x86-64 with AVX")
+    asm = _nocache_asm(tmp_path, "stream_triad")
+    assert "vmovntpd\t%ymm" in asm  # the nt branch: 32-byte streaming stores
+    assert "sfence" in asm  # ... fenced before the kernel returns
+    assert "vmovapd\t%ymm" in asm  # the vector branch: aligned 32-byte stores
+
+
+def test_chase_does_exactly_the_hops_asked():
+    kernels, _ = compiled("chase", "chase_timed")
+    lines = 1000
+    successor = np.random.default_rng(5).permutation(lines)  # any permutation: the walk is exact
+    buf = np.zeros(lines * 8, dtype=np.int64)
+    base = buf.ctypes.data
+    buf[::8] = base + successor * 64
+
+    def walk(line: int, hops: int) -> int:
+        for _ in range(hops):
+            line = int(successor[line])
+        return line
+
+    for hops in (0, 1, 7, 8, 9, 15, 16, 17, 999, 1234):  # around the 8-fold unrolled loop
+        assert kernels.chase(base, hops) == base + 64 * walk(0, hops), hops
+    end, elapsed_ns = kernels.chase_timed(base, 13, 1234)
+    assert end == base + 64 * walk(0, 13 + 1234)
+    assert elapsed_ns > 0
+
+
+def test_compiler_facts_are_present_and_well_formed():
+    import json
+    import re
+    from importlib.metadata import version
+
+    import llvmlite.binding as llvm
+    from numba.core.registry import cpu_target
+
+    from workloads.kernels import compiler_facts
+
+    facts = compiler_facts()
+    assert set(facts) == {"numba", "llvmlite", "llvm", "triple", "cpu_name", "cpu_features",
+                          "opt_level"}
+    assert facts["numba"] == version("numba") and facts["llvmlite"] == version("llvmlite")
+    assert re.fullmatch(r"\d+\.\d+\.\d+", facts["llvm"])
+    assert facts["llvm"].split(".")[0] == str(llvm.llvm_version_info[0])
+    triple, cpu_name, features = cpu_target.target_context.codegen().magic_tuple()
+    assert (facts["triple"], facts["cpu_name"]) == (triple, cpu_name) and cpu_name
+    enabled = facts["cpu_features"]
+    assert enabled == sorted(enabled) and all(re.fullmatch(r"[0-9a-z_.\-]+", f) for f in enabled)
+    assert {f"+{f}" for f in enabled} == {f for f in features.split(",") if f.startswith("+")}
+    if triple.startswith("x86_64"):
+        assert "sse2" in enabled
+    assert facts["opt_level"] in (0, 1, 2, 3)
+    assert json.loads(json.dumps(facts)) == facts  # stored as JSON in nodes.compiler

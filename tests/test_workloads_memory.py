@@ -76,12 +76,13 @@ def test_registered():
     assert get_workload("memory.alloc") is Alloc
 
 
+@pytest.mark.parametrize("variant", ["nt", "vector", "loop"])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_stream_matches_closed_form_bit_for_bit(threads):
+def test_stream_matches_closed_form_bit_for_bit(threads, variant):
     import numba
 
     before = numba.get_num_threads()
-    w = Stream({"size_mib": 8})
+    w = Stream({"size_mib": 8, "variant": variant})
     w.setup(WorkerContext(threads=threads, cache_sizes_bytes=SMALL_CACHES.cache_sizes_bytes))
     assert w.threads == threads
     if threads > 1:
@@ -144,6 +145,33 @@ def test_stream_measurement_best_rate_at_least_mean_rate():
 def test_stream_bad_params(given):
     with pytest.raises(UserError, match="size_mib"):
         Stream(given)
+
+
+def test_stream_variant_defaults_to_nt_and_refuses_others():
+    assert Stream({}).params["variant"] == "nt"
+    with pytest.raises(UserError, match="variant"):
+        Stream({"variant": "avx512"})
+
+
+@pytest.mark.ray
+def test_stream_variant_and_compiler_are_stored(ray_local, tmp_path):
+    import json
+
+    from dataset import run_query
+    from typer.testing import CliRunner
+
+    from orchestrator.cli import app
+    from workloads.kernels import compiler_facts
+
+    result = CliRunner().invoke(app, [
+        "run", "memory.stream", "--repetitions", "1", "--warmup", "0", "--min-time", "0.01",
+        "--param", "memory.stream.size_mib=8", "--param", "memory.stream.variant=vector",
+        "--results", str(tmp_path)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    params = run_query(tmp_path, "SELECT DISTINCT params FROM samples").to_pylist()
+    assert [json.loads(r["params"])["variant"] for r in params] == ["vector"]
+    (node,) = run_query(tmp_path, "SELECT compiler FROM nodes").to_pylist()
+    assert json.loads(node["compiler"]) == compiler_facts()
 
 
 @pytest.mark.parametrize("text", ["-1MiB", "lots", "0", "32", "2TiB"])
@@ -328,6 +356,35 @@ def test_latency_auto_reports_every_point():
     assert ("cycles_per_load@L1d" in m.metrics) == (w.core_ghz is not None)
     assert "ns_per_load" not in m.metrics
     assert w.compile_s > 0
+
+
+def walk(successor: np.ndarray, line: int, hops: int) -> int:
+    """Return the line ``hops`` steps after ``line`` along ``successor``."""
+    for _ in range(hops):
+        line = int(successor[line])
+    return line
+
+
+def test_latency_times_exactly_the_hops_it_counts():
+    # 1000 lines and 1024 hops per iteration: each run ends on a different line, so the
+    # position after it tells exactly how many loads the kernel did.
+    w = Latency({"working_set": "64000B", "hops": 1024})
+    w.setup(WorkerContext())
+    try:
+        (p,) = w.points
+        base = w._maps[p.buffer][1].ctypes.data + 8 * p.slot
+        words = w._maps[p.buffer][1][p.slot:p.lines * 8:8]
+        successor = (words - base) // 64
+        del words
+        line = 0
+        for n in (1, 2, 3):
+            m = w.run(n)
+            assert m.ops == 1000 + n * 1024  # the warm walk (one lap) and the timed hops
+            line = walk(successor, line, m.ops)
+            assert w._position[""] == base + 64 * line
+            assert m.metrics["ns_per_load"] > 0
+    finally:
+        w.teardown()
 
 
 def test_latency_l1_is_faster_than_four_times_l3():

@@ -25,27 +25,34 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from workloads.errors import UserError
 
 KERNELS_MODULE = "workloads.kernels_numba"
 SOURCE_DIR = Path(__file__).resolve().parent
 
+STREAM_VARIANTS: tuple[str, ...] = ("loop", "vector", "nt")
+"""How memory.stream's loops are coded; a kernel takes the index as its ``variant`` argument:
+loop (numba's compilation of the Python loop), vector (a 32-byte vector loop written in LLVM
+IR), nt (the same with non-temporal stores). See ``workloads/kernels_numba.py``."""
+
 # numba signatures of the kernels, by name in workloads/kernels_numba.py.
 _ARRAY = "float64[::1]"
 SIGNATURES: dict[str, str] = {
-    "stream_copy": f"void({_ARRAY}, {_ARRAY})",
-    "stream_scale": f"void({_ARRAY}, {_ARRAY}, float64)",
-    "stream_add": f"void({_ARRAY}, {_ARRAY}, {_ARRAY})",
-    "stream_triad": f"void({_ARRAY}, {_ARRAY}, {_ARRAY}, float64)",
-    "stream_copy_par": f"void({_ARRAY}, {_ARRAY})",
-    "stream_scale_par": f"void({_ARRAY}, {_ARRAY}, float64)",
-    "stream_add_par": f"void({_ARRAY}, {_ARRAY}, {_ARRAY})",
-    "stream_triad_par": f"void({_ARRAY}, {_ARRAY}, {_ARRAY}, float64)",
+    "stream_copy": f"void({_ARRAY}, {_ARRAY}, int64)",
+    "stream_scale": f"void({_ARRAY}, {_ARRAY}, float64, int64)",
+    "stream_add": f"void({_ARRAY}, {_ARRAY}, {_ARRAY}, int64)",
+    "stream_triad": f"void({_ARRAY}, {_ARRAY}, {_ARRAY}, float64, int64)",
+    "stream_copy_par": f"void({_ARRAY}, {_ARRAY}, int64, int64)",
+    "stream_scale_par": f"void({_ARRAY}, {_ARRAY}, float64, int64, int64)",
+    "stream_add_par": f"void({_ARRAY}, {_ARRAY}, {_ARRAY}, int64, int64)",
+    "stream_triad_par": f"void({_ARRAY}, {_ARRAY}, {_ARRAY}, float64, int64, int64)",
     "fill": f"void({_ARRAY}, float64)",
-    "fill_par": f"void({_ARRAY}, float64)",
+    "fill_par": f"void({_ARRAY}, float64, int64, int64)",
     "max_relative_error": f"float64({_ARRAY}, float64)",
     "chase": "int64(int64, int64)",
+    "chase_timed": "UniTuple(int64, 2)(int64, int64, int64)",
     "sattolo_swaps": "void(int64[::1], int64[::1])",
     "clock_chain": "int64(int64)",
     "ping": "int64(int64, int64, int64, int64[::1])",
@@ -144,6 +151,35 @@ def compiled(*names: str) -> tuple[ModuleType, float]:
             dispatcher.disable_compile()  # a call with other types fails instead of compiling
             _compiled.add(name)
     return kernels, time.perf_counter() - t0
+
+
+def compiler_facts() -> dict[str, Any] | None:
+    """Return what numba compiles the kernels with; None when numba cannot be imported.
+
+    Keys: numba, llvmlite and llvm (versions), triple, cpu_name (e.g. "znver4") and
+    cpu_features (the enabled ones, sorted: "avx2", "avx512f", ...) of the target numba's JIT
+    compiles for (its codegen's ``magic_tuple``, which also keys numba's cache, so
+    NUMBA_CPU_NAME and NUMBA_CPU_FEATURES show here), and opt_level (NUMBA_OPT). Recorded
+    per node as pyperf records its environment; importing numba costs about 0.2-0.5 s.
+    """
+    try:
+        import llvmlite
+        import llvmlite.binding as llvm
+        import numba
+        from numba.core import config
+        from numba.core.registry import cpu_target
+    except ImportError:
+        return None
+    triple, cpu_name, features = cpu_target.target_context.codegen().magic_tuple()
+    return {
+        "numba": numba.__version__,
+        "llvmlite": llvmlite.__version__,
+        "llvm": ".".join(map(str, llvm.llvm_version_info)),
+        "triple": triple,
+        "cpu_name": cpu_name,
+        "cpu_features": sorted(f[1:] for f in features.split(",") if f.startswith("+")),
+        "opt_level": int(config.OPT),
+    }
 
 
 def set_threads(count: int) -> int:

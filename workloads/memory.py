@@ -94,7 +94,12 @@ class Stream(Workload):
     pass's STREAM bandwidth in B/s, which adds up across workers. Each kernel is timed with
     ``perf_counter_ns`` around its call: ``<kernel>_gbs`` is its bytes over its total time
     in the sample (the mean rate), ``<kernel>_best_gbs`` its bytes over its fastest pass
-    (STREAM's own "Best Rate" figure), in GB/s (1e9 bytes/s).
+    (STREAM's own "Best Rate" figure), in GB/s (1e9 bytes/s). ``variant`` names how the
+    loops are coded: ``nt`` (default) a 32-byte vector loop with non-temporal stores (as
+    Intel's compilers emit with -qopt-streaming-stores), which write the destination
+    without reading it first, so use ``vector`` (the same loop, cached stores) for
+    cache-resident arrays; ``loop`` is numba's own compilation of the Python loop, for
+    comparison (``workloads/kernels_numba.py`` says what each compiles to, and why).
     With ``--threads-per-worker T > 1`` the loops run on T numba threads (``prange``,
     ``numba.set_num_threads``) inside the worker's CPU set, and the arrays are first
     touched by the same static split. STREAM's size rule holds per array: each at least 4x
@@ -122,27 +127,35 @@ class Stream(Workload):
     params = (
         Param("size_mib", 512, "size of each of the three float64 arrays (STREAM: each at "
               "least 4x the L3 in use)", "MiB", minimum=1, maximum=1 << 20, split=True),
+        Param("variant", "nt", "loop coding: nt (vector loop, non-temporal stores), vector "
+              "(vector loop, cached stores), loop (numba's own compilation of the Python loop)",
+              choices=("nt", "vector", "loop")),
     )
     sample_flags = MappingProxyType({
         "cache_resident": "each STREAM array is smaller than 4x the L3 in use (or 1M "
-                          "elements), so the figures are cache bandwidth, not memory bandwidth",
+                          "elements), so the figures are cache bandwidth, not memory bandwidth "
+                          "(variant nt still stores to memory: take vector for cache bandwidth)",
     })
 
     def setup(self, ctx: WorkerContext) -> None:
-        from workloads.kernels import compiled, set_threads
+        from workloads.kernels import STREAM_VARIANTS, compiled, set_threads
 
         self.threads = ctx.threads if ctx.threads > 0 else 1
+        self.variant = STREAM_VARIANTS.index(self.params["variant"])
         suffix = "_par" if self.threads > 1 else ""
         names = [f"stream_{kernel}{suffix}" for kernel in STREAM_KERNELS]
         kernels, self.compile_s = compiled(*names, f"fill{suffix}", "max_relative_error")
         self._previous_threads = set_threads(self.threads) if suffix else None
+        self._extra = (self.variant, self.threads) if suffix else (self.variant,)  # kernels' last
         self._kernels = tuple(getattr(kernels, name) for name in names)
         self._max_error = kernels.max_relative_error
-        fill = getattr(kernels, f"fill{suffix}")
         elements = self.params["size_mib"] * MIB // 8
         self.a, self.b, self.c = (np.empty(elements) for _ in range(3))
         for array, value in zip((self.a, self.b, self.c), STREAM_INITIAL):
-            fill(array, value)
+            if suffix:  # first touch split as the loops split, so each thread's pages are near it
+                kernels.fill_par(array, value, self.variant, self.threads)
+            else:
+                kernels.fill(array, value)
         self.passes_done = 0
         small = elements * 8 < stream_min_array_bytes(ctx)
         self._flags = frozenset({"cache_resident"}) if small else frozenset()
@@ -156,17 +169,18 @@ class Stream(Workload):
             set_threads(self.threads)  # numba's count is per calling thread
         a, b, c, q = self.a, self.b, self.c, STREAM_SCALAR
         copy, scale, add, triad = self._kernels
+        extra = self._extra
         total = [0, 0, 0, 0]
         best = [1 << 62] * 4
         for _ in range(n):
             t0 = now()
-            copy(a, c)
+            copy(a, c, *extra)
             t1 = now()
-            scale(b, c, q)
+            scale(b, c, q, *extra)
             t2 = now()
-            add(a, b, c)
+            add(a, b, c, *extra)
             t3 = now()
-            triad(a, b, c, q)
+            triad(a, b, c, q, *extra)
             t4 = now()
             for k, ns in enumerate((t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
                 total[k] += ns
@@ -491,10 +505,11 @@ class Latency(Workload):
     The working set's 64-byte lines form one random cycle (Sattolo's algorithm), each line
     holding the next one's address, so each load waits for the last: lmbench's
     ``lat_mem_rd``, Intel MLC's idle latency. The counterpart of ``memory.random_access``
-    (independent gathers, a throughput). Per point and sample: min(lines, hops) untimed
-    hops to warm the caches, then n x ``hops`` timed in one compiled call (one clock pair
-    per point). ``working_set=auto`` sweeps LATENCY_LABELS (L1d/4 to 8x L3, dense around
-    each cache) as ``<metric>@<point>``; a size gives one point. Cycles use the core clock
+    (independent gathers, a throughput). Per point and sample, in one compiled call:
+    min(lines, hops) untimed hops to warm the caches, then n x ``hops`` hops between two
+    clock reads inside the kernel, so the dependent loads are all that is timed.
+    ``working_set=auto`` sweeps LATENCY_LABELS (L1d/4 to 8x L3, dense around each cache)
+    as ``<metric>@<point>``; a size gives one point. Cycles use the core clock
     measured in ``setup`` (``core_ghz``, absent where unknown). ``pages``: thp
     (MADV_HUGEPAGE: TLB misses out), base (MADV_NOHUGEPAGE), default (the kernel's policy);
     ``huge_page_share`` says what the kernel gave. Memory: the largest set, plus one set per
@@ -546,8 +561,8 @@ class Latency(Workload):
     def setup(self, ctx: WorkerContext) -> None:
         from workloads.kernels import compiled, core_clock_hz
 
-        kernels, self.compile_s = compiled("chase", "sattolo_swaps", "clock_chain")
-        self._chase = kernels.chase
+        kernels, self.compile_s = compiled("chase", "chase_timed", "sattolo_swaps", "clock_chain")
+        self._chase, self._chase_timed = kernels.chase, kernels.chase_timed
         text = self.params["working_set"].strip()
         if text.lower() == "auto":
             sizes = latency_sweep_sizes(cache_sizes(ctx))
@@ -572,17 +587,13 @@ class Latency(Workload):
         self._flags = frozenset({"huge_pages_missing"}) if missing else frozenset()
 
     def run(self, n: int) -> Measurement:
-        from time import perf_counter_ns as now
-
-        chase, hops, position = self._chase, self.params["hops"], self._position
+        chase, hops, position = self._chase_timed, self.params["hops"], self._position
         metrics: dict[str, float] = {}
         loads = 0
         for p in self.points:
             warm = min(p.lines, hops)
-            start = chase(position[p.label], warm)
-            t0 = now()
-            position[p.label] = chase(start, n * hops)
-            ns = (now() - t0) / (n * hops)
+            position[p.label], elapsed_ns = chase(position[p.label], warm, n * hops)
+            ns = elapsed_ns / (n * hops)
             loads += warm + n * hops
             at = f"@{p.label}" if p.label else ""
             metrics[f"ns_per_load{at}"] = ns

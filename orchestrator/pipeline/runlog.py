@@ -58,6 +58,7 @@ def node_rows(run_id: str, nodes: Sequence[NodeInfo], used_cpus: Mapping[str, se
             "preferred_core_rank": json.dumps({str(c): r for c, r in topo.preferred_core_rank.items()}),
             "governors": json.dumps({str(c): g for c, g in topo.governors.items() if c in used or not used}),
             "versions": json.dumps(env.get("versions")),
+            "compiler": json.dumps(env["compiler"]) if env.get("compiler") else None,
             **{k: env.get(k) for k in ("cpu_count", "memory_available_bytes", "vm", "container",
                                        "cpu_quota_cpus")},
         })

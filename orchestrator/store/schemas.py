@@ -18,7 +18,7 @@ too, ``v<N>-<name>.parquet``, so each version is read with one glob):
         Runs: status running while the driver lives (host, pid), resumed_by. A new table
         capacity holds topobench capacity's answer per point. Later, additively (older files
         read NULL, ``UNION_BY_NAME``): capacity.non_monotone, non_monotone_per_s, probes_per_s
-        and note (issue 23).
+        and note (issue 23); nodes.compiler (issue 22): numba's compiler facts as JSON.
 """
 
 from __future__ import annotations
@@ -77,6 +77,7 @@ NODES_SCHEMA = pa.schema([
     ("host_id", pa.string()),  # the machine: the kernel's boot id (shared by its containers), else hostname
     ("clock_offset_ns", pa.int64()),  # the node's clock minus the driver's (first trial on it; 0: same machine)
     ("clock_uncertainty_ns", pa.int64()),  # ± bound of that offset: half the best exchange's round trip
+    ("compiler", pa.string()),  # JSON {numba, llvmlite, llvm, triple, cpu_name, cpu_features, opt_level}
 ])
 
 TRIALS_SCHEMA = pa.schema([
@@ -274,7 +275,7 @@ RESOURCES_SCHEMA = pa.schema([
     ("since_ns", pa.int64()),  # schema 2: start of the interval (a cpu_percent row covers one sample)
 ])
 
-UNION_BY_NAME = frozenset({"capacity"})
+UNION_BY_NAME = frozenset({"capacity", "nodes"})
 """Tables that gained columns within the current version: the reader matches their files' columns by name
 (a file written before the addition reads NULL there), not by the first file's schema."""
 
