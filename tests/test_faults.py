@@ -44,7 +44,8 @@ def test_a_disk_that_fills_mid_run_keeps_what_finished_and_says_so(ray_local, tm
     with tmpfs(tmp_path / "small", "size=4m") as results:
         def fill_after_the_first_trial(i, trial, record):
             if record is not None and i == 0:  # leave no byte free for the second trial
-                with open(results / "filler", "wb") as f, contextlib.suppress(OSError):
+                # Unbuffered: a buffered file would fail again on close, flushing what did not fit.
+                with open(results / "filler", "wb", buffering=0) as f, contextlib.suppress(OSError):
                     while True:
                         f.write(b"\0" * 65536)
 

@@ -1,40 +1,48 @@
-"""The one reader of the results dataset: DuckDB views over every run's files, confined to the folder.
+"""The one reader of the results dataset: DuckDB over the committed files, read through pyarrow, confined to them.
 
-Each table is one view over one glob per schema version (``layout.globs``) with hive
-partitioning, so a query reads only the files it needs (``WHERE run_id = …`` prunes by
-folder) and its cost grows with the files it touches, not with a listing of every file.
-Versions are joined with ``UNION ALL BY NAME``, so a column an older version lacks reads NULL.
-A file that cannot be read (corrupt, empty, or another table's file under a table's name)
-makes the reader check every file of the dataset once and leave the bad ones out, naming
-them in ``skipped``.
+Each table is one ``pyarrow.dataset`` over exactly the files the runs' manifests list (and,
+for runs of schema 1 and 2, which have none, the files under those versions' names),
+registered in DuckDB. DuckDB itself opens no file and reaches no network: pyarrow reads
+the listed files, from a folder or object storage alike, so a query can read the dataset and
+nothing else (``enable_external_access`` off, configuration locked). Each file carries its
+run id as a partition value, so ``WHERE run_id = …`` skips the other runs' files unopened.
+A column an older file lacks reads NULL. A file that cannot be read (corrupt, or another
+table's file) makes the reader check every file once and leave the bad ones out, naming them
+in ``skipped``.
 """
 
 from __future__ import annotations
 
-import glob
 import os
 import re
 from collections.abc import Iterable, Sequence
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
-from orchestrator.store import layout
+from orchestrator.store import files, layout, manifest
+from orchestrator.store.live import is_open
+from orchestrator.store.location import Location, describe_failure, resolve_location
 from orchestrator.store.schemas import SCHEMAS
 from workloads.errors import UserError
 
 _LATEST = re.compile(r"^latest(?:~(\d+))?$")
 _READ_ONLY = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
-_HIVE = {table: "hive_partitioning=true, hive_types={'run_id': VARCHAR" + (", 'node': VARCHAR}" if table in
-                                                                              layout.TRIAL_TABLES else "}")
-         for table in SCHEMAS}
+_IO_THREADS = 32
+"""pyarrow's I/O threads for object storage: many small GETs at once hide each one's latency."""
 
 
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+@dataclass(frozen=True, slots=True)
+class _File:
+    """A committed file: path relative to the root, size in bytes, and its run."""
+
+    path: str
+    size_bytes: int
+    run_id: str
 
 
 def _alive(pid: int) -> bool:
@@ -63,60 +71,106 @@ def _tables_of(sql: str) -> set[str] | None:
 
 
 class Dataset:
-    """A results folder opened for reading; ``rows``, ``table`` and ``query`` run SQL over its views."""
+    """A results dataset opened for reading; ``rows``, ``table`` and ``query`` run SQL over its views."""
 
-    def __init__(self, root: Path) -> None:
-        root = Path(root)
-        if not root.exists():
-            raise UserError(f"Results folder {str(root)!r} does not exist; run `topobench run` first "
-                            "or pass the folder with --results DIR.")
-        if not root.is_dir():
-            raise UserError(f"--results {str(root)!r} is a file, not a folder; pass the results folder "
+    def __init__(self, results: str | os.PathLike | Location, runs: Iterable[str] | None = None) -> None:
+        """Open the dataset at ``results``; with ``runs``, only those runs' files (cheaper where there are many).
+
+        Raises:
+            UserError: the location is malformed, missing, a file, or cannot be read.
+        """
+        self.location = resolve_location(results)
+        self._only = None if runs is None else tuple(layout.validate_run_id(r) for r in runs)
+        try:
+            found = files.exists(self.location)
+        except OSError as exc:
+            raise UserError(f"Results location {self.location.shown!r} cannot be read ({describe_failure(exc)}); "
+                            "check the endpoint and the credentials, or pass another --results.") from None
+        if found is False:
+            raise UserError(f"Results folder {str(results) if self.location.local else self.location.shown!r} does "
+                            "not exist; run `topobench run` first or pass the folder with --results DIR.")
+        if found is None:
+            raise UserError(f"--results {str(results)!r} is a file, not a folder; pass the results folder "
                             "(the one `topobench run --results DIR` wrote).")
-        self.root = root.resolve()
         self.skipped: list[str] = []
         """Files left out because they could not be read as their table (path: reason)."""
-        self._files: dict[str, list[Path]] | None = None  # checked file lists, after a read error
+        self._manifests: dict[str, manifest.RunManifest] | None = None
+        self._files: dict[str, list[_File]] = {}
+        self._bad: set[str] = set()
         self._con: duckdb.DuckDBPyConnection | None = None
         self._views: set[str] = set()
+        if not self.location.local and pa.io_thread_count() < _IO_THREADS:
+            pa.set_io_thread_count(_IO_THREADS)
+
+    @property
+    def root(self) -> str:
+        """Return the dataset's root as messages show it."""
+        return self.location.shown
+
+    # --- which files --------------------------------------------------------------------------
+
+    def _runs(self) -> dict[str, manifest.RunManifest]:
+        if self._manifests is None:
+            try:
+                if self._only is None:
+                    self._manifests, problems = manifest.load_all(self.location)
+                    self.skipped += [p for p in problems if p not in self.skipped]
+                else:
+                    found = {r: manifest.load(self.location, r) for r in self._only}
+                    self._manifests = {r: m for r, m in found.items() if m is not None}
+            except (OSError, ValueError) as exc:
+                raise UserError(f"The manifests of {self.location.shown!r} cannot be read "
+                                f"({describe_failure(exc) if isinstance(exc, OSError) else exc}); check the "
+                                "storage, or pass another --results.") from None
+        return self._manifests
+
+    def files(self, table: str) -> list[_File]:
+        """Return the committed files of ``table``: every manifest's, then those of runs without one."""
+        if table not in self._files:
+            runs = self._runs()
+            found = [_File(e.path, e.size_bytes, run_id) for run_id, m in runs.items() for e in m.entries(table)]
+            found += self._legacy(table, set(runs))
+            self._files[table] = [f for f in found if f.path not in self._bad]
+        return self._files[table]
+
+    def _legacy(self, table: str, with_manifest: set[str]) -> list[_File]:
+        """Return the files of ``table`` of runs written before manifests (schema 1 and 2): by their names."""
+        out = []
+        folders = (files.listing(self.location, table) if self._only is None else
+                   [files.Listed(layout.run_folder(table, r), 0, True) for r in self._only])
+        for folder in folders:
+            run_id = layout.run_id_of(folder.path.rpartition("/")[2])
+            if not folder.is_dir or run_id is None or run_id in with_manifest:
+                continue
+            for f in sorted(files.listing(self.location, folder.path, recursive=True), key=lambda f: f.path):
+                if not f.is_dir and layout.legacy_version(table, f.path[len(folder.path) + 1:]):
+                    out.append(_File(f.path, f.size_bytes, run_id))
+        return out
+
+    def _arrow_dataset(self, table: str) -> pads.Dataset:
+        """Return a pyarrow dataset over the committed files of ``table``, each tagged with its run id."""
+        fmt, fs = pads.ParquetFileFormat(), self.location.fs
+        fragments = [fmt.make_fragment(self.location.path(f.path), fs, pads.field("run_id") == f.run_id,
+                                       file_size=f.size_bytes) for f in self.files(table)]
+        return pads.FileSystemDataset(fragments, SCHEMAS[table], fmt, fs)
 
     # --- connection -----------------------------------------------------------------------
 
-    def _sources(self, table: str) -> list[str]:
-        """Return the read_parquet argument of each schema version present (a glob or a file list)."""
-        if self._files is not None:
-            files = self._files[table]
-            by_version: dict[bool, list[str]] = {}
-            for f in files:
-                by_version.setdefault(layout.is_current(f), []).append(_quote(str(f)))
-            return [f"[{', '.join(v)}]" for v in by_version.values()]
-        out = []
-        for pattern in layout.globs(table).values():
-            path = str(self.root / pattern)
-            if next(glob.iglob(path), None) is not None:
-                out.append(_quote(path))
-        return out
-
-    def _view_sql(self, table: str) -> str:
-        drop = " EXCLUDE (node)" if table in layout.TRIAL_TABLES else ""
-        parts = [f"SELECT *{drop} FROM read_parquet({src}, {_HIVE[table]})" for src in self._sources(table)]
-        parts.append(f"SELECT * FROM _empty_{table}")  # every current column, typed, even with no files
-        return " UNION ALL BY NAME ".join(parts)
-
     def _dead_runs(self, con: duckdb.DuckDBPyConnection) -> pa.Table:
-        """Return the ids of runs stored as running whose driver, on this machine, is gone."""
+        """Return the ids of runs stored as running whose driver, on this machine, is gone (or closed them)."""
         from cluster.environment import local_host_id
 
-        here = local_host_id()
+        here, me = local_host_id(), os.getpid()
         running = con.execute("SELECT run_id, host, pid FROM _runs_stored WHERE status = 'running'").fetchall()
-        dead = [run_id for run_id, host, pid in running if host == here and (pid is None or not _alive(pid))]
+        dead = [run_id for run_id, host, pid in running
+                if host == here and (pid is None or not _alive(pid) or (pid == me and not is_open(run_id)))]
         return pa.table({"run_id": pa.array(dead, pa.string())})
 
     def connect(self, tables: Iterable[str] | None = None) -> duckdb.DuckDBPyConnection:
         """Return the open DuckDB connection with a view for each of ``tables`` (None: every table).
 
-        Only the views a statement names are built, so a query's cost follows the tables it reads
-        (a view binds its files' schemas when created). File access is confined to the folder.
+        Only the views a statement names are built, so a query's cost follows the tables it reads.
+        DuckDB reads only what is registered: no file, no network, no extension.
         """
         wanted = set(SCHEMAS) if tables is None else set(tables) & set(SCHEMAS)
         if self._con is not None and wanted <= self._views:
@@ -124,18 +178,15 @@ class Dataset:
         wanted |= self._views
         self.close()
         con = duckdb.connect(":memory:")
-        for table in wanted:
-            con.register(f"_empty_{table}", SCHEMAS[table].empty_table())
-            name = "_runs_stored" if table == "runs" else table
-            con.execute(f"CREATE VIEW {name} AS {self._view_sql(table)}")
+        for table in sorted(wanted):
+            con.register("_runs_stored" if table == "runs" else table, self._arrow_dataset(table))
         if "runs" in wanted:
             # A run row still says running after its driver died (killed, or the disk filled up).
             con.register("_dead", self._dead_runs(con))
             con.execute("CREATE VIEW runs AS SELECT * REPLACE (CASE WHEN status = 'running' AND run_id IN "
                         "(SELECT run_id FROM _dead) THEN 'interrupted' ELSE status END AS status) FROM _runs_stored")
-        # After the views exist: SQL can read nothing outside the folder, install or load nothing.
-        con.execute(f"SET allowed_directories=[{_quote(str(self.root) + '/')}]")
         con.execute("SET enable_external_access=false")
+        con.execute("SET python_enable_replacements=false")  # no Python variable is a table either
         con.execute("SET lock_configuration=true")
         self._con, self._views = con, wanted
         return con
@@ -146,39 +197,48 @@ class Dataset:
             self._con.close()
             self._con, self._views = None, set()
 
-    def _check_files(self) -> None:
-        """Check every file's footer once; keep the readable ones of the right table, name the rest."""
-        self._files = {}
-        for table in SCHEMAS:
-            kept = []
-            for pattern in layout.globs(table).values():
-                for name in sorted(glob.glob(str(self.root / pattern))):
-                    path = Path(name)
-                    try:
-                        meta = pq.read_schema(path).metadata or {}
-                    except (OSError, pa.ArrowException) as exc:
-                        self.skipped.append(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})")
-                        continue
-                    found = meta.get(b"topobench.table", b"").decode()
-                    if found != table:
-                        self.skipped.append(f"{path}: holds table {found or 'unknown'!r}, not {table!r}")
-                        continue
-                    kept.append(path)
-            self._files[table] = kept
+    def refresh(self) -> None:
+        """Read the manifests again: files committed, compacted or deleted since are seen as they are now."""
         self.close()
+        self._manifests, self._files = None, {}
+
+    def _check_files(self) -> None:
+        """Check every listed file's footer once; leave out the unreadable ones and those of another table."""
+        for table in SCHEMAS:
+            for f in self.files(table):
+                try:
+                    meta = pq.read_schema(self.location.path(f.path), filesystem=self.location.fs).metadata or {}
+                except (OSError, pa.ArrowException) as exc:
+                    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                    self._skip(f, f"not a readable Parquet file ({reason})")
+                    continue
+                found = meta.get(b"topobench.table", b"").decode()
+                if found != table:
+                    self._skip(f, f"holds table {found or 'unknown'!r}, not {table!r}")
+        self._files = {}
+        self.close()
+
+    def _skip(self, f: _File, reason: str) -> None:
+        self._bad.add(f.path)
+        self.skipped.append(f"{self.location.path(f.path) if self.location.local else f.path}: {reason}")
 
     # --- reading --------------------------------------------------------------------------
 
     def table(self, sql: str, args: Sequence[Any] = ()) -> pa.Table:
-        """Return the result of a query over the views as an Arrow table."""
+        """Return the result of a query over the views as an Arrow table.
+
+        A file that fails to read makes it read the manifests again (a run compacted meanwhile),
+        then check every file and leave the bad ones out, trying once after each.
+        """
         tables = _tables_of(sql)
-        try:
-            return _arrow(self.connect(tables).sql(sql, params=list(args) or None))
-        except (duckdb.IOException, duckdb.InvalidInputException) as exc:
-            if self._files is not None or str(self.root) not in str(exc):
-                raise
-            self._check_files()  # a bad file in the folder: leave it out and try once more
-            return _arrow(self.connect(tables).sql(sql, params=list(args) or None))
+        for recover in (self.refresh, self._check_files, None):
+            try:
+                return _arrow(self.connect(tables).sql(sql, params=list(args) or None))
+            except (duckdb.IOException, duckdb.InvalidInputException) as exc:
+                if recover is None or not _is_read_failure(exc):
+                    raise
+                recover()
+        raise AssertionError("unreachable")
 
     def rows(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Return the rows of a query over the views as dicts."""
@@ -189,7 +249,7 @@ class Dataset:
 
         Raises:
             UserError: the SQL does not parse or fails, is not a single read-only statement,
-                or reaches outside the folder.
+                or reaches outside the dataset.
         """
         try:
             statements = duckdb.extract_statements(sql)
@@ -203,7 +263,7 @@ class Dataset:
         try:
             return self.table(sql)
         except duckdb.PermissionException:
-            raise UserError(f"Query reaches outside the results folder {str(self.root)!r}; `topobench query` "
+            raise UserError(f"Query reaches outside the results folder {self.root!r}; `topobench query` "
                             "reads only the dataset's tables (runs, nodes, trials, samples, ...).") from None
         except duckdb.Error as exc:
             raise UserError(f"Query failed: {exc}") from None
@@ -241,3 +301,11 @@ class Dataset:
     def trials(self, run_id: str) -> list[dict[str, Any]]:
         """Return every ``trials`` row of ``run_id``, in stored order."""
         return self.rows("SELECT * FROM trials WHERE run_id = ?", [run_id])
+
+
+def _is_read_failure(exc: duckdb.Error) -> bool:
+    """Return whether a DuckDB error comes from pyarrow failing to read a file (not from the SQL)."""
+    text = str(exc)
+    return any(s in text for s in ("Parquet", "parquet", "No such file", "not found", "Error reading",
+                                   "AWS Error", "IOError", "Invalid: "))
+
