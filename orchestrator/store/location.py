@@ -139,7 +139,8 @@ def check_writable(value: str | os.PathLike | Location) -> Location:
     """Return the location after checking that it can be written; leaves nothing behind.
 
     A missing local folder is fine when its nearest existing parent is a writable folder; on
-    object storage a probe object is written and deleted.
+    object storage a probe object is written and deleted (pyarrow keeps the folder it was in
+    as an empty marker, so that it goes on existing, as a folder would).
 
     Raises:
         UserError: the folder (or the parent it would be made in) or the bucket cannot be written.

@@ -61,6 +61,7 @@ class RunStore:
         self.run_id = layout.validate_run_id(run_id)
         self.parts = PartWriter(self.location, self.run_id)
         self._manifest: RunManifest | None = RunManifest(self.run_id) if new else None
+        self._committer = new  # whether this object commits the run (then its manifest is the latest)
 
     # --- the manifest -----------------------------------------------------------------------
 
@@ -97,6 +98,7 @@ class RunStore:
             OSError: the entry could not be written: ``add`` is deleted again, nothing changed.
         """
         state, remove = self.manifest, [p for p in remove if p in self.manifest.files]
+        self._committer = True
         if not add and not remove and not checkpoint:
             return
         kind = "checkpoint" if checkpoint or (state.seq == 0 and state.files) or state.checkpoint_due() else "commit"
@@ -258,6 +260,8 @@ class RunStore:
 
     def _replace_in_checkpoint(self, table: str, rows: Sequence[Mapping]) -> None:
         old = [e.path for e in self.manifest.entries(table)]
+        if not rows and not old:
+            return
         entries = [self.parts.write(table, rows, "rows")] if rows else []
         self.commit(entries, old, f"{table} written", checkpoint=True)
 
@@ -309,7 +313,13 @@ class RunStore:
         return conform(files.read_parquet(self.location, entry.path), entry.table).to_pylist()
 
     def read(self, table: str) -> list[dict]:
-        """Return this run's committed rows of ``table``, in commit order ([] before the first)."""
+        """Return this run's committed rows of ``table``, in commit order ([] before the first).
+
+        An object that has not committed anything reads the manifest afresh each time (another
+        process, or another ``RunStore``, may have committed or compacted meanwhile).
+        """
+        if not self._committer:
+            self._manifest = None
         return [row for e in self.manifest.entries(table) for row in self.read_entry(e)]
 
     def read_run(self) -> dict | None:
