@@ -43,7 +43,6 @@ _NAME_PART = re.compile(r"^[A-Za-z0-9._-]+$")
 _MANIFEST_NAME = re.compile(r"^(\d{10})-(commit|checkpoint)\.json$")
 _OURS = re.compile(r"^(v\d+-.+\.parquet|run\.parquet|nodes\.parquet|trials\.parquet|scaling\.parquet|"
                    r"trial-.+\.parquet|\..+\.tmp)$")
-_ENTRY_PATH = re.compile(r"^([a-z]+)/run_id=([0-9A-Za-z-]+)/(node=[A-Za-z0-9._-]+/)?[A-Za-z0-9._-]+\.parquet$")
 _LEGACY = {  # {table: {version: name pattern inside a run folder (a node folder for per-trial tables)}}
     "runs": {1: "run.parquet", 2: "v2-run.parquet"}, "nodes": {1: "nodes.parquet", 2: "v2-nodes.parquet"},
     "trials": {1: "trials.parquet", 2: "v2-trials.parquet"}, "workers": {2: "v2-workers.parquet"},
@@ -164,7 +163,10 @@ class FileEntry:
         """
         entry = cls(str(data["table"]), str(data["path"]), int(data["size_bytes"]), int(data["rows"]),
                     tuple(data.get("trials") or ()), tuple(data.get("nodes") or ()))
-        match = _ENTRY_PATH.match(entry.path)
-        if not match or match.group(1) != entry.table or match.group(2) != run_id or ".." in entry.path:
+        prefix = f"{entry.table}/run_id={run_id}/"
+        inside = entry.path[len(prefix):]
+        depth = inside.count("/")
+        if not (entry.path.startswith(prefix) and inside.endswith(".parquet") and ".." not in inside
+                and (depth == 0 or (depth == 1 and inside.startswith("node="))) and entry.table in _LEGACY):
             raise ValueError(f"manifest entry {entry.path!r} is not a file of run {run_id}")
         return entry

@@ -18,7 +18,6 @@ other may write parts and hand it their ``FileEntry``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -152,6 +151,8 @@ def load_all(location: Location) -> tuple[dict[str, RunManifest], list[str]]:
     if location.local:
         data = dict(zip(wanted, map(read, wanted)))
     else:  # one request each: many at once
+        from concurrent.futures import ThreadPoolExecutor
+
         with ThreadPoolExecutor(max_workers=32) as pool:
             data = dict(zip(wanted, pool.map(read, wanted)))
     out, problems = {}, []
