@@ -5,6 +5,7 @@ Every test that writes runs twice: on a local folder and on a moto S3 server on 
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 
@@ -352,3 +353,39 @@ def test_a_running_run_whose_driver_is_gone_reads_as_interrupted(results):
     finally:
         live.mark_closed("20261129T085512Z-000001")
     assert [r["status"] for r in rows] == ["running", "interrupted", "interrupted"]
+
+
+_OLD_NAMES = {1: {"runs": "run.parquet", "trials": "trials.parquet", "samples": "trial-{trial}.parquet"},
+              2: {"runs": "v2-run.parquet", "trials": "v2-trials.parquet", "samples": "v2-part.parquet"}}
+
+
+def as_written_by(version: int, results: str, run_id: str) -> None:
+    """Rewrite a run as schema ``version`` wrote it: its files under that version's names, no manifest."""
+    location = resolve_location(results)
+    store = RunStore(results, run_id)
+    for e in store.manifest.entries():
+        data = files.read_parquet(location, e.path)
+        folder = e.path.rpartition("/")[0]
+        name = _OLD_NAMES[version][e.table].format(trial=e.trials[0] if e.trials else "")
+        location.fs.delete_file(location.path(e.path))
+        write_legacy(results, f"{folder}/{name}", data, e.table)
+    files.delete(location, store.manifest.log)
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_runs_written_by_older_versions_compare_as_they_did(results, version):
+    from test_compare import RUN_A, RUN_B, noisy, write_run
+    from typer.testing import CliRunner
+
+    from orchestrator.cli import app
+
+    write_run(results, RUN_A, noisy(100e6, seed=1))
+    write_run(results, RUN_B, noisy(90e6, seed=2))
+    expected = CliRunner().invoke(app, ["compare", RUN_A, RUN_B, "--results", results, "--format", "json"])
+    for run_id in (RUN_A, RUN_B):
+        as_written_by(version, results, run_id)
+    assert not [p for p in listed(results) if "/v3-" in p or p.startswith("_manifests/")]
+    result = CliRunner().invoke(app, ["compare", RUN_A, RUN_B, "--results", results, "--format", "json"])
+    assert result.exit_code == expected.exit_code == 0, result.output
+    assert json.loads(result.stdout) == json.loads(expected.stdout)
+    assert [r["verdict"] for r in json.loads(result.stdout)["rows"]] == ["slower"]

@@ -14,6 +14,7 @@ files are listed in a first checkpoint, and compaction rewrites them as current 
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -25,7 +26,7 @@ from orchestrator.store.layout import FileEntry
 from orchestrator.store.location import Location, check_writable, describe_failure, resolve_location
 from orchestrator.store.manifest import RunManifest
 from orchestrator.store.parts import PartWriter, conform, distinct_values
-from orchestrator.store.schemas import SCHEMAS
+from orchestrator.store.schemas import SCHEMA_VERSION, SCHEMAS
 from workloads.errors import StoreError
 
 __all__ = ["FileEntry", "RunStore", "StoreError", "WriteFailed", "check_writable"]
@@ -36,13 +37,15 @@ class WriteFailed(StoreError):
 
     def __init__(self, what: str, exc: OSError, location: Location, kept: str | None = None) -> None:
         self.what, self.why, self.local, self.kept = what, describe_failure(exc), location.local, kept
+        self.full = exc.errno == errno.ENOSPC
         self.marked = True
         """Whether the run's final row (failed) was written after it; the session says."""
         super().__init__(what)
 
     def __str__(self) -> str:
-        fix = ("free space or pass another --results DIR, then run again" if self.local else
-               "check that the storage is reachable and writable, then run again")
+        fix = ("check that the storage is reachable and writable, then run again" if not self.local else
+               "free space or pass another --results DIR, then run again" if self.full else
+               "make the folder writable or pass another --results DIR, then run again")
         kept = self.kept or ("what finished before is kept and the run is marked failed" if self.marked else
                              "what finished before is kept, but the run could not be marked failed either, so it "
                              "reads as interrupted")
@@ -362,8 +365,8 @@ class RunStore:
             groups.setdefault(e.path.rpartition("/")[0], []).append(e)
         add, remove = [], []
         for folder, entries in groups.items():
-            if len(entries) == 1 and "-part-" in entries[0].path:
-                continue
+            if len(entries) == 1 and entries[0].path.rpartition("/")[2].startswith(f"v{SCHEMA_VERSION}-"):
+                continue  # one current file already (an older version's is rewritten)
             table = entries[0].table
             merged = pa.concat_tables([conform(files.read_parquet(self.location, e.path), table) for e in entries])
             node = folder.rpartition("node=")[2] if table in layout.TRIAL_TABLES else None
