@@ -65,7 +65,10 @@ def test_run_ids_and_names_are_validated_wherever_a_path_is_built():
     assert path != layout.part_path("samples", RUN, layout.trial_kind("t1"), "n1")  # never the same name twice
     with pytest.raises(ValueError, match="cannot be part of a file name"):
         layout.part_path("samples", RUN, "part", "../n1")
-    assert layout.parse_manifest_name("0000000007-commit.json") == (7, "commit")
+    assert layout.parse_manifest_name("0000000007-commit.json") == (7, "commit", None)
+    assert layout.parse_manifest_name("0000000008-checkpoint_runs.0a1b2c3d4e5f.json") == (
+        8, "checkpoint", {"runs": "0a1b2c3d4e5f"})
+    assert layout.parse_manifest_name("0000000009-checkpoint_.json") == (9, "checkpoint", {})
     assert layout.parse_manifest_name(".write-check-ab") is None
     assert layout.legacy_version("samples", "node=n1/v2-part.parquet") == 2
     assert layout.legacy_version("samples", "node=n1/trial-t1.parquet") == 1
@@ -192,8 +195,8 @@ def test_compaction_merges_each_tables_parts_in_one_checkpoint(results):
         ("runs", f"run_id={RUN}"), ("samples", "node=n1"), ("samples", "node=n2"), ("trials", f"run_id={RUN}"),
         ("workers", f"run_id={RUN}")]
     assert all("-part-" in e.path or e.table == "runs" for e in entries)
-    assert set(listed(results)) == {e.path for e in entries} | {
-        layout.manifest_path(RUN, store.manifest.seq, "checkpoint")}  # obsolete parts and entries are gone
+    assert set(listed(results)) == {e.path for e in entries} | set(store.manifest.log)  # nothing obsolete is left
+    assert len(store.manifest.log) == 1
     after = Dataset(results).table(query)
     assert after.equals(before) and after.num_rows == 18
     # A resumed run adds parts beside the merged ones; compacting again keeps everything once.
@@ -202,6 +205,28 @@ def test_compaction_merges_each_tables_parts_in_one_checkpoint(results):
     assert Dataset(results).rows("SELECT count(*) AS n, count(DISTINCT trial_id) AS t FROM samples") == [
         {"n": 21, "t": 4}]
     assert Dataset(results).rows("SELECT status FROM runs") == [{"status": "complete"}]
+
+
+def test_a_finished_run_is_read_from_its_listing_unless_the_listing_differs(results, monkeypatch):
+    store = RunStore(results, RUN)
+    store.write_run({"run_id": RUN, "status": "running"})
+    commit(store, "t1", ("n1", "n2"))
+    store.write_final_run({"run_id": RUN, "status": "complete"})
+    store.compact()
+    real = files.read_json
+
+    def no_manifest(*args):
+        raise AssertionError("a manifest was read")
+
+    monkeypatch.setattr(manifest.files, "read_json", no_manifest)  # its checkpoint's name says it all
+    assert Dataset(results).rows("SELECT count(*) AS n FROM samples") == [{"n": 6}]
+    assert Dataset(results).rows("SELECT status FROM runs") == [{"status": "complete"}]
+    monkeypatch.undo()
+    PartWriter(results, RUN).write_trial("t2", "samples", samples(RUN, "t2", "n1"), "n1")  # a crash's leftover
+    reads = []
+    monkeypatch.setattr(manifest.files, "read_json", lambda *args: reads.append(args) or real(*args))
+    assert Dataset(results).rows("SELECT DISTINCT trial_id FROM samples") == [{"trial_id": "t1"}]
+    assert len(reads) == 1  # the listing no longer matched: the manifest said what is committed
 
 
 def test_checkpoints_grow_geometrically():
@@ -278,6 +303,7 @@ def test_bad_files_are_skipped_and_named(results):
     v2 = "20250601T000000Z-bbbbbb"
     wrong = f"trials/run_id={v2}/v2-trials.parquet"
     write_legacy(results, wrong, samples(v2, "t3", "n1"), "samples")  # another table under the trials name
+    PartWriter(results, "20250101T000000Z-cccccc").write_trial("t4", "samples", samples(RUN, "t4", "n1"), "n1")
     escaping = layout.manifest_path("20250101T000000Z-cccccc", 1, "commit")
     files.write_json(location, escaping, {"format": "topobench-manifest", "run_id": "20250101T000000Z-cccccc",
                                           "seq": 1, "kind": "commit",

@@ -5,7 +5,7 @@ per run (and per node for the per-trial tables); every file is written once unde
 other file has (``v<version>-<kind>-<token>.parquet``) and becomes visible when the run's
 manifest names it (``store/manifest.py``)::
 
-    _manifests/run_id=<id>/<seq>-<commit|checkpoint>.json     which files are committed
+    _manifests/run_id=<id>/<seq>-<commit|checkpoint[_digests]>.json   which files are committed
     runs/run_id=<id>/v3-run-<token>.parquet                   the run row (replaced on each change)
     nodes/run_id=<id>/v3-node-<token>.parquet                 one node's row (replaced when it changes)
     trials/run_id=<id>/v3-trial-<trial_id>-<token>.parquet    one trial's rows (also workers, latency)
@@ -21,9 +21,10 @@ Version 1 used ``run.parquet``, ``trials.parquet``, ``trial-<id>.parquet``; vers
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -40,7 +41,8 @@ MANIFESTS = "_manifests"
 
 _RUN_ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$")
 _NAME_PART = re.compile(r"^[A-Za-z0-9._-]+$")
-_MANIFEST_NAME = re.compile(r"^(\d{10})-(commit|checkpoint)\.json$")
+_DIGEST = re.compile(r"^[a-z]+\.[0-9a-f]{12}$")
+_MAX_NAME = 200  # bytes: a file name must stay under 255 on local file systems
 _OURS = re.compile(r"^(v\d+-.+\.parquet|run\.parquet|nodes\.parquet|trials\.parquet|scaling\.parquet|"
                    r"trial-.+\.parquet|\..+\.tmp)$")
 _LEGACY = {  # {table: {version: name pattern inside a run folder (a node folder for per-trial tables)}}
@@ -102,15 +104,37 @@ def manifest_folder(run_id: str) -> str:
     return f"{MANIFESTS}/run_id={validate_run_id(run_id)}"
 
 
-def manifest_path(run_id: str, seq: int, kind: str) -> str:
-    """Return the path of one run's manifest entry ``seq`` (a ``commit`` or a ``checkpoint``)."""
-    return f"{manifest_folder(run_id)}/{seq:010d}-{kind}.json"
+def manifest_path(run_id: str, seq: int, kind: str, digests: Mapping[str, str] | None = None) -> str:
+    """Return the path of one run's manifest entry ``seq`` (a ``commit`` or a ``checkpoint``).
+
+    A checkpoint's name may carry ``digests``, {table: ``files_digest`` of its files}: a reader
+    that lists the same files needs not read it (``0000000009-checkpoint_runs.0a1b2c3d4e5f_....json``;
+    ``_`` alone: no files). Too long a name goes without them.
+    """
+    name = f"{seq:010d}-{kind}"
+    if digests is not None:
+        marked = name + "_" + "_".join(f"{table}.{digest}" for table, digest in sorted(digests.items()))
+        name = marked if len(marked) <= _MAX_NAME else name
+    return f"{manifest_folder(run_id)}/{name}.json"
 
 
-def parse_manifest_name(name: str) -> tuple[int, str] | None:
-    """Return (seq, kind) of a manifest file name; None for anything else (a probe, a temporary)."""
-    match = _MANIFEST_NAME.match(name)
-    return (int(match.group(1)), match.group(2)) if match else None
+def parse_manifest_name(name: str) -> tuple[int, str, dict[str, str] | None] | None:
+    """Return (seq, kind, digests or None) of a manifest file name; None for anything else (a probe, a temporary)."""
+    stem, dot, ext = name.rpartition(".")
+    seq, dash, rest = stem.partition("-")
+    kind, marked, listed = rest.partition("_")
+    if ext != "json" or not dot or not dash or len(seq) != 10 or not seq.isdigit() or \
+            kind not in ("commit", "checkpoint"):
+        return None
+    items = [i for i in listed.split("_") if i]
+    if not all(_DIGEST.match(i) for i in items):
+        return None
+    return int(seq), kind, dict(i.split(".") for i in items) if marked else None
+
+
+def files_digest(paths: Iterable[str]) -> str:
+    """Return 12 hex digits naming a set of file paths (relative to the root), whatever their order."""
+    return hashlib.sha1("\n".join(sorted(paths)).encode()).hexdigest()[:12]
 
 
 def run_id_of(folder_name: str) -> str | None:

@@ -13,6 +13,10 @@ A ``commit`` removes and adds files; a ``checkpoint`` lists every committed file
 entries before it obsolete (they are deleted after it). The committed set is the last
 checkpoint and every later commit, in seq order. One process commits a run (its driver); any
 other may write parts and hand it their ``FileEntry``.
+
+A checkpoint's name carries a digest of each table's files (``layout.manifest_path``): a reader
+whose listing of a finished run's folders shows exactly those files uses the listing and reads
+no manifest at all, which on object storage saves a request per run.
 """
 
 from __future__ import annotations
@@ -87,24 +91,22 @@ def _from_last_checkpoint(names: Sequence[str]) -> tuple[list[str], list[str]]:
     """Split entry paths (in seq order) into (obsolete ones, ones to read: the last checkpoint onwards)."""
     start = 0
     for i, name in enumerate(names):
-        if name.endswith("-checkpoint.json"):
+        if "-checkpoint" in name.rpartition("/")[2]:
             start = i
     return list(names[:start]), list(names[start:])
 
 
-def load(location: Location, run_id: str, names: Sequence[str] | None = None) -> RunManifest | None:
+def load(location: Location, run_id: str) -> RunManifest | None:
     """Return a run's manifest as it stands; None when the run has none (not started, or of schema 1 or 2).
 
-    ``names`` are its entries when the caller has listed them already. An entry deleted
-    meanwhile (a checkpoint made it obsolete) makes it list again and start over.
+    An entry deleted meanwhile (a checkpoint made it obsolete) makes it list again and start over.
 
     Raises:
         OSError: the manifest could not be read.
         ValueError: an entry is not a manifest of this run.
     """
-    for attempt in range(4):
-        if names is None or attempt:
-            names = log_names(location, run_id)
+    for _ in range(4):
+        names = log_names(location, run_id)
         if not names:
             return None
         obsolete, wanted = _from_last_checkpoint(names)
@@ -125,21 +127,34 @@ def _build(run_id: str, obsolete: list[str], entries: Iterable[tuple[str, Any]])
     return manifest
 
 
-def load_all(location: Location) -> tuple[dict[str, RunManifest], list[str]]:
-    """Return the manifest of every run that has one, and why a run's could not be used (each run left out).
-
-    On object storage the entries are read in parallel: each one is a request.
-
-    Raises:
-        OSError: the manifests could not be listed or read.
-    """
+def list_logs(location: Location) -> dict[str, list[str]]:
+    """Return {run id: paths of its manifest entries, in seq order} of every run that has a manifest."""
     by_run: dict[str, list[str]] = {}
     for f in files.listing(location, layout.MANIFESTS, recursive=True):
         folder, _, name = f.path.rpartition("/")
         run_id = layout.run_id_of(folder.rpartition("/")[2])
         if not f.is_dir and run_id and layout.parse_manifest_name(name):
             by_run.setdefault(run_id, []).append(f.path)
-    split = {run_id: _from_last_checkpoint(sorted(names)) for run_id, names in by_run.items()}
+    return {run_id: sorted(names) for run_id, names in by_run.items()}
+
+
+def last_digests(names: Sequence[str]) -> dict[str, str] | None:
+    """Return the table digests the last of a run's entries carries; None when it is not such a checkpoint."""
+    parsed = layout.parse_manifest_name(names[-1].rpartition("/")[2]) if names else None
+    return parsed[2] if parsed and parsed[1] == "checkpoint" else None
+
+
+def load_many(location: Location, logs: Mapping[str, Sequence[str]]) -> tuple[dict[str, RunManifest], list[str]]:
+    """Return the manifests of the runs in ``logs`` ({run id: entry paths}), and why a run's could not be used.
+
+    On object storage the entries are read in parallel: each one is a request. A run whose
+    entries changed meanwhile is listed and read again; a run whose manifest is not usable is
+    left out and named.
+
+    Raises:
+        OSError: a manifest could not be listed or read.
+    """
+    split = {run_id: _from_last_checkpoint(names) for run_id, names in logs.items()}
     wanted = [name for _, names in split.values() for name in names]
 
     def read(name: str) -> Any:
@@ -148,7 +163,7 @@ def load_all(location: Location) -> tuple[dict[str, RunManifest], list[str]]:
         except FileNotFoundError:
             return None  # made obsolete meanwhile: that run is loaded again below
 
-    if location.local:
+    if location.local or len(wanted) < 2:
         data = dict(zip(wanted, map(read, wanted)))
     else:  # one request each: many at once
         from concurrent.futures import ThreadPoolExecutor
@@ -170,6 +185,11 @@ def load_all(location: Location) -> tuple[dict[str, RunManifest], list[str]]:
     return out, problems
 
 
+def load_all(location: Location) -> tuple[dict[str, RunManifest], list[str]]:
+    """Return the manifest of every run that has one, and why a run's could not be used (each run left out)."""
+    return load_many(location, list_logs(location))
+
+
 def write_entry(location: Location, manifest: RunManifest, kind: str, add: Sequence[FileEntry] = (),
                 remove: Iterable[str] = (), note: str = "") -> int:
     """Commit one entry (``commit``, or ``checkpoint`` listing every file) and apply it; return its bytes.
@@ -181,7 +201,13 @@ def write_entry(location: Location, manifest: RunManifest, kind: str, add: Seque
     data = {"format": FORMAT, "version": VERSION, "run_id": manifest.run_id, "seq": seq, "kind": kind,
             "committed_at": datetime.now(timezone.utc).isoformat(), "note": note,
             "add": [e.to_json() for e in add], "remove": list(remove)}
-    name = layout.manifest_path(manifest.run_id, seq, kind)
+    digests = None
+    if kind == "checkpoint":
+        by_table: dict[str, list[str]] = {}
+        for e in add:
+            by_table.setdefault(e.table, []).append(e.path)
+        digests = {table: layout.files_digest(paths) for table, paths in by_table.items()}
+    name = layout.manifest_path(manifest.run_id, seq, kind, digests)
     size = files.write_json(location, name, data)
     manifest.apply(data, name)
     return size

@@ -47,6 +47,7 @@ _HIVE = {table: "hive_partitioning=true, hive_types={'run_id': VARCHAR" + (", 'n
                                                                               layout.TRIAL_TABLES else "}")
          for table in SCHEMAS}
 _VERSION = re.compile(r"^v(\d+)-")
+_PARAMETER = re.compile(r"\?|\$\d+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,11 +82,14 @@ def _arrow(relation: duckdb.DuckDBPyRelation) -> pa.Table:
 
 def _tables_of(sql: str) -> set[str] | None:
     """Return the names ``sql`` reads from (CTE names excluded); None when that cannot be told."""
-    try:
-        with duckdb.connect(":memory:") as con:
-            return set(con.get_table_names(sql, qualified=False))
-    except duckdb.Error:
-        return None  # e.g. a USING join, which needs the columns: build every view
+    # A prepared parameter cannot be named without its value: NULL stands in for it here.
+    for text in (sql, _PARAMETER.sub("NULL", sql)):
+        try:
+            with duckdb.connect(":memory:") as con:
+                return set(con.get_table_names(text, qualified=False))
+        except duckdb.Error:
+            continue
+    return None  # e.g. a USING join, which needs the columns: build every view
 
 
 class Dataset:
@@ -112,7 +116,9 @@ class Dataset:
                             "(the one `topobench run --results DIR` wrote).")
         self.skipped: list[str] = []
         """Files left out because they could not be read as their table (path: reason)."""
-        self._manifests: dict[str, manifest.RunManifest] | None = None
+        self._log_names: dict[str, list[str]] | None = None
+        self._manifests: dict[str, manifest.RunManifest] = {}
+        self._unusable: set[str] = set()
         self._files: dict[str, list[_File]] = {}
         self._bad: set[str] = set()
         self._con: duckdb.DuckDBPyConnection | None = None
@@ -127,44 +133,85 @@ class Dataset:
 
     # --- which files --------------------------------------------------------------------------
 
-    def _runs(self) -> dict[str, manifest.RunManifest]:
-        if self._manifests is None:
+    def _logs(self) -> dict[str, list[str]]:
+        """Return {run id: its manifest entries} of the runs that have a manifest (one listing, kept)."""
+        if self._log_names is None:
             try:
                 if self._only is None:
-                    self._manifests, problems = manifest.load_all(self.location)
-                    self.skipped += [p for p in problems if p not in self.skipped]
+                    self._log_names = manifest.list_logs(self.location)
                 else:
-                    found = {r: manifest.load(self.location, r) for r in self._only}
-                    self._manifests = {r: m for r, m in found.items() if m is not None}
-            except (OSError, ValueError) as exc:
-                raise UserError(f"The manifests of {self.location.shown!r} cannot be read "
-                                f"({describe_failure(exc) if isinstance(exc, OSError) else exc}); check the "
-                                "storage, or pass another --results.") from None
-        return self._manifests
+                    found = {r: manifest.log_names(self.location, r) for r in self._only}
+                    self._log_names = {r: names for r, names in found.items() if names}
+            except OSError as exc:
+                raise self._unreadable(exc) from None
+        return self._log_names
+
+    def _unreadable(self, exc: OSError) -> UserError:
+        return UserError(f"The results in {self.location.shown!r} cannot be read ({describe_failure(exc)}); "
+                         "check the storage, or pass another --results.")
+
+    def _manifests_of(self, run_ids: Iterable[str]) -> dict[str, manifest.RunManifest]:
+        """Return the manifests of ``run_ids``, read once each (in parallel on object storage)."""
+        logs = self._logs()
+        missing = {r: logs[r] for r in run_ids if r not in self._manifests and r not in self._unusable}
+        if missing:
+            try:
+                found, problems = manifest.load_many(self.location, missing)
+            except OSError as exc:
+                raise self._unreadable(exc) from None
+            self._manifests.update(found)
+            self._unusable.update(set(missing) - set(found))
+            self.skipped += [p for p in problems if p not in self.skipped]
+        return {r: self._manifests[r] for r in run_ids if r in self._manifests}
+
+    def _listing(self, table: str) -> dict[str, list[files.Listed]]:
+        """Return {run id: its files of ``table``}, listed (the files, not the manifests, say what exists)."""
+        folders = [table] if self._only is None else [layout.run_folder(table, r) for r in self._only]
+        out: dict[str, list[files.Listed]] = {}
+        try:
+            for folder in folders:
+                for f in files.listing(self.location, folder, recursive=True):
+                    run_id = layout.run_id_of(f.path.split("/")[1])
+                    if not f.is_dir and run_id is not None:
+                        out.setdefault(run_id, []).append(f)
+        except OSError as exc:
+            raise self._unreadable(exc) from None
+        return out
 
     def files(self, table: str) -> list[_File]:
-        """Return the committed files of ``table``: every manifest's, then those of runs without one."""
-        if table not in self._files:
-            runs = self._runs()
-            found = [_File(e.path, e.size_bytes, run_id, _version(e.path)) for run_id, m in runs.items()
-                     for e in m.entries(table)]
-            found += self._legacy(table, set(runs))
-            self._files[table] = [f for f in found if f.path not in self._bad]
+        """Return the committed files of ``table``, by run: what its manifest lists, or for runs without one
+        (schema 1 and 2), the files under those versions' names.
+
+        A finished run's files are taken from the listing when they are exactly those its last
+        checkpoint names (their digest is in its name): no manifest is read for it.
+        """
+        if table in self._files:
+            return self._files[table]
+        logs, found, unread = self._logs(), [], []
+        for run_id, listed in sorted(self._listing(table).items()):
+            if run_id not in logs:
+                found += self._legacy(table, run_id, listed)
+                continue
+            digests = manifest.last_digests(logs[run_id])
+            parts = [f for f in listed if f.path.endswith(".parquet") and not f.path.rpartition("/")[2].startswith(".")]
+            if digests is not None and digests.get(table, _NO_FILES) == layout.files_digest(f.path for f in parts):
+                found += [_File(f.path, f.size_bytes, run_id, _version(f.path)) for f in sorted(parts, key=_by_path)]
+            else:
+                unread.append(run_id)
+        for run_id, m in self._manifests_of(unread).items():
+            found += [_File(e.path, e.size_bytes, run_id, _version(e.path)) for e in m.entries(table)]
+        self._files[table] = [f for f in found if f.path not in self._bad]
         return self._files[table]
 
-    def _legacy(self, table: str, with_manifest: set[str]) -> list[_File]:
-        """Return the files of ``table`` of runs written before manifests (schema 1 and 2): by their names."""
+    @staticmethod
+    def _legacy(table: str, run_id: str, listed: list[files.Listed]) -> list[_File]:
+        """Return the files of a run written before manifests (schema 1 and 2), by those versions' names."""
+        folder = layout.run_folder(table, run_id)
         out = []
-        folders = (files.listing(self.location, table) if self._only is None else
-                   [files.Listed(layout.run_folder(table, r), 0, True) for r in self._only])
-        for folder in folders:
-            run_id = layout.run_id_of(folder.path.rpartition("/")[2])
-            if not folder.is_dir or run_id is None or run_id in with_manifest:
-                continue
-            for f in sorted(files.listing(self.location, folder.path, recursive=True), key=lambda f: f.path):
-                version = layout.legacy_version(table, f.path[len(folder.path) + 1:])
-                if not f.is_dir and version:
-                    out.append(_File(f.path, f.size_bytes, run_id, version))
+        for f in sorted(listed, key=_by_path):
+            version = layout.legacy_version(table, f.path[len(folder) + 1:])
+            if version:
+                out.append(_File(f.path, f.size_bytes, run_id, version))
         return out
 
     def _view_sql(self, table: str) -> str:
@@ -241,7 +288,7 @@ class Dataset:
     def refresh(self) -> None:
         """Read the manifests again: files committed, compacted or deleted since are seen as they are now."""
         self.close()
-        self._manifests, self._files = None, {}
+        self._log_names, self._manifests, self._unusable, self._files = None, {}, set(), {}
 
     def _check_files(self) -> None:
         """Check every listed file's footer once; leave out the unreadable ones and those of another table."""
@@ -342,6 +389,13 @@ class Dataset:
     def trials(self, run_id: str) -> list[dict[str, Any]]:
         """Return every ``trials`` row of ``run_id``, in stored order."""
         return self.rows("SELECT * FROM trials WHERE run_id = ?", [run_id])
+
+
+_NO_FILES = layout.files_digest(())
+
+
+def _by_path(f: files.Listed) -> str:
+    return f.path
 
 
 def _version(path: str) -> int:

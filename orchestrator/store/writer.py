@@ -190,12 +190,13 @@ class RunStore:
             WriteFailed: a write failed; nothing of this trial is visible (its parts are deleted
                 as far as the storage lets).
         """
-        written: list[FileEntry] = []
+        written: list[FileEntry] = []  # everything to delete again should the change fail
         try:
-            written = self.write_trial_parts(trial_id, tables, {"trials": trials, "workers": workers,
-                                                                "latency": latency})
+            trial_parts = self.write_trial_parts(trial_id, tables, {"trials": trials, "workers": workers,
+                                                                    "latency": latency})
+            written += trial_parts
             node_add, node_remove = self._node_parts(nodes, written)
-            self.commit([*written, *node_add, *parts], node_remove, f"trial {trial_id}")
+            self.commit([*trial_parts, *node_add, *parts], node_remove, f"trial {trial_id}")
         except OSError as exc:
             if isinstance(exc, FileExistsError):
                 raise
@@ -284,11 +285,6 @@ class RunStore:
             self.commit([*add, *node_add], [*remove, *node_remove], "run started")
         except OSError as exc:
             raise self._failed(exc, "the run's first rows", written, "nothing of this attempt was stored") from None
-
-    def drop_trials(self, keep: Iterable[str]) -> None:
-        """Drop every trial but ``keep`` from the run (a resumed run runs them again), in one commit."""
-        add, remove = self._dropped(set(keep), [])
-        self.commit(add, remove, "trials dropped to run again")
 
     def _dropped(self, keep: set[str], written: list[FileEntry]) -> tuple[list[FileEntry], list[str]]:
         """Return the parts that drop every trial but ``keep``: (rewritten parts, parts they replace).
