@@ -3,7 +3,8 @@
     location   --results → (pyarrow filesystem, root): a folder or object storage, credentials never stored
     files      whole files in a location: written all or nothing, read, listed, deleted
     layout     every path: tables, parts, manifests, and the names older versions used
-    manifest   a run's committed files: commits and checkpoints, read back (one run or all)
+    manifest   a run's committed files: commits and checkpoints, read back (one run or many)
+    catalog    which files of the dataset are committed, table by table (what the reader reads)
     parts      immutable parts, written by the driver or by any other process (node agents)
     writer     RunStore: a run's commits, its run row, compaction and cleanup at the end
     reader     Dataset: DuckDB views over the committed files, confined to them

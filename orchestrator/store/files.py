@@ -13,14 +13,16 @@ import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from orchestrator.store.location import Location, describe_failure
 from orchestrator.store.schemas import SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    from orchestrator.store.location import Location
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +35,9 @@ class Listed:
 
 
 def _failed(exc: OSError, location: Location, relative: str) -> OSError:
+    # Imported here, not at the top: that keeps the store's chain of imports within the rule.
+    from orchestrator.store.location import describe_failure
+
     reason = describe_failure(exc)
     reason = re.sub(r"^.*Detail: (\[errno \d+\] )?", "", reason)  # pyarrow's "Error writing bytes ... Detail:"
     return OSError(exc.errno, reason, location.path(relative))

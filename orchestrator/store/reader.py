@@ -1,9 +1,8 @@
 """The one reader of the results dataset: DuckDB views over the committed files, confined to them.
 
-Each table is a view over exactly the files the runs' manifests list (and, for runs of
-schema 1 and 2, which have none, the files under those versions' names), each file tagged
-with its run id, so ``WHERE run_id = …`` skips the other runs' files unopened. The same list
-is read two ways:
+Each table is a view over exactly its committed files (``store.catalog``), each tagged with
+its run id, so ``WHERE run_id = …`` skips the other runs' files unopened. The list is read
+two ways:
 
 - object storage: a ``pyarrow.dataset`` over the files, registered in DuckDB; pyarrow reads
   them through the location's filesystem, and DuckDB itself opens no file and reaches no
@@ -23,14 +22,14 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from orchestrator.store import files, layout, manifest
+from orchestrator.store import files, layout
+from orchestrator.store.catalog import Catalog, CommittedFile
 from orchestrator.store.live import is_open
 from orchestrator.store.location import Location, describe_failure, resolve_location
 from orchestrator.store.schemas import SCHEMAS
@@ -46,18 +45,7 @@ _IO_THREADS = 32
 _HIVE = {table: "hive_partitioning=true, hive_types={'run_id': VARCHAR" + (", 'node': VARCHAR}" if table in
                                                                               layout.TRIAL_TABLES else "}")
          for table in SCHEMAS}
-_VERSION = re.compile(r"^v(\d+)-")
 _PARAMETER = re.compile(r"\?|\$\d+")
-
-
-@dataclass(frozen=True, slots=True)
-class _File:
-    """A committed file: path relative to the root, size in bytes, its run and the schema version it was written in."""
-
-    path: str
-    size_bytes: int
-    run_id: str
-    version: int
 
 
 def _quote(text: str) -> str:
@@ -102,7 +90,7 @@ class Dataset:
             UserError: the location is malformed, missing, a file, or cannot be read.
         """
         self.location = resolve_location(results)
-        self._only = None if runs is None else tuple(layout.validate_run_id(r) for r in runs)
+        self.catalog = Catalog(self.location, runs)
         try:
             found = files.exists(self.location)
         except OSError as exc:
@@ -116,10 +104,6 @@ class Dataset:
                             "(the one `topobench run --results DIR` wrote).")
         self.skipped: list[str] = []
         """Files left out because they could not be read as their table (path: reason)."""
-        self._log_names: dict[str, list[str]] | None = None
-        self._manifests: dict[str, manifest.RunManifest] = {}
-        self._unusable: set[str] = set()
-        self._files: dict[str, list[_File]] = {}
         self._bad: set[str] = set()
         self._con: duckdb.DuckDBPyConnection | None = None
         self._views: set[str] = set()
@@ -133,86 +117,15 @@ class Dataset:
 
     # --- which files --------------------------------------------------------------------------
 
-    def _logs(self) -> dict[str, list[str]]:
-        """Return {run id: its manifest entries} of the runs that have a manifest (one listing, kept)."""
-        if self._log_names is None:
-            try:
-                if self._only is None:
-                    self._log_names = manifest.list_logs(self.location)
-                else:
-                    found = {r: manifest.log_names(self.location, r) for r in self._only}
-                    self._log_names = {r: names for r, names in found.items() if names}
-            except OSError as exc:
-                raise self._unreadable(exc) from None
-        return self._log_names
-
-    def _unreadable(self, exc: OSError) -> UserError:
-        return UserError(f"The results in {self.location.shown!r} cannot be read ({describe_failure(exc)}); "
-                         "check the storage, or pass another --results.")
-
-    def _manifests_of(self, run_ids: Iterable[str]) -> dict[str, manifest.RunManifest]:
-        """Return the manifests of ``run_ids``, read once each (in parallel on object storage)."""
-        logs = self._logs()
-        missing = {r: logs[r] for r in run_ids if r not in self._manifests and r not in self._unusable}
-        if missing:
-            try:
-                found, problems = manifest.load_many(self.location, missing)
-            except OSError as exc:
-                raise self._unreadable(exc) from None
-            self._manifests.update(found)
-            self._unusable.update(set(missing) - set(found))
-            self.skipped += [p for p in problems if p not in self.skipped]
-        return {r: self._manifests[r] for r in run_ids if r in self._manifests}
-
-    def _listing(self, table: str) -> dict[str, list[files.Listed]]:
-        """Return {run id: its files of ``table``}, listed (the files, not the manifests, say what exists)."""
-        folders = [table] if self._only is None else [layout.run_folder(table, r) for r in self._only]
-        out: dict[str, list[files.Listed]] = {}
+    def files(self, table: str) -> list[CommittedFile]:
+        """Return the committed files of ``table`` (``store.catalog``), less any found unreadable."""
         try:
-            for folder in folders:
-                for f in files.listing(self.location, folder, recursive=True):
-                    run_id = layout.run_id_of(f.path.split("/")[1])
-                    if not f.is_dir and run_id is not None:
-                        out.setdefault(run_id, []).append(f)
+            found = self.catalog.files(table)
         except OSError as exc:
-            raise self._unreadable(exc) from None
-        return out
-
-    def files(self, table: str) -> list[_File]:
-        """Return the committed files of ``table``, by run: what its manifest lists, or for runs without one
-        (schema 1 and 2), the files under those versions' names.
-
-        A finished run's files are taken from the listing when they are exactly those its last
-        checkpoint names (their digest is in its name): no manifest is read for it.
-        """
-        if table in self._files:
-            return self._files[table]
-        logs, found, unread = self._logs(), [], []
-        for run_id, listed in sorted(self._listing(table).items()):
-            if run_id not in logs:
-                found += self._legacy(table, run_id, listed)
-                continue
-            digests = manifest.last_digests(logs[run_id])
-            parts = [f for f in listed if f.path.endswith(".parquet") and not f.path.rpartition("/")[2].startswith(".")]
-            if digests is not None and digests.get(table, _NO_FILES) == layout.files_digest(f.path for f in parts):
-                found += [_File(f.path, f.size_bytes, run_id, _version(f.path)) for f in sorted(parts, key=_by_path)]
-            else:
-                unread.append(run_id)
-        for run_id, m in self._manifests_of(unread).items():
-            found += [_File(e.path, e.size_bytes, run_id, _version(e.path)) for e in m.entries(table)]
-        self._files[table] = [f for f in found if f.path not in self._bad]
-        return self._files[table]
-
-    @staticmethod
-    def _legacy(table: str, run_id: str, listed: list[files.Listed]) -> list[_File]:
-        """Return the files of a run written before manifests (schema 1 and 2), by those versions' names."""
-        folder = layout.run_folder(table, run_id)
-        out = []
-        for f in sorted(listed, key=_by_path):
-            version = layout.legacy_version(table, f.path[len(folder) + 1:])
-            if version:
-                out.append(_File(f.path, f.size_bytes, run_id, version))
-        return out
+            raise UserError(f"The results in {self.location.shown!r} cannot be read ({describe_failure(exc)}); "
+                            "check the storage, or pass another --results.") from None
+        self.skipped += [p for p in self.catalog.problems if p not in self.skipped]
+        return [f for f in found if f.path not in self._bad]
 
     def _view_sql(self, table: str) -> str:
         """Return the view of ``table`` over its local files: one ``read_parquet`` per schema version, by name."""
@@ -288,7 +201,7 @@ class Dataset:
     def refresh(self) -> None:
         """Read the manifests again: files committed, compacted or deleted since are seen as they are now."""
         self.close()
-        self._log_names, self._manifests, self._unusable, self._files = None, {}, set(), {}
+        self.catalog.refresh()
 
     def _check_files(self) -> None:
         """Check every listed file's footer once; leave out the unreadable ones and those of another table."""
@@ -303,10 +216,9 @@ class Dataset:
                 found = meta.get(b"topobench.table", b"").decode()
                 if found != table:
                     self._skip(f, f"holds table {found or 'unknown'!r}, not {table!r}")
-        self._files = {}
         self.close()
 
-    def _skip(self, f: _File, reason: str) -> None:
+    def _skip(self, f: CommittedFile, reason: str) -> None:
         self._bad.add(f.path)
         self.skipped.append(f"{self.location.path(f.path) if self.location.local else f.path}: {reason}")
 
@@ -389,19 +301,6 @@ class Dataset:
     def trials(self, run_id: str) -> list[dict[str, Any]]:
         """Return every ``trials`` row of ``run_id``, in stored order."""
         return self.rows("SELECT * FROM trials WHERE run_id = ?", [run_id])
-
-
-_NO_FILES = layout.files_digest(())
-
-
-def _by_path(f: files.Listed) -> str:
-    return f.path
-
-
-def _version(path: str) -> int:
-    """Return the schema version a part was written in (its name says: ``v<N>-...``)."""
-    match = _VERSION.match(path.rpartition("/")[2])
-    return int(match.group(1)) if match else 0
 
 
 def _is_read_failure(exc: duckdb.Error) -> bool:
