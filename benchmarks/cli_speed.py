@@ -9,7 +9,12 @@ under 1 s, and its cost growing no faster than the number of runs.
 With ``--busy`` a second process spins on one CPU the whole time (issue 19's condition: --help
 under 0.3 s while another process keeps one CPU busy).
 
-Run:  python benchmarks/cli_speed.py [--samples 7] [--busy]
+With ``--s3`` the datasets are on a moto S3 server started here on 127.0.0.1 (``moto[server]``,
+the test extra) and ``query`` reads them through ``--results s3://...?endpoint_override=...``;
+moto is a Python server, so each request costs milliseconds more than a local file: the figure
+is an upper bound for an S3 service on the same network, not a prediction.
+
+Run:  python benchmarks/cli_speed.py [--samples 7] [--busy] [--s3]
 """
 
 from __future__ import annotations
@@ -43,8 +48,10 @@ def timed(cmd: list[str]) -> float:
     return elapsed
 
 
-def make_datasets(root: Path) -> dict[int, Path]:
-    """Return {runs: folder}: one real run, copied to 10, 100 and 1000 runs."""
+def make_datasets(root: Path, s3: str | None = None) -> dict[int, str]:
+    """Return {runs: location}: one real run, copied to 10, 100 and 1000 runs (in folders, or on ``s3``)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     base = root / "base"
     note("one real run: topobench run cpu.sqrt_mod")
     subprocess.run([TOPOBENCH, "run", "cpu.sqrt_mod", "--repetitions", "3", "--min-time", "0.02",
@@ -53,16 +60,39 @@ def make_datasets(root: Path) -> dict[int, Path]:
     out = {}
     for size in SIZES:
         note(f"copying it to {size} runs")
-        out[size] = root / f"runs-{size}"
-        for i in range(size):
-            copy_run(base, run_id, f"20270101T{i // 3600:02d}{i // 60 % 60:02d}{i % 60:02d}Z-{i:06x}", out[size])
+        out[size] = str(root / f"runs-{size}") if s3 is None else s3.format(prefix=f"runs-{size}")
+        ids = [f"20270101T{i // 3600:02d}{i // 60 % 60:02d}{i % 60:02d}Z-{i:06x}" for i in range(size)]
+        with ThreadPoolExecutor(1 if s3 is None else 16) as pool:  # a request per file on S3: many at once
+            list(pool.map(copy_run, [base] * size, [run_id] * size, ids, [out[size]] * size))
     return out
+
+
+def start_moto() -> tuple[object, str]:
+    """Start a moto S3 server on 127.0.0.1 with a bucket; return it and a URI template ({prefix})."""
+    import logging
+    import socket
+
+    import pyarrow.fs as pafs
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1",
+                      AWS_EC2_METADATA_DISABLED="true")  # the query processes inherit them
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    pafs.S3FileSystem(endpoint_override=f"127.0.0.1:{port}", scheme="http", allow_bucket_creation=True).create_dir(
+        "bench")
+    return server, f"s3://bench/{{prefix}}?endpoint_override=127.0.0.1:{port}&scheme=http"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     ap.add_argument("--samples", type=int, default=7, help="runs of each command (default 7)")
     ap.add_argument("--busy", action="store_true", help="keep one CPU busy with a spinning process meanwhile")
+    ap.add_argument("--s3", action="store_true", help="keep the datasets on a moto S3 server started here")
     args = ap.parse_args()
     spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if args.busy else None
     try:
@@ -74,18 +104,21 @@ def main() -> None:
 
 def run_all(args: argparse.Namespace) -> None:
     """Time every command and print the table."""
+    server, s3 = start_moto() if args.s3 else (None, None)
     with tempfile.TemporaryDirectory(prefix="topobench-cli-") as tmp:
-        datasets = make_datasets(Path(tmp))
+        datasets = make_datasets(Path(tmp), s3)
         commands = {"topobench --help": [TOPOBENCH, "--help"], "topobench workloads": [TOPOBENCH, "workloads"]}
-        for size, folder in datasets.items():
-            files = sum(1 for _ in folder.rglob("*.parquet"))
-            commands[f"query, {size} runs ({files} files)"] = [TOPOBENCH, "query", QUERY, "--results", str(folder)]
+        for size, location in datasets.items():
+            where = "on moto S3" if s3 else f"{sum(1 for _ in Path(location).rglob('*.parquet'))} files"
+            commands[f"query, {size} runs ({where})"] = [TOPOBENCH, "query", QUERY, "--results", location]
         times: dict[str, list[float]] = {name: [] for name in commands}
         for i in range(args.samples):
             note(f"round {i + 1}/{args.samples}")
             for name, cmd in commands.items():
                 times[name].append(timed(cmd))
         python = [timed([sys.executable, "-c", "pass"]) for _ in range(args.samples)]
+    if server is not None:
+        server.stop()
     medians = {name: statistics.median(t) for name, t in times.items()}
     busy = ", one CPU kept busy by another process" if args.busy else ""
     print(f"\n## CLI speed: medians of {args.samples} fresh processes each, interleaved{busy}\n")

@@ -171,7 +171,8 @@ class RunOutcome:
 class Session:
     """A finished session: the outcome, every trials row of the run, and the targets' outcomes."""
 
-    results: Path
+    results: Path | str
+    """Where the run is stored: the folder, or the URI without credentials (object storage)."""
     outcome: RunOutcome
     trials: tuple[Trial, ...]
     """The trials of the run (a search's: those it ran)."""

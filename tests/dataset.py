@@ -1,34 +1,47 @@
-"""Test helper: read a results folder through the product's one reader."""
+"""Test helper: read a results dataset through the product's one reader, and copy runs within or between datasets."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import functools
+import os
 
 import pyarrow as pa
 
 from orchestrator.store.reader import Dataset
 
 
-def run_query(root: Path, sql: str) -> pa.Table:
-    """Return the result of one read-only query over the dataset at ``root``."""
+def run_query(root: str | os.PathLike, sql: str) -> pa.Table:
+    """Return the result of one read-only query over the dataset at ``root`` (a folder or a URI)."""
     return Dataset(root).query(sql)
 
 
-def copy_run(root: Path, run_id: str, new_id: str, target: Path | None = None) -> None:
-    """Copy every file of run ``run_id`` to run ``new_id`` (under ``target``, default ``root``).
+@functools.lru_cache(maxsize=4)
+def _committed(root: str, run_id: str) -> tuple[tuple[str, str | None, pa.Table], ...]:
+    """Return (table, node id, data) of every committed file of a run, read once."""
+    from orchestrator.store import files, layout
+    from orchestrator.store.writer import RunStore
 
-    The run id column is rewritten, so the copy is a run of its own.
+    store = RunStore(root, run_id)
+    out = []
+    for e in store.manifest.entries():
+        node = e.path.rpartition("/")[0].rpartition("node=")[2] if e.table in layout.TRIAL_TABLES else None
+        out.append((e.table, node, files.read_parquet(store.location, e.path)))
+    return tuple(out)
+
+
+def copy_run(root: str | os.PathLike, run_id: str, new_id: str, target: str | os.PathLike | None = None) -> None:
+    """Copy every committed file of run ``run_id`` to run ``new_id`` (under ``target``, default ``root``).
+
+    The run id column is rewritten, so the copy is a run of its own, committed in one checkpoint.
     """
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
-    for table_dir in sorted(p for p in Path(root).iterdir() if p.is_dir() and not p.name.startswith(".")):
-        source = table_dir / f"run_id={run_id}"
-        for path in sorted(source.rglob("*.parquet")) if source.is_dir() else ():
-            data = pq.read_table(path)
-            if "run_id" in data.column_names:
-                column = pc.if_else(pc.is_valid(data["run_id"]), new_id, data["run_id"])
-                data = data.set_column(data.schema.get_field_index("run_id"), "run_id", column)
-            dest = Path(target or root) / table_dir.name / f"run_id={new_id}" / path.relative_to(source)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            pq.write_table(data, dest)
+    from orchestrator.store.writer import RunStore
+
+    dest = RunStore(target if target is not None else root, new_id, new=True)
+    entries = []
+    for table, node, data in _committed(os.fspath(root), run_id):
+        column = pc.if_else(pc.is_valid(data["run_id"]), new_id, data["run_id"])
+        data = data.set_column(data.schema.get_field_index("run_id"), "run_id", column)
+        entries.append(dest.parts.write(table, data, "part", node))
+    dest.commit(entries, note=f"copy of {run_id}", checkpoint=True)

@@ -268,26 +268,32 @@ def test_nodes_needed_never_names_an_n_its_measurements_deny():
 def test_the_capacity_table_stores_the_monotonicity_check_and_older_files_read_null(tmp_path):
     import pyarrow as pa
 
-    from orchestrator.store import layout, queries
+    from orchestrator.store import files, queries
+    from orchestrator.store.location import resolve_location
     from orchestrator.store.reader import Dataset
     from orchestrator.store.schemas import CAPACITY_SCHEMA
-    from orchestrator.store.writer import RunStore, write_atomic
+    from orchestrator.store.writer import RunStore
 
-    old, new = "20260101T000000Z-aaaaaa", "20260102T000000Z-bbbbbb"
+    old, mid, new = "20260101T000000Z-aaaaaa", "20260101T120000Z-cccccc", "20260102T000000Z-bbbbbb"
     base = {"workload": "net.http", "params": "{}", "dimension": "workers", "n": 1, "slo": "p99<=4ms",
             "capacity_per_s": 12000.0, "bracket_low_per_s": 12000.0, "bracket_high_per_s": 12400.0,
             "steps": 14, "status": "met", "trial_ids": ["t1"]}
     added = ["non_monotone", "non_monotone_per_s", "probes_per_s", "note"]
+    checked = {"non_monotone": True, "non_monotone_per_s": [50.0, 100.0], "probes_per_s": [400.0],
+               "note": "not monotone: ..."}
     before = pa.Table.from_pylist([{**base, "run_id": old}], CAPACITY_SCHEMA).drop_columns(added)
-    write_atomic(layout.run_file(tmp_path, "capacity", old), before, "capacity")  # written before this issue
-    RunStore(tmp_path, new).write_capacity([{**base, "run_id": new, "non_monotone": True,
-                                             "non_monotone_per_s": [50.0, 100.0], "probes_per_s": [400.0],
-                                             "note": "not monotone: ..."}])
+    since = pa.Table.from_pylist([{**base, "run_id": mid, **checked}], CAPACITY_SCHEMA)
+    location = resolve_location(str(tmp_path))
+    # Schema 2 files under their final names, before and after this issue's columns; then schema 3.
+    files.write_parquet(location, f"capacity/run_id={old}/v2-capacity.parquet", before, "capacity")
+    files.write_parquet(location, f"capacity/run_id={mid}/v2-capacity.parquet", since, "capacity")
+    RunStore(str(tmp_path), new).write_capacity([{**base, "run_id": new, **checked}])
     dataset = Dataset(tmp_path)
     (was,) = queries.capacity(dataset, old)
+    (then,) = queries.capacity(dataset, mid)
     (now,) = queries.capacity(dataset, new)
     assert [was[c] for c in added] == [None, None, None, None] and was["capacity_per_s"] == 12000.0
-    assert [now[c] for c in added] == [True, [50.0, 100.0], [400.0], "not monotone: ..."]
+    assert [then[c] for c in added] == [now[c] for c in added] == list(checked.values())
 
 
 def cap(tmp_path, *args: str):

@@ -44,7 +44,8 @@ def test_a_disk_that_fills_mid_run_keeps_what_finished_and_says_so(ray_local, tm
     with tmpfs(tmp_path / "small", "size=4m") as results:
         def fill_after_the_first_trial(i, trial, record):
             if record is not None and i == 0:  # leave no byte free for the second trial
-                with open(results / "filler", "wb") as f, contextlib.suppress(OSError):
+                # Unbuffered: a buffered file would fail again on close, flushing what did not fit.
+                with open(results / "filler", "wb", buffering=0) as f, contextlib.suppress(OSError):
                     while True:
                         f.write(b"\0" * 65536)
 
@@ -59,6 +60,32 @@ def test_a_disk_that_fills_mid_run_keeps_what_finished_and_says_so(ray_local, tm
         # The space held back at the start let the last row be written on the full disk.
         assert run["status"] == "failed" and run["finished_at"] is not None
         assert not list(results.rglob(".reserve"))
+
+
+def test_a_disk_turned_read_only_mid_run_keeps_what_finished_and_says_so(ray_local, tmp_path):
+    from orchestrator.pipeline.jobs import run_sweep
+    from orchestrator.pipeline.sweep_file import parse_sweep
+    from orchestrator.store.writer import StoreError
+
+    spec = parse_sweep({"repetitions": 2, "min_time": 0.02, "warmup": 0, "placement": "none",
+                        "workloads": {"cpu.sqrt_mod": {"elements": [1024, 2048, 4096]}}})
+    with tmpfs(tmp_path / "small", "size=4m") as results:
+        def read_only_after_the_first_trial(i, trial, record):
+            if record is not None and i == 0:
+                subprocess.run(["mount", "-o", "remount,ro", str(results)], check=True)
+
+        with pytest.raises(StoreError) as caught:
+            run_sweep(spec, None, results, on_trial=read_only_after_the_first_trial)
+        message = str(caught.value)
+        assert message.startswith("The results could not be written while storing trial cpu.sqrt_mod-")
+        assert "Read-only file system" in message and "Traceback" not in message
+        assert message.endswith("what finished before is kept, but the run could not be marked failed either, so "
+                                "it reads as interrupted: make the folder writable or pass another --results DIR, then run again.")
+        trials = {r["trial_id"] for r in run_query(results, "SELECT DISTINCT trial_id FROM trials").to_pylist()}
+        samples = {r["trial_id"] for r in run_query(results, "SELECT DISTINCT trial_id FROM samples").to_pylist()}
+        assert len(trials) == 1 and samples == trials
+        (run,) = run_query(results, "SELECT status FROM runs").to_pylist()
+        assert run["status"] == "interrupted"  # the row says running, its driver closed it: not running
 
 
 def test_a_hung_trial_is_failed_by_the_watchdog_and_the_run_goes_on(ray_local, tmp_path):

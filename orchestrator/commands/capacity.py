@@ -52,7 +52,7 @@ def capacity(
         CAPACITY.repetitions),
     min_time: Annotated[float, typer.Option(help="Seconds one sample lasts at least (lengthened as the "
                                                  "percentile needs).")] = DEFAULTS.min_time_s,
-    results: ResultsOption = RESULTS_DIR,
+    results: ResultsOption = str(RESULTS_DIR),
     address: AddressOption = None,
 ) -> None:
     """Search the highest open-loop rate meeting --slo, per worker or node count; say what a --load needs."""

@@ -16,7 +16,7 @@ FORMATS = ("table", "csv", "json", "markdown")
 def compare(
     base: Annotated[str, typer.Argument(help="BASE run: a run id, 'latest' or 'latest~N'.")],
     new: Annotated[str, typer.Argument(help="NEW run: a run id, 'latest' or 'latest~N'.")],
-    results: ResultsOption = RESULTS_DIR,
+    results: ResultsOption = str(RESULTS_DIR),
     format: Annotated[str, typer.Option("--format", help="table | csv | json | markdown")] = "table",
     fail_on_regression: Annotated[str | None, typer.Option(
         "--fail-on-regression", help="Exit 1 when a metric is significantly worse by more than this (5% or 0.05).")] = None,

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 AddressOption = Annotated[str | None, typer.Option(
     "--address", help="Ray cluster to use: host:port or 'auto' (default: $RAY_ADDRESS, else an embedded local Ray).")]
-ResultsOption = Annotated[Path, typer.Option("--results", help="Results dataset folder.")]
+ResultsOption = Annotated[str, typer.Option(
+    "--results", help="Results dataset: a folder, or a URI such as "
+                      "'s3://bucket/prefix?endpoint_override=HOST:PORT&scheme=http' (credentials from AWS_* "
+                      "variables and ~/.aws).")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 PlacementOption = Annotated[str, typer.Option(
     "--placement", help="compact | spread | cores | largest-l3 | none | a likwid-style CPU expression "
@@ -25,8 +27,10 @@ ReserveOption = Annotated[int, typer.Option("--reserve-cpus", help="CPUs per nod
 
 
 def command_line() -> str:
-    """Return the command line as typed (stored in ``runs.command``)."""
-    return " ".join(["topobench", *sys.argv[1:]])
+    """Return the command line as typed, without credentials in any URI (stored in ``runs.command``)."""
+    from orchestrator.store.location import redact
+
+    return redact(" ".join(["topobench", *sys.argv[1:]]))
 
 METRICS = ("headline", "all")
 

@@ -16,7 +16,7 @@ FORMATS = ("table", "csv", "json")
 def query(
     sql: Annotated[str, typer.Argument(help="One SELECT over the views runs, nodes, trials, samples, "
                                             "resources, scaling.")],
-    results: ResultsOption = RESULTS_DIR,
+    results: ResultsOption = str(RESULTS_DIR),
     format: Annotated[str, typer.Option("--format", help="table | csv | json")] = "table",
 ) -> None:
     """Answer a read-only SQL query over every run in the results folder (DuckDB)."""

@@ -14,8 +14,8 @@ from orchestrator.settings import RESULTS_DIR
 def report(
     run: Annotated[str, typer.Argument(help="Run to report: a run id, 'latest' or 'latest~N'.")],
     vs: Annotated[str | None, typer.Option("--vs", help="Add a comparison of RUN (NEW) against this run (BASE).")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Output folder (default: RESULTS/reports/RUN_ID).")] = None,
-    results: ResultsOption = RESULTS_DIR,
+    out: Annotated[Path | None, typer.Option("--out", help="Output folder (default: RESULTS/reports/RUN_ID; reports/RUN_ID here when RESULTS is a URI).")] = None,
+    results: ResultsOption = str(RESULTS_DIR),
 ) -> None:
     """Write report.md and a self-contained report.html with plots of a run (and a comparison)."""
     from orchestrator.render.report import build_report

@@ -56,7 +56,7 @@ def run(
         "--target", help='Service-level target WORKLOAD:METRIC OP VALUE on the median, e.g. '
                          '"memory.stream:triad_gbs>=20"; repeatable; a miss exits 1.')] = None,
     metrics: MetricsOption = "headline",
-    results: ResultsOption = RESULTS_DIR,
+    results: ResultsOption = str(RESULTS_DIR),
     address: AddressOption = None,
 ) -> None:
     """Run workloads on pinned Ray workers and store every sample in the results dataset."""

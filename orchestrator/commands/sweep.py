@@ -27,7 +27,7 @@ def sweep(
         "--resume", help="Run id of an earlier sweep: skip its stored trials, run the rest.")] = None,
     max_trials: Annotated[int, typer.Option(help=MAX_TRIALS_HELP)] = MAX_TRIALS,
     metrics: MetricsOption = "headline",
-    results: ResultsOption = RESULTS_DIR,
+    results: ResultsOption = str(RESULTS_DIR),
     address: AddressOption = None,
 ) -> None:
     """Run a sweep (workloads x nodes x workers x placements) and analyze how throughput scales.

@@ -37,24 +37,24 @@ def run_benchmarks(request: RunRequest, address: str | None, command: str = "top
                                    request.sampling, request.targets))
 
 
-def run_sweep(spec: SweepSpec, address: str | None, results: Path = RESULTS_DIR, resume: str | None = None,
+def run_sweep(spec: SweepSpec, address: str | None, results: str | Path = RESULTS_DIR, resume: str | None = None,
               command: str = "topobench sweep", on_trial: OnTrial | None = None) -> SweepResult:
     """Run the sweep's matrix (or the rest of run ``resume``), then analyze and store how it scales."""
     session = run_session(SessionSpec(results, address, command, spec.to_json(), spec.points(), spec.sampling,
                                       spec.targets, resume, "continue with `topobench sweep FILE --resume {run_id}`",
                                       describe_sweep_trial), on_trial)
-    analyses = analyze_run(session.rows, run_samples(Dataset(session.results), session.run_id), spec.workloads)
-    RunStore(session.results, session.run_id).write_scaling(scaling_rows(session.run_id, analyses))
+    analyses = analyze_run(session.rows, run_samples(Dataset(results, [session.run_id]), session.run_id), spec.workloads)
+    RunStore(results, session.run_id).write_scaling(scaling_rows(session.run_id, analyses))
     return SweepResult(session, analyses)
 
 
-def run_capacity(search: CapacitySearch, spec_json: str, address: str | None, results: Path = RESULTS_DIR,
+def run_capacity(search: CapacitySearch, spec_json: str, address: str | None, results: str | Path = RESULTS_DIR,
                  command: str = "topobench capacity") -> CapacityResult:
     """Search the capacity of every N of ``search``, store the ``capacity`` rows and say what a load needs."""
     session = run_session(SessionSpec(results, address, command, spec_json, (), search.sampling,
                                       describe=describe_capacity_step, search=search.trials), search.observe)
     params = json.dumps({k: v for k, v in search.params.items() if k != "rate"}, sort_keys=True, default=str)
     rows = capacity_rows(session.run_id, search, params)
-    RunStore(session.results, session.run_id).write_capacity(rows)
+    RunStore(results, session.run_id).write_capacity(rows)
     return CapacityResult(session, tuple(rows), search.answer(), search.goal.load_per_s, search.dimension,
                           get_workload(search.workload).throughput.unit)

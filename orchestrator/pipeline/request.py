@@ -12,6 +12,7 @@ from cluster.placement_policy import parse_placement
 from orchestrator.analysis.targets import Target, parse_targets
 from orchestrator.records import Point, Shape
 from orchestrator.settings import DEFAULT_SUITE, RESULTS_DIR, Mode, Sampling, choice
+from orchestrator.store.location import shown_location
 from workloads.errors import UserError
 from workloads.params import parse_params
 from workloads.registry import get_workload, load_workloads
@@ -27,7 +28,7 @@ class RunRequest:
         shape: workers, nodes, placement, threads, reserve, mode.
         sampling: how every trial is measured.
         targets: service-level targets, checked on each trial's figures.
-        results: the dataset folder.
+        results: the dataset: a folder, or a URI such as s3://bucket/prefix (credentials never stored).
     """
 
     workloads: tuple[str, ...] = DEFAULT_SUITE
@@ -35,14 +36,14 @@ class RunRequest:
     shape: Shape = field(default_factory=Shape)
     sampling: Sampling = field(default_factory=Sampling)
     targets: tuple[Target, ...] = ()
-    results: Path = RESULTS_DIR
+    results: str | Path = RESULTS_DIR
 
     def to_json(self) -> str:
         """Return the request as canonical JSON (stored in ``runs.spec``)."""
         shape = {**asdict(self.shape), "placement": str(self.shape.placement), "mode": self.shape.mode.value}
         data = {"workloads": list(self.workloads), "params": self.params, "shape": shape,
                 "sampling": asdict(self.sampling), "targets": [str(t) for t in self.targets],
-                "results": str(self.results)}
+                "results": shown_location(self.results)}
         return json.dumps(data, sort_keys=True, default=str)
 
     def points(self) -> tuple[Point, ...]:
@@ -106,7 +107,7 @@ def check_min_cpus(workload: str, params: Mapping[str, Any], threads_per_worker:
 
 
 def build_request(workloads: Sequence[str], param_options: Sequence[str], shape: Shape, sampling: Sampling,
-                  targets: Sequence[str] = (), results: Path = RESULTS_DIR) -> RunRequest:
+                  targets: Sequence[str] = (), results: str | Path = RESULTS_DIR) -> RunRequest:
     """Return a validated ``RunRequest``; everything a user can get wrong is refused here.
 
     Raises:
@@ -123,4 +124,4 @@ def build_request(workloads: Sequence[str], param_options: Sequence[str], shape:
     params = {name: parse_params(get_workload(name), given.get(name, {})) for name in names}
     for name in names:
         check_min_cpus(name, params[name], shape.threads_per_worker, "--threads-per-worker")
-    return RunRequest(names, params, shape, sampling, parse_targets(targets, workloads=names), Path(results))
+    return RunRequest(names, params, shape, sampling, parse_targets(targets, workloads=names), results)

@@ -1,7 +1,8 @@
 """The stored account of a run: its run row (true at every moment), its nodes rows and each trial.
 
 The session decides when to write; the store only serializes. A trial is committed as soon as
-it ends, so an interruption loses nothing that finished. The run row says ``running`` (with
+it ends (its parts and one manifest entry; nothing earlier is rewritten), so an interruption
+loses nothing that finished. The run row says ``running`` (with
 this host and pid) until ``close``; a reader shows a running run whose driver is gone as
 interrupted. A resumed run keeps its first start time and command (the resuming one is added
 to ``resumed_by``) and the nodes rows of nodes it no longer uses.
@@ -17,7 +18,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from importlib.metadata import version
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ray
 
@@ -25,7 +26,10 @@ from cluster.clock import ClockOffset
 from cluster.environment import local_host_id
 from cluster.nodes import NodeInfo
 from orchestrator.records import Trial, TrialRecord
-from orchestrator.store.writer import RunStore
+from orchestrator.store.live import mark_closed, mark_open
+
+if TYPE_CHECKING:
+    from orchestrator.store.writer import RunStore
 
 
 def _git_commit() -> str | None:
@@ -70,7 +74,11 @@ class RunLog:
 
     def __init__(self, store: RunStore, command: str, spec_json: str, nodes: Sequence[NodeInfo],
                  trials_total: int | None, kept_rows: Sequence[Mapping[str, Any]] = ()) -> None:
-        """Write the run row (``running``) and the nodes rows; ``kept_rows`` are a resumed run's ok trials."""
+        """Write the run row (``running``) and the nodes rows; ``kept_rows`` are a resumed run's ok trials.
+
+        Raises:
+            StoreError: the first rows could not be written.
+        """
         self.store, self.nodes = store, tuple(nodes)
         earlier = store.read_run()
         self.run_row: dict[str, Any] = {
@@ -82,51 +90,48 @@ class RunLog:
             "pid": os.getpid(),
             "resumed_by": [*(earlier.get("resumed_by") or [])] + [command] if earlier else [],
         }
-        store.write_run(self.run_row)
-        store.reserve()
-        probed = {n.node_id for n in self.nodes}
-        self._kept_nodes = [r for r in store.read_nodes() if r["node_id"] not in probed]
         self._used: dict[str, set[int]] = {}
         self._clocks: dict[str, ClockOffset] = {}
-        self._write_nodes()
-        kept = {r["trial_id"] for r in kept_rows}
+        # A resumed run keeps its ok trials only (the rest run again) and the rows of nodes it no longer uses.
+        store.open_run(self.run_row, node_rows(store.run_id, self.nodes, self._used, self._clocks),
+                       keep={r["trial_id"] for r in kept_rows} if earlier else None)
+        mark_open(store.run_id)
+        with contextlib.suppress(OSError):
+            store.reserve()
         self.rows: list[dict[str, Any]] = list(kept_rows)
         """Every ``trials`` row stored so far: the kept ones of a resumed run, then each commit's."""
-        self._workers = [r for r in store.read_workers() if r["trial_id"] in kept]
-        self._latency = [r for r in store.read_latency() if r["trial_id"] in kept]
-
-    def _write_nodes(self) -> None:
-        self.store.write_nodes(self._kept_nodes + node_rows(self.store.run_id, self.nodes, self._used, self._clocks))
 
     def commit(self, trial: Trial, record: TrialRecord) -> None:
-        """Store one finished trial; the nodes rows follow a node's first clock estimate or new CPUs.
+        """Store one finished trial, with the rows of nodes seen for the first time or on new CPUs.
 
         Raises:
-            StoreError: the trial could not be written (nothing of it is left behind).
+            StoreError: the trial could not be written (nothing of it is visible).
         """
-        self.store.commit_trial(trial.trial_id, record.tables, [*self.rows, *record.rows],
-                                [*self._workers, *record.workers], [*self._latency, *record.latency])
-        self.rows.extend(record.rows)
-        self._workers.extend(record.workers)
-        self._latency.extend(record.latency)
-        fresh = {n: c for n, c in record.clocks.items() if n not in self._clocks}
-        cpus_of: dict[str, set[int]] = {}
+        clocks = {**{n: c for n, c in record.clocks.items() if n not in self._clocks}, **self._clocks}
+        used = {node: set(cpus) for node, cpus in self._used.items()}
         for slot in trial.slots:
-            cpus_of.setdefault(slot.node_id, set()).update(slot.cpus)
-        planned = {node: cpus for node, cpus in cpus_of.items() if not cpus <= self._used.get(node, set())}
-        if fresh or planned:
-            self._clocks.update(fresh)
-            for node, cpus in planned.items():
-                self._used.setdefault(node, set()).update(cpus)
-            self._write_nodes()
+            used.setdefault(slot.node_id, set()).update(slot.cpus)
+        changed = {n for n in clocks if n not in self._clocks} | {n for n, cpus in used.items()
+                                                                   if cpus != self._used.get(n)}
+        nodes = node_rows(self.store.run_id, [n for n in self.nodes if n.node_id in changed], used, clocks)
+        self.store.commit_trial(trial.trial_id, record.tables, record.rows, record.workers, record.latency, nodes)
+        self.rows.extend(record.rows)
+        self._clocks, self._used = clocks, used
 
-    def close(self, status: str, ran: int, failed: int, kept: int) -> None:
-        """Write the final run row (``status``) and compact each node's per-trial files.
+    def close(self, status: str, ran: int, failed: int, kept: int) -> bool:
+        """Write the final run row (``status``) and compact the run's parts; return whether the row was written.
 
-        A folder turned read-only leaves the row ``running``, which readers show as interrupted.
+        A location that can no longer be written leaves the row ``running``, which readers show
+        as interrupted.
         """
         self.run_row.update(status=status, finished_at=datetime.now(timezone.utc),
                             trials_total=self.run_row["trials_total"] or ran + kept, trials_failed=failed)
-        with contextlib.suppress(OSError):
+        try:
             self.store.write_final_run(self.run_row)
+        except OSError:
+            return False
+        finally:
+            mark_closed(self.store.run_id)
+        with contextlib.suppress(OSError):
             self.store.compact()
+        return True

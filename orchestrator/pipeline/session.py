@@ -32,8 +32,8 @@ from orchestrator.render.notes import print_warnings
 from orchestrator.render.progress import trial_progress
 from orchestrator.settings import Sampling
 from orchestrator.store.layout import new_run_id, validate_run_id
-from orchestrator.store.reader import Dataset
-from orchestrator.store.writer import RunStore, StoreError, check_writable
+from orchestrator.store.location import Location
+from orchestrator.store.writer import RunStore, StoreError, WriteFailed, check_writable
 from workloads.errors import UserError
 from workloads.registry import get_workload
 
@@ -43,7 +43,7 @@ class SessionSpec:
     """What a job hands the pipeline.
 
     Attributes:
-        results: the dataset folder.
+        results: the dataset: a folder, or a URI such as s3://bucket/prefix (``store.location``).
         address: the Ray cluster (None: $RAY_ADDRESS, else an embedded Ray).
         command: the command line, stored in ``runs.command``.
         spec_json: the validated request or sweep as JSON, stored in ``runs.spec``.
@@ -58,7 +58,7 @@ class SessionSpec:
             finished trial through the session's ``on_trial``.
     """
 
-    results: Path
+    results: str | Path | Location
     address: str | None
     command: str
     spec_json: str
@@ -71,21 +71,21 @@ class SessionSpec:
     search: Callable[[tuple[NodeInfo, ...]], Iterable[Trial]] | None = None
 
 
-def _resume_rows(results: Path, run_id: str, spec_json: str) -> list[dict[str, Any]]:
+def _resume_rows(results: Location, run_id: str, spec_json: str) -> list[dict[str, Any]]:
     """Return the stored ok rows of the run to resume, after checking it is the same run.
 
     Raises:
         UserError: no such run, or it was started from a different spec.
     """
-    validate_run_id(run_id)
-    stored = Dataset(results).run(run_id) if results.is_dir() else None
+    store = RunStore(results, validate_run_id(run_id))
+    stored = store.read_run()
     if stored is None:
-        raise UserError(f"--resume {run_id}: no such run in {str(results)!r}; pass the run id of an "
+        raise UserError(f"--resume {run_id}: no such run in {results.shown!r}; pass the run id of an "
                         "earlier sweep (`topobench query \"SELECT run_id, status FROM runs\"`).")
     if stored["spec"] != spec_json:
         raise UserError(f"--resume {run_id}: this sweep file differs from the one that run used, so "
                         "its trials would not be comparable; resume with the same file, or start a new run.")
-    return [r for r in RunStore(results, run_id).read_trials() if r["status"] == "ok"]
+    return [r for r in store.read_trials() if r["status"] == "ok"]
 
 
 def plan_only(address: str | None, points: Sequence[Point]) -> tuple[tuple[NodeInfo, ...], tuple[Trial, ...]]:
@@ -138,9 +138,9 @@ def run_session(spec: SessionSpec, on_trial: OnTrial | None = None) -> Session:
     ``on_trial`` is called before each trial (record None) and after it (a test seam).
 
     Raises:
-        UserError: an unwritable folder, a bad resume, or a plan the cluster cannot hold,
-            all before the first file is written.
-        StoreError: the folder could not be written mid-run (the run is marked failed).
+        UserError: a bad or unwritable results location, a bad resume, or a plan the cluster
+            cannot hold, all before Ray starts or the first file is written.
+        StoreError: the results could not be written mid-run (the run is marked failed when it can be).
         KeyboardInterrupt: after the run was marked interrupted and what was kept was said.
     """
     from cluster.probe import probe_nodes
@@ -158,7 +158,8 @@ def run_session(spec: SessionSpec, on_trial: OnTrial | None = None) -> Session:
         trials = spec.search(nodes) if spec.search else plan_trials(spec.points, nodes)
         planned = len(trials) if isinstance(trials, Sized) else None  # a search plans as it goes
         print_warnings(err, [n.environment for n in nodes])
-        store = RunStore(results, spec.resume or new_run_id())
+        store = RunStore(results, spec.resume or new_run_id(), new=not spec.resume)
+        shown = Path(results.root) if results.local else results.shown
         if planned is not None:
             wanted = {t.trial_id for t in trials}
             previous = [r for r in previous if r["trial_id"] in wanted]
@@ -167,7 +168,7 @@ def run_session(spec: SessionSpec, on_trial: OnTrial | None = None) -> Session:
             say(f"Resuming {store.run_id}: {len(skip)} of {planned} trials already stored, "
                 f"running {planned - len(skip)}.")
         records: list[TrialRecord] = []
-        status = "interrupted"
+        status, failure = "interrupted", None
         with trial_progress(None if planned is None else planned - len(skip), spec.describe,
                             also=on_trial) as progress:
             log = RunLog(store, spec.command, spec.spec_json, nodes, planned, previous)
@@ -182,17 +183,19 @@ def run_session(spec: SessionSpec, on_trial: OnTrial | None = None) -> Session:
                         records.append(record)
                         progress(i, trial, record)
                 status = "failed" if any(r.error for r in records) else "complete"
-            except StoreError:
-                status = "failed"
+            except StoreError as exc:
+                status, failure = "failed", exc
                 raise
             except KeyboardInterrupt:
                 hint = f"; {spec.resume_hint.format(run_id=store.run_id)}" if spec.resume_hint else ""
                 say(f"Run {store.run_id} interrupted; {len({r['trial_id'] for r in log.rows})} of "
-                    f"{planned or 'the'} trials are stored in {results}{hint}.")
+                    f"{planned or 'the'} trials are stored in {shown}{hint}.")
                 raise
             finally:
-                log.close(status, len(records), sum(1 for r in records if r.error), len(skip))
+                marked = log.close(status, len(records), sum(1 for r in records if r.error), len(skip))
+                if isinstance(failure, WriteFailed):
+                    failure.marked = marked  # its sentence says whether the run could be marked failed
     rows = tuple(log.rows)
     ran = tuple(trials) if planned is not None else tuple(r.trial for r in records)
     outcome = RunOutcome(store.run_id, status, tuple(records))
-    return Session(results, outcome, ran, nodes, rows, tuple(check_targets(spec.targets, rows)), len(skip))
+    return Session(shown, outcome, ran, nodes, rows, tuple(check_targets(spec.targets, rows)), len(skip))

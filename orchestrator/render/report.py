@@ -357,13 +357,14 @@ def comparison_section(dataset: Dataset, base: str, new: str) -> Section:
     return s
 
 
-def build_report(results: Path, run: str, out: Path | None = None, vs: str | None = None) -> ReportFiles:
+def build_report(results: str | Path, run: str, out: Path | None = None, vs: str | None = None) -> ReportFiles:
     """Write report.md, report.html and the PNG figures of run ``run`` into ``out``.
 
     Args:
-        results: the results dataset folder.
+        results: the results dataset: a folder, or a URI (object storage).
         run: run id, ``latest`` or ``latest~N``.
-        out: output folder (default: ``<results>/reports/<run_id>``); created when missing.
+        out: output folder (default: ``<results>/reports/<run_id>``, or ``reports/<run_id>`` here when the
+            results are on object storage); created when missing.
         vs: a run to compare ``run`` against: ``run`` is NEW, ``vs`` is BASE (as ``compare vs run``), or None.
 
     Raises:
@@ -375,7 +376,8 @@ def build_report(results: Path, run: str, out: Path | None = None, vs: str | Non
 
     dataset = Dataset(results)
     run_id = dataset.resolve(run)
-    out = Path(out) if out is not None else Path(results) / "reports" / run_id
+    here = Path(dataset.location.root) if dataset.location.local else Path()
+    out = Path(out) if out is not None else here / "reports" / run_id
     try:
         # First, so that two runs with nothing in common are refused before any file is written.
         comparison = comparison_section(dataset, dataset.resolve(vs), run_id) if vs is not None else None

@@ -19,13 +19,17 @@ too, ``v<N>-<name>.parquet``, so each version is read with one glob):
         capacity holds topobench capacity's answer per point. Later, additively (older files
         read NULL, ``UNION_BY_NAME``): capacity.non_monotone, non_monotone_per_s, probes_per_s
         and note (issue 23); nodes.compiler (issue 22): numba's compiler facts as JSON.
+    3 — the same columns; written append-only: a run's files are parts under new names
+        (v3-<kind>-<token>.parquet), committed by the run's manifest (_manifests/run_id=<id>/,
+        see store/manifest.py) and compacted when it ends. A file is read only when a manifest
+        names it; runs of versions 1 and 2 (no manifest) are read by their file names.
 """
 
 from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 RUNS_SCHEMA = pa.schema([
     ("run_id", pa.string()),
