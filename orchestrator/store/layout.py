@@ -11,7 +11,7 @@ Hive-style folders, one per run (and per node for the per-trial tables)::
     resources/...                                                 (as samples)
 
 Version 1 datasets used unprefixed names (``run.parquet``, ``trial-<id>.parquet``); their
-globs are kept so they stay readable.
+globs are kept, and those of every named version before this one, so they stay readable.
 """
 
 from __future__ import annotations
@@ -61,6 +61,18 @@ def run_file(root: Path, table: str, run_id: str) -> Path:
     return run_dir(root, table, run_id) / f"{_PREFIX}{_RUN_FILE[table]}.parquet"
 
 
+def older_run_files(root: Path, table: str, run_id: str) -> list[Path]:
+    """Return the run's files of a one-file-per-run table written by earlier schema versions, newest first.
+
+    A run started before an upgrade and resumed after it has them; they hold its rows until
+    the first write in this version replaces them.
+    """
+    folder = run_dir(root, table, run_id)
+    names = [f"v{v}-{_RUN_FILE[table]}.parquet" for v in range(SCHEMA_VERSION - 1, 1, -1)]
+    names.append(f"{_RUN_FILE[table]}.parquet")  # version 1
+    return [folder / name for name in names if (folder / name).exists()]
+
+
 def node_dir(root: Path, table: str, run_id: str, node_id: str) -> Path:
     """Return the folder of one node's files of a per-trial table (samples, resources)."""
     return run_dir(root, table, run_id) / f"node={node_id}"
@@ -83,8 +95,9 @@ def is_current(path: Path) -> bool:
 
 def globs(table: str) -> dict[int, str]:
     """Return {schema version: glob relative to the root} of every version's files of ``table``."""
-    current = f"{table}/*/{_PREFIX}*.parquet" if table in RUN_TABLES else f"{table}/*/*/{_PREFIX}*.parquet"
-    return {SCHEMA_VERSION: current, **({1: _V1_GLOBS[table]} if table in _V1_GLOBS else {})}
+    named = {v: f"{table}/*/v{v}-*.parquet" if table in RUN_TABLES else f"{table}/*/*/v{v}-*.parquet"
+             for v in range(SCHEMA_VERSION, 1, -1)}
+    return {**named, **({1: _V1_GLOBS[table]} if table in _V1_GLOBS else {})}
 
 
 def staging_dir(root: Path) -> Path:

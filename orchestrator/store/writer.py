@@ -116,6 +116,8 @@ class RunStore:
     def _write_run_table(self, table: str, rows: Sequence[Mapping]) -> None:
         write_atomic(layout.run_file(self.root, table, self.run_id),
                      pa.Table.from_pylist(list(rows), SCHEMAS[table]), table)
+        for older in layout.older_run_files(self.root, table, self.run_id):
+            older.unlink(missing_ok=True)  # a resumed run from before an upgrade: its rows are all in the new file
 
     def write_run(self, row: Mapping) -> None:
         """Write (or replace) the run's single ``runs`` row."""
@@ -174,6 +176,8 @@ class RunStore:
 
     def _read_run_table(self, table: str) -> list[dict]:
         path = layout.run_file(self.root, table, self.run_id)
+        if not path.exists():  # a run started before an upgrade: its newest older file
+            path = next(iter(layout.older_run_files(self.root, table, self.run_id)), path)
         return pq.read_table(path).to_pylist() if path.exists() else []
 
     def read_run(self) -> dict | None:
