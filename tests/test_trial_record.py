@@ -109,7 +109,7 @@ def test_build_record_is_the_whole_stored_trial(tmp_path):
                             {0: 99.0, 1: 10.0}),  # the node's recording worker
                WorkerResult(1, "n", "host", (1,), True, wide(3, 1000, 1000, flags=("cache_resident",)),
                             resources(1, 10.0), 1.5))
-    record = build_record("20261129T085512Z-1a2b3c", MeasuredTrial(trial, workers, "repetitions", 3.2),
+    record = build_record("20261129T085512Z-1a2b3c", (MeasuredTrial(trial, workers, "repetitions", 3.2),),
                           {"n": topology}, get_workload("cpu.sqrt_mod"), Sampling(),
                           (parse_target("cpu.sqrt_mod:element_ops_per_s>=1e9"),))
     samples = record.tables["samples"]["n"]
@@ -137,8 +137,8 @@ def test_two_unequal_workers_are_each_reported_and_the_headline_is_their_round_m
     fast = fast.set_column(3, "ops", pa.array([int(22_000 * (1 + 0.01 * rng.standard_normal())) for _ in range(9)]))
     workers = (WorkerResult(0, "n", "h", (0,), True, slow, resources(0, 99.0)),
                WorkerResult(1, "n", "h", (1,), True, fast, resources(1, 99.0)))
-    record = build_record("20261129T085512Z-1a2b3c", MeasuredTrial(make_trial(2, "cpu.sqrt_mod"), workers,
-                                                                   "repetitions", 9.0),
+    record = build_record("20261129T085512Z-1a2b3c", (MeasuredTrial(make_trial(2, "cpu.sqrt_mod"), workers,
+                                                                   "repetitions", 9.0),),
                           {"n": topology}, get_workload("cpu.sqrt_mod"), Sampling())
     (row,) = record.rows
     per_worker = {w["worker_rank"]: w for w in record.workers}
@@ -169,7 +169,7 @@ def test_a_skewed_node_clock_is_corrected_before_rounds_are_lined_up(tmp_path, s
     def row(clock_b):
         workers = (WorkerResult(0, "n", "h", (0,), True, a, resources(0, 99.0), clock=SAME_CLOCK),
                    WorkerResult(1, "n", "h", (1,), True, b, resources(1, 99.0), clock=clock_b))
-        record = build_record("20261129T085512Z-1a2b3c", MeasuredTrial(trial, workers, "repetitions", 8.0),
+        record = build_record("20261129T085512Z-1a2b3c", (MeasuredTrial(trial, workers, "repetitions", 8.0),),
                               {"n": topology}, get_workload("cpu.sqrt_mod"), Sampling())
         return record.rows[0], record.tables["samples"]["n"]
 
@@ -190,7 +190,7 @@ def test_an_offset_known_worse_than_1_percent_of_a_sample_is_flagged(tmp_path):
     topology = read_topology(vm_no_smt(tmp_path, 2))
     workers = (WorkerResult(0, "n", "h", (0,), True, wide(6, 1000, 10_000_000), resources(0, 99.0),
                             clock=ClockOffset(0, 500_000, 16)),)  # ±0.5 ms against 10 ms samples
-    record = build_record("20261129T085512Z-1a2b3c", MeasuredTrial(make_trial(1, "cpu.sqrt_mod"), workers,
-                                                                   "repetitions", 6.0),
+    record = build_record("20261129T085512Z-1a2b3c", (MeasuredTrial(make_trial(1, "cpu.sqrt_mod"), workers,
+                                                                   "repetitions", 6.0),),
                           {"n": topology}, get_workload("cpu.sqrt_mod"), Sampling())
     assert "clock_uncertain" in record.rows[0]["flags"]

@@ -351,6 +351,8 @@ def _check_capacity_matrix(spec: SweepSpec, data: Mapping[str, Any]) -> None:
             raise UserError(f"Sweep key {key} lists several values; a capacity sweep searches one value of {key}.")
     for key, given, why in (("targets", bool(spec.targets), "steps are judged by capacity.slo"),
                             ("until_stable", spec.sampling.until_stable, "every step runs its rounds in full"),
+                            ("invocations", "invocations" in data,
+                             "each step is judged on the rounds of one invocation"),
                             ("mode", spec.mode is not Mode.WEAK,
                              "the search splits the offered rate among the workers itself"),
                             ("order", spec.order is not Order.SEQUENTIAL, "the search takes each N in turn")):
