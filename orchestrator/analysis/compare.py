@@ -261,7 +261,9 @@ def compare_runs(base: Sequence[RunRounds] | RunRounds, new: Sequence[RunRounds]
                      if (note := incomplete_note(run, name)))
     notes = [f"basis {b}: {BASIS_NOTES[b]}" for b in ("invocations", "rounds") if b in tested]
     if prior_note and (prior or tested & {"invocations", "rounds"}):  # a missing prior matters on a weak basis
-        notes.append(prior_note + ("" if used_prior or not prior else " (not used: no configuration had 2 of them)"))
+        unused = (" (not used: with the runs compared it has under 2 degrees of freedom; one run per side needs "
+                  "3 runs of history)")
+        notes.append(prior_note + ("" if used_prior or not prior else unused))
     return CompareResult(tuple(r.run_id for r in base), tuple(r.run_id for r in new), tuple(rows),
                          tuple(sorted(_describe(k) for k in configs_b - configs_n)),
                          tuple(sorted(_describe(k) for k in configs_n - configs_b)), threshold, alpha, tuple(notes),

@@ -304,7 +304,9 @@ def parse_sweep(data: Mapping[str, Any], max_trials: int = MAX_TRIALS) -> SweepS
         for p in params[w]:
             check_min_cpus(w, p, min(spec.threads_per_worker), "threads_per_worker")
     if "capacity" in data:
-        spec = replace(spec, capacity=_capacity_goal(data["capacity"]))
+        # A search's steps take the capacity defaults of rounds and warm-up unless the file sets them.
+        steps = {name: getattr(CAPACITY, name) for name in ("repetitions", "warmup") if name not in data}
+        spec = replace(spec, capacity=_capacity_goal(data["capacity"]), sampling=replace(spec.sampling, **steps))
         _check_capacity_matrix(spec, data)
     return spec
 

@@ -11,9 +11,9 @@ from rich.table import Table
 from cluster.cpulist import format_cpulist
 from cluster.nodes import NodeInfo
 from orchestrator.analysis.capacity import CapacityGoal
+from orchestrator.analysis.invocations import MIN_INVOCATIONS_FOR_CI
 from orchestrator.analysis.scaling import amdahl_name, speedup_name
 from orchestrator.analysis.scaling_series import SeriesAnalysis
-from orchestrator.analysis.invocations import MIN_INVOCATIONS_FOR_CI
 from orchestrator.analysis.stats import MIN_UNITS_FOR_CI
 from orchestrator.analysis.targets import TargetResult
 from orchestrator.records import Trial

@@ -175,8 +175,8 @@ def _select_one(dataset: Dataset, part: str, complete: list[dict[str, Any]]) -> 
             raise UserError(f"Selector {part!r} matches no complete run; label runs with `--label`, and "
                             "`topobench query \"SELECT run_id, label FROM runs\"` lists the labels.")
         return found
-    if ".." in part:
-        older, _, newer = part.partition("..")
+    older, dots, newer = part.partition("..")
+    if dots and older and newer:
         ends = sorted(dataset.resolve(e) for e in (older, newer))
         order = [r["run_id"] for r in run_index(dataset)]
         low, high = sorted(order.index(e) for e in ends)
