@@ -68,7 +68,9 @@ def summary_notes(rows: Sequence[Mapping[str, Any]], thresholds: FlagThresholds 
         k = primary.get("invocations") or 1
         text = f"{name}: {primary['n']} samples" + (f" in {k} invocations" if k > 1 else "")
         text += f", {primary.get('measure_s') or 0:.1f} s of measuring"
-        if reason == "stable":
+        if reason == "stable" and k > 1:
+            text += " — every invocation stopped stable (its rounds' 95% CI within --rel-ci)"
+        elif reason == "stable":
             text += " — stopped: stable (median's 95% CI within --rel-ci)"
         elif reason == "max-time":
             half = None if primary["ci_low"] is None else (primary["ci_high"] - primary["ci_low"]) / 2
