@@ -39,7 +39,7 @@ def _check_command(param: str, cmd: str, shell: bool, cwd: str = "") -> None:
     if not shell and "/" in argv[0] and not (os.path.isfile(program) and os.access(program, os.X_OK)):
         what = "does not exist" if not os.path.exists(program) else "is not an executable file"
         raise UserError(f"Parameter {where}: {argv[0]!r} {what}; give the path of a program you can run.")
-    if not shell and shutil.which(argv[0]) is None:
+    if not shell and shutil.which(program if "/" in argv[0] else argv[0]) is None:
         raise UserError(f"Parameter {where}: command {argv[0]!r} was not found on PATH; give a full path "
                         "or install it.")
 
