@@ -121,9 +121,9 @@ def run_trial(trial: Trial, sampling: Sampling, pool: ActorPool, nodes: Mapping[
     ``iterations`` per sample (the first invocation: the largest calibrated count, which
     the later ones reuse, so every sample of the trial does equal work); the warm-up and
     measured rounds follow (``measure_rounds``), numbered on from ``first_round`` (the
-    rounds of the trial's earlier invocations); ``finish`` tears down and returns each worker's resource rows; the
-    locks are released and the actors too (the next invocation starts its own). On any
-    error the actors are discarded and the error propagates.
+    rounds of the trial's earlier invocations); ``finish`` tears down and returns each
+    worker's resource rows; the locks are released and the actors too (the next invocation
+    starts its own). On any error the actors are discarded and the error propagates.
     """
     threads = trial.shape.threads_per_worker
     started = time.monotonic()
@@ -155,7 +155,7 @@ def run_trial(trial: Trial, sampling: Sampling, pool: ActorPool, nodes: Mapping[
     finally:
         if service is not None:
             _stop_service(service)
-        pool.release(trial.slots, threads)  # every invocation is fresh processes; a killed worker's locks go with it
+        pool.release(trial.slots, threads)  # each invocation its own processes; a killed one's locks go with it
     workers = tuple(
         WorkerResult(slot.rank, slot.node_id, identity["hostname"], tuple(identity["cpus"]), slot.pinned,
                      table, res["resources"], float(p["setup_s"]), res["cpu_means"], offset)
