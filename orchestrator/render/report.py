@@ -79,13 +79,14 @@ def summary_section(run: Mapping[str, Any], trials: Sequence[Mapping[str, Any]])
     if run.get("command"):
         s.paragraphs.append(f"Command: `{run['command']}`" + "".join(
             f"; resumed by `{c}`" for c in run.get("resumed_by") or ()))
-    headers = ["workload", "params", "workers", "placement", "metric", "n", "median", "95% CI",
+    headers = ["workload", "params", "workers", "placement", "metric", "K", "n", "median", "95% CI",
                "CV", "aggregate", "unit", "flags", "target", "status"]
     rows = []
     for t in trials:
         ci = "-" if t.get("ci_low") is None else f"{_fmt(t['ci_low'])}– {_fmt(t['ci_high'])}"
         rows.append([t["workload"], params_cell(t.get("params") or "{}"), _fmt(t.get("workers")),
-                     t.get("placement") or "", t["metric"], _fmt(t.get("n")), _fmt(t.get("median")), ci,
+                     t.get("placement") or "", t["metric"], _fmt(t.get("invocations") or 1), _fmt(t.get("n")),
+                     _fmt(t.get("median")), ci,
                      percent(t.get("cv")), _fmt(t.get("aggregate_throughput")), t.get("unit") or "",
                      ", ".join(t.get("flags") or ()), t.get("target") or "",
                      t.get("status") if t.get("status") == "ok" else f"failed: {t.get('error')}"])
