@@ -14,7 +14,8 @@ from orchestrator.analysis.scaling_series import SeriesAnalysis, analyze_run, sc
 from orchestrator.pipeline.capacity import CapacitySearch, capacity_rows
 from orchestrator.pipeline.provenance import NO_LABELS, Commit, Labels, find_commit, program_folders
 from orchestrator.pipeline.request import RunRequest
-from orchestrator.pipeline.session import SessionSpec, as_started, run_session
+from orchestrator.pipeline.resume import as_started
+from orchestrator.pipeline.session import SessionSpec, run_session
 from orchestrator.pipeline.sweep_file import SweepSpec
 from orchestrator.records import CapacityResult, OnTrial, Point, Session
 from orchestrator.render.progress import describe_capacity_step, describe_sweep_trial

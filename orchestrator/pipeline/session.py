@@ -13,11 +13,9 @@ keeps those as they are: a trial's invocations all come from one session.
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import ray
 from rich.console import Console
@@ -31,6 +29,7 @@ from orchestrator.pipeline.interrupts import terminated_on_sigterm
 from orchestrator.pipeline.planner import plan_trials
 from orchestrator.pipeline.provenance import NO_COMMIT, Commit
 from orchestrator.pipeline.record import build_record, failed_record
+from orchestrator.pipeline.resume import resume_rows
 from orchestrator.pipeline.runlog import RunLog
 from orchestrator.pipeline.schedule import invocation_steps
 from orchestrator.pipeline.trial import run_trial
@@ -46,11 +45,9 @@ from orchestrator.records import (
 )
 from orchestrator.render.notes import print_warnings
 from orchestrator.render.progress import trial_progress
-from orchestrator.settings import DEFAULTS, Sampling
-from orchestrator.store.layout import new_run_id, validate_run_id
-from orchestrator.store.reader import Dataset
+from orchestrator.settings import Sampling
+from orchestrator.store.layout import new_run_id
 from orchestrator.store.writer import RunStore, StoreError, check_writable
-from workloads.errors import UserError
 from workloads.registry import get_workload
 
 
@@ -89,56 +86,6 @@ class SessionSpec:
     search: Callable[[tuple[NodeInfo, ...]], Iterable[Trial]] | None = None
     label: str | None = None
     commit: Commit = NO_COMMIT
-
-
-def _stored_run(results: Path, run_id: str) -> dict[str, Any]:
-    """Return the runs row of the run to resume.
-
-    Raises:
-        UserError: a malformed id, or no such run.
-    """
-    validate_run_id(run_id)
-    stored = Dataset(results).run(run_id) if results.is_dir() else None
-    if stored is None:
-        raise UserError(f"--resume {run_id}: no such run in {str(results)!r}; pass the run id of an "
-                        "earlier sweep (`topobench query \"SELECT run_id, status FROM runs\"`).")
-    return stored
-
-
-def as_started(results: Path, run_id: str, sampling: Sampling) -> Sampling:
-    """Return the sampling to resume ``run_id`` with: ``sampling``, or how a run from before invocations measured.
-
-    A spec stored before invocations existed has no ``invocations``: its trials were measured
-    in one invocation of ``repetitions`` rounds, with the defaults of then. Settings left at
-    today's defaults take the stored values, so the rest is measured as the first part was.
-    """
-    stored = json.loads(_stored_run(results, run_id)["spec"] or "{}").get("sampling", {})
-    if "invocations" in stored:
-        return sampling
-    kept = {f.name: stored[f.name] for f in fields(Sampling)
-            if f.name in stored and getattr(sampling, f.name) == getattr(DEFAULTS, f.name)}
-    return replace(sampling, **kept, invocations=1)
-
-
-def _same_spec(stored: str, new: str) -> bool:
-    """Return whether two stored specs ask for the same trials (one from before invocations may lack the key)."""
-    a, b = json.loads(stored or "{}"), json.loads(new)
-    if "invocations" not in a.get("sampling", {}) and b.get("sampling", {}).get("invocations") == 1:
-        del b["sampling"]["invocations"]
-    return a == b
-
-
-def _resume_rows(results: Path, run_id: str, spec_json: str) -> list[dict[str, Any]]:
-    """Return the stored ok rows of the run to resume, after checking it is the same run.
-
-    Raises:
-        UserError: no such run, or it was started from a different spec.
-    """
-    stored = _stored_run(results, run_id)
-    if not _same_spec(stored["spec"], spec_json):
-        raise UserError(f"--resume {run_id}: this sweep file differs from the one that run used, so "
-                        "its trials would not be comparable; resume with the same file, or start a new run.")
-    return [r for r in RunStore(results, run_id).read_trials() if r["status"] == "ok"]
 
 
 def plan_only(address: str | None, points: Sequence[Point]) -> tuple[tuple[NodeInfo, ...], tuple[Trial, ...]]:
@@ -217,7 +164,7 @@ def run_session(spec: SessionSpec, on_trial: OnTrial | None = None) -> Session:
     from cluster.probe import probe_nodes
 
     results = check_writable(spec.results)
-    previous = _resume_rows(results, spec.resume, spec.spec_json) if spec.resume else []
+    previous = resume_rows(results, spec.resume, spec.spec_json) if spec.resume else []
     err = Console(stderr=True)
 
     def say(text: str) -> None:
