@@ -325,7 +325,7 @@ def test_bad_targets_are_refused_at_parse_time(targets, message):
 @pytest.mark.ray
 def test_sweep_checks_targets_and_exits_1_on_a_miss(ray_local, tmp_path):
     sweep_file = tmp_path / "s.toml"
-    sweep_file.write_text('workers_per_node = [1, 2]\nrepetitions = 2\nmin_time = 0.02\nwarmup = 0\n'
+    sweep_file.write_text('workers_per_node = [1, 2]\ninvocations = 1\nrepetitions = 2\nmin_time = 0.02\nwarmup = 0\n'
                           'targets = ["cpu.sqrt_mod:element_ops_per_s>=1", "cpu.sqrt_mod:element_ops_per_s>=1e15"]\n'
                           '[workloads."cpu.sqrt_mod"]\nelements = 2048\n')
     result = CliRunner().invoke(app, ["sweep", str(sweep_file), "--results", str(tmp_path / "r")])
