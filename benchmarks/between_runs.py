@@ -14,13 +14,13 @@ Three parts, each a separate command (issue 20):
   work, commit B 1.10 W, nothing else changes (the command line is the same). ``--history`` runs
   of A come first; then REPS times: 2 runs of A, 2 runs of B, compared A vs B (2 runs per side)
   without a prior and with the automatic prior (the earlier runs of A). Printed: how often
-  ``wall_s`` was called "slower" and how often its ratio CI held 1.10.
+  ``wall_s`` and ``user_s`` were called "slower" and how often their ratio CI held 1.10.
 * ``walltime``: the default `topobench run` of this tree against one of an older tree
   (``--before DIR``, e.g. a ``git archive`` of main), alternated, wall time of each.
 
 Usage:
     python benchmarks/between_runs.py aa [--runs 12] [--results DIR] [-- WORKLOAD ... / run options]
-    python benchmarks/between_runs.py power [--reps 5] [--history 4] [--work-ms 60]
+    python benchmarks/between_runs.py power [--reps 5] [--history 4] [--work-ms 60] [--analyze RESULTS]
     python benchmarks/between_runs.py walltime --before DIR [--repeats 3]
 
 The machine's load (``uptime``) is printed before and after each part: on a shared machine
@@ -79,20 +79,20 @@ def compare(dataset: Dataset, base: list[str], new: list[str], prior: str) -> Co
                         alpha=ALPHA, prior=[run_rounds(dataset, r) for r in history.run_ids], prior_note=history.note)
 
 
-def headline(dataset: Dataset, runs: list[str]) -> dict[tuple, list]:
-    """Return per (workload, metric) of each headline metric: per run, its rounds by invocation."""
+def headline(dataset: Dataset, runs: list[str], metric: str | None = None) -> dict[tuple, list]:
+    """Return per (workload, metric) of each headline metric (or ``metric``): per run, its rounds by invocation."""
     out: dict[tuple, list] = {}
     for run in runs:
         for key, m in run_rounds(dataset, run).metrics.items():
-            if key[-1] == get_workload(key[0]).throughput.name and m.invocations:
+            if key[-1] == (metric or get_workload(key[0]).throughput.name) and m.invocations:
                 out.setdefault((key[0], key[-1]), []).append([list(i) for i in m.invocations if i])
     return out
 
 
-def print_components(dataset: Dataset, runs: list[str]) -> None:
-    """Print the variance components of every headline metric over ``runs`` (relative sds)."""
-    print("variance components (relative sd: sqrt of the log-scale variance):")
-    for (workload, metric), per_run in headline(dataset, runs).items():
+def print_components(dataset: Dataset, runs: list[str], metric: str | None = None) -> None:
+    """Print the variance components of every headline metric (or ``metric``) over ``runs`` (relative sds)."""
+    print(f"variance components of {metric or 'each headline metric'} (relative sd: sqrt of the log-scale variance):")
+    for (workload, name), per_run in headline(dataset, runs, metric).items():
         c = variance_components(per_run)
 
         def pct(v: float | None) -> str:
@@ -100,7 +100,7 @@ def print_components(dataset: Dataset, runs: list[str]) -> None:
 
         shares = "/".join("-" if f is None else f"{100 * f:.0f}" for f in
                           (c.run_fraction, c.invocation_fraction, c.round_fraction))
-        print(f"  {workload:14s} {metric:20s} runs {pct(c.between_runs)}  invocations "
+        print(f"  {workload:14s} {name:20s} runs {pct(c.between_runs)}  invocations "
               f"{pct(c.between_invocations)}  rounds {pct(c.between_rounds)}  (shares {shares} %; "
               f"{c.runs} runs, {c.invocations} invocations, {c.rounds} rounds)")
 
@@ -168,8 +168,15 @@ def calibrate_work(repo: Path, work_ms: float) -> int:
     return int(work * work_ms / 1000 / (time.perf_counter() - t0))
 
 
+METRICS = ("wall_s", "user_s")
+"""What the power part reads: wall seconds per run (all that slows a run) and user CPU seconds
+(the work alone, hardly moved by other processes sharing the CPU)."""
+
+
 def power(args: argparse.Namespace) -> None:
     """Plant a 10% slowdown as a commit and count how often compare catches it (2 runs per side)."""
+    if args.analyze:
+        return judge_power(Path(args.analyze))
     root = Path(tempfile.mkdtemp(prefix="topobench-power-"))
     repo, results = root / "program", root / "results"
     repo.mkdir()
@@ -186,31 +193,45 @@ def power(args: argparse.Namespace) -> None:
            "--results", str(results), *args.extra]
     print(f"power: loop {work} (~{args.work_ms:g} ms) vs x1.10 in {repo}; A={commits['A'][:10]} "
           f"B={commits['B'][:10]}; load {load()}", flush=True)
-
-    def runs_of(name: str, count: int) -> list[str]:
+    for name, count in [("A", args.history)] + [(n, 2) for _ in range(args.reps) for n in ("A", "B")]:
         build(repo, commits[name])
         for _ in range(count):
             topobench(run)
-        ids = [r["run_id"] for r in run_index(Dataset(results)) if r["status"] == "complete"]
-        return ids[-count:]
+        print(f"  {count} run(s) of {name} done; load {load()}", flush=True)
+    judge_power(results)
 
-    runs_of("A", args.history)
-    tallies = {p: [0, 0] for p in ("none", "auto")}
-    for rep in range(args.reps):
-        base, new = runs_of("A", 2), runs_of("B", 2)
-        dataset = Dataset(results)
+
+def judge_power(results: Path) -> None:
+    """Compare, in a power dataset, each pair of A runs with the pair of B runs after it."""
+    dataset = Dataset(results)
+    index = [r for r in run_index(dataset) if r["status"] == "complete"]
+    first = index[0]["git_commit"]
+    history = 0
+    while history < len(index) and index[history]["git_commit"] == first and (
+            history + 2 >= len(index) or index[history + 2]["git_commit"] == first):
+        history += 1
+    reps = [index[i:i + 4] for i in range(history, len(index) - 3, 4)]
+    print(f"power: {history} history runs, {len(reps)} comparisons of 2 runs of A against 2 of B")
+    tallies = {(p, m): [0, 0] for p in ("none", "auto") for m in METRICS}
+    for rep, runs in enumerate(reps, 1):
+        base, new = [r["run_id"] for r in runs[:2]], [r["run_id"] for r in runs[2:]]
         for prior in ("none", "auto"):
-            row = next(r for r in compare(dataset, base, new, prior).rows if r.metric == "wall_s")
-            covers = row.ratio_ci_low is not None and row.ratio_ci_low <= 1.10 <= row.ratio_ci_high
-            tallies[prior][0] += row.verdict == "slower"
-            tallies[prior][1] += covers
-            ci = "-" if row.ratio_ci_low is None else f"{row.ratio_ci_low:.3f}-{row.ratio_ci_high:.3f}"
-            print(f"  rep {rep + 1} --prior {prior}: wall_s ratio {row.ratio:.3f} CI {ci} basis {row.basis} "
-                  f"p {row.p_value:.2g} -> {row.verdict}; load {load()}", flush=True)
-    for prior, (slower, covers) in tallies.items():
-        print(f"--prior {prior}: 'slower' in {slower} of {args.reps}; ratio CI held 1.10 in {covers} of {args.reps} "
-              "(goal: 4 of 5 each)")
-    print_components(Dataset(results), [r["run_id"] for r in run_index(Dataset(results))])
+            rows = {r.metric: r for r in compare(dataset, base, new, prior).rows}
+            for metric in METRICS:
+                row = rows[metric]
+                covers = row.ratio_ci_low is not None and row.ratio_ci_low <= 1.10 <= row.ratio_ci_high
+                tallies[prior, metric][0] += row.verdict == "slower"
+                tallies[prior, metric][1] += covers
+                ci = "-" if row.ratio_ci_low is None else f"{row.ratio_ci_low:.3f}-{row.ratio_ci_high:.3f}"
+                print(f"  rep {rep} --prior {prior} {metric}: ratio {row.ratio:.3f} CI {ci} basis {row.basis} "
+                      f"p(Holm) {row.p_adjusted if row.p_adjusted is None else f'{row.p_adjusted:.2g}'} "
+                      f"-> {row.verdict}")
+    for (prior, metric), (slower, covers) in tallies.items():
+        print(f"--prior {prior} {metric}: 'slower' in {slower} of {len(reps)}; ratio CI held 1.10 in {covers} "
+              f"of {len(reps)} (goal: 4 of 5 each)")
+    print_components(dataset, [r["run_id"] for r in index])
+    for metric in METRICS:
+        print_components(dataset, [r["run_id"] for r in index], metric)
 
 
 def walltime(args: argparse.Namespace) -> None:
@@ -240,6 +261,7 @@ def main() -> None:
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--history", type=int, default=4, help="runs of A before the first comparison (the prior)")
     p.add_argument("--work-ms", type=float, default=60.0)
+    p.add_argument("--analyze", default=None, help="only judge the runs of an earlier power dataset (its results/)")
     p = parts.add_parser("walltime")
     p.add_argument("--before", required=True, help="a tree of the older topobench (git archive of main)")
     p.add_argument("--repeats", type=int, default=3)
