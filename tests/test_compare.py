@@ -57,7 +57,8 @@ def write_run(root, rid, throughputs, latencies=None, *, workers=1, warmup_value
     day = int(rid.split("-")[1], 16)
     store.write_run({"run_id": rid, "started_at": datetime(2026, 1, 1, tzinfo=timezone.utc) + timedelta(days=day),
                      "command": "test", "status": status, "trials_total": 1, "trials_failed": 0,
-                     "git_commit": commit, "label": label, "git_dirty": dirty})
+                     "git_commit": commit, "label": label, "git_dirty": dirty if commit else None,
+                     "commit_source": "current folder" if commit else None})
     store.write_nodes([{**dict.fromkeys(NODES_SCHEMA.names), "run_id": rid, "node_id": "n0", "hostname": host,
                         "is_head": True, "cpu_model": "cpu"}])
     metrics = [("element_ops_per_s", "element ops/s", True, throughputs)]
@@ -214,6 +215,14 @@ def test_no_auto_prior_without_a_commit_or_with_uncommitted_changes(tmp_path):
     write_run(tmp_path, run_id(8), invocations(100e6, seed=8), commit=COMMIT_A, dirty=True)
     result = _compare(tmp_path, run_id(8), run_id(7), prior="auto")
     assert any("uncommitted changes" in n for n in result.notes)
+
+
+def test_no_auto_prior_from_runs_written_before_labels(tmp_path):
+    # Schema 2 stored the working folder's commit, without a source or a word on uncommitted changes.
+    _history(tmp_path, days=range(5))
+    as_version_2(tmp_path)
+    result = _compare(tmp_path, run_id(3), run_id(4), prior="auto")
+    assert not result.prior_runs and any("come from before labels" in n for n in result.notes)
 
 
 def test_a_given_prior_across_a_change_is_refused_in_one_sentence(tmp_path):

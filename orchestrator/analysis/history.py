@@ -2,8 +2,8 @@
 
 A prior (``hierarchical.PriorVariance``) is how much run figures vary between runs measured
 elsewhere; it is only that when those runs measured the same code the same way, or it mixes a
-real change into the noise. So a history is taken from complete runs with BASE's commit (and
-no uncommitted changes) and label, on BASE's machine, started before BASE's newest run, never
+real change into the noise. So a history is taken from complete runs with BASE's commit (from a
+clean checkout, or stated) and label, on BASE's machine, started before BASE's newest run, never
 the runs compared; per configuration only the runs that have it count (``compare_runs``).
 Rows are those of ``store.queries.run_index``.
 """
@@ -27,9 +27,25 @@ class History:
     note: str
 
 
+STATED_SOURCES = ("--commit", "GITHUB_SHA", "CI_COMMIT_SHA")
+"""``runs.commit_source`` values that state a commit rather than read a checkout (``pipeline.provenance``)."""
+
+
 def code_of(row: Row) -> tuple[str | None, str | None]:
     """Return (commit, label) of a run: what says which code it measured."""
     return row.get("git_commit"), row.get("label")
+
+
+def known_code(row: Row) -> bool:
+    """Return whether a run's label, or its commit from a clean checkout or stated, names its code.
+
+    A run written before labels (no ``commit_source``) stored its working folder's commit,
+    which need not be the benchmarked code's, and no word on uncommitted changes: not known.
+    """
+    if row.get("label"):
+        return True
+    return bool(row.get("git_commit")) and (row.get("git_dirty") is False
+                                             or row.get("commit_source") in STATED_SOURCES)
 
 
 def _describe(commit: str | None, label: str | None) -> str:
@@ -53,12 +69,13 @@ def auto_history(index: Sequence[Row], base: Sequence[str], new: Sequence[str], 
     if commit is None and label is None:
         return History((), "no prior: the BASE runs carry no commit and no label, so no earlier run is known to "
                            "measure the same code (label runs with --label, or pass --prior)")
-    if any(r.get("git_dirty") for r in rows):
-        return History((), "no prior: the BASE runs had uncommitted changes (their commit does not name their code)")
+    if not all(known_code(r) for r in rows):
+        return History((), "no prior: the BASE runs had uncommitted changes or come from before labels, so their "
+                           "commit does not name their code (label runs with --label, or pass --prior)")
     newest = max(r["started_at"] for r in rows)
     compared = set(base) | set(new)
     found = [r for r in index if r["status"] == "complete" and r["run_id"] not in compared
-             and code_of(r) == (commit, label) and r.get("host") == host and not r.get("git_dirty")
+             and code_of(r) == (commit, label) and r.get("host") == host and known_code(r)
              and r["started_at"] is not None and r["started_at"] < newest]
     chosen = tuple(r["run_id"] for r in found[::-1][:limit])
     if len(chosen) < 2:
