@@ -30,6 +30,17 @@ def test_invocations_take_turns_within_windows_of_trials():
     assert invocation_order([]) == []
 
 
+def test_a_search_runs_each_trials_invocations_in_a_row_and_skips_stored_trials():
+    from orchestrator.pipeline.schedule import invocation_steps
+    from orchestrator.records import Shape, Trial
+
+    trials = [Trial(f"t{i}", "w", {}, Shape(), ()) for i in range(3)]
+    planned = [(i, t.trial_id, k) for i, t, k in invocation_steps(trials, lambda t: 2, skip={"t1"})]
+    assert planned == [(0, "t0", 0), (2, "t2", 0), (0, "t0", 1), (2, "t2", 1)]  # indices stay the plan's
+    searched = [(i, t.trial_id, k) for i, t, k in invocation_steps(iter(trials), lambda t: 2)]
+    assert searched == [(0, "t0", 0), (0, "t0", 1), (1, "t1", 0), (1, "t1", 1), (2, "t2", 0), (2, "t2", 1)]
+
+
 @pytest.mark.ray
 def test_each_invocation_is_fresh_workers_interleaved_with_the_other_trials(ray_local, tmp_path, monkeypatch):
     started = []
