@@ -117,7 +117,7 @@ class WorkerResult:
 
 @dataclass(frozen=True, slots=True)
 class MeasuredTrial:
-    """A trial whose workers all finished: their results and how measuring stopped."""
+    """One invocation of a trial whose workers all finished: their results and how measuring stopped."""
 
     trial: Trial
     workers: tuple[WorkerResult, ...]
@@ -126,9 +126,15 @@ class MeasuredTrial:
     measure_s: float
     """Seconds from the first shared start to the last sample's end (driver clock)."""
     stop: Look | None = None
-    """With --until-stable, the last look: its interval is the primary metric's CI."""
+    """With --until-stable, the last look: its interval is the primary metric's CI (one invocation)."""
     flags: frozenset[str] = frozenset()
     """Trial flags raised while running it (``shared_cpus``)."""
+    invocation: int = 0
+    """Which invocation of the trial this is (0-based): a fresh set of worker processes."""
+    overhead_s: float = 0.0
+    """Seconds before its first measured round: actors started, CPUs locked, setup, calibration, warm-up."""
+    iterations: int = 0
+    """Iterations per sample, the same in every invocation of the trial (the first one calibrates it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,19 +211,25 @@ COMPARE_KEY = ("workload", "params", "nodes", "workers", "placement", "threads_p
 
 @dataclass(frozen=True, slots=True)
 class MetricRounds:
-    """One metric of one trial configuration: its unit, direction and measured rounds."""
+    """One metric of one trial configuration in one run: its unit, direction and rounds by invocation."""
 
     unit: str
     higher_is_better: bool | None
-    units: tuple[float, ...]
-    """Per round, the mean over the trial's workers (rounds every worker measured), in round order."""
+    invocations: tuple[tuple[float, ...], ...]
+    """Per invocation (in order), per round the mean over the trial's workers (rounds every
+    worker measured); a dataset written before invocations reads as one."""
     flags: tuple[str, ...] = ()
     """The trial's flags on this metric (unstable, noisy, desynchronized, ...), sorted."""
+
+    @property
+    def units(self) -> tuple[float, ...]:
+        """Return every round's unit, invocations one after another."""
+        return tuple(v for inv in self.invocations for v in inv)
 
 
 @dataclass(frozen=True, slots=True)
 class RunRounds:
-    """One run as ``compare`` reads it: its progress and its rounds per configuration and metric."""
+    """One run as ``compare`` reads it: its progress, labels and rounds per configuration and metric."""
 
     run_id: str
     status: str | None
@@ -226,6 +238,14 @@ class RunRounds:
     trials_total: int | None
     metrics: Mapping[tuple, MetricRounds]
     """Keyed by the ``COMPARE_KEY`` values, then the metric name."""
+    commit: str | None = None
+    """The benchmarked code's commit (``runs.git_commit``), None when unknown."""
+    label: str | None = None
+    """The run's ``--label``, None without one."""
+    host: str | None = None
+    """The machine it ran on (hostname and CPU model of its head node), to keep a prior on one machine."""
+    started_at: object = None
+    """When it started (a datetime), for ordering a history."""
 
 
 @dataclass(frozen=True, slots=True)

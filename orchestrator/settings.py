@@ -60,14 +60,21 @@ class Sampling:
     """How each trial is measured; every default lives here and nowhere else.
 
     Attributes:
-        repetitions: measured rounds per trial (each round: every worker takes one sample,
-            all started together).
-        warmup: warm-up rounds after calibration (stored, flagged).
+        invocations: fresh sets of worker processes per trial (K); each sets up, calibrates,
+            warms up and measures its own rounds, and the trial's figure is the median of the
+            invocations' figures (analysis/invocations.py). K >= 3 for a CI that includes
+            what a process start changes; 5 keeps single-run A/A comparisons quiet on the
+            machines measured (README, Statistics).
+        repetitions: measured rounds per invocation (each round: every worker takes one
+            sample, all started together); a trial has invocations x repetitions rounds.
+        warmup: warm-up rounds per invocation, after calibration (stored, flagged).
         min_time_s: calibration target, seconds per sample.
-        until_stable: after ``repetitions`` rounds, add rounds until the median's CI is within
-            ``rel_ci`` of it, or ``max_time_s`` of measuring has passed.
-        max_time_s: with ``until_stable``, the measuring time limit per trial, seconds.
-        rel_ci: with ``until_stable``, the CI half-width target as a fraction of the median.
+        until_stable: after ``repetitions`` rounds, each invocation adds rounds until its own
+            median's CI is within ``rel_ci`` of it, or its share of ``max_time_s`` has passed.
+        max_time_s: with ``until_stable``, the measuring time limit per trial, seconds (split
+            evenly among its invocations).
+        rel_ci: with ``until_stable``, the CI half-width target as a fraction of the median;
+            also the precision the stored repetition plan aims at (``trials.plan_*``).
         max_cv: coefficient of variation (a fraction) above which a metric is flagged unstable.
         resource_interval_s: seconds between two CPU%/RSS samples while measuring.
         scratch: folder on each node for workloads that write files (None: a temp folder).
@@ -79,7 +86,8 @@ class Sampling:
             and rounds) is failed with that reason and the run goes on; 0: no limit.
     """
 
-    repetitions: int = field(default=10, metadata=_names("--repetitions", "repetitions"))
+    invocations: int = field(default=5, metadata=_names("--invocations", "invocations"))
+    repetitions: int = field(default=3, metadata=_names("--repetitions", "repetitions"))
     warmup: int = field(default=1, metadata=_names("--warmup", "warmup"))
     min_time_s: float = field(default=0.1, metadata=_names("--min-time", "min_time"))
     until_stable: bool = field(default=False, metadata=_names("--until-stable", "until_stable"))
@@ -98,6 +106,7 @@ class Sampling:
             if f.type in ("float", float) and not (isinstance(value, (int, float)) and math.isfinite(value)):
                 raise SettingError(f.name, value, "must be a finite number")
         checks = (
+            ("invocations", self.invocations >= 1, "must be at least 1"),
             ("repetitions", self.repetitions >= 1, "must be at least 1"),
             ("warmup", self.warmup >= 0, "must be 0 or more"),
             ("min_time_s", self.min_time_s > 0, "must be more than 0 seconds"),
@@ -140,9 +149,13 @@ class CapacitySettings:
     start_rate_per_s: float = 0.0
     repetitions: int = 10
     warmup: int = 1
+    invocations: int = 1
 
 
 CAPACITY = CapacitySettings()
+
+COMPARE_HISTORY = 10
+"""Earlier runs of BASE's code and machine that ``compare --prior auto`` takes at most (newest first)."""
 
 MAX_TRIALS = 10_000
 """Largest sweep matrix run unless ``--max-trials`` raises the limit."""

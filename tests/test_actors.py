@@ -15,7 +15,7 @@ pytestmark = pytest.mark.ray
 @pytest.mark.parametrize("matrix", [{"threads_per_worker": [1, 2]}, {"workers_per_node": [2, 1]}])
 def test_a_sweep_over_actor_shapes_completes_on_two_cpus(ray_local, tmp_path, matrix):
     # Each point needs actors of another shape; the ones of the last point must give their CPUs back.
-    spec = parse_sweep({**matrix, "repetitions": 2, "min_time": 0.02, "warmup": 0, "lock": False,
+    spec = parse_sweep({**matrix, "invocations": 1, "repetitions": 2, "min_time": 0.02, "warmup": 0, "lock": False,
                         "workloads": {"cpu.sqrt_mod": {"elements": 2048}}})
     session = run_sweep(spec, None, tmp_path).session
     assert session.status == "complete"

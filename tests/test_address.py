@@ -47,7 +47,7 @@ def gcs_alive(address: str) -> bool:
 @pytest.mark.parametrize("how", ["option", "env"])
 def test_run_on_started_cluster_leaves_it_running(head, tmp_path, how):
     address, temp = head
-    args = ["run", "cpu.sqrt_mod", "--workers", "2", "--repetitions", "2", "--min-time", "0.02",
+    args = ["run", "cpu.sqrt_mod", "--workers", "2", "--invocations", "1", "--repetitions", "2", "--min-time", "0.02",
             "--param", "cpu.sqrt_mod.elements=4096", "--results", str(tmp_path)]
     if how == "option":
         done = topobench(*args, "--address", address)

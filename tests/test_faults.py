@@ -39,7 +39,7 @@ def test_a_disk_that_fills_mid_run_keeps_what_finished_and_says_so(ray_local, tm
     from orchestrator.pipeline.sweep_file import parse_sweep
     from orchestrator.store.writer import StoreError
 
-    spec = parse_sweep({"repetitions": 2, "min_time": 0.02, "warmup": 0, "placement": "none",
+    spec = parse_sweep({"invocations": 1, "repetitions": 2, "min_time": 0.02, "warmup": 0, "placement": "none",
                         "workloads": {"cpu.sqrt_mod": {"elements": [1024, 2048, 4096]}}})
     with tmpfs(tmp_path / "small", "size=4m") as results:
         def fill_after_the_first_trial(i, trial, record):
@@ -91,7 +91,7 @@ def test_a_disk_turned_read_only_mid_run_keeps_what_finished_and_says_so(ray_loc
 def test_a_hung_trial_is_failed_by_the_watchdog_and_the_run_goes_on(ray_local, tmp_path):
     result = CliRunner().invoke(app, [
         "run", "command", "cpu.sqrt_mod", "--param", "command.cmd=sleep 1000", "--trial-timeout", "3",
-        "--repetitions", "2", "--min-time", "0.02", "--placement", "none", "--results", str(tmp_path)])
+        "--invocations", "1", "--repetitions", "2", "--min-time", "0.02", "--placement", "none", "--results", str(tmp_path)])
     assert result.exit_code == 1, result.output
     rows = {r["workload"]: r for r in run_query(tmp_path, "SELECT workload, status, error FROM trials").to_pylist()}
     assert rows["command"]["status"] == "failed"
@@ -102,7 +102,7 @@ def test_a_hung_trial_is_failed_by_the_watchdog_and_the_run_goes_on(ray_local, t
 def test_a_workload_error_keeps_its_command_exit_code_and_stderr(ray_local, tmp_path):
     result = CliRunner().invoke(app, [
         "run", "command", "--param", "command.cmd=echo boom >&2; exit 3", "--param", "command.shell=true",
-        "--repetitions", "1", "--min-time", "0.02", "--placement", "none", "--results", str(tmp_path)])
+        "--invocations", "1", "--repetitions", "1", "--min-time", "0.02", "--placement", "none", "--results", str(tmp_path)])
     assert result.exit_code == 1, result.output
     (row,) = run_query(tmp_path, "SELECT error FROM trials").to_pylist()
     assert "exited with 3" in row["error"] and "echo boom >&2; exit 3" in row["error"] and "boom" in row["error"]
@@ -111,8 +111,8 @@ def test_a_workload_error_keeps_its_command_exit_code_and_stderr(ray_local, tmp_
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_mid_run_says_what_was_kept_and_leaves_a_true_status(tmp_path, sig, code):
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "run", "cpu.sqrt_mod", "--repetitions",
-                             "100000", "--min-time", "0.05", "--results", str(tmp_path)],
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "run", "cpu.sqrt_mod", "--invocations", "1",
+                             "--repetitions", "100000", "--min-time", "0.05", "--results", str(tmp_path)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.monotonic() + 120
     while not list(tmp_path.glob("runs/*/*.parquet")) and time.monotonic() < deadline:
@@ -126,9 +126,32 @@ def test_a_signal_mid_run_says_what_was_kept_and_leaves_a_true_status(tmp_path, 
     assert run["status"] == "interrupted" and run["finished_at"] is not None
 
 
+def test_an_interrupt_between_invocations_keeps_those_finished_flagged_partial(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "run", "cpu.sqrt_mod", "--invocations", "200",
+                             "--repetitions", "2", "--min-time", "0.02", "--warmup", "0", "--no-lock",
+                             "--results", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob("runs/*/*.parquet")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(8)  # a few invocations of fresh workers finish meanwhile
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out + err
+    said = " ".join(err.split())  # the console wraps long lines
+    assert "interrupted; 1 of 1 trials are stored" in said and "(1 of them partial" in said, err
+    (row,) = run_query(tmp_path, "SELECT invocations, invocations_planned, n, flags, status FROM trials "
+                                 "WHERE metric = 'element_ops_per_s'").to_pylist()
+    assert row["status"] == "ok" and "partial" in row["flags"] and row["invocations_planned"] == 200
+    assert 1 <= row["invocations"] < 200 and row["n"] == 2 * row["invocations"]
+    stored = run_query(tmp_path, "SELECT count(DISTINCT invocation) AS k FROM samples").to_pylist()
+    assert stored == [{"k": row["invocations"]}]  # only finished invocations: the one cut short is dropped
+
+
 def test_report_into_a_read_only_folder_is_one_sentence(ray_local, tmp_path):
     runner = CliRunner()
-    assert runner.invoke(app, ["run", "cpu.sqrt_mod", "--repetitions", "2", "--min-time", "0.02",
+    assert runner.invoke(app, ["run", "cpu.sqrt_mod", "--invocations", "1", "--repetitions", "2", "--min-time", "0.02",
                                "--results", str(tmp_path / "r")]).exit_code == 0
     with tmpfs(tmp_path / "ro", "ro,size=1m") as out:
         result = runner.invoke(app, ["report", "latest", "--results", str(tmp_path / "r"), "--out", str(out)])

@@ -38,7 +38,7 @@ def record(tmp_path, samples: list[pa.Table], params: dict | None = None):
                   tuple(WorkerSlot(r, "n", (r,), True) for r in range(len(samples))))
     workers = tuple(WorkerResult(r, "n", "h", (r,), True, s, RESOURCE_COLUMNS.empty_table())
                     for r, s in enumerate(samples))
-    return build_record(RUN, MeasuredTrial(trial, workers, "repetitions", 1.0),
+    return build_record(RUN, (MeasuredTrial(trial, workers, "repetitions", 1.0),),
                         {"n": read_topology(vm_no_smt(tmp_path, 2))}, get_workload("net.http"), Sampling())
 
 

@@ -93,3 +93,19 @@ def test_hockey_stick_marks_the_slo_and_the_knee_without_overlap(top):
     flat = [line for line in ax.get_lines() if len(set(line.get_ydata())) == 1 and len(line.get_ydata()) == 2]
     assert 20.0 in {line.get_ydata()[0] for line in flat}  # the SLO line
     assert top / 2 in {line.get_xdata()[0] for line in ax.get_lines() if len(set(line.get_xdata())) == 1}
+
+
+@pytest.mark.parametrize("runs", [1, 2, 8])
+def test_comparison_figure_groups_rounds_by_run_and_invocation_and_writes_the_ratio(runs):
+    rng = np.random.default_rng(0)
+    sides = {side: [(f"2026010{i}T000000Z-{side.lower()}{i:05d}", [list(100e9 * f * (1 + 0.01 * rng.standard_normal(3)))
+                                                                  for _ in range(5)]) for i in range(runs)]
+             for side, f in (("BASE", 1.0), ("NEW", 0.9))}
+    caption = "NEW/BASE 0.900 (95% CI 0.880–0.920); basis runs; slower"
+    fig = plots.comparison_figure("memory.stream", "stream_bytes_per_s", "B/s", sides, caption)
+    assert plots.overlapping_tick_labels(fig) == []
+    (ax,) = fig.axes
+    assert caption in ax.get_title()
+    dots = [line for line in ax.get_lines() if line.get_marker() == "o"]
+    assert len(dots) == 2 * runs * 5  # one column of dots per invocation
+    assert len(ax.get_xticklabels()) == 2 * runs and "GB/s" in ax.get_yticklabels()[1].get_text()

@@ -27,8 +27,8 @@ def real_results(ray_local, tmp_path_factory):
     """Two small real runs: cpu.sqrt_mod plus a memory.random_access sweep, then cpu.sqrt_mod again."""
     root = tmp_path_factory.mktemp("results")
     runner = CliRunner()
-    common = ["--repetitions", "5", "--min-time", "0.02", "--param", "cpu.sqrt_mod.elements=4096",
-              "--results", str(root)]
+    common = ["--invocations", "1", "--repetitions", "5", "--min-time", "0.02",
+              "--param", "cpu.sqrt_mod.elements=4096", "--results", str(root)]
     first = runner.invoke(app, ["run", "cpu.sqrt_mod", "memory.random_access",
                                 "--param", "memory.random_access.working_set=auto", *common])
     assert first.exit_code == 0, first.output
@@ -54,16 +54,18 @@ def test_report_files_sections_and_markdown(real_results, tmp_path):
     files = build_report(real_results, first, tmp_path / "rep", vs=second)
     md = files.markdown.read_text()
     for heading in ("## Run", "## Distributions", "## accesses per worker vs working set (memory.random_access)",
-                    "## Environment", f"## Comparison: {first} (NEW) vs {second} (BASE)"):  # report NEW --vs BASE
+                    "## Environment", f"## Comparison: {second} → {first}"):  # report NEW --vs BASE
         assert heading in md
     assert "## Scaling" not in md  # a plain run has no scaling table
+    assert "basis: rounds of one invocation (no verdict)" in md  # one invocation per side: no pretending
     names = sorted(p.name for p in files.images)
-    assert names == ["dist_cpu_sqrt_mod.png", "dist_memory_random_access.png",
-                     "working_set_memory_random_access.png"]
+    assert names[1:] == ["dist_cpu_sqrt_mod.png", "dist_memory_random_access.png",
+                         "working_set_memory_random_access.png"]
+    assert names[0].startswith("compare_cpu_sqrt_mod")  # both sides' rounds by run and invocation
     for img in files.images:
         assert img.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"]({img.name})" in md
     html = files.html.read_text()
-    assert html.count("src='data:image/png;base64,") == 3 and "src='dist_" not in html
+    assert html.count("src='data:image/png;base64,") == 4 and "src='dist_" not in html
 
 
 def test_report_with_scaling_table(real_results, tmp_path):
@@ -119,8 +121,8 @@ def test_report_vs_a_run_with_nothing_in_common_writes_nothing(real_results, tmp
     _, second = _run_ids(real_results)
     copy_run(real_results, second, second, tmp_path / "r")  # a cpu.sqrt_mod run
     runner = CliRunner()
-    other = runner.invoke(app, ["run", "memory.random_access", "--repetitions", "2", "--min-time", "0.02",
-                                "--results", str(tmp_path / "r")])
+    other = runner.invoke(app, ["run", "memory.random_access", "--invocations", "1", "--repetitions", "2",
+                                "--min-time", "0.02", "--results", str(tmp_path / "r")])
     assert other.exit_code == 0, other.output
     result = runner.invoke(app, ["report", "latest", "--vs", second, "--results", str(tmp_path / "r"),
                                  "--out", str(tmp_path / "rep")])

@@ -126,7 +126,7 @@ def test_reading_256_cpus_costs_little_and_happens_outside_the_sample(tmp_path, 
 @pytest.mark.ray
 def test_run_stores_resources_and_trial_figures(ray_local, tmp_path):
     result = CliRunner().invoke(app, [
-        "run", "cpu.sqrt_mod", "--workers", "2", "--repetitions", "4", "--min-time", "0.1",
+        "run", "cpu.sqrt_mod", "--workers", "2", "--invocations", "1", "--repetitions", "4", "--min-time", "0.1",
         "--resource-interval", "0.05", "--param", "cpu.sqrt_mod.elements=4096",
         "--results", str(tmp_path)], catch_exceptions=False)
     assert result.exit_code == 0, result.output

@@ -44,7 +44,7 @@ def test_bad_rel_ci_and_max_time_are_user_errors(tmp_path):
 @pytest.mark.ray
 def test_loose_rel_ci_stops_as_stable(ray_local, tmp_path):
     result = run_cli("run", "cpu.sqrt_mod", "--until-stable", "--rel-ci", "0.5", "--max-time", "30",
-                     "--repetitions", "3", "--min-time", "0.02", "--param", "cpu.sqrt_mod.elements=4096",
+                     "--invocations", "1", "--repetitions", "3", "--min-time", "0.02", "--param", "cpu.sqrt_mod.elements=4096",
                      "--results", str(tmp_path))
     assert result.exit_code == 0, result.output
     assert "stopped: stable" in " ".join(result.output.split())
@@ -58,7 +58,7 @@ def test_loose_rel_ci_stops_as_stable(ray_local, tmp_path):
 @pytest.mark.ray
 def test_impossible_rel_ci_stops_at_max_time(ray_local, tmp_path):
     result = run_cli("run", "cpu.sqrt_mod", "--workers", "2", "--until-stable", "--rel-ci", "1e-9",
-                     "--max-time", "1.5", "--repetitions", "2", "--min-time", "0.02",
+                     "--max-time", "1.5", "--invocations", "1", "--repetitions", "2", "--min-time", "0.02",
                      "--param", "cpu.sqrt_mod.elements=4096", "--results", str(tmp_path))
     assert result.exit_code == 0, result.output
     assert "stopped: max-time" in " ".join(result.output.split())

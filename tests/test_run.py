@@ -36,7 +36,7 @@ def tiny_args(workload: str) -> list[str]:
 
 @pytest.mark.parametrize("workload", sorted(TINY))
 def test_two_workers_fill_every_table(ray_local, tmp_path, workload):
-    result = run_cli("run", workload, "--workers", "2", "--repetitions", "3", "--min-time", "0.02",
+    result = run_cli("run", workload, "--workers", "2", "--invocations", "1", "--repetitions", "3", "--min-time", "0.02",
                      "--results", str(tmp_path), *tiny_args(workload))
     assert result.exit_code == 0, result.output
     assert "complete" in result.output
@@ -89,7 +89,7 @@ def test_two_workers_fill_every_table(ray_local, tmp_path, workload):
 
 
 def test_stream_reports_all_four_kernels(ray_local, tmp_path):
-    result = run_cli("run", "memory.stream", "--repetitions", "2", "--min-time", "0.02",
+    result = run_cli("run", "memory.stream", "--invocations", "1", "--repetitions", "2", "--min-time", "0.02",
                      "--results", str(tmp_path), *tiny_args("memory.stream"))
     assert result.exit_code == 0, result.output
     metrics = {r["metric"]: r["unit"] for r in run_query(
@@ -99,7 +99,7 @@ def test_stream_reports_all_four_kernels(ray_local, tmp_path):
 
 
 def test_param_reaches_the_workload(ray_local, tmp_path):
-    result = run_cli("run", "cpu.sqrt_mod", "--repetitions", "2", "--min-time", "0.02",
+    result = run_cli("run", "cpu.sqrt_mod", "--invocations", "1", "--repetitions", "2", "--min-time", "0.02",
                      "--param", "cpu.sqrt_mod.elements=1234", "--results", str(tmp_path))
     assert result.exit_code == 0, result.output
     row = run_query(tmp_path, "SELECT DISTINCT params, ops, iterations FROM samples").to_pylist()
@@ -107,7 +107,7 @@ def test_param_reaches_the_workload(ray_local, tmp_path):
 
 
 def test_failing_workload_fails_trial_keeps_others(ray_local, tmp_path):
-    result = run_cli("run", "command", "cpu.sqrt_mod", "--repetitions", "2", "--min-time", "0.02",
+    result = run_cli("run", "command", "cpu.sqrt_mod", "--invocations", "1", "--repetitions", "2", "--min-time", "0.02",
                      "--param", "command.cmd=false", "--param", "cpu.sqrt_mod.elements=4096",
                      "--results", str(tmp_path))
     assert result.exit_code == 1
@@ -120,7 +120,7 @@ def test_failing_workload_fails_trial_keeps_others(ray_local, tmp_path):
 
 
 def test_cores_placement_reads_back_distinct_cpus(ray_local, tmp_path):
-    result = run_cli("run", "cpu.sqrt_mod", "--workers", "2", "--placement", "cores", "--repetitions", "2",
+    result = run_cli("run", "cpu.sqrt_mod", "--workers", "2", "--placement", "cores", "--invocations", "1", "--repetitions", "2",
                      "--min-time", "0.02", "--param", "cpu.sqrt_mod.elements=4096", "--results", str(tmp_path))
     assert result.exit_code == 0, result.output
     cpus = run_query(tmp_path, "SELECT DISTINCT worker_rank, cpus FROM samples ORDER BY 1").to_pylist()
@@ -131,7 +131,7 @@ def test_cores_placement_reads_back_distinct_cpus(ray_local, tmp_path):
 def test_unpinned_workers_each_get_their_own_actor(ray_local, tmp_path):
     # Regression: unpinned slots shared one pooled actor, so the second measure() found the
     # workload torn down ("'NoneType' object has no attribute 'run'").
-    result = run_cli("run", "cpu.sqrt_mod", "--workers", "2", "--placement", "none", "--repetitions", "2",
+    result = run_cli("run", "cpu.sqrt_mod", "--workers", "2", "--placement", "none", "--invocations", "1", "--repetitions", "2",
                      "--min-time", "0.02", "--param", "cpu.sqrt_mod.elements=4096", "--results", str(tmp_path))
     assert result.exit_code == 0, result.output
     rows = run_query(tmp_path, "SELECT worker_rank, count(*) AS n, any_value(cpus) AS cpus FROM samples "
@@ -141,7 +141,7 @@ def test_unpinned_workers_each_get_their_own_actor(ray_local, tmp_path):
 
 
 def test_every_sample_is_a_synchronized_round(ray_local, tmp_path):
-    result = run_cli("run", "cpu.sqrt_mod", "--workers", "2", "--repetitions", "3", "--warmup", "2",
+    result = run_cli("run", "cpu.sqrt_mod", "--workers", "2", "--invocations", "1", "--repetitions", "3", "--warmup", "2",
                      "--min-time", "0.02", "--param", "cpu.sqrt_mod.elements=4096", "--results", str(tmp_path))
     assert result.exit_code == 0, result.output
     rows = run_query(tmp_path, """

@@ -336,7 +336,7 @@ def test_hundreds_of_runs_query_fast_paths_and_right_answers(ray_local, tmp_path
     from orchestrator.cli import app
     from orchestrator.store.schemas import SCHEMAS
 
-    result = CliRunner().invoke(app, ["run", "cpu.sqrt_mod", "--repetitions", "3", "--min-time", "0.02",
+    result = CliRunner().invoke(app, ["run", "cpu.sqrt_mod", "--invocations", "1", "--repetitions", "3", "--min-time", "0.02",
                                       "--param", "cpu.sqrt_mod.elements=4096", "--results", str(tmp_path)])
     assert result.exit_code == 0, result.output
     (first,) = [p.name.split("=", 1)[1] for p in (tmp_path / "runs").iterdir()]

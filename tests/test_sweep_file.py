@@ -48,7 +48,8 @@ def test_defaults_and_full_params():
     assert s.params["cpu.sqrt_mod"] == ({"elements": 1024, "modulus": 7.0},)
     assert (s.nodes, s.workers_per_node, tuple(map(str, s.placement)), s.mode.value, s.order.value) == (
         (1,), (1,), ("compact",), "weak", "sequential")
-    assert json.loads(s.to_json())["sampling"]["repetitions"] == 10
+    assert json.loads(s.to_json())["sampling"]["repetitions"] == 3  # rounds per invocation
+    assert json.loads(s.to_json())["sampling"]["invocations"] == 5
 
 
 def test_scalars_become_one_value_lists_and_param_lists_sweep():
@@ -60,7 +61,7 @@ def test_scalars_become_one_value_lists_and_param_lists_sweep():
 
 @pytest.mark.parametrize("extra, message", [
     ({"node": [1]}, ("Unknown sweep key 'node'; use only: nodes, workers_per_node, placement, "
-                    "threads_per_worker, workloads, mode, repetitions, warmup, min_time, until_stable, "
+                    "threads_per_worker, workloads, mode, invocations, repetitions, warmup, min_time, until_stable, "
                     "max_time, rel_ci, max_cv, resource_interval, scratch, lock, lock_timeout, trial_timeout, "
                     "order, seed, reserve_cpus, targets, capacity.")),
     ({"nodes": [0, 1]}, ("Sweep key nodes = [0, 1] must be an integer >= 1 or a non-empty list of them, "
@@ -155,6 +156,10 @@ def test_a_capacity_table_makes_the_sweep_a_capacity_search_over_the_varied_n():
     ({"order": "random", "capacity": {"slo": "p99<=5ms"}}, (
         "Sweep key order = 'random' does not apply to a capacity sweep (the search takes each N in turn); "
         "remove it.")),
+    ({"invocations": 3, "capacity": {"slo": "p99<=5ms"}}, (
+        "Sweep key invocations = 3 does not apply to a capacity sweep (each step is judged on the rounds of one "
+        "invocation); remove it.")),
+    ({"invocations": 0}, "Sweep key invocations = 0 is invalid; it must be at least 1."),
     ({"until_stable": True, "capacity": {"slo": "p99<=5ms"}}, (
         "Sweep key until_stable = True does not apply to a capacity sweep (every step runs its rounds in full); "
         "remove it.")),
@@ -293,6 +298,12 @@ def test_node_cpus_slices_or_none():
     assert node_cpus(3, 1, [0, 1]) is None
 
 
+def test_invocations_reach_the_runner_and_a_capacity_search_takes_one():
+    assert parse_sweep({**BASE, "invocations": 7}).sampling.invocations == 7
+    capacity = parse_sweep({"workloads": {"net.http": {}}, "capacity": {"slo": "p99<=5ms"}}).capacity_search()
+    assert capacity.sampling.invocations == 1
+
+
 def test_until_stable_settings_reach_the_runner():
     spec = parse_sweep({**BASE, "until_stable": True, "max_time": 5, "rel_ci": 0.1, "max_cv": 0.2})
     s = spec.sampling
@@ -314,7 +325,7 @@ def test_bad_targets_are_refused_at_parse_time(targets, message):
 @pytest.mark.ray
 def test_sweep_checks_targets_and_exits_1_on_a_miss(ray_local, tmp_path):
     sweep_file = tmp_path / "s.toml"
-    sweep_file.write_text('workers_per_node = [1, 2]\nrepetitions = 2\nmin_time = 0.02\nwarmup = 0\n'
+    sweep_file.write_text('workers_per_node = [1, 2]\ninvocations = 1\nrepetitions = 2\nmin_time = 0.02\nwarmup = 0\n'
                           'targets = ["cpu.sqrt_mod:element_ops_per_s>=1", "cpu.sqrt_mod:element_ops_per_s>=1e15"]\n'
                           '[workloads."cpu.sqrt_mod"]\nelements = 2048\n')
     result = CliRunner().invoke(app, ["sweep", str(sweep_file), "--results", str(tmp_path / "r")])
@@ -333,7 +344,7 @@ def test_resume_with_a_different_sweep_file_is_refused(tmp_path):
     run_id = new_run_id()
     RunStore(tmp_path, run_id).write_run({"run_id": run_id, "spec": parse_sweep(BASE).to_json(),
                                           "status": "interrupted"})
-    changed = parse_sweep({**BASE, "repetitions": 3})
+    changed = parse_sweep({**BASE, "repetitions": 4})
     with pytest.raises(UserError, match=f"--resume {run_id}: this sweep file differs"):
         run_sweep(changed, None, tmp_path, resume=run_id)
 
@@ -398,7 +409,8 @@ def test_dry_run_estimate_counts_every_round():
     from orchestrator.render.run_tables import duration_text
     from orchestrator.settings import Sampling
 
-    # 10 trials x (1 s + (3 + 1 + 10) x 0.1 s) = 24 s
-    assert duration_text(10, Sampling()) == "at least 24 s"
-    assert duration_text(100, Sampling(min_time_s=1.0)) == "at least 25 min 00 s"
-    assert duration_text(2, Sampling(until_stable=True, max_time_s=30)).endswith("at most about 1 min 05 s (--until-stable)")
+    # 10 trials x 5 invocations x (1 s + (3 + 1 + 3) x 0.1 s) = 85 s
+    assert duration_text(10, Sampling()) == "at least 1 min 25 s"
+    assert duration_text(100, Sampling(min_time_s=1.0)) == "at least 1 h 06 min"
+    assert duration_text(2, Sampling(invocations=1, repetitions=10, until_stable=True, max_time_s=30)).endswith(
+        "at most about 1 min 05 s (--until-stable)")

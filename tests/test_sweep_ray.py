@@ -33,7 +33,7 @@ from workloads.errors import UserError
 pytestmark = pytest.mark.ray
 
 OBJECT_STORE = 100 * 2**20
-TINY = {"repetitions": 3, "min_time": 0.02, "warmup": 0, "placement": "none"}
+TINY = {"invocations": 1, "repetitions": 3, "min_time": 0.02, "warmup": 0, "placement": "none"}
 
 
 def topobench(*args: str, env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess:
@@ -45,7 +45,7 @@ def test_cluster_local_sweep_stop_end_to_end(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env.update(TOPOBENCH_STATE_DIR=str(tmp_path / "state"), RAY_AUTH_MODE="token", COLUMNS="200")
     sweep_file = tmp_path / "sweep.toml"
-    sweep_file.write_text('nodes = [1, 2]\nrepetitions = 3\nmin_time = 0.02\nwarmup = 0\n'
+    sweep_file.write_text('nodes = [1, 2]\ninvocations = 1\nrepetitions = 3\nmin_time = 0.02\nwarmup = 0\n'
                           '[workloads."cpu.sqrt_mod"]\nelements = 2048\n')
     started = topobench("cluster", "local", "--nodes", "2", "--cpus-per-node", "1", env=env)
     assert started.returncode == 0, started.stdout + started.stderr
@@ -129,7 +129,7 @@ def test_http_server_on_head_clients_on_other_node(cluster, tmp_path):
 
     request = build_request(("net.http",), ["net.http.server_node=head", "net.http.concurrency=2"],
                             Shape(placement=parse_placement("none")),
-                            Sampling(repetitions=2, warmup=0, min_time_s=0.02), results=tmp_path)
+                            Sampling(invocations=1, repetitions=2, warmup=0, min_time_s=0.02), results=tmp_path)
     session = run_benchmarks(request, None)
     assert session.outcome.status == "complete", [r.error for r in session.outcome.records]
     head = next(n["NodeID"] for n in node_order(ray.nodes()) if "node:__internal_head__" in n["Resources"])

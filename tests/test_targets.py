@@ -80,7 +80,7 @@ def test_targets_on_a_real_run(ray_local, tmp_path):
 
     from orchestrator.cli import app
 
-    result = CliRunner().invoke(app, ["run", "cpu.sqrt_mod", "--repetitions", "5", "--min-time", "0.02",
+    result = CliRunner().invoke(app, ["run", "cpu.sqrt_mod", "--invocations", "1", "--repetitions", "5", "--min-time", "0.02",
                                       "--param", "cpu.sqrt_mod.elements=4096", "--results", str(tmp_path)])
     assert result.exit_code == 0, result.output
     rows = run_query(tmp_path, "SELECT * FROM trials").to_pylist()

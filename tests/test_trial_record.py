@@ -109,7 +109,7 @@ def test_build_record_is_the_whole_stored_trial(tmp_path):
                             {0: 99.0, 1: 10.0}),  # the node's recording worker
                WorkerResult(1, "n", "host", (1,), True, wide(3, 1000, 1000, flags=("cache_resident",)),
                             resources(1, 10.0), 1.5))
-    record = build_record("20261129T085512Z-1a2b3c", MeasuredTrial(trial, workers, "repetitions", 3.2),
+    record = build_record("20261129T085512Z-1a2b3c", (MeasuredTrial(trial, workers, "repetitions", 3.2),),
                           {"n": topology}, get_workload("cpu.sqrt_mod"), Sampling(),
                           (parse_target("cpu.sqrt_mod:element_ops_per_s>=1e9"),))
     samples = record.tables["samples"]["n"]
@@ -137,8 +137,8 @@ def test_two_unequal_workers_are_each_reported_and_the_headline_is_their_round_m
     fast = fast.set_column(3, "ops", pa.array([int(22_000 * (1 + 0.01 * rng.standard_normal())) for _ in range(9)]))
     workers = (WorkerResult(0, "n", "h", (0,), True, slow, resources(0, 99.0)),
                WorkerResult(1, "n", "h", (1,), True, fast, resources(1, 99.0)))
-    record = build_record("20261129T085512Z-1a2b3c", MeasuredTrial(make_trial(2, "cpu.sqrt_mod"), workers,
-                                                                   "repetitions", 9.0),
+    record = build_record("20261129T085512Z-1a2b3c", (MeasuredTrial(make_trial(2, "cpu.sqrt_mod"), workers,
+                                                                   "repetitions", 9.0),),
                           {"n": topology}, get_workload("cpu.sqrt_mod"), Sampling())
     (row,) = record.rows
     per_worker = {w["worker_rank"]: w for w in record.workers}
@@ -169,7 +169,7 @@ def test_a_skewed_node_clock_is_corrected_before_rounds_are_lined_up(tmp_path, s
     def row(clock_b):
         workers = (WorkerResult(0, "n", "h", (0,), True, a, resources(0, 99.0), clock=SAME_CLOCK),
                    WorkerResult(1, "n", "h", (1,), True, b, resources(1, 99.0), clock=clock_b))
-        record = build_record("20261129T085512Z-1a2b3c", MeasuredTrial(trial, workers, "repetitions", 8.0),
+        record = build_record("20261129T085512Z-1a2b3c", (MeasuredTrial(trial, workers, "repetitions", 8.0),),
                               {"n": topology}, get_workload("cpu.sqrt_mod"), Sampling())
         return record.rows[0], record.tables["samples"]["n"]
 
@@ -190,7 +190,49 @@ def test_an_offset_known_worse_than_1_percent_of_a_sample_is_flagged(tmp_path):
     topology = read_topology(vm_no_smt(tmp_path, 2))
     workers = (WorkerResult(0, "n", "h", (0,), True, wide(6, 1000, 10_000_000), resources(0, 99.0),
                             clock=ClockOffset(0, 500_000, 16)),)  # ±0.5 ms against 10 ms samples
-    record = build_record("20261129T085512Z-1a2b3c", MeasuredTrial(make_trial(1, "cpu.sqrt_mod"), workers,
-                                                                   "repetitions", 6.0),
+    record = build_record("20261129T085512Z-1a2b3c", (MeasuredTrial(make_trial(1, "cpu.sqrt_mod"), workers,
+                                                                   "repetitions", 6.0),),
                           {"n": topology}, get_workload("cpu.sqrt_mod"), Sampling())
     assert "clock_uncertain" in record.rows[0]["flags"]
+
+
+def test_a_trial_of_invocations_is_the_median_of_their_figures(tmp_path):
+    """Three invocations of 2 rounds at 1, 2 and 4 x 1e9: figure 2e9, a t interval over the 3, partial of 5."""
+    from orchestrator.analysis.invocations import summarize_invocations
+
+    topology = read_topology(vm_no_smt(tmp_path, 2))
+    trial = make_trial(1, "cpu.sqrt_mod")
+    invocations = []
+    for k, elapsed in enumerate((1000, 500, 250)):
+        worker = WorkerResult(0, "n", "host", (0,), True, wide(2, 1000, elapsed, start_s=10.0 * k),
+                              resources(0, 99.0), 0.5, {0: 99.0, 1: 10.0})
+        invocations.append(MeasuredTrial(trial, (worker,), "repetitions", 2.0, invocation=k, overhead_s=1.0,
+                                         iterations=10))
+    record = build_record("20261129T085512Z-1a2b3c", invocations, {"n": topology}, get_workload("cpu.sqrt_mod"),
+                          Sampling(), planned=5)
+    samples = record.tables["samples"]["n"]
+    assert sorted(set(samples["invocation"].to_pylist())) == [0, 1, 2]
+    (row,) = record.rows
+    expected = summarize_invocations([[1e9] * 2, [2e9] * 2, [4e9] * 2])
+    assert (row["median"], row["n"], row["invocations"], row["invocations_planned"]) == (2e9, 6, 3, 5)
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((expected.ci_low, expected.ci_high))
+    assert row["ci_method"] == "t over invocations" and "partial" in row["flags"]
+    assert row["sd_between_invocations"] == pytest.approx(np.log(2), rel=0.01)  # log-scale sd of 1, 2, 4
+    assert row["sd_between_rounds"] == 0.0 and row["invocation_cost_s"] == 1.0
+    assert row["round_cost_s"] == pytest.approx(6.0 / 6) and row["measure_s"] == 6.0
+
+
+def test_two_invocations_state_no_ci_and_one_invocation_is_as_before(tmp_path):
+    topology = read_topology(vm_no_smt(tmp_path, 2))
+    trial = make_trial(1, "cpu.sqrt_mod")
+
+    def invocation(k, reps):
+        worker = WorkerResult(0, "n", "host", (0,), True, wide(reps, 1000, 1000 + 10 * k), resources(0, 99.0))
+        return MeasuredTrial(trial, (worker,), "repetitions", 1.0, invocation=k)
+
+    two = build_record("r", [invocation(0, 8), invocation(1, 8)], {"n": topology}, get_workload("cpu.sqrt_mod"),
+                       Sampling())
+    assert two.rows[0]["ci_low"] is None and two.rows[0]["invocations"] == 2
+    one = build_record("r", [invocation(0, 8)], {"n": topology}, get_workload("cpu.sqrt_mod"), Sampling())
+    row = one.rows[0]
+    assert row["ci_method"] == "round bootstrap" and row["invocations"] == 1 and row["ci_low"] == row["median"]

@@ -35,7 +35,7 @@ def other_run_holds_cpu0():
 
 
 def run(tmp_path, *extra: str):
-    return CliRunner().invoke(app, ["run", "cpu.sqrt_mod", "--placement", "0", "--repetitions", "2",
+    return CliRunner().invoke(app, ["run", "cpu.sqrt_mod", "--placement", "0", "--invocations", "1", "--repetitions", "2",
                                     "--min-time", "0.02", "--param", "cpu.sqrt_mod.elements=2048",
                                     "--results", str(tmp_path), *extra])
 

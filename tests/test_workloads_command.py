@@ -120,3 +120,16 @@ def test_extracted_direction_follows_the_parameter():
 def test_a_full_path_that_cannot_run_is_named_as_such(path, what):
     with pytest.raises(UserError, match=f"Parameter command.cmd: '{path}' {what}; give the path of a program"):
         Command({"cmd": path})
+
+
+def test_cwd_is_where_the_command_runs_and_a_relative_program_is_found_there(tmp_path):
+    program = tmp_path / "prog"
+    program.write_text("#!/bin/sh\ncat answer\n")  # a file of the folder it runs in
+    program.chmod(0o755)
+    (tmp_path / "answer").write_text("42\n")
+    w = _make(cmd="./prog", cwd=str(tmp_path), metric_regex=r"(\d+)")
+    assert w.run(2).metrics["extracted"] == 42.0
+    with pytest.raises(UserError, match="command.cwd='/no/such' is not a folder"):
+        Command({"cmd": "true", "cwd": "/no/such"})
+    with pytest.raises(UserError, match="'./prog' does not exist"):
+        Command({"cmd": "./prog"})  # relative to the current folder, without cwd

@@ -40,7 +40,7 @@ def test_every_workload_has_tiny_settings():
 def test_workload_runs_and_lands_in_tables(ray_local, tmp_path, workload, workers):
     threads = THREADS.get(workload, 1)
     params = [a for p in TINY[workload] for a in ("--param", f"{workload}.{p}")]
-    result = CliRunner().invoke(app, ["run", workload, "--workers", str(workers), "--repetitions", "2",
+    result = CliRunner().invoke(app, ["run", workload, "--workers", str(workers), "--invocations", "1", "--repetitions", "2",
                                       "--warmup", "0", "--min-time", "0.01", "--results", str(tmp_path),
                                       "--threads-per-worker", str(threads), *params], catch_exceptions=False)
     assert result.exit_code == 0, result.output

@@ -25,7 +25,7 @@ def command_argv(cmd: str, shell: bool) -> list[str]:
     return ["/bin/sh", "-c", cmd] if shell else shlex.split(cmd)
 
 
-def _check_command(param: str, cmd: str, shell: bool) -> None:
+def _check_command(param: str, cmd: str, shell: bool, cwd: str = "") -> None:
     where = f"command.{param}"
     try:
         argv = command_argv(cmd, shell)
@@ -35,10 +35,11 @@ def _check_command(param: str, cmd: str, shell: bool) -> None:
     if not argv:
         raise UserError(f"Parameter {where} is empty; give a command such as "
                         f"--param {where}='sleep 0.1'.")
-    if not shell and "/" in argv[0] and not (os.path.isfile(argv[0]) and os.access(argv[0], os.X_OK)):
-        what = "does not exist" if not os.path.exists(argv[0]) else "is not an executable file"
+    program = os.path.join(cwd, argv[0]) if cwd else argv[0]  # a relative path runs from cwd
+    if not shell and "/" in argv[0] and not (os.path.isfile(program) and os.access(program, os.X_OK)):
+        what = "does not exist" if not os.path.exists(program) else "is not an executable file"
         raise UserError(f"Parameter {where}: {argv[0]!r} {what}; give the path of a program you can run.")
-    if not shell and shutil.which(argv[0]) is None:
+    if not shell and shutil.which(program if "/" in argv[0] else argv[0]) is None:
         raise UserError(f"Parameter {where}: command {argv[0]!r} was not found on PATH; give a full path "
                         "or install it.")
 
@@ -88,14 +89,20 @@ class Command(Workload):
         Param("ignore_failure", False, "record non-zero exits instead of failing", ""),
         Param("timeout_s", 0.0, "kill a run slower than this and fail; 0 = no limit", "s",
               minimum=0.0),
+        Param("cwd", "", "folder the command runs in; when it is a git checkout its commit labels the "
+              "run; empty = the worker's own folder", ""),
     )
 
     @classmethod
     def validate(cls, params: Mapping[str, Any]) -> None:
-        """Refuse an empty or missing command, a bad prepare, or a bad metric_regex."""
-        _check_command("cmd", params["cmd"], params["shell"])
+        """Refuse an empty or missing command, a bad prepare, a cwd that is no folder, or a bad metric_regex."""
+        cwd = params.get("cwd", "")
+        if cwd and not os.path.isdir(cwd):
+            raise UserError(f"Parameter command.cwd={cwd!r} is not a folder; give the folder the command "
+                            "runs in (its program's checkout), or leave it empty.")
+        _check_command("cmd", params["cmd"], params["shell"], cwd)
         if params["prepare"]:
-            _check_command("prepare", params["prepare"], params["shell"])
+            _check_command("prepare", params["prepare"], params["shell"], cwd)
         if params["metric_regex"]:
             try:
                 groups = re.compile(params["metric_regex"]).groups
@@ -119,6 +126,7 @@ class Command(Workload):
         self._prepare = command_argv(p["prepare"], p["shell"]) if p["prepare"] else None
         self._regex = re.compile(p["metric_regex"]) if p["metric_regex"] else None
         self._timeout = p["timeout_s"] or None
+        self._cwd = p.get("cwd") or None
 
     def run(self, n: int) -> Measurement:
         wall = user = sys = extracted = 0.0
@@ -147,7 +155,7 @@ class Command(Workload):
         try:
             proc = subprocess.run(argv, stdin=subprocess.DEVNULL,
                                   stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
-                                  stderr=subprocess.PIPE, timeout=self._timeout, check=False)
+                                  stderr=subprocess.PIPE, timeout=self._timeout, check=False, cwd=self._cwd)
         except subprocess.TimeoutExpired:
             raise RuntimeError(f"command: {which} {shlex.join(argv)!r} ran past timeout_s="
                                f"{self._timeout} s and was killed") from None

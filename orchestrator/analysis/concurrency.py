@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
@@ -18,11 +18,13 @@ class Concurrency:
         aggregate: all those ops over the rounds' total wall time (ops/s); NaN when none.
         overlap: the smallest, over workers, of the share of its measuring time during which
             every worker was running (0..1; 1 = the workers always ran together).
+        repetitions: the repetition number of each ``per_repetition`` value.
     """
 
     per_repetition: np.ndarray
     aggregate: float
     overlap: float
+    repetitions: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 def concurrent_throughput(subset: pa.Table) -> Concurrency:
@@ -41,6 +43,7 @@ def concurrent_throughput(subset: pa.Table) -> Concurrency:
     ops = subset["ops"].to_numpy().astype(np.float64)
     rank_of = np.asarray(subset["worker_rank"].to_numpy())
     per_rep: list[float] = []
+    kept: list[int] = []
     ops_total = wall_total = 0.0
     inside = dict.fromkeys(ranks, 0.0)
     duration = dict.fromkeys(ranks, 0.0)
@@ -59,7 +62,9 @@ def concurrent_throughput(subset: pa.Table) -> Concurrency:
             inside[r] += float(np.clip(np.minimum(e[mine], common_end) - np.maximum(s[mine], common_start),
                                        0, None).sum())
         per_rep.append(float(ops[here].sum() / (wall_ns / 1e9)))
+        kept.append(int(rep))
         ops_total += float(ops[here].sum())
         wall_total += wall_ns / 1e9
     overlap = min((inside[r] / duration[r] if duration[r] else 0.0) for r in ranks) if ranks else 0.0
-    return Concurrency(np.array(per_rep), ops_total / wall_total if wall_total > 0 else float("nan"), overlap)
+    return Concurrency(np.array(per_rep), ops_total / wall_total if wall_total > 0 else float("nan"), overlap,
+                       np.array(kept, dtype=np.int64))

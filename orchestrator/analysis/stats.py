@@ -266,9 +266,9 @@ def bootstrap_ratio_ci(
     b, _ = _distinct_medians(np.asarray(base, dtype=float), seed, 1)
     x, _ = _distinct_medians(np.asarray(new, dtype=float), seed, 2)
     base_pair, new_pair, counts = _joint_pairs(np.shape(base)[-1], np.shape(new)[-1], seed)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):  # a resampled base median of 0: NaN or inf, as said
         ratios = x[..., new_pair] / b[..., base_pair]
-    return _percentile_interval(ratios, counts, confidence)
+        return _percentile_interval(ratios, counts, confidence)
 
 
 @functools.lru_cache(maxsize=256)

@@ -8,10 +8,13 @@ import typer
 
 from orchestrator.commands.options import (
     AddressOption,
+    CommitOption,
+    LabelOption,
     ParamOption,
     PlacementOption,
     ResultsOption,
     command_line,
+    run_labels,
 )
 from orchestrator.records import DEFAULT_SHAPE
 from orchestrator.settings import CAPACITY, DEFAULTS, RESULTS_DIR
@@ -52,6 +55,8 @@ def capacity(
         CAPACITY.repetitions),
     min_time: Annotated[float, typer.Option(help="Seconds one sample lasts at least (lengthened as the "
                                                  "percentile needs).")] = DEFAULTS.min_time_s,
+    label: LabelOption = None,
+    commit: CommitOption = None,
     results: ResultsOption = str(RESULTS_DIR),
     address: AddressOption = None,
 ) -> None:
@@ -64,6 +69,7 @@ def capacity(
     from orchestrator.render.console import stdout_console
     from orchestrator.settings import Sampling
 
+    labels = run_labels(label, commit)
     goal = parse_goal(slo, resolution, start_rate, load)
     counts_w, counts_n = parse_counts(workers, "--workers"), parse_counts(nodes, "--nodes")
     sampling = Sampling(repetitions=repetitions, warmup=CAPACITY.warmup, min_time_s=min_time)
@@ -72,7 +78,7 @@ def capacity(
     request = build_request((workload,), param or (), shape, sampling, (), results)
     given = parse_param_options(param or (), (workload,)).get(workload, {})
     search = build_search(workload, request.params[workload], tuple(given), counts_w, counts_n, shape, goal, sampling)
-    found = run_capacity(search, request.to_json(), address, results, command_line())
+    found = run_capacity(search, request.to_json(), address, results, command_line(), labels)
     print_capacity(stdout_console(), found)
     if found.session.status != "complete" or not found.met:
         raise typer.Exit(1)

@@ -24,6 +24,22 @@ MinTimeOption = Annotated[float, typer.Option(
 ThreadsOption = Annotated[int, typer.Option(
     "--threads-per-worker", help="CPUs and BLAS/OpenMP threads per worker.")]
 ReserveOption = Annotated[int, typer.Option("--reserve-cpus", help="CPUs per node left free for Ray's own processes.")]
+LabelOption = Annotated[str | None, typer.Option(
+    "--label", help="Name what this run measured (e.g. v2); `compare label:v2 ...` selects such runs.")]
+CommitOption = Annotated[str | None, typer.Option(
+    "--commit", help="Commit of the code measured (default: the git checkout of a command workload's cwd, "
+                     "else of the current folder, else $GITHUB_SHA/$CI_COMMIT_SHA).")]
+
+
+def run_labels(label: str | None, commit: str | None):  # -> Labels (pipeline.provenance, imported when called)
+    """Return the checked ``--label`` and ``--commit`` of a run.
+
+    Raises:
+        UserError: a label or commit that cannot be stored or selected (one sentence).
+    """
+    from orchestrator.pipeline.provenance import Labels, check_commit, check_label
+
+    return Labels(check_label(label), check_commit(commit))
 
 
 def command_line() -> str:

@@ -9,10 +9,13 @@ import typer
 
 from orchestrator.commands.options import (
     AddressOption,
+    CommitOption,
+    LabelOption,
     MetricsOption,
     ResultsOption,
     check_metrics,
     command_line,
+    run_labels,
 )
 from orchestrator.settings import MAX_TRIALS, RESULTS_DIR
 from workloads.errors import UserError
@@ -27,6 +30,8 @@ def sweep(
         "--resume", help="Run id of an earlier sweep: skip its stored trials, run the rest.")] = None,
     max_trials: Annotated[int, typer.Option(help=MAX_TRIALS_HELP)] = MAX_TRIALS,
     metrics: MetricsOption = "headline",
+    label: LabelOption = None,
+    commit: CommitOption = None,
     results: ResultsOption = str(RESULTS_DIR),
     address: AddressOption = None,
 ) -> None:
@@ -38,6 +43,7 @@ def sweep(
     from orchestrator.render.console import stdout_console
 
     all_metrics = check_metrics(metrics)
+    labels = run_labels(label, commit)
     spec = load_sweep(file, max_trials)
     console = stdout_console()
     if dry_run:
@@ -56,7 +62,7 @@ def sweep(
         if resume:
             raise UserError("--resume does not apply to a sweep with a [capacity] table (each step is planned "
                             "from the last); run the sweep again.")
-        found = run_capacity(spec.capacity_search(), spec.to_json(), address, results, command_line())
+        found = run_capacity(spec.capacity_search(), spec.to_json(), address, results, command_line(), labels)
         print_capacity(console, found)
         if found.session.status != "complete" or not found.met:
             raise typer.Exit(1)
@@ -65,7 +71,7 @@ def sweep(
     from orchestrator.render.run_tables import scaling_tables
     from orchestrator.render.session_view import no_series_text, print_session
 
-    found = run_sweep(spec, address, results, resume, command_line())
+    found = run_sweep(spec, address, results, resume, command_line(), labels=labels)
     extra: list = list(scaling_tables(found.analyses)) or [no_series_text(found.session)]
     print_session(console, found.session, "sweep", spec.sampling, extra, query_table="scaling",
                   all_metrics=all_metrics)

@@ -3,11 +3,15 @@
     request, sweep_file  what to measure, validated at the edge (no Ray): RunRequest, SweepSpec
     capacity             the capacity search: its steps planned one at a time from the last
     jobs                 run_benchmarks / run_sweep / run_capacity: one session and its conclusion
-    session              run_session: folder → connect → probe → plan → per trial: measure,
-                         record, commit → close → targets
+    session              run_session: folder → connect → probe → plan → per invocation (in
+                         the order of schedule): measure; per trial: record, commit → close → targets
+      resume             the stored run a sweep continues: same spec, measured as it started
+      provenance         which code a run measured: --label, --commit, the program's checkout
       planner            points → trials with CPU sets per node (pure)
-      actors             acquire pinned worker actors (one per node, CPU set and threads)
-      trial              measure one trial: lock CPUs, clocks, service, prepare, rounds, finish
+      schedule           the order of the trials' invocations: interleaved, in windows
+      actors             start a trial invocation's pinned worker actors, release them after
+      trial              measure one invocation of a trial: lock CPUs, clocks, service, prepare,
+                         rounds, finish
         rounds           the synchronized rounds
         waits            every wait on Ray, with its deadline
       record             what the workers returned → the rows and tables to store

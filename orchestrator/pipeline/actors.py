@@ -1,4 +1,8 @@
-"""Acquire the run's workers: one pinned worker actor per (node, CPU set, threads), reused across trials."""
+"""Acquire a trial invocation's workers: fresh pinned worker actors, one per (node, CPU set, threads).
+
+Every invocation of a trial starts new worker processes (new allocations, ASLR, allocator and
+JIT state) and releases them when it ends, so no pool holds CPUs between invocations.
+"""
 
 from __future__ import annotations
 
@@ -32,7 +36,7 @@ def _not_started(missing: Sequence[WorkerSlot], threads: int, waited_s: float) -
 
 
 class ActorPool:
-    """Keeps one pinned worker actor per (node, CPU set, threads), reused across trials."""
+    """Holds the pinned worker actors of the invocation running now; ``close`` kills what is left."""
 
     def __init__(self) -> None:
         self._actors: dict[tuple, Any] = {}
@@ -44,18 +48,16 @@ class ActorPool:
         return (slot.node_id, threads, slot.cpus if slot.pinned else ("unpinned", slot.rank))
 
     def acquire(self, slots: Sequence[WorkerSlot], threads: int, deadline_s: float | None = None) -> list[Any]:
-        """Return one started actor per slot, creating what is missing, within ``deadline_s`` (``ACTOR_START_S``).
+        """Return one newly started actor per slot within ``deadline_s`` (``ACTOR_START_S``).
 
-        Actors of other shapes are released first: their CPUs may be what the new ones need
-        (a sweep over threads per worker on a small machine would otherwise wait forever).
+        Actors still held are killed first: their CPUs may be what the new ones need (a sweep
+        over threads per worker on a small machine would otherwise wait forever).
 
         Raises:
             ActorsNotStarted: some did not start in time (the sentence says where and why).
         """
         deadline_s = ACTOR_START_S if deadline_s is None else deadline_s
-        wanted = {self._key(slot, threads) for slot in slots}
-        for key in [k for k in self._actors if k not in wanted]:
-            ray.kill(self._actors.pop(key))
+        self.close()
         actors = [self.get(slot, threads) for slot in slots]
         ready = [a.__ray_ready__.remote() for a in actors]
         done, _ = ray.wait(ready, num_returns=len(ready), timeout=deadline_s)
@@ -82,6 +84,11 @@ class ActorPool:
         actor = self._actors.pop(self._key(slot, threads), None)
         if actor is not None:
             ray.kill(actor)
+
+    def release(self, slots: Sequence[WorkerSlot], threads: int) -> None:
+        """Kill the actors of an invocation that ended: the next one starts fresh processes."""
+        for slot in slots:
+            self.discard(slot, threads)
 
     def close(self) -> None:
         """Kill every actor."""

@@ -24,7 +24,7 @@ from orchestrator.analysis.capacity import (
 )
 from orchestrator.pipeline.planner import plan_point
 from orchestrator.records import Point, Shape, Trial
-from orchestrator.settings import Sampling
+from orchestrator.settings import CAPACITY, Sampling
 from workloads.errors import UserError
 from workloads.registry import get_workload
 
@@ -248,4 +248,6 @@ def build_search(workload: str, params: Mapping[str, Any], given: Sequence[str],
     check_rounds(sampling.repetitions, say["rounds"])
     dimension = "nodes" if len(nodes) > 1 else "workers"
     shapes = tuple(replace(shape, workers=w, nodes=n) for n in nodes for w in workers)
+    # One invocation per step: each step is judged on its own rounds and plans the next.
+    sampling = replace(sampling, invocations=CAPACITY.invocations)
     return CapacitySearch(workload, dict(params), shapes, dimension, goal, sampling)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 
 from cluster.clock import to_driver
 from cluster.topology import Topology
+from orchestrator.analysis.components import variance_components
 from orchestrator.analysis.concurrency import concurrent_throughput
 from orchestrator.analysis.flags import (
     FLAG_ORDER,
@@ -29,6 +30,7 @@ from orchestrator.analysis.flags import (
     resource_columns,
     thresholds,
 )
+from orchestrator.analysis.invocations import InvocationSummary, summarize_invocations
 from orchestrator.analysis.latency import (
     latency_flags,
     latency_table_rows,
@@ -36,7 +38,8 @@ from orchestrator.analysis.latency import (
     trial_latencies,
     with_sample_percentiles,
 )
-from orchestrator.analysis.stats import summarize, summarize_rounds
+from orchestrator.analysis.planning import plan_repetitions
+from orchestrator.analysis.stats import summarize_rounds
 from orchestrator.analysis.stopping import Look
 from orchestrator.analysis.targets import Target, check_targets, target_columns
 from orchestrator.records import MeasuredTrial, Trial, TrialRecord, WorkerResult
@@ -94,8 +97,8 @@ def sample_metrics(wide: pa.Table, workload: type[Workload], params: Mapping[str
 
 
 def long_samples(run_id: str, trial: Trial, worker: WorkerResult, topology: Topology,
-                 workload: type[Workload]) -> pa.Table:
-    """Return one ``samples`` row per sample and metric of one worker (``SAMPLES_SCHEMA``).
+                 workload: type[Workload], invocation: int = 0) -> pa.Table:
+    """Return one ``samples`` row per sample and metric of one worker of one invocation (``SAMPLES_SCHEMA``).
 
     The primary metric's value is ``ops / elapsed_ns * 1e9`` (operations per second); an
     extra metric's value is the workload's own per-sample figure. Extra metrics a sample
@@ -114,7 +117,7 @@ def long_samples(run_id: str, trial: Trial, worker: WorkerResult, topology: Topo
                 "params": json.dumps(dict(trial.params), sort_keys=True, default=str),
                 "node_id": worker.node_id, "hostname": worker.hostname, "worker_rank": worker.rank,
                 "cpus": list(worker.cpus), "l3_domain": domains.pop() if len(domains) == 1 else None,
-                "numa_node": numas.pop() if len(numas) == 1 else None}
+                "numa_node": numas.pop() if len(numas) == 1 else None, "invocation": invocation}
     timing = {c: wide[c].to_pylist() for c in ("repetition", "warmup", "iterations", "ops", "elapsed_ns")}
     # Stamps on the driver's time base, so rounds of several nodes line up (Cristian 1989).
     timing["start_ns"] = [to_driver(t, worker.clock) for t in wide["start_ns"].to_pylist()]
@@ -145,6 +148,19 @@ def long_resources(run_id: str, trial_id: str, worker: WorkerResult) -> pa.Table
     return table.select(RESOURCES_SCHEMA.names)
 
 
+def invocation_of(subset: pa.Table) -> np.ndarray:
+    """Return each row's invocation (0 where the column is missing or null: one invocation)."""
+    if "invocation" not in subset.column_names:
+        return np.zeros(subset.num_rows, dtype=np.int64)
+    return subset["invocation"].fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def by_invocation(subset: pa.Table) -> list[pa.Table]:
+    """Return one metric's rows split by invocation, in invocation order."""
+    which = invocation_of(subset)
+    return [subset.filter(pa.array(which == k)) for k in np.unique(which)]
+
+
 def rounds_matrix(subset: pa.Table) -> tuple[np.ndarray, list[int]]:
     """Return one metric's measured values as rounds x workers (rounds every worker measured) and the ranks.
 
@@ -162,20 +178,59 @@ def rounds_matrix(subset: pa.Table) -> tuple[np.ndarray, list[int]]:
     return matrix.reshape(len(full), len(ranks)), ranks
 
 
+CI_METHODS = {"rounds": "round bootstrap", "t": "t over invocations", "bootstrap": "bootstrap over invocations"}
+"""``trials.ci_method`` of each interval ``summarize_invocations`` states."""
+
+
+def invocation_columns(units: Sequence[np.ndarray], costs: Costs | None, rel_ci: float) -> dict[str, Any]:
+    """Return the variance components of one metric's rounds by invocation and, with ``costs``, the plan.
+
+    sd_* are square roots of the components of ``analysis.components`` (log scale, so a
+    relative sd: 0.03 is 3%); None where the trial has too few invocations or rounds to tell.
+    The plan is the cheapest invocations x rounds whose CI half-width is ``rel_ci``
+    (``analysis.planning.plan_repetitions``, Kalibera & Jones 2013), at the costs measured.
+    """
+    out: dict[str, Any] = {}
+    if not all(np.all(u > 0) for u in units):
+        return out
+    parts = variance_components([list(units)])
+    invocation, rounds = parts.between_invocations, parts.between_rounds
+    out.update(sd_between_invocations=None if invocation is None else float(np.sqrt(invocation)),
+               sd_between_rounds=None if rounds is None else float(np.sqrt(rounds)))
+    if costs is not None and invocation is not None and rounds is not None and costs.round_s > 0:
+        plan = plan_repetitions(parts, half_width_rel=rel_ci, invocation_cost_s=costs.invocation_s,
+                                round_cost_s=costs.round_s)
+        if plan is not None:
+            out.update(plan_invocations=plan.invocations, plan_rounds=plan.rounds_per_invocation,
+                       plan_cost_s=plan.cost_s)
+    return out
+
+
+def _summary_columns(s: InvocationSummary) -> dict[str, Any]:
+    return {"median": s.median, "ci_low": s.ci_low, "ci_high": s.ci_high, "invocations": s.invocations,
+            "ci_level": CONFIDENCE if s.ci_low is not None else None,
+            "ci_method": CI_METHODS.get(s.interval) if s.ci_low is not None else None}
+
+
 def metric_rows(run_id: str, trial: Trial, samples: pa.Table, metrics: Sequence[Metric],
                 trial_columns: Mapping[str, Any], trial_flags: Sequence[str], limits: FlagThresholds,
-                stop: Look | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+                stop: Look | None = None, costs: Costs | None = None,
+                rel_ci: float = 0.02) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Return the ``trials`` rows (one per metric) and ``workers`` rows (per metric and worker) of a trial.
 
-    The unit of every statistic is the round (``rounds_matrix``): a metric's figure is the
-    median over rounds of the per-round mean over workers, with its CI from resampling rounds
-    (``summarize_rounds``), n the rounds; each worker's own figures go to the workers rows.
-    The first metric is the primary throughput: its row also gets ``aggregate_throughput``
-    (all workers' operations per second over the wall time of their synchronized rounds),
-    its median and CI over rounds, and ``overlap`` (see ``concurrent_throughput``). With
-    ``stop`` (``--until-stable``), the primary row's CI is that look's interval, whose level
-    holds under the stopping. ``trial_columns`` (stop reason, resources) are copied onto every
-    row; ``trial_flags`` join each row's own ``unstable`` flag.
+    The unit of every statistic is the round (``rounds_matrix``) within its invocation: a
+    metric's figure is the median over invocations of each invocation's median over rounds of
+    the per-round mean over workers, with its CI per ``summarize_invocations`` (one
+    invocation: the median over rounds and its round bootstrap, exactly as before
+    invocations); mean, stdev, CV, percentiles and outliers describe all rounds together, n
+    counts them; the variance components and the repetition plan come with them
+    (``invocation_columns``); each worker's own figures go to the workers rows. The first
+    metric is the primary throughput: its row also gets ``aggregate_throughput`` (all
+    workers' operations per second over the wall time of their synchronized rounds), its
+    figure and CI over invocations as above, and ``overlap`` (see ``concurrent_throughput``).
+    With ``stop`` (``--until-stable`` in one invocation), the primary row's CI is that
+    look's interval, whose level holds under the stopping. ``trial_columns`` (stop reason,
+    resources) are copied onto every row; ``trial_flags`` join each row's own ``unstable`` flag.
     """
     measured = samples.filter(pc.invert(samples["warmup"]))
     hosts = {(r, n): (h, c) for r, n, h, c in zip(measured["worker_rank"].to_pylist(), measured["node_id"].to_pylist(),
@@ -184,28 +239,36 @@ def metric_rows(run_id: str, trial: Trial, samples: pa.Table, metrics: Sequence[
     rows, worker_rows = [], []
     for index, metric in enumerate(metrics):
         subset = measured.filter(pc.equal(measured["metric"], metric.name))
-        matrix, ranks = rounds_matrix(subset)
-        if matrix.shape[0] == 0:
+        parts = [rounds_matrix(part) for part in by_invocation(subset)]
+        ranks = sorted({r for _, rk in parts for r in rk})
+        parts = [m for m, rk in parts if m.shape[0] and rk == ranks]  # an invocation every worker measured
+        if not parts:
             continue
+        matrix = np.vstack(parts)
         summary = summarize_rounds(matrix)
         s = summary.per_worker
+        units = [m.mean(axis=1) for m in parts]
+        figure = summarize_invocations(units)
         row = {**base_row(run_id, trial), "metric": metric.name, "unit": metric.unit,
                "higher_is_better": metric.higher_is_better, "n": s.n, "mean": s.mean,
-               "median": s.median, "stdev": s.stdev, "mad": s.mad, "cv": s.cv, "min": s.min,
-               "max": s.max, "p5": s.p5, "p95": s.p95, "p99": s.p99, "ci_low": s.ci_low,
-               "ci_high": s.ci_high, "outliers": s.outliers, "status": "ok", "error": None,
-               "ci_level": CONFIDENCE if s.ci_low is not None else None,
-               "ci_method": "round bootstrap" if s.ci_low is not None else None, **trial_columns}
+               "stdev": s.stdev, "mad": s.mad, "cv": s.cv, "min": s.min,
+               "max": s.max, "p5": s.p5, "p95": s.p95, "p99": s.p99, "outliers": s.outliers, "status": "ok",
+               "error": None, **_summary_columns(figure), **trial_columns,
+               **invocation_columns(units, costs if index == 0 else None, rel_ci)}
         flags = set(flag_trial({}, (), s.cv, limits)) | set(trial_flags)
         if index == 0:
             together = concurrent_throughput(subset)
-            agg = summarize(together.per_repetition) if together.per_repetition.size else None
+            rep_invocation = dict(zip(subset["repetition"].to_pylist(), invocation_of(subset).tolist()))
+            grouped: dict[int, list[float]] = {}
+            for rep, value in zip(together.repetitions.tolist(), together.per_repetition.tolist()):
+                grouped.setdefault(rep_invocation[rep], []).append(value)
+            agg = summarize_invocations(list(grouped.values())) if grouped else None
             row.update(aggregate_throughput=float(together.aggregate) if np.isfinite(together.aggregate) else None,
                        aggregate_median=agg and agg.median, aggregate_ci_low=agg and agg.ci_low,
                        aggregate_ci_high=agg and agg.ci_high, overlap=float(together.overlap))
             if len(trial.slots) > 1 and together.overlap < limits.min_overlap:
                 flags.add("desynchronized")
-            if stop is not None and stop.ci_low is not None:
+            if stop is not None and stop.ci_low is not None and figure.invocations == 1:
                 row.update(ci_low=stop.ci_low, ci_high=stop.ci_high, ci_level=stop.confidence,
                            ci_method="repeated CI (until-stable)")
         row["flags"] = [f for f in FLAG_ORDER if f in flags] + sorted(flags - set(FLAG_ORDER))
@@ -271,47 +334,86 @@ def workload_flags(workers: Sequence[WorkerResult]) -> set[str]:
     return raised
 
 
-def build_record(run_id: str, measured: MeasuredTrial, topologies: Mapping[str, Topology],
-                 workload: type[Workload], sampling: Sampling, targets: Sequence[Target] = ()) -> TrialRecord:
-    """Return everything stored for a measured trial (see the module docstring).
+@dataclass(frozen=True, slots=True)
+class Costs:
+    """What a trial's measurement cost, as the repetition plan needs it (Kalibera & Jones 2013)."""
+
+    invocation_s: float
+    """Mean seconds per invocation besides its measured rounds: processes, setup, calibration, warm-up."""
+    round_s: float
+    """Mean seconds per measured round."""
+
+
+def invocation_costs(invocations: Sequence[MeasuredTrial]) -> Costs:
+    """Return the mean cost of an invocation and of a round over ``invocations``."""
+    rounds = sum(int((~np.asarray(w.samples["warmup"].to_pylist(), dtype=bool)).sum())
+                 for w in (inv.workers[0] for inv in invocations))
+    return Costs(float(np.mean([inv.overhead_s for inv in invocations])),
+                 sum(inv.measure_s for inv in invocations) / rounds if rounds else 0.0)
+
+
+def _stop_reason(invocations: Sequence[MeasuredTrial]) -> str:
+    """Return why measuring stopped: the one reason all invocations share, else max-time (some ran out)."""
+    reasons = {inv.stop_reason for inv in invocations}
+    return reasons.pop() if len(reasons) == 1 else "max-time"
+
+
+def build_record(run_id: str, invocations: Sequence[MeasuredTrial], topologies: Mapping[str, Topology],
+                 workload: type[Workload], sampling: Sampling, targets: Sequence[Target] = (),
+                 planned: int | None = None) -> TrialRecord:
+    """Return everything stored for a measured trial: all its invocations (see the module docstring).
 
     Args:
         run_id: the run the trial belongs to.
-        measured: the workers' results, in slot order.
+        invocations: each invocation's workers' results, in slot order, in invocation order.
         topologies: each node's topology, by node id (for the L3 domain and NUMA node columns).
         workload: the trial's workload class (its declared metrics and sample flags).
         sampling: the run's sampling settings (the flag thresholds come from them).
         targets: the run's targets; each checked metric's row records its outcome.
+        planned: the invocations asked for; fewer measured (an interrupt) flags every row ``partial``.
     """
-    trial = measured.trial
-    workers = tuple(replace(w, samples=with_sample_percentiles(w.samples, workload)) for w in measured.workers)
-    latencies = trial_latencies([w.samples for w in measured.workers], workload)
+    trial = invocations[0].trial
     samples: dict[str, list[pa.Table]] = {}
     resources: dict[str, list[pa.Table]] = {}
     peaks: dict[int, float | None] = {}
     pinned: set[tuple[str, int]] = set()
-    for w in workers:
-        samples.setdefault(w.node_id, []).append(long_samples(run_id, trial, w, topologies[w.node_id], workload))
-        resources.setdefault(w.node_id, []).append(long_resources(run_id, trial.trial_id, w))
-        peaks[w.rank] = peak_rss(w.resources)
-        if w.pinned:
-            pinned.update((w.node_id, c) for c in w.cpus)
+    busy: dict[tuple[str, int], list[float]] = {}
+    every: list[WorkerResult] = []
+    for inv in invocations:
+        for w in inv.workers:
+            w = replace(w, samples=with_sample_percentiles(w.samples, workload))
+            every.append(w)
+            samples.setdefault(w.node_id, []).append(
+                long_samples(run_id, trial, w, topologies[w.node_id], workload, inv.invocation))
+            resources.setdefault(w.node_id, []).append(long_resources(run_id, trial.trial_id, w))
+            peak = peak_rss(w.resources)
+            peaks[w.rank] = peaks.get(w.rank) if peak is None else max(peak, peaks.get(w.rank) or 0.0)
+            for cpu, m in w.cpu_means.items():
+                busy.setdefault((w.node_id, cpu), []).append(m)
+            if w.pinned:
+                pinned.update((w.node_id, c) for c in w.cpus)
+    latencies = trial_latencies([w.samples for inv in invocations for w in inv.workers], workload)
     tables = {"samples": {n: pa.concat_tables(t) for n, t in samples.items()},
               "resources": {n: pa.concat_tables(t) for n, t in resources.items()}}
-    means = {(w.node_id, cpu): m for w in workers for cpu, m in w.cpu_means.items()}
-    seen = {m.name: m for w in workers for m in sample_metrics(w.samples, workload, trial.params)}
+    means = {key: float(np.mean(values)) for key, values in busy.items()}
+    seen = {m.name: m for w in every for m in sample_metrics(w.samples, workload, trial.params)}
     metrics = (workload.throughput, *(m for name, m in seen.items() if name != workload.throughput.name))
     limits = thresholds(sampling)
-    columns = {"stop_reason": measured.stop_reason, "measure_s": measured.measure_s,
-               "setup_s": max(w.setup_s for w in measured.workers),
-               **resource_columns(means, pinned, peaks)}
-    raised = (set(flag_trial(means, pinned, None, limits)) | workload_flags(workers)
-              | latency_flags(latencies, trial.params) | set(measured.flags) | clock_flags(workers))
+    costs = invocation_costs(invocations)
+    columns = {"stop_reason": _stop_reason(invocations), "measure_s": sum(inv.measure_s for inv in invocations),
+               "setup_s": max(w.setup_s for inv in invocations for w in inv.workers),
+               "invocation_cost_s": costs.invocation_s, "round_cost_s": costs.round_s,
+               "invocations_planned": planned or len(invocations), **resource_columns(means, pinned, peaks)}
+    partial = {"partial"} if planned is not None and len(invocations) < planned else set()
+    raised = (set(flag_trial(means, pinned, None, limits)) | workload_flags(every)
+              | latency_flags(latencies, trial.params) | clock_flags(every) | partial
+              | {f for inv in invocations for f in inv.flags})
+    stop = invocations[0].stop if len(invocations) == 1 else None
     rows, worker_rows = metric_rows(run_id, trial, pa.concat_tables(tables["samples"].values()), metrics,
-                                    columns, sorted(raised), limits, measured.stop)
+                                    columns, sorted(raised), limits, stop, costs, sampling.rel_ci)
     rows += latency_figure_rows(run_id, trial, rows, merged_figures(latencies), workload, columns, raised)
     outcomes = target_columns(check_targets(targets, rows))
     rows = [{**r, "target": outcomes.get((r["trial_id"], r["metric"]))} for r in rows]
     return TrialRecord(trial, tables, tuple(rows), tuple(worker_rows),
                        tuple(latency_table_rows(run_id, trial.trial_id, trial.workload, latencies)),
-                       {w.node_id: w.clock for w in workers})
+                       {w.node_id: w.clock for w in invocations[0].workers})

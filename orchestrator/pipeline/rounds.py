@@ -49,7 +49,7 @@ def round_values(rows: Sequence[Sequence[pa.Table]]) -> np.ndarray:
 
 
 def measure_rounds(actors: Sequence[Any], sampling: Sampling, iterations: int,
-                   clock_offsets_ns: Sequence[int] = (), deadline: float | None = None) -> Rounds:
+                   clock_offsets_ns: Sequence[int] = (), deadline: float | None = None, first: int = 0) -> Rounds:
     """Run the trial's warm-up and measured rounds on ``actors``; see the module docstring.
 
     Without ``until_stable`` ``repetitions`` rounds are taken (stop reason "repetitions").
@@ -59,6 +59,8 @@ def measure_rounds(actors: Sequence[Any], sampling: Sampling, iterations: int,
     Every batch is a look of ``StoppingRule``, whose interval keeps its 95% level however
     the run stops; the last look is returned with the rounds. ``clock_offsets_ns`` (per
     actor, its node's clock minus the driver's) turn the shared instant into each node's time.
+    Measured rounds are numbered from ``first`` (a trial's later invocations go on counting,
+    so a round's repetition number is unique in its trial); warm-ups are -W..-1 in each.
     """
     offsets = list(clock_offsets_ns) or [0] * len(actors)
     rows: list[list[pa.Table]] = [[] for _ in actors]
@@ -76,7 +78,7 @@ def measure_rounds(actors: Sequence[Any], sampling: Sampling, iterations: int,
     rule, looks, look = StoppingRule(sampling.rel_ci), (), None
     while True:
         for _ in range(batch):
-            start_at = round_(done, warmup=False)
+            start_at = round_(first + done, warmup=False)
             first_start = first_start or start_at
             done += 1
         # Both ends on the driver's clock: worker clocks on other nodes may differ.

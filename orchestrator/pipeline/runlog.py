@@ -14,7 +14,6 @@ import contextlib
 import json
 import os
 import platform
-import subprocess
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from importlib.metadata import version
@@ -25,19 +24,12 @@ import ray
 from cluster.clock import ClockOffset
 from cluster.environment import local_host_id
 from cluster.nodes import NodeInfo
+from orchestrator.pipeline.provenance import NO_COMMIT, Commit
 from orchestrator.records import Trial, TrialRecord
 from orchestrator.store.live import mark_closed, mark_open
 
 if TYPE_CHECKING:
     from orchestrator.store.writer import RunStore
-
-
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], check=False, capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
 
 
 def node_rows(run_id: str, nodes: Sequence[NodeInfo], used_cpus: Mapping[str, set[int]],
@@ -73,8 +65,11 @@ class RunLog:
     """Keeps one run's stored rows: opened before the first trial, a commit per trial, closed once."""
 
     def __init__(self, store: RunStore, command: str, spec_json: str, nodes: Sequence[NodeInfo],
-                 trials_total: int | None, kept_rows: Sequence[Mapping[str, Any]] = ()) -> None:
+                 trials_total: int | None, kept_rows: Sequence[Mapping[str, Any]] = (), label: str | None = None,
+                 commit: Commit = NO_COMMIT) -> None:
         """Write the run row (``running``) and the nodes rows; ``kept_rows`` are a resumed run's ok trials.
+
+        A resumed run keeps its label and commit (it measures the code it started with).
 
         Raises:
             StoreError: the first rows could not be written.
@@ -86,9 +81,11 @@ class RunLog:
             "finished_at": None, "command": earlier["command"] if earlier else command, "spec": spec_json,
             "status": "running", "trials_total": trials_total, "trials_failed": 0,
             "topobench_version": version("topobench"), "ray_version": ray.__version__,
-            "python_version": platform.python_version(), "git_commit": _git_commit(), "host": local_host_id(),
-            "pid": os.getpid(),
+            "python_version": platform.python_version(), "host": local_host_id(), "pid": os.getpid(),
             "resumed_by": [*(earlier.get("resumed_by") or [])] + [command] if earlier else [],
+            "label": earlier.get("label") if earlier else label,
+            **({k: earlier.get(k) for k in ("git_commit", "commit_source", "git_dirty")} if earlier else
+               {"git_commit": commit.sha, "commit_source": commit.source, "git_dirty": commit.dirty}),
         }
         self._used: dict[str, set[int]] = {}
         self._clocks: dict[str, ClockOffset] = {}

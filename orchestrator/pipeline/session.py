@@ -1,17 +1,21 @@
 """One session of the pipeline, the same for ``run``, ``sweep`` and ``capacity``.
 
     check the folder → connect → probe → plan (refused before any file is written) → warnings
-    → open the run (``RunLog``) → per trial: acquire workers (``ActorPool``), measure
-    (``trial.run_trial``), record (``record.build_record``), commit → close the run → targets.
+    → open the run (``RunLog``) → per invocation, in the interleaved order of ``schedule``:
+    fresh workers (``ActorPool``), measure (``trial.run_trial``); once a trial's invocations
+    are all done: record (``record.build_record``), commit → close the run → targets.
+
+An interrupt (Ctrl-C, SIGTERM, CPUs held past --lock-timeout) stores every finished trial and
+the finished invocations of the trials still in progress (flagged ``partial``); a resumed sweep
+keeps those as they are: a trial's invocations all come from one session.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import ray
 from rich.console import Console
@@ -23,18 +27,28 @@ from orchestrator.analysis.targets import Target, check_targets
 from orchestrator.pipeline.actors import ActorPool, ActorsNotStarted
 from orchestrator.pipeline.interrupts import terminated_on_sigterm
 from orchestrator.pipeline.planner import plan_trials
+from orchestrator.pipeline.provenance import NO_COMMIT, Commit
 from orchestrator.pipeline.record import build_record, failed_record
+from orchestrator.pipeline.resume import resume_rows
 from orchestrator.pipeline.runlog import RunLog
+from orchestrator.pipeline.schedule import invocation_steps
 from orchestrator.pipeline.trial import run_trial
 from orchestrator.pipeline.waits import TrialTimeout, describe_error
-from orchestrator.records import OnTrial, Point, RunOutcome, Session, Trial, TrialRecord
+from orchestrator.records import (
+    MeasuredTrial,
+    OnTrial,
+    Point,
+    RunOutcome,
+    Session,
+    Trial,
+    TrialRecord,
+)
 from orchestrator.render.notes import print_warnings
 from orchestrator.render.progress import trial_progress
 from orchestrator.settings import Sampling
-from orchestrator.store.layout import new_run_id, validate_run_id
+from orchestrator.store.layout import new_run_id
 from orchestrator.store.location import Location
 from orchestrator.store.writer import RunStore, StoreError, WriteFailed, check_writable
-from workloads.errors import UserError
 from workloads.registry import get_workload
 
 
@@ -56,6 +70,8 @@ class SessionSpec:
         search: instead of ``points``, a function of the probed nodes returning the trials one
             by one, each planned from the results so far (a capacity search); it sees every
             finished trial through the session's ``on_trial``.
+        label: the run's ``--label``, or None.
+        commit: the code measured (``provenance.find_commit``); a resumed run keeps its own.
     """
 
     results: str | Path | Location
@@ -69,23 +85,8 @@ class SessionSpec:
     resume_hint: str = ""
     describe: Callable[[Trial], str] = lambda t: f"{t.workload} · {len(t.slots)} workers"
     search: Callable[[tuple[NodeInfo, ...]], Iterable[Trial]] | None = None
-
-
-def _resume_rows(results: Location, run_id: str, spec_json: str) -> list[dict[str, Any]]:
-    """Return the stored ok rows of the run to resume, after checking it is the same run.
-
-    Raises:
-        UserError: no such run, or it was started from a different spec.
-    """
-    store = RunStore(results, validate_run_id(run_id))
-    stored = store.read_run()
-    if stored is None:
-        raise UserError(f"--resume {run_id}: no such run in {results.shown!r}; pass the run id of an "
-                        "earlier sweep (`topobench query \"SELECT run_id, status FROM runs\"`).")
-    if stored["spec"] != spec_json:
-        raise UserError(f"--resume {run_id}: this sweep file differs from the one that run used, so "
-                        "its trials would not be comparable; resume with the same file, or start a new run.")
-    return [r for r in store.read_trials() if r["status"] == "ok"]
+    label: str | None = None
+    commit: Commit = NO_COMMIT
 
 
 def plan_only(address: str | None, points: Sequence[Point]) -> tuple[tuple[NodeInfo, ...], tuple[Trial, ...]]:
@@ -103,17 +104,28 @@ def lost_nodes(trial: Trial, nodes: Sequence[NodeInfo]) -> list[NodeInfo]:
     return [n for n in nodes if n.node_id in trial.node_ids and n.node_id not in alive]
 
 
+def rounds_of(measured: MeasuredTrial) -> int:
+    """Return how many measured rounds an invocation took."""
+    return sum(1 for warm in measured.workers[0].samples["warmup"].to_pylist() if not warm)
+
+
 def measure(trial: Trial, sampling: Sampling, pool: ActorPool, nodes: Mapping[str, NodeInfo], run_id: str,
-            targets: Sequence[Target], say: Callable[[str], None]) -> TrialRecord:
-    """Measure one trial and return its record; a workload error or a lost node fails it, never the run.
+            say: Callable[[str], None], done: Sequence[MeasuredTrial] = ()) -> MeasuredTrial | TrialRecord:
+    """Measure the next invocation of ``trial`` after ``done``; a workload error or a lost node fails the trial.
+
+    Returns the invocation, or the failed trial's record (its earlier invocations are dropped).
+    With --until-stable each invocation gets its share of --max-time.
 
     Raises:
         CpuLockTimeout: another run held the CPUs past --lock-timeout (the run stops, one sentence).
     """
     workload = get_workload(trial.workload)
-    sampling = trial.sampling or sampling
+    if sampling.until_stable and sampling.invocations > 1:
+        sampling = replace(sampling, max_time_s=sampling.max_time_s / sampling.invocations)
     try:
-        measured = run_trial(trial, sampling, pool, nodes, run_id, say)
+        return run_trial(trial, sampling, pool, nodes, run_id, say, invocation=len(done),
+                         iterations=done[0].iterations if done else None,
+                         first_round=sum(rounds_of(m) for m in done))
     except CpuLockTimeout:
         raise
     except TrialTimeout:
@@ -128,14 +140,21 @@ def measure(trial: Trial, sampling: Sampling, pool: ActorPool, nodes: Mapping[st
             names = ", ".join(f"{n.node_id[:12]} ({n.hostname}, {n.ip})" for n in lost)
             error = f"node {names} left the cluster during the trial ({error})"
         return failed_record(run_id, trial, workload, error)
-    return build_record(run_id, measured, {n: node.topology for n, node in nodes.items()}, workload, sampling,
-                        targets)
+
+
+def record_of(run_id: str, invocations: Sequence[MeasuredTrial], nodes: Mapping[str, NodeInfo],
+              sampling: Sampling, targets: Sequence[Target]) -> TrialRecord:
+    """Return the stored record of a trial's measured invocations (fewer than asked: flagged partial)."""
+    trial = invocations[0].trial
+    return build_record(run_id, invocations, {n: node.topology for n, node in nodes.items()},
+                        get_workload(trial.workload), sampling, targets, planned=sampling.invocations)
 
 
 def run_session(spec: SessionSpec, on_trial: OnTrial | None = None) -> Session:
     """Run the pipeline for ``spec`` (see the module docstring) and return what it produced.
 
-    ``on_trial`` is called before each trial (record None) and after it (a test seam).
+    ``on_trial`` is called before each trial's first invocation (record None) and once its
+    record is stored (a test seam; a capacity search plans its next step there).
 
     Raises:
         UserError: a bad or unwritable results location, a bad resume, or a plan the cluster
@@ -146,7 +165,7 @@ def run_session(spec: SessionSpec, on_trial: OnTrial | None = None) -> Session:
     from cluster.probe import probe_nodes
 
     results = check_writable(spec.results)
-    previous = _resume_rows(results, spec.resume, spec.spec_json) if spec.resume else []
+    previous = resume_rows(results, spec.resume, spec.spec_json) if spec.resume else []
     err = Console(stderr=True)
 
     def say(text: str) -> None:
@@ -158,38 +177,68 @@ def run_session(spec: SessionSpec, on_trial: OnTrial | None = None) -> Session:
         trials = spec.search(nodes) if spec.search else plan_trials(spec.points, nodes)
         planned = len(trials) if isinstance(trials, Sized) else None  # a search plans as it goes
         print_warnings(err, [n.environment for n in nodes])
-        store = RunStore(results, spec.resume or new_run_id(), new=not spec.resume)
+        store_ = RunStore(results, spec.resume or new_run_id(), new=not spec.resume)
         shown = Path(results.root) if results.local else results.shown
         if planned is not None:
             wanted = {t.trial_id for t in trials}
             previous = [r for r in previous if r["trial_id"] in wanted]
         skip = frozenset(r["trial_id"] for r in previous)
         if skip:
-            say(f"Resuming {store.run_id}: {len(skip)} of {planned} trials already stored, "
+            say(f"Resuming {store_.run_id}: {len(skip)} of {planned} trials already stored, "
                 f"running {planned - len(skip)}.")
         records: list[TrialRecord] = []
+        running: dict[str, list[MeasuredTrial]] = {}  # the invocations of trials not yet stored
         status, failure = "interrupted", None
-        with trial_progress(None if planned is None else planned - len(skip), spec.describe,
-                            also=on_trial) as progress:
-            log = RunLog(store, spec.command, spec.spec_json, nodes, planned, previous)
+
+        def sampling_of(trial: Trial) -> Sampling:
+            return trial.sampling or spec.sampling
+
+        def store(i: int, trial: Trial, record: TrialRecord) -> None:
+            running.pop(trial.trial_id, None)
+            log.commit(trial, record)
+            records.append(record)
+            if on_trial is not None and i >= 0:
+                on_trial(i, trial, record)
+
+        total = None if planned is None else sum(sampling_of(t).invocations for t in trials
+                                                 if t.trial_id not in skip)
+        with trial_progress(total, spec.describe) as progress:
+            log = RunLog(store_, spec.command, spec.spec_json, nodes, planned, previous, spec.label, spec.commit)
             try:
                 with terminated_on_sigterm(), contextlib.closing(ActorPool()) as pool:
-                    for i, trial in enumerate(trials):
-                        if trial.trial_id in skip:
+                    failed: set[str] = set()
+                    for i, trial, k in invocation_steps(trials, lambda t: sampling_of(t).invocations, skip):
+                        if trial.trial_id in failed:
                             continue
-                        progress(i, trial, None)
-                        record = measure(trial, spec.sampling, pool, by_id, store.run_id, spec.targets, say)
-                        log.commit(trial, record)
-                        records.append(record)
-                        progress(i, trial, record)
+                        sampling = sampling_of(trial)
+                        if k == 0 and on_trial is not None:
+                            on_trial(i, trial, None)
+                        progress(trial, k, sampling.invocations)
+                        done = running.setdefault(trial.trial_id, [])
+                        outcome = measure(trial, sampling, pool, by_id, store_.run_id, say, done)
+                        if isinstance(outcome, TrialRecord):
+                            failed.add(trial.trial_id)
+                            progress(trial, k, sampling.invocations, done=sampling.invocations - k)
+                            store(i, trial, outcome)
+                            continue
+                        done.append(outcome)
+                        progress(trial, k, sampling.invocations, done=1)
+                        if len(done) == sampling.invocations:
+                            store(i, trial, record_of(store_.run_id, done, by_id, sampling, spec.targets))
                 status = "failed" if any(r.error for r in records) else "complete"
             except StoreError as exc:
                 status, failure = "failed", exc
                 raise
-            except KeyboardInterrupt:
-                hint = f"; {spec.resume_hint.format(run_id=store.run_id)}" if spec.resume_hint else ""
-                say(f"Run {store.run_id} interrupted; {len({r['trial_id'] for r in log.rows})} of "
-                    f"{planned or 'the'} trials are stored in {shown}{hint}.")
+            except (KeyboardInterrupt, CpuLockTimeout):
+                for done in [d for d in running.values() if d]:  # finished invocations of unfinished trials
+                    trial = done[0].trial
+                    with contextlib.suppress(StoreError):  # best effort: the interrupt is what to report
+                        store(-1, trial, record_of(store_.run_id, done, by_id, sampling_of(trial), spec.targets))
+                hint = f"; {spec.resume_hint.format(run_id=store_.run_id)}" if spec.resume_hint else ""
+                partial = sum(1 for r in records if r.rows and "partial" in (r.rows[0].get("flags") or ()))
+                kept = f" ({partial} of them partial: fewer invocations than asked)" if partial else ""
+                say(f"Run {store_.run_id} interrupted; {len({r['trial_id'] for r in log.rows})} of "
+                    f"{planned or 'the'} trials are stored in {shown}{kept}{hint}.")
                 raise
             finally:
                 marked = log.close(status, len(records), sum(1 for r in records if r.error), len(skip))
@@ -197,5 +246,5 @@ def run_session(spec: SessionSpec, on_trial: OnTrial | None = None) -> Session:
                     failure.marked = marked  # its sentence says whether the run could be marked failed
     rows = tuple(log.rows)
     ran = tuple(trials) if planned is not None else tuple(r.trial for r in records)
-    outcome = RunOutcome(store.run_id, status, tuple(records))
+    outcome = RunOutcome(store_.run_id, status, tuple(records))
     return Session(shown, outcome, ran, nodes, rows, tuple(check_targets(spec.targets, rows)), len(skip))

@@ -304,7 +304,9 @@ def parse_sweep(data: Mapping[str, Any], max_trials: int = MAX_TRIALS) -> SweepS
         for p in params[w]:
             check_min_cpus(w, p, min(spec.threads_per_worker), "threads_per_worker")
     if "capacity" in data:
-        spec = replace(spec, capacity=_capacity_goal(data["capacity"]))
+        # A search's steps take the capacity defaults of rounds and warm-up unless the file sets them.
+        steps = {name: getattr(CAPACITY, name) for name in ("repetitions", "warmup") if name not in data}
+        spec = replace(spec, capacity=_capacity_goal(data["capacity"]), sampling=replace(spec.sampling, **steps))
         _check_capacity_matrix(spec, data)
     return spec
 
@@ -351,6 +353,8 @@ def _check_capacity_matrix(spec: SweepSpec, data: Mapping[str, Any]) -> None:
             raise UserError(f"Sweep key {key} lists several values; a capacity sweep searches one value of {key}.")
     for key, given, why in (("targets", bool(spec.targets), "steps are judged by capacity.slo"),
                             ("until_stable", spec.sampling.until_stable, "every step runs its rounds in full"),
+                            ("invocations", "invocations" in data,
+                             "each step is judged on the rounds of one invocation"),
                             ("mode", spec.mode is not Mode.WEAK,
                              "the search splits the offered rate among the workers itself"),
                             ("order", spec.order is not Order.SEQUENTIAL, "the search takes each N in turn")):

@@ -110,22 +110,30 @@ def lock_cpus(trial: Trial, actors: Sequence[Any], sampling: Sampling, run_id: s
 
 
 def run_trial(trial: Trial, sampling: Sampling, pool: ActorPool, nodes: Mapping[str, NodeInfo], run_id: str,
-              say: Callable[[str], None] = lambda text: None) -> MeasuredTrial:
-    """Measure ``trial`` on pinned actors from ``pool`` and return what every worker produced.
+              say: Callable[[str], None] = lambda text: None, invocation: int = 0,
+              iterations: int | None = None, first_round: int = 0) -> MeasuredTrial:
+    """Measure one invocation of ``trial`` on fresh pinned actors from ``pool``; return what every worker produced.
 
-    Steps: the trial's CPUs are locked host-wide (``lock_cpus``); each node's clock offset is
-    estimated; the workload's shared service starts on its node (if it has one); every worker
-    prepares (setup, calibration) in parallel; all get the largest calibrated iteration
-    count; the warm-up and measured rounds follow (``measure_rounds``); ``finish`` tears
-    down and returns each worker's resource rows; the locks are released. On any error the
-    trial's actors are discarded (their state is unknown) and the error propagates.
+    Steps: new worker processes start (``pool.acquire``); the trial's CPUs are locked
+    host-wide (``lock_cpus``); each node's clock offset is estimated; the workload's shared
+    service starts on its node (if it has one); every worker prepares (setup, calibration:
+    every invocation the same, so each starts measuring equally warm) in parallel; all take
+    ``iterations`` per sample (the first invocation: the largest calibrated count, which
+    the later ones reuse, so every sample of the trial does equal work); the warm-up and
+    measured rounds follow (``measure_rounds``), numbered on from ``first_round`` (the
+    rounds of the trial's earlier invocations); ``finish`` tears down and returns each
+    worker's resource rows; the locks are released and the actors too (the next invocation
+    starts its own). On any error the actors are discarded and the error propagates.
     """
     threads = trial.shape.threads_per_worker
+    started = time.monotonic()
     actors = pool.acquire(trial.slots, threads)
     service = None
     locked = False
     try:
+        waiting = time.monotonic()
         flags = lock_cpus(trial, actors, sampling, run_id, say)
+        started += time.monotonic() - waiting  # waiting for another run's CPUs is no cost of this one
         locked = sampling.lock_cpus
         # The watchdog starts once the CPUs are ours: waiting for another run is not this trial's time.
         deadline = time.monotonic() + sampling.trial_timeout_s if sampling.trial_timeout_s else None
@@ -138,22 +146,22 @@ def run_trial(trial: Trial, sampling: Sampling, pool: ActorPool, nodes: Mapping[
         identities = gather([a.identity.remote() for a in actors], deadline)
         prepared = gather([a.prepare.remote(s) for a, s in
                            zip(actors, _specs(trial, identities, nodes, sampling, endpoint))], deadline)
-        rounds = measure_rounds(actors, sampling, max(int(p["iterations"]) for p in prepared),
-                                [o.offset_ns for o in offsets], deadline)
+        iterations = iterations or max(int(p["iterations"]) for p in prepared)
+        rounds = measure_rounds(actors, sampling, iterations, [o.offset_ns for o in offsets], deadline,
+                                first=first_round)
         resources = gather([a.finish.remote() for a in actors], deadline)
-    except BaseException:
-        for slot in trial.slots:
-            pool.discard(slot, threads)  # a killed worker's locks go with it
-        raise
+        if locked:
+            gather([a.unlock_cpus.remote() for a in actors], deadline)
     finally:
         if service is not None:
             _stop_service(service)
-    if locked:
-        gather([a.unlock_cpus.remote() for a in actors])
+        pool.release(trial.slots, threads)  # each invocation its own processes; a killed one's locks go with it
     workers = tuple(
         WorkerResult(slot.rank, slot.node_id, identity["hostname"], tuple(identity["cpus"]), slot.pinned,
                      table, res["resources"], float(p["setup_s"]), res["cpu_means"], offset)
         for slot, identity, table, res, p, offset in zip(trial.slots, identities, rounds.tables, resources,
                                                          prepared, offsets)
     )
-    return MeasuredTrial(trial, workers, rounds.stop_reason, rounds.measure_s, rounds.stop, frozenset(flags))
+    overhead_s = max(0.0, time.monotonic() - started - rounds.measure_s)
+    return MeasuredTrial(trial, workers, rounds.stop_reason, rounds.measure_s, rounds.stop, frozenset(flags),
+                         invocation, overhead_s, iterations)

@@ -1,4 +1,4 @@
-"""A comparison of two runs as text rows, a terminal table, Markdown, CSV or JSON."""
+"""A comparison of two sets of runs as text rows, a terminal table, Markdown, CSV or JSON; every format names its basis."""
 
 from __future__ import annotations
 
@@ -13,8 +13,16 @@ from rich.table import Table
 from orchestrator.analysis.compare import CompareResult, MetricComparison
 from orchestrator.render.numbers import si
 
-HEADERS = ("workload", "params", "workers", "placement", "metric", "unit", "rounds", "base median",
-           "new median", "ratio", "ratio 95% CI", "p", "p (Holm)", "flags", "verdict")
+HEADERS = ("workload", "params", "workers", "placement", "metric", "unit", "basis", "units", "base",
+           "new", "ratio", "ratio 95% CI", "p", "p (Holm)", "flags", "verdict")
+
+UNIT_NAMES = {"runs": "runs", "prior": "inv", "invocations": "inv", "rounds": "rounds"}
+"""What ``units`` counts on each basis: the units its test and CI resample."""
+
+BASIS_TEXT = {"runs": "runs (Student t on run figures)", "prior": "runs, with a history's spread (Student t)",
+              "invocations": "invocations, runs assumed to add nothing (Student t)",
+              "rounds": "rounds of one invocation (no verdict)"}
+"""How each basis is named in a title."""
 
 
 def params_cell(params: str) -> str:
@@ -47,18 +55,30 @@ def text_rows(result: CompareResult) -> list[list[str]]:
         if r.caveat:
             verdict += ", weakened by the flags"  # which ones: the flags cell beside it
         p_values = ("-" if p is None else f"{p:.2g}" for p in (r.p_value, r.p_adjusted))
-        out.append([r.workload, params_cell(r.params), str(r.workers), r.placement, r.metric, r.unit,
-                    f"{r.base_n}/{r.new_n}", si(r.base_median), si(r.new_median), ratio, ci, *p_values,
-                    flags_cell(r), verdict])
+        basis = r.basis if r.basis != "prior" else f"prior ({r.prior_runs} runs)"
+        out.append([r.workload, params_cell(r.params), str(r.workers), r.placement, r.metric, r.unit, basis,
+                    f"{r.base_n}/{r.new_n} {UNIT_NAMES[r.basis]}", si(r.base_median), si(r.new_median), ratio, ci,
+                    *p_values, flags_cell(r), verdict])
     return out
+
+
+def basis_text(result: CompareResult) -> str:
+    """Return what the comparison's verdicts rest on, e.g. "basis: runs (Student t on run figures)"."""
+    return "basis: " + "; ".join(BASIS_TEXT[b] for b in result.bases)
+
+
+def sides_text(result: CompareResult) -> str:
+    """Return the runs of each side, shortened when a side has many."""
+    def side(ids: tuple[str, ...]) -> str:
+        return ", ".join(ids) if len(ids) <= 3 else f"{ids[0]} … {ids[-1]} ({len(ids)} runs)"
+    return f"{side(result.base_runs)} → {side(result.new_runs)}"
 
 
 def comparison_table(result: CompareResult) -> Table:
     """Return the comparison as a terminal table, slower rows red and faster rows green."""
-    table = Table(title=f"topobench compare {result.base_run} → {result.new_run} (units: rounds; Mann-Whitney U, "
-                        f"Holm across all {len(result.rows)} metrics at α={result.alpha:g}; ratio = NEW/BASE "
-                        "of the medians)")
-    numbers = ("workers", "rounds", "base median", "new median", "ratio", "p", "p (Holm)")
+    table = Table(title=f"topobench compare {sides_text(result)} ({basis_text(result)}; Holm across all "
+                        f"{len(result.rows)} metrics at α={result.alpha:g}; ratio = NEW/BASE of the figures)")
+    numbers = ("workers", "units", "base", "new", "ratio", "p", "p (Holm)")
     for h in HEADERS:
         table.add_column(h, justify="right" if h in numbers else "left")
     for r, cells in zip(result.rows, text_rows(result)):
@@ -70,14 +90,14 @@ def comparison_table(result: CompareResult) -> Table:
 
 def comparison_markdown(result: CompareResult) -> str:
     """Return the comparison as a GitHub-flavoured Markdown table."""
-    lines = [(f"Comparison of run `{result.new_run}` (NEW) against `{result.base_run}` (BASE) over rounds; "
-              f"ratio = NEW/BASE of the medians; verdicts by Holm across all metrics at α={result.alpha:g}."), "",
+    lines = [(f"Comparison of `{result.new_run}` (NEW) against `{result.base_run}` (BASE); {basis_text(result)}; "
+              f"ratio = NEW/BASE of the figures; verdicts by Holm across all metrics at α={result.alpha:g}."), "",
              "| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     for cells in text_rows(result):
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     lines += ["", line] if (line := weakened_text(result)) else []
-    lines += [f"Note: {n}" for n in result.notes]
-    for label, items in (("Only in BASE", result.only_base), ("Only in NEW", result.only_new)):
+    for label, items in (("Only in BASE", result.only_base), ("Only in NEW", result.only_new),
+                         ("Warnings", result.warnings), ("Notes", result.notes)):
         if items:
             lines += ["", f"{label}:", *(f"- {i}" for i in items)]
     return "\n".join(lines) + "\n"
@@ -93,7 +113,7 @@ def weakened_text(result: CompareResult) -> str:
 
 
 def comparison_csv(result: CompareResult) -> str:
-    """Return one CSV line per metric comparison (every ``MetricComparison`` field) with a header."""
+    """Return one CSV line per metric comparison (every ``MetricComparison`` field, ``basis`` too) with a header."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=[f.name for f in fields(MetricComparison)], lineterminator="\n")
     writer.writeheader()
@@ -103,19 +123,22 @@ def comparison_csv(result: CompareResult) -> str:
 
 
 def comparison_json(result: CompareResult) -> str:
-    """Return the comparison as JSON: runs, threshold, rows, unmatched configurations, notes."""
-    return json.dumps({"base_run": result.base_run, "new_run": result.new_run,
-                       "threshold": result.threshold, "rows": [asdict(r) for r in result.rows],
+    """Return the comparison as JSON: runs of each side, bases, prior runs, rows, unmatched configurations, notes."""
+    return json.dumps({"base_runs": list(result.base_runs), "new_runs": list(result.new_runs),
+                       "bases": list(result.bases), "prior_runs": list(result.prior_runs),
+                       "threshold": result.threshold, "alpha": result.alpha, "rows": [asdict(r) for r in result.rows],
                        "only_base": list(result.only_base), "only_new": list(result.only_new),
-                       "notes": list(result.notes)}, indent=1)
+                       "warnings": list(result.warnings), "notes": list(result.notes)}, indent=1)
 
 
 def print_comparison(result: CompareResult, format: str, skipped: Sequence[str] = ()) -> None:
     """Print a comparison as a table (stdout) or in ``format``; warnings and regressions on stderr."""
     import typer
 
-    for line in (*(f"skipped {s}" for s in skipped), *result.notes):
+    for line in (*(f"skipped {s}" for s in skipped), *result.warnings):
         typer.echo(f"topobench: warning: {line}", err=True)
+    for line in result.notes:
+        typer.echo(f"topobench: note: {line}", err=True)
     if format == "table":
         from orchestrator.render.console import stdout_console
 

@@ -34,6 +34,9 @@ def flag_notes(row: Mapping[str, Any], thresholds: FlagThresholds = DEFAULT_THRE
     if "underused" in flags:
         notes.append(f"underused: a planned CPU was only {row['idlest_pinned_cpu_percent']:.0f}% busy "
                      f"(below {thresholds.underused_cpu_percent:.0f}%); the workload waited or was not pinned")
+    if "partial" in flags:
+        notes.append(f"partial: {row.get('invocations')} of {row.get('invocations_planned')} invocations were "
+                     "measured before the run was interrupted; the figure and CI are over those")
     if "generator_bound" in flags:
         notes.append("generator_bound: the open-loop generator's send-lag p99 is over 10% of the latency p50, "
                      "so part of each latency is the client's own lateness (compare send_lag_p99_ms with "
@@ -62,8 +65,12 @@ def summary_notes(rows: Sequence[Mapping[str, Any]], thresholds: FlagThresholds 
             continue
         name = f"{primary['workload']} ({plural(primary['workers'], 'worker')}, trial {primary['trial_id']})"
         reason = primary.get("stop_reason")
-        text = f"{name}: {primary['n']} samples in {primary.get('measure_s') or 0:.1f} s"
-        if reason == "stable":
+        k = primary.get("invocations") or 1
+        text = f"{name}: {primary['n']} samples" + (f" in {k} invocations" if k > 1 else "")
+        text += f", {primary.get('measure_s') or 0:.1f} s of measuring"
+        if reason == "stable" and k > 1:
+            text += " — every invocation stopped stable (its rounds' 95% CI within --rel-ci)"
+        elif reason == "stable":
             text += " — stopped: stable (median's 95% CI within --rel-ci)"
         elif reason == "max-time":
             half = None if primary["ci_low"] is None else (primary["ci_high"] - primary["ci_low"]) / 2
@@ -72,6 +79,8 @@ def summary_notes(rows: Sequence[Mapping[str, Any]], thresholds: FlagThresholds 
         if primary.get("peak_rss_bytes") is not None:
             text += f"; peak RSS {si(primary['peak_rss_bytes'])}B"
         lines.append(text)
+        if primary.get("sd_between_invocations") is not None:
+            lines.append(f"  {components_text(primary)}")
         # Trial-wide flags describe the trial: once, on the primary row; other metrics' CVs on one line.
         lines.extend(f"  {primary['metric']}: {note}" for note in flag_notes(primary, thresholds))
         shaky = [r for r in shown_rows(trial_rows, all_metrics=True)
@@ -81,6 +90,21 @@ def summary_notes(rows: Sequence[Mapping[str, Any]], thresholds: FlagThresholds 
             lines.append(f"  unstable (CV over rounds above {100 * thresholds.max_cv:.0f}%): {listed}")
         lines.extend(f"  {note}" for note in _workload_flag_notes(primary))
     return lines
+
+
+def components_text(row: Mapping[str, Any]) -> str:
+    """Return a trial's variance components and the cheapest plan for the --rel-ci precision, as one sentence.
+
+    e.g. "spread between invocations 3.1%, between rounds 0.8% (relative sd); a 95% CI of ±2%
+    takes 7 invocations x 2 rounds (about 25 s at 3.1 s per invocation and 0.11 s per round)".
+    """
+    text = (f"spread between invocations {100 * row['sd_between_invocations']:.1f}%, between rounds "
+            f"{100 * (row.get('sd_between_rounds') or 0):.1f}% (relative sd)")
+    if row.get("plan_invocations"):
+        text += (f"; a 95% CI within the --rel-ci target takes {row['plan_invocations']} invocations × "
+                 f"{row['plan_rounds']} rounds (about {row['plan_cost_s']:.0f} s at "
+                 f"{row['invocation_cost_s']:.1f} s per invocation and {row['round_cost_s']:.2f} s per round)")
+    return text
 
 
 def print_warnings(console: Console, envs: Iterable[Mapping[str, Any]]) -> list[str]:

@@ -234,3 +234,50 @@ def overlapping_tick_labels(fig: Figure) -> list[tuple[str, str]]:
             for i, (a, box_a) in enumerate(boxes):
                 found += [(a, b) for b, box_b in boxes[i + 1:] if box_a.overlaps(box_b)]
     return found
+
+
+SIDE_COLOURS = {"BASE": "tab:blue", "NEW": "tab:orange"}
+
+
+def comparison_figure(title: str, metric: str, unit: str,
+                      sides: Mapping[str, Sequence[tuple[str, Sequence[Sequence[float]]]]], caption: str) -> Figure:
+    """Return both sides' rounds on one axis, grouped by run and invocation, as criterion.rs draws base and new.
+
+    ``sides`` maps "BASE" and "NEW" to their runs: (run id, per invocation its round values).
+    Each invocation is a column of dots (its rounds) with a bar at its figure (their median);
+    a dashed line per side marks its figure (median over runs of the run figures). ``caption``
+    (the ratio, its CI, the basis and the verdict) is written on the plot, so a reader sees at
+    once whether the difference is bigger than the spread between invocations and runs.
+    """
+    columns = sum(len(invs) for runs in sides.values() for _, invs in runs)
+    fig = _figure(max(7.5, 0.32 * columns + 3.5), 4.6)
+    ax = fig.add_subplot()
+    x, ticks, labels = 0.0, [], []
+    for side, runs in sides.items():
+        colour = SIDE_COLOURS.get(side, "tab:gray")
+        start, run_figures = x, []
+        for run_id, invocations in runs:
+            first = x
+            figures = []
+            for k, rounds in enumerate(invocations):
+                values = np.asarray(rounds, dtype=float)
+                ax.plot(np.full(values.size, x), values, "o", ms=3, alpha=0.55, color=colour,
+                        label=side if (x == start and k == 0) else None)
+                figure = float(np.median(values))
+                figures.append(figure)
+                ax.plot([x - 0.3, x + 0.3], [figure, figure], "-", lw=2, color=colour)
+                x += 1.0
+            run_figures.append(float(np.median(figures)))
+            ticks.append((first + x - 1.0) / 2)
+            labels.append(f"{side}\n…{run_id[-6:]}")
+            x += 0.6  # a gap between runs
+        if run_figures:
+            ax.hlines(float(np.median(run_figures)), start - 0.4, x - 1.0, colors=colour, linestyles="--", lw=1)
+        x += 1.0  # a wider gap between the sides
+    ax.set_xticks(ticks, labels, fontsize=7)
+    _unit_axis(ax.yaxis, unit)
+    ax.set_ylabel(metric)
+    ax.set_title(f"{title}\n{caption}", fontsize=9)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    return fig

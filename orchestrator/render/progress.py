@@ -1,4 +1,4 @@
-"""The progress display of a run or sweep: which trial, how many done, elapsed and remaining."""
+"""The progress display of a run or sweep: which trial and invocation, how many done, elapsed and remaining."""
 
 from __future__ import annotations
 
@@ -18,16 +18,17 @@ from rich.progress import (
 )
 
 if TYPE_CHECKING:
-    from orchestrator.records import OnTrial, Trial
+    from orchestrator.records import Trial
 
 
 @contextmanager
-def trial_progress(total: int | None, describe: Callable[[Trial], str],
-                   also: OnTrial | None = None) -> Iterator[OnTrial]:
-    """Yield the runner's ``on_trial`` callback driving a progress bar on stderr (terminals only).
+def trial_progress(total: int | None, describe: Callable[[Trial], str]) -> Iterator[Callable[..., None]]:
+    """Yield a callback driving a progress bar over a run's invocations on stderr (terminals only).
 
-    ``describe(trial)`` names the trial that starts; ``also`` is called too (a test seam).
-    The bar is transient, so the tables printed afterwards stand alone.
+    ``step(trial, invocation, invocations)`` names the invocation that starts;
+    ``step(trial, invocation, invocations, done=n)`` counts ``n`` invocations as done (a failed
+    trial's remaining ones too). ``total`` counts invocations (None: a search, unknown). The
+    bar is transient, so the tables printed afterwards stand alone.
     """
     err = Console(stderr=True)
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -35,15 +36,14 @@ def trial_progress(total: int | None, describe: Callable[[Trial], str],
     with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as progress:
         task = progress.add_task("starting", total=total)
 
-        def on_trial(i: int, trial: Trial, result: object) -> None:
-            if also is not None:
-                also(i, trial, result)
-            if result is None:
-                progress.update(task, description=describe(trial))
-            else:
-                progress.advance(task)
+        def step(trial: Trial, invocation: int, invocations: int, done: int = 0) -> None:
+            if done:
+                progress.advance(task, done)
+                return
+            which = f" · invocation {invocation + 1}/{invocations}" if invocations > 1 else ""
+            progress.update(task, description=describe(trial) + which)
 
-        yield on_trial
+        yield step
 
 
 def describe_sweep_trial(trial: Trial) -> str:

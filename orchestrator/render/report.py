@@ -5,8 +5,9 @@ the stored Amdahl/USL fits (when the run has a ``scaling`` table), throughput an
 latency against working set (``memory.random_access`` and ``memory.latency`` sweeps, caches
 marked), the core-to-core latency matrix (``cpu.c2c``), latency against percentile from the
 merged histograms, the capacity search (latency against offered load with the SLO and the knee,
-capacity against N), the environment of every host, and, with ``--vs NEW``, the comparison
-against another run. This module chooses what to show; the
+capacity against N), the environment of every host, and, with ``--vs BASE``, the comparison
+against other runs (a selector) with a plot per headline metric of both sides' rounds by run and
+invocation. This module chooses what to show; the
 figures come from ``render.plots`` and the files from ``render.markdown``/``render.html``.
 """
 
@@ -17,12 +18,19 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.analysis.c2c import c2c_domain_medians
 from orchestrator.analysis.latency import percentile_spectrum
 from orchestrator.render import plots
-from orchestrator.render.comparison import HEADERS, params_cell, text_rows, weakened_text
+from orchestrator.render.comparison import (
+    HEADERS,
+    basis_text,
+    params_cell,
+    sides_text,
+    text_rows,
+    weakened_text,
+)
 from orchestrator.render.env_table import FACTS, fact_cell
 from orchestrator.render.numbers import percent, si
 from orchestrator.render.section import Section
@@ -30,6 +38,10 @@ from orchestrator.store import queries
 from orchestrator.store.reader import Dataset
 from workloads.errors import UserError
 from workloads.units import plural
+
+if TYPE_CHECKING:
+    from orchestrator.analysis.compare import CompareResult, MetricComparison
+    from orchestrator.records import RunRounds
 
 MAX_BOX_GROUPS = 48
 """Most boxes in one distribution plot; more groups are cut with a note."""
@@ -74,13 +86,14 @@ def summary_section(run: Mapping[str, Any], trials: Sequence[Mapping[str, Any]])
     if run.get("command"):
         s.paragraphs.append(f"Command: `{run['command']}`" + "".join(
             f"; resumed by `{c}`" for c in run.get("resumed_by") or ()))
-    headers = ["workload", "params", "workers", "placement", "metric", "n", "median", "95% CI",
+    headers = ["workload", "params", "workers", "placement", "metric", "K", "n", "median", "95% CI",
                "CV", "aggregate", "unit", "flags", "target", "status"]
     rows = []
     for t in trials:
         ci = "-" if t.get("ci_low") is None else f"{_fmt(t['ci_low'])}– {_fmt(t['ci_high'])}"
         rows.append([t["workload"], params_cell(t.get("params") or "{}"), _fmt(t.get("workers")),
-                     t.get("placement") or "", t["metric"], _fmt(t.get("n")), _fmt(t.get("median")), ci,
+                     t.get("placement") or "", t["metric"], _fmt(t.get("invocations") or 1), _fmt(t.get("n")),
+                     _fmt(t.get("median")), ci,
                      percent(t.get("cv")), _fmt(t.get("aggregate_throughput")), t.get("unit") or "",
                      ", ".join(t.get("flags") or ()), t.get("target") or "",
                      t.get("status") if t.get("status") == "ok" else f"failed: {t.get('error')}"])
@@ -340,24 +353,76 @@ def environment_section(dataset: Dataset, run_id: str) -> Section:
     return s
 
 
-def comparison_section(dataset: Dataset, base: str, new: str) -> Section:
-    """Return the ``compare`` table of NEW against BASE."""
-    from orchestrator.analysis.compare import compare_runs
+def headline_keys(result: CompareResult) -> list[MetricComparison]:
+    """Return the comparison's row of each configuration's headline metric (its workload's throughput)."""
+    from workloads.registry import get_workload
 
-    result = compare_runs(queries.run_rounds(dataset, base), queries.run_rounds(dataset, new))
-    s = Section(f"Comparison: {result.new_run} (NEW) vs {result.base_run} (BASE)")
-    s.paragraphs.append("Units are rounds (each round's mean over its workers). Ratio = NEW/BASE of the "
-                        "medians with a bootstrap 95% CI; p from the Mann-Whitney U test, adjusted by Holm "
-                        "across all metrics; significant when the adjusted p < 0.01 and the CI excludes 1.")
+    out = []
+    for r in result.rows:
+        try:
+            if r.metric == get_workload(r.workload).throughput.name:
+                out.append(r)
+        except UserError:  # a workload no longer installed: no headline known
+            continue
+    return out
+
+
+def caption_of(r: MetricComparison) -> str:
+    """Return the ratio, its CI, the basis and the verdict, as the comparison plot writes them."""
+    ci = "" if r.ratio_ci_low is None else f" (95% CI {r.ratio_ci_low:.3f}–{r.ratio_ci_high:.3f})"
+    ratio = "ratio undefined" if r.ratio is None else f"NEW/BASE {r.ratio:.3f}{ci}"
+    return f"{ratio}; basis {r.basis}; {r.verdict}"
+
+
+def comparison_plots(result: CompareResult, base: Sequence[RunRounds], new: Sequence[RunRounds],
+                     out: Path) -> list[Path]:
+    """Return one figure per headline metric: both sides' rounds by run and invocation, the ratio written on it."""
+    images = []
+    for r in headline_keys(result):
+        key = (*r.config, r.metric)
+        sides = {side: [(run.run_id, run.metrics[key].invocations) for run in runs if key in run.metrics]
+                 for side, runs in (("BASE", base), ("NEW", new))}
+        title = f"{r.workload} {params_cell(r.params)[:40]} · {r.workers} workers: {r.metric}"
+        fig = plots.comparison_figure(title, r.metric, r.unit, sides, caption_of(r))
+        images.append(plots.save(fig, out / f"compare_{_slug(r.workload + '_' + r.params + str(r.workers))}.png"))
+    return images
+
+
+def comparison_section(dataset: Dataset, base: Sequence[str], new: Sequence[str], out: Path | None,
+                       prior: str = "auto") -> Section:
+    """Return the ``compare`` table of NEW against BASE (runs, with ``prior`` as ``compare --prior``) and its plots.
+
+    With ``out`` None nothing is drawn (the comparison is checked before any file is written).
+    """
+    from orchestrator.analysis.compare import compare_runs
+    from orchestrator.analysis.history import choose_history
+    from orchestrator.settings import COMPARE_HISTORY
+
+    base_runs = [queries.run_rounds(dataset, r) for r in base]
+    new_runs = [queries.run_rounds(dataset, r) for r in new]
+    history = choose_history(queries.run_index(dataset), prior, base, new, COMPARE_HISTORY,
+                             lambda text: queries.select_runs(dataset, text))
+    result = compare_runs(base_runs, new_runs, prior=[queries.run_rounds(dataset, r) for r in history.run_ids],
+                          prior_note=history.note)
+    s = Section(f"Comparison: {sides_text(result)}")
+    s.paragraphs.append(f"NEW is `{result.new_run}`, BASE `{result.base_run}`; {basis_text(result)}. A side's "
+                        "figure is the median over its runs of each run's median over invocations of each "
+                        "invocation's median over rounds (a round: its mean over workers). Ratio = NEW/BASE with "
+                        "its 95% CI; p adjusted by Holm across all metrics; significant when the adjusted p < 0.01 "
+                        "and the CI excludes 1. Each plot shows every round (dots) of every invocation (its "
+                        "figure: the bar), run by run, each side's figure dashed.")
     s.tables.append((list(HEADERS), text_rows(result)))
     s.paragraphs += [line] if (line := weakened_text(result)) else []
-    s.paragraphs += [f"Note: {n}" for n in result.notes]
+    s.paragraphs += [f"Warning: {n}" for n in result.warnings] + [f"Note: {n}" for n in result.notes]
     for label, items in (("Only in BASE", result.only_base), ("Only in NEW", result.only_new)):
         s.paragraphs += [f"{label}: {i}" for i in items]
+    if out is not None:
+        s.images += comparison_plots(result, base_runs, new_runs, out)
     return s
 
 
-def build_report(results: str | Path, run: str, out: Path | None = None, vs: str | None = None) -> ReportFiles:
+def build_report(results: str | Path, run: str, out: Path | None = None, vs: str | None = None,
+                 prior: str = "auto") -> ReportFiles:
     """Write report.md, report.html and the PNG figures of run ``run`` into ``out``.
 
     Args:
@@ -365,7 +430,9 @@ def build_report(results: str | Path, run: str, out: Path | None = None, vs: str
         run: run id, ``latest`` or ``latest~N``.
         out: output folder (default: ``<results>/reports/<run_id>``, or ``reports/<run_id>`` here when the
             results are on object storage); created when missing.
-        vs: a run to compare ``run`` against: ``run`` is NEW, ``vs`` is BASE (as ``compare vs run``), or None.
+        vs: runs to compare ``run`` against (a selector, as ``compare`` takes): ``run`` is NEW,
+            they are BASE (as ``compare VS RUN``); or None.
+        prior: as ``compare --prior``: auto, none, or a selector.
 
     Raises:
         UserError: missing results folder, bad or unknown run ids, or an output folder that
@@ -380,8 +447,11 @@ def build_report(results: str | Path, run: str, out: Path | None = None, vs: str
     out = Path(out) if out is not None else here / "reports" / run_id
     try:
         # First, so that two runs with nothing in common are refused before any file is written.
-        comparison = comparison_section(dataset, dataset.resolve(vs), run_id) if vs is not None else None
+        base = queries.select_runs(dataset, vs) if vs is not None else ()
+        if vs is not None:
+            comparison_section(dataset, base, (run_id,), None, prior)
         out.mkdir(parents=True, exist_ok=True)
+        comparison = comparison_section(dataset, base, (run_id,), out, prior) if vs is not None else None
         sections = [summary_section(dataset.run(run_id) or {"run_id": run_id}, dataset.trials(run_id)),
                     distribution_section(dataset, run_id, out)]
         sweeps = (sweep_section(dataset, run_id, out, "memory.random_access", "ns_per_access", "accesses per worker",

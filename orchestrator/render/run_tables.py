@@ -11,6 +11,7 @@ from rich.table import Table
 from cluster.cpulist import format_cpulist
 from cluster.nodes import NodeInfo
 from orchestrator.analysis.capacity import CapacityGoal
+from orchestrator.analysis.invocations import MIN_INVOCATIONS_FOR_CI
 from orchestrator.analysis.scaling import amdahl_name, speedup_name
 from orchestrator.analysis.scaling_series import SeriesAnalysis
 from orchestrator.analysis.stats import MIN_UNITS_FOR_CI
@@ -23,26 +24,32 @@ from workloads.params import params_text
 
 
 def _ci_text(row: Mapping[str, Any]) -> str:
-    """Return the CI relative to the median ("-1.2%/+3.4%"); why there is none otherwise."""
-    if row.get("ci_low") is None and (row.get("n") or 0) < MIN_UNITS_FOR_CI:
+    """Return the CI relative to the median ("-1.2%/+3.4%"), marked "rounds" when it leaves invocations
+    out (one invocation); why there is none otherwise ("K<3: no 95% CI", "n<6: no 95% CI")."""
+    invocations = row.get("invocations") or 1  # a row written before invocations: one
+    if row.get("ci_low") is None and 1 < invocations < MIN_INVOCATIONS_FOR_CI:
+        return f"K<{MIN_INVOCATIONS_FOR_CI}: no 95% CI"
+    if row.get("ci_low") is None and invocations == 1 and (row.get("n") or 0) < MIN_UNITS_FOR_CI:
         return f"n<{MIN_UNITS_FOR_CI}: no 95% CI"
     if row.get("ci_low") is None or not row["median"]:
         return "-"
     median = abs(row["median"])
     low, high = 100 * (row["ci_low"] - row["median"]) / median, 100 * (row["ci_high"] - row["median"]) / median
-    return f"{low:+.1f}%/{high:+.1f}%"
+    rounds_only = "" if "invocations" in (row.get("ci_method") or "") else " rounds"
+    return f"{low:+.1f}%/{high:+.1f}%{rounds_only}"
 
 
 def summary_table(rows: Sequence[Mapping[str, Any]], title: str, all_metrics: bool = False) -> Table:
     """Return the end-of-run table: each trial's headline metric (``all_metrics``: every metric), with flags.
 
     ``median`` (the per-worker figure: median over rounds of the round's mean over workers)
-    and ``aggregate`` carry the metric's unit; the CI is the 95% CI of the median over rounds
-    as a ± share of it; ``overlap`` and ``CPU%`` are on the trial's first row.
+    and ``aggregate`` carry the metric's unit; the CI is the 95% CI of the figure over
+    invocations (one invocation: over rounds, marked so) as a ± share of it; ``K×R`` counts
+    invocations and rounds; ``overlap`` and ``CPU%`` are on the trial's first row.
     """
     table = Table(title=title, title_justify="left")
     for name, justify in (("workload", "left"), ("metric", "left"), ("workers", "right"), ("median", "right"),
-                          ("95% CI", "right"), ("CV", "right"), ("aggregate", "right"),
+                          ("95% CI", "right"), ("K×R", "right"), ("CV", "right"), ("aggregate", "right"),
                           ("overlap", "right"), ("CPU%", "right"), ("flags", "left")):
         table.add_column(name, justify=justify, overflow="fold")
     previous = None
@@ -53,13 +60,14 @@ def summary_table(rows: Sequence[Mapping[str, Any]], title: str, all_metrics: bo
         previous = row["trial_id"]
         name = row["workload"] if first else ""
         if row["status"] != "ok":
-            table.add_row(name, "[red]failed[/red]", str(row["workers"]), "", "", "", "", "", "", row["error"] or "")
+            table.add_row(name, "[red]failed[/red]", str(row["workers"]), "", "", "", "", "", "", "",
+                          row["error"] or "")
             continue
         cpu = row.get("pinned_cpu_percent")
         flags = ", ".join(row.get("flags") or ())
         table.add_row(
             name, row["metric"], str(row["workers"]) if first else "", quantity(row["median"], row["unit"]),
-            _ci_text(row), percent(row["cv"]),
+            _ci_text(row), _counts_text(row), percent(row["cv"]),
             quantity(row.get("aggregate_throughput"), row["unit"]) if row.get("aggregate_throughput") else "",
             percent(row.get("overlap")) if first else "",
             "" if cpu is None or not first else f"{cpu:.0f}",
@@ -68,6 +76,14 @@ def summary_table(rows: Sequence[Mapping[str, Any]], title: str, all_metrics: bo
         table.caption = "Each trial's headline metric; every metric: --metrics all, or `topobench query`."
         table.caption_justify = "left"
     return table
+
+
+def _counts_text(row: Mapping[str, Any]) -> str:
+    """Return invocations x rounds per invocation ("5×3"), "3/5×3" when an interrupt left fewer than asked."""
+    k, n = row.get("invocations") or 1, row.get("n") or 0
+    per = f"{n // k}" if n % k == 0 else f"~{n / k:.1f}"
+    planned = row.get("invocations_planned")
+    return f"{k}/{planned}×{per}" if planned and planned > k else f"{k}×{per}"
 
 
 def targets_table(results: Iterable[TargetResult]) -> Table:
@@ -133,9 +149,9 @@ def scaling_tables(analyses: Iterable[SeriesAnalysis]) -> list[Table]:
 
 def duration_text(trials: int, sampling: Sampling) -> str:
     """Return how long ``trials`` trials take at least, as words ("at least 2 min 30 s")."""
-    # Per trial: about 1 s of actor setup, calibration (its samples grow to min_time; the last
-    # two reach it: about 3 min_time), then every round lasts at least min_time.
-    per_trial = 1.0 + (3 + sampling.warmup + sampling.repetitions) * sampling.min_time_s
+    # Per invocation: about 1 s of actor setup, calibration (its samples grow to min_time; the
+    # last two reach it: about 3 min_time), then every round lasts at least min_time.
+    per_trial = sampling.invocations * (1.0 + (3 + sampling.warmup + sampling.repetitions) * sampling.min_time_s)
     low = trials * per_trial
     text = f"at least {format_seconds(low)}"
     if sampling.until_stable:

@@ -13,6 +13,7 @@ import pyarrow as pa
 
 from orchestrator.records import COMPARE_KEY, MetricRounds, RunRounds
 from orchestrator.store.reader import Dataset
+from workloads.errors import UserError
 
 
 def run_samples(dataset: Dataset, run_id: str) -> pa.Table:
@@ -22,39 +23,43 @@ def run_samples(dataset: Dataset, run_id: str) -> pa.Table:
 
 
 def round_units(dataset: Dataset, run_id: str) -> list[dict[str, Any]]:
-    """Return per ok trial, metric and round: the mean over workers and how many workers reported it.
+    """Return per ok trial, metric, invocation and round: the mean over workers and how many workers reported it.
 
-    Rows carry ``COMPARE_KEY``, ``metric``, ``unit``, ``hib`` (higher is better), ``repetition``,
-    ``value`` (the round's mean), ``reported`` and ``expected`` (the trial's workers), ordered by
-    configuration, metric and round.
+    Rows carry ``COMPARE_KEY``, ``metric``, ``unit``, ``hib`` (higher is better), ``invocation``
+    (0 for samples written before invocations), ``repetition``, ``value`` (the round's mean),
+    ``reported`` and ``expected`` (the trial's workers), ordered by configuration, metric,
+    invocation and round.
     """
     keys = ", ".join("t." + k for k in COMPARE_KEY)
     return dataset.rows(f"""
         SELECT {keys}, t.metric, any_value(t.unit) AS unit, any_value(t.higher_is_better) AS hib,
-               s.repetition, avg(s.value) AS value, count(*) AS reported, any_value(t.workers) AS expected
+               coalesce(s.invocation, 0) AS invocation, s.repetition, avg(s.value) AS value,
+               count(*) AS reported, any_value(t.workers) AS expected
         FROM samples s JOIN trials t
           ON s.run_id = t.run_id AND s.trial_id = t.trial_id AND s.metric = t.metric
         WHERE s.run_id = ? AND NOT s.warmup AND t.status = 'ok' AND isfinite(s.value)
-        GROUP BY ALL ORDER BY {keys}, t.metric, s.repetition""", [run_id])
+        GROUP BY ALL ORDER BY {keys}, t.metric, invocation, s.repetition""", [run_id])
 
 
 def run_rounds(dataset: Dataset, ref: str) -> RunRounds:
-    """Return the run ``ref`` names (an id, ``latest`` or ``latest~N``) with its rounds per metric.
+    """Return the run ``ref`` names (an id, ``latest`` or ``latest~N``) with its rounds per metric and invocation.
 
     Raises:
         UserError: a malformed or unknown run reference.
     """
     run_id = dataset.resolve(ref)
-    metrics: dict[tuple, tuple[str, bool | None, list[float]]] = {}
+    metrics: dict[tuple, tuple[str, bool | None, dict[int, list[float]]]] = {}
     for row in round_units(dataset, run_id):
         key = (*(row[k] for k in COMPARE_KEY), row["metric"])
-        entry = metrics.setdefault(key, (row["unit"], row["hib"], []))
+        entry = metrics.setdefault(key, (row["unit"], row["hib"], {}))
         if row["reported"] == row["expected"]:
-            entry[2].append(row["value"])
-    run = dataset.run(run_id) or {}
+            entry[2].setdefault(row["invocation"], []).append(row["value"])
+    run = next((r for r in run_index(dataset, [run_id])), {})
     flags = metric_flags(dataset, run_id)
     return RunRounds(run_id, run.get("status"), stored_trials(dataset, run_id), run.get("trials_total"),
-                     {k: MetricRounds(unit, hib, tuple(units), flags.get(k, ())) for k, (unit, hib, units) in metrics.items()})
+                     {k: MetricRounds(unit, hib, tuple(tuple(v) for _, v in sorted(inv.items())), flags.get(k, ()))
+                      for k, (unit, hib, inv) in metrics.items()},
+                     run.get("git_commit"), run.get("label"), run.get("host"), run.get("started_at"))
 
 
 def metric_flags(dataset: Dataset, run_id: str) -> dict[tuple, tuple[str, ...]]:
@@ -64,6 +69,25 @@ def metric_flags(dataset: Dataset, run_id: str) -> dict[tuple, tuple[str, ...]]:
         SELECT {keys}, metric, list_sort(list_distinct(flatten(list(flags) FILTER (WHERE flags IS NOT NULL)))) AS flags
         FROM trials WHERE run_id = ? AND status = 'ok' GROUP BY ALL""", [run_id])
     return {(*(r[k] for k in COMPARE_KEY), r["metric"]): tuple(r["flags"] or ()) for r in rows}
+
+
+def run_index(dataset: Dataset, run_ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Return every run (or those of ``run_ids``) with what says which code and machine it measured.
+
+    One row per run, oldest first (start time, then id: a stable order): ``run_id``,
+    ``started_at``, ``status``, ``trials_total``, ``git_commit``, ``commit_source``,
+    ``git_dirty``, ``label`` and ``host`` (the head node's hostname and CPU model; null
+    without nodes rows). The history of a series over commits reads runs in this order.
+    """
+    where = "WHERE list_contains(?, r.run_id)" if run_ids is not None else ""
+    return dataset.rows(f"""
+        SELECT r.run_id, r.started_at, r.status, r.trials_total, r.git_commit, r.commit_source, r.git_dirty,
+               r.label, h.host
+        FROM runs r LEFT JOIN (
+            SELECT run_id, arg_max(hostname || ' · ' || coalesce(cpu_model, '?'), is_head::INT) AS host
+            FROM nodes GROUP BY run_id) h ON r.run_id = h.run_id
+        {where}
+        ORDER BY r.started_at, r.run_id""", [list(run_ids)] if run_ids is not None else [])
 
 
 def stored_trials(dataset: Dataset, run_id: str) -> int:
@@ -134,3 +158,60 @@ def capacity_steps(dataset: Dataset, run_id: str, trial_ids: Sequence[str], metr
 def nodes(dataset: Dataset, run_id: str) -> list[dict[str, Any]]:
     """Return a run's ``nodes`` rows, the head's last."""
     return dataset.rows("SELECT * FROM nodes WHERE run_id = ? ORDER BY is_head, hostname, node_id", [run_id])
+
+
+SELECTOR_HELP = ("a run id, latest, latest~N, a range OLDER..NEWER of those, commit:SHA-PREFIX or label:TEXT; "
+                 "several joined by commas")
+"""What a run selector may be (``compare``, ``report --vs``, ``--prior``)."""
+
+
+def _select_one(dataset: Dataset, part: str, complete: list[dict[str, Any]]) -> list[str]:
+    """Return the run ids one selector part names, oldest first (see ``select_runs``)."""
+    kind, colon, value = part.partition(":")
+    if colon and kind == "commit":
+        prefix = value.strip().lower()
+        found = [r for r in complete if prefix and (r["git_commit"] or "").lower().startswith(prefix)]
+        commits = sorted({r["git_commit"] for r in found})
+        if not found:
+            raise UserError(f"Selector {part!r} matches no complete run; `topobench query \"SELECT run_id, "
+                            "git_commit, label FROM runs\"` lists the runs' commits.")
+        if len(commits) > 1:
+            raise UserError(f"Selector {part!r} matches {len(commits)} commits ({', '.join(c[:12] for c in commits)}); "
+                            "give more digits of the one you mean.")
+        return [r["run_id"] for r in found]
+    if colon and kind == "label":
+        found = [r["run_id"] for r in complete if r["label"] == value.strip()]
+        if not found:
+            raise UserError(f"Selector {part!r} matches no complete run; label runs with `--label`, and "
+                            "`topobench query \"SELECT run_id, label FROM runs\"` lists the labels.")
+        return found
+    older, dots, newer = part.partition("..")
+    if dots and older and newer:
+        ends = sorted(dataset.resolve(e) for e in (older, newer))
+        order = [r["run_id"] for r in run_index(dataset)]
+        low, high = sorted(order.index(e) for e in ends)
+        wanted = set(order[low:high + 1])
+        return [r["run_id"] for r in complete if r["run_id"] in wanted]
+    return [dataset.resolve(part)]
+
+
+def select_runs(dataset: Dataset, selector: str) -> tuple[str, ...]:
+    """Return the run ids ``selector`` names, oldest first, each once.
+
+    A selector is ``SELECTOR_HELP``: ``latest~3..latest`` is four runs; ``commit:abc123`` every
+    complete run whose commit starts so (one commit only); ``label:v2`` every complete run
+    labelled so. A range, a commit and a label take complete runs only; a run named by its id
+    is taken whatever its status.
+
+    Raises:
+        UserError: an empty selector, or a part that names no run (the sentence says which).
+    """
+    parts = [p.strip() for p in selector.split(",")]
+    if not selector.strip() or not all(parts):
+        raise UserError(f"Run selector {selector!r} is empty somewhere; give {SELECTOR_HELP}.")
+    complete = [r for r in run_index(dataset) if r["status"] == "complete"]
+    found: list[str] = []
+    for part in parts:
+        found += [r for r in _select_one(dataset, part, complete) if r not in found]
+    order = {r["run_id"]: i for i, r in enumerate(run_index(dataset, found))}
+    return tuple(sorted(found, key=lambda r: order.get(r, -1)))

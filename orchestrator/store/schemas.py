@@ -19,10 +19,18 @@ too, ``v<N>-<name>.parquet``, so each version is read with one glob):
         capacity holds topobench capacity's answer per point. Later, additively (older files
         read NULL, ``UNION_BY_NAME``): capacity.non_monotone, non_monotone_per_s, probes_per_s
         and note (issue 23); nodes.compiler (issue 22): numba's compiler facts as JSON.
-    3 — the same columns; written append-only: a run's files are parts under new names
-        (v3-<kind>-<token>.parquet), committed by the run's manifest (_manifests/run_id=<id>/,
-        see store/manifest.py) and compacted when it ends. A file is read only when a manifest
-        names it; runs of versions 1 and 2 (no manifest) are read by their file names.
+    3 — written append-only: a run's files are parts under new names (v3-<kind>-<token>.parquet),
+        committed by the run's manifest (_manifests/run_id=<id>/, see store/manifest.py) and
+        compacted when it ends. A file is read only when a manifest names it; runs of versions
+        1 and 2 (no manifest) are read by their file names. Invocations (fresh sets of worker
+        processes per trial): samples.invocation (0-based; a round's repetition number is unique
+        in its trial); trials.invocations (measured) and invocations_planned, figures over
+        invocations, sd_between_invocations/sd_between_rounds (variance components, relative),
+        the measured costs invocation_cost_s/round_cost_s and the plan for --rel-ci
+        (plan_invocations, plan_rounds, plan_cost_s). Runs carry what was measured: runs.label,
+        runs.commit_source (how git_commit was found: the benchmarked program's checkout,
+        --commit, CI) and runs.git_dirty. Older files read with invocation null: one
+        invocation, their figures unchanged.
 """
 
 from __future__ import annotations
@@ -43,11 +51,15 @@ RUNS_SCHEMA = pa.schema([
     ("topobench_version", pa.string()),
     ("ray_version", pa.string()),
     ("python_version", pa.string()),
-    ("git_commit", pa.string()),  # of the working directory, when it is a git checkout
+    ("git_commit", pa.string()),  # the benchmarked code's commit (schema 3; before: the working directory's)
     # Added by schema 2.
     ("host", pa.string()),  # where the driver runs: its machine id (boot id) …
     ("pid", pa.int64()),  # … and process, so a reader can tell a live running run from a dead one
     ("resumed_by", pa.list_(pa.string())),  # the command lines that resumed this run, in order
+    # Added by schema 3.
+    ("label", pa.string()),  # --label: what the run measured, as its user names it (e.g. v2)
+    ("commit_source", pa.string()),  # how git_commit was found: --commit | command cwd | current folder | GITHUB_SHA ...
+    ("git_dirty", pa.bool_()),  # the checkout had uncommitted changes: git_commit does not name the code alone
 ])
 
 NODES_SCHEMA = pa.schema([
@@ -135,6 +147,16 @@ TRIALS_SCHEMA = pa.schema([
     ("aggregate_ci_high", pa.float64()),
     ("hosts", pa.int32()),  # machines the trial's nodes run on (nodes of one host share its CPUs)
     ("requests", pa.int64()),  # latency metrics: requests behind the figure (median = their merged percentile)
+    # Added by schema 3: invocations (fresh worker processes) above rounds.
+    ("invocations", pa.int32()),  # invocations measured; median = median of their figures (null: written before: 1)
+    ("invocations_planned", pa.int32()),  # invocations asked for (more than measured: interrupted, flagged partial)
+    ("sd_between_invocations", pa.float64()),  # variance components as relative sds (log scale); null: too few
+    ("sd_between_rounds", pa.float64()),
+    ("invocation_cost_s", pa.float64()),  # mean seconds per invocation besides its rounds (start, setup, calibration)
+    ("round_cost_s", pa.float64()),  # mean seconds per measured round
+    ("plan_invocations", pa.int32()),  # the cheapest invocations x rounds for a CI of ±rel_ci (primary metric)
+    ("plan_rounds", pa.int32()),
+    ("plan_cost_s", pa.float64()),  # its measuring cost at the costs above, seconds
 ])
 
 # One row per trial and latency distribution: every request of the trial in one HdrHistogram.
@@ -190,6 +212,7 @@ SAMPLES_SCHEMA = pa.schema([
     ("value", pa.float64()),
     ("unit", pa.string()),
     ("clock_offset_ns", pa.int64()),  # schema 2: the node's clock minus the driver's; raw stamps = start_ns + this
+    ("invocation", pa.int32()),  # schema 3: which set of worker processes took it (0-based); null before: 0
 ])
 
 # One row per sweep series and N; the fit columns repeat on every row of their series.
