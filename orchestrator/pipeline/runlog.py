@@ -59,7 +59,8 @@ def node_rows(run_id: str, nodes: Sequence[NodeInfo], used_cpus: Mapping[str, se
             "governors": json.dumps({str(c): g for c, g in topo.governors.items() if c in used or not used}),
             "versions": json.dumps(env.get("versions")),
             **{k: env.get(k) for k in ("cpu_count", "memory_available_bytes", "vm", "container",
-                                       "cpu_quota_cpus")},
+                                       "cpu_quota_cpus", "cpu_family", "cpu_model_number", "cpu_stepping",
+                                       "microcode", "arch")},
         })
     return rows
 

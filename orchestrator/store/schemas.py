@@ -17,6 +17,10 @@ too, ``v<N>-<name>.parquet``, so each version is read with one glob):
         samples.clock_offset_ns (start_ns/end_ns are on the driver's time base), nodes.clock_*.
         Runs: status running while the driver lives (host, pid), resumed_by. A new table
         capacity holds topobench capacity's answer per point.
+        Later additions, additive (older files read them as null): history (issue 21) adds
+        the CPU's identity to nodes (cpu_family, cpu_model_number, cpu_stepping, microcode,
+        arch), trials.workload_version (a hash of the workload class's source) and a new
+        table acks (acknowledged changes; append-only, one file per acknowledgement).
 """
 
 from __future__ import annotations
@@ -75,6 +79,12 @@ NODES_SCHEMA = pa.schema([
     ("host_id", pa.string()),  # the machine: the kernel's boot id (shared by its containers), else hostname
     ("clock_offset_ns", pa.int64()),  # the node's clock minus the driver's (first trial on it; 0: same machine)
     ("clock_uncertainty_ns", pa.int64()),  # ± bound of that offset: half the best exchange's round trip
+    # Added by history (issue 21): which silicon it is, for a host fingerprint of stable fields only.
+    ("cpu_family", pa.string()),  # /proc/cpuinfo "cpu family" (Arm: CPU implementer)
+    ("cpu_model_number", pa.string()),  # "model" (Arm: CPU part)
+    ("cpu_stepping", pa.string()),  # "stepping" (Arm: CPU revision)
+    ("microcode", pa.string()),  # microcode revision: environment, not identity (an update is not a new host)
+    ("arch", pa.string()),  # platform.machine(): x86_64, aarch64, ...
 ])
 
 TRIALS_SCHEMA = pa.schema([
@@ -128,6 +138,8 @@ TRIALS_SCHEMA = pa.schema([
     ("aggregate_ci_high", pa.float64()),
     ("hosts", pa.int32()),  # machines the trial's nodes run on (nodes of one host share its CPUs)
     ("requests", pa.int64()),  # latency metrics: requests behind the figure (median = their merged percentile)
+    # Added by history (issue 21).
+    ("workload_version", pa.string()),  # 12 hex digits of a hash of the workload class's source, as run
 ])
 
 # One row per trial and latency distribution: every request of the trial in one HdrHistogram.
@@ -267,6 +279,18 @@ RESOURCES_SCHEMA = pa.schema([
     ("since_ns", pa.int64()),  # schema 2: start of the interval (a cpu_percent row covers one sample)
 ])
 
+# One row per acknowledged change (topobench history ack): append-only, one file per row.
+ACKS_SCHEMA = pa.schema([
+    ("change_id", pa.string()),  # the change's id as history prints it (series and first-bad point)
+    ("series_id", pa.string()),
+    ("series", pa.string()),  # the series in words, as it was when acknowledged
+    ("first_bad", pa.string()),  # the first point after the change: commit, label or run id
+    ("reason", pa.string()),
+    ("acked_at", pa.timestamp("us", tz="UTC")),
+    ("acked_by", pa.string()),  # the user name of the process that acknowledged it
+])
+
 SCHEMAS = {"runs": RUNS_SCHEMA, "nodes": NODES_SCHEMA, "trials": TRIALS_SCHEMA, "workers": WORKERS_SCHEMA,
            "latency": LATENCY_SCHEMA, "samples": SAMPLES_SCHEMA, "scaling": SCALING_SCHEMA,
-           "capacity": CAPACITY_SCHEMA, "resources": RESOURCES_SCHEMA}
+           "capacity": CAPACITY_SCHEMA, "resources": RESOURCES_SCHEMA,
+           "acks": ACKS_SCHEMA}
