@@ -9,6 +9,7 @@ Hive-style folders, one per run (and per node for the per-trial tables)::
     samples/run_id=<id>/node=<node_id>/v2-trial-<trial_id>.parquet   (while the run goes on)
     samples/run_id=<id>/node=<node_id>/v2-part.parquet               (after it ends: compacted)
     resources/...                                                 (as samples)
+    acks/v2-ack-<UTC time>-<token>.parquet                        (one per acknowledgement, never replaced)
 
 Version 1 datasets used unprefixed names (``run.parquet``, ``trial-<id>.parquet``); their
 globs are kept so they stay readable.
@@ -28,6 +29,8 @@ RUN_TABLES = ("runs", "nodes", "trials", "workers", "latency", "scaling", "capac
 """Tables with one file per run."""
 TRIAL_TABLES = ("samples", "resources")
 """Tables with one file per node and trial (compacted to one per node when the run ends)."""
+LOOSE_TABLES = ("acks",)
+"""Tables of no run: append-only, one file per write, directly under the table's folder."""
 
 _PREFIX = f"v{SCHEMA_VERSION}-"
 _RUN_FILE = {t: t for t in RUN_TABLES} | {"runs": "run"}
@@ -76,6 +79,12 @@ def part_file(root: Path, table: str, run_id: str, node_id: str) -> Path:
     return node_dir(root, table, run_id, node_id) / f"{_PREFIX}part.parquet"
 
 
+def ack_file(root: Path, now: datetime | None = None) -> Path:
+    """Return a new file for one acknowledgement: sortable by time, never an existing name."""
+    now = now or datetime.now(timezone.utc)
+    return Path(root) / "acks" / f"{_PREFIX}ack-{now:%Y%m%dT%H%M%S%fZ}-{secrets.token_hex(4)}.parquet"
+
+
 def is_current(path: Path) -> bool:
     """Return whether ``path`` is named as this schema version writes files."""
     return path.name.startswith(_PREFIX) and path.suffix == ".parquet"
@@ -83,6 +92,8 @@ def is_current(path: Path) -> bool:
 
 def globs(table: str) -> dict[int, str]:
     """Return {schema version: glob relative to the root} of every version's files of ``table``."""
+    if table in LOOSE_TABLES:
+        return {SCHEMA_VERSION: f"{table}/{_PREFIX}*.parquet"}
     current = f"{table}/*/{_PREFIX}*.parquet" if table in RUN_TABLES else f"{table}/*/*/{_PREFIX}*.parquet"
     return {SCHEMA_VERSION: current, **({1: _V1_GLOBS[table]} if table in _V1_GLOBS else {})}
 

@@ -124,3 +124,54 @@ def capacity_steps(dataset: Dataset, run_id: str, trial_ids: Sequence[str], metr
 def nodes(dataset: Dataset, run_id: str) -> list[dict[str, Any]]:
     """Return a run's ``nodes`` rows, the head's last."""
     return dataset.rows("SELECT * FROM nodes WHERE run_id = ? ORDER BY is_head, hostname, node_id", [run_id])
+
+
+def history_runs(dataset: Dataset) -> list[dict[str, Any]]:
+    """Return each run with what says which code it measured, oldest first: the one accessor history reads.
+
+    Rows: ``run_id``, ``started_at``, ``status``, ``commit`` (``runs.git_commit``), ``label`` and
+    ``dirty`` (null: runs carry neither yet), ``python_version``, ``ray_version``.
+    """
+    return dataset.rows("""
+        SELECT run_id, started_at, status, git_commit AS commit, NULL::VARCHAR AS label, NULL::BOOLEAN AS dirty,
+               python_version, ray_version
+        FROM runs ORDER BY started_at, run_id""")
+
+
+def history_figures(dataset: Dataset) -> list[dict[str, Any]]:
+    """Return every ok trial figure with what makes it part of a series, by run, trial and metric."""
+    return dataset.rows("""
+        SELECT run_id, trial_id, workload, workload_version, params, placement, nodes, workers, threads_per_worker,
+               mode, metric, unit, higher_is_better, median, ci_low, ci_high, n, cv
+        FROM trials WHERE status = 'ok' ORDER BY run_id, trial_id, metric""")
+
+
+def history_nodes(dataset: Dataset) -> list[dict[str, Any]]:
+    """Return every node of every run with its stable identity and its environment, by run and node."""
+    return dataset.rows("""
+        SELECT run_id, node_id, host_id, hostname, is_head, cpu_model, cpu_family, cpu_model_number, cpu_stepping,
+               arch, memory_total_bytes, topology, kernel, microcode, governor, versions
+        FROM nodes ORDER BY run_id, is_head DESC, node_id""")
+
+
+def run_round_units(dataset: Dataset, run_ids: Sequence[str], workloads: Sequence[str]) -> list[dict[str, Any]]:
+    """Return the complete rounds of ok trials of ``workloads`` in ``run_ids``: each round's mean over workers.
+
+    Rows: ``run_id``, ``COMPARE_KEY``, ``metric``, ``invocation`` (0 while runs have one) and
+    ``value``, by run, configuration, metric, invocation and round; a round some worker did not
+    report is left out.
+    """
+    keys = ", ".join("t." + k for k in COMPARE_KEY)
+    return dataset.rows(f"""
+        SELECT s.run_id, {keys}, t.metric, 0 AS invocation, s.repetition, avg(s.value) AS value
+        FROM samples s JOIN trials t
+          ON s.run_id = t.run_id AND s.trial_id = t.trial_id AND s.metric = t.metric
+        WHERE list_contains(?, s.run_id) AND list_contains(?, t.workload) AND NOT s.warmup AND t.status = 'ok'
+          AND isfinite(s.value)
+        GROUP BY ALL HAVING count(*) = any_value(t.workers)
+        ORDER BY s.run_id, {keys}, t.metric, invocation, s.repetition""", [list(run_ids), list(workloads)])
+
+
+def acks(dataset: Dataset) -> list[dict[str, Any]]:
+    """Return every acknowledgement, oldest first."""
+    return dataset.rows("SELECT * FROM acks ORDER BY acked_at, change_id")

@@ -28,8 +28,9 @@ from workloads.errors import UserError
 
 _LATEST = re.compile(r"^latest(?:~(\d+))?$")
 _READ_ONLY = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
-_HIVE = {table: "hive_partitioning=true, hive_types={'run_id': VARCHAR" + (", 'node': VARCHAR}" if table in
-                                                                              layout.TRIAL_TABLES else "}")
+_HIVE = {table: "hive_partitioning=false" if table in layout.LOOSE_TABLES else
+         "hive_partitioning=true, hive_types={'run_id': VARCHAR" + (", 'node': VARCHAR}" if table in
+                                                                   layout.TRIAL_TABLES else "}")
          for table in SCHEMAS}
 
 
@@ -65,7 +66,8 @@ def _tables_of(sql: str) -> set[str] | None:
 class Dataset:
     """A results folder opened for reading; ``rows``, ``table`` and ``query`` run SQL over its views."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, runs: Iterable[str] | None = None) -> None:
+        """Open the folder ``root``; with ``runs``, only those runs' files (cheaper where there are many)."""
         root = Path(root)
         if not root.exists():
             raise UserError(f"Results folder {str(root)!r} does not exist; run `topobench run` first "
@@ -74,6 +76,7 @@ class Dataset:
             raise UserError(f"--results {str(root)!r} is a file, not a folder; pass the results folder "
                             "(the one `topobench run --results DIR` wrote).")
         self.root = root.resolve()
+        self._only = None if runs is None else tuple(layout.validate_run_id(r) for r in runs)
         self.skipped: list[str] = []
         """Files left out because they could not be read as their table (path: reason)."""
         self._files: dict[str, list[Path]] | None = None  # checked file lists, after a read error
@@ -92,6 +95,11 @@ class Dataset:
             return [f"[{', '.join(v)}]" for v in by_version.values()]
         out = []
         for pattern in layout.globs(table).values():
+            if self._only is not None and table not in layout.LOOSE_TABLES:
+                head, _, tail = pattern.partition("/*/")
+                found = [_quote(f) for r in self._only for f in glob.glob(str(self.root / head / f"run_id={r}" / tail))]
+                out += [f"[{', '.join(found)}]"] if found else []
+                continue
             path = str(self.root / pattern)
             if next(glob.iglob(path), None) is not None:
                 out.append(_quote(path))
@@ -154,6 +162,9 @@ class Dataset:
             for pattern in layout.globs(table).values():
                 for name in sorted(glob.glob(str(self.root / pattern))):
                     path = Path(name)
+                    if self._only is not None and table not in layout.LOOSE_TABLES and \
+                            path.relative_to(self.root).parts[1].partition("=")[2] not in self._only:
+                        continue
                     try:
                         meta = pq.read_schema(path).metadata or {}
                     except (OSError, pa.ArrowException) as exc:

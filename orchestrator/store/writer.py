@@ -93,6 +93,21 @@ def _store_error(exc: OSError, what: str) -> StoreError:
                       "--results DIR, then run again.")
 
 
+def append_ack(root: Path, row: Mapping) -> Path:
+    """Store one acknowledgement as a file of its own (the ``acks`` table is append-only); return it.
+
+    Raises:
+        StoreError: the file could not be written (nothing is left behind).
+    """
+    path = layout.ack_file(root)
+    try:
+        write_atomic(path, pa.Table.from_pylist([dict(row)], SCHEMAS["acks"]), "acks")
+    except OSError as exc:
+        raise StoreError(f"The acknowledgement could not be stored in {str(root)!r} ({exc.strerror or exc}); "
+                         "nothing was written: pass a writable --results or free space, then run it again.") from None
+    return path
+
+
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 _LIBC = ctypes.CDLL(None, use_errno=True)

@@ -1,0 +1,129 @@
+"""The history index: each run's series figures in a few files, so ``history`` over 10,000 runs reads a few.
+
+Reading every run's runs, nodes and trials files costs one file open each (30,000 for 10,000
+runs, seconds). The index keeps what history needs of each run (one row per ok trial and
+metric, plus the run's code, host fingerprint and environment) in append-only parts under
+``_history/`` (the leading underscore keeps Hive readers out); each call lists the runs'
+signatures (their run file's mtime and size: the run row is written last and rewritten on
+resume), reads only runs that are new or changed, and appends them as a new part. It is a
+cache: deleting the folder costs one slow call. A folder that cannot be written is read
+without it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from orchestrator.store import layout
+from orchestrator.store.writer import write_atomic
+
+INDEX_VERSION = 1
+"""Bumped when the rows change: parts of another version are ignored (and rebuilt)."""
+
+FOLDER = "_history"
+MAX_PARTS = 8
+"""Parts beyond which the next append merges them all into one."""
+
+INDEX_SCHEMA = pa.schema([
+    ("run_id", pa.string()),
+    ("signature", pa.string()),  # "<mtime_ns>:<size>" of the run file when indexed
+    ("started_at", pa.timestamp("us", tz="UTC")),
+    ("status", pa.string()),
+    ("commit", pa.string()),
+    ("label", pa.string()),
+    ("dirty", pa.bool_()),
+    ("fingerprint", pa.string()),  # the host fingerprint (analysis.series.host_fingerprint)
+    ("host", pa.string()),  # its fields in words
+    ("environment", pa.string()),  # JSON: kernel, microcode, governor, python, ray, numpy
+    ("trial_id", pa.string()),  # null on the one row of a run without an ok trial
+    ("workload", pa.string()),
+    ("workload_version", pa.string()),
+    ("params", pa.string()),
+    ("placement", pa.string()),
+    ("nodes", pa.int32()),
+    ("workers", pa.int32()),
+    ("threads_per_worker", pa.int32()),
+    ("mode", pa.string()),
+    ("metric", pa.string()),
+    ("unit", pa.string()),
+    ("higher_is_better", pa.bool_()),
+    ("median", pa.float64()),
+    ("ci_low", pa.float64()),
+    ("ci_high", pa.float64()),
+    ("n", pa.int32()),
+    ("cv", pa.float64()),
+])
+
+
+def run_signatures(root: Path) -> dict[str, str]:
+    """Return each run's signature ("<mtime_ns>:<size>" of its run file), by run id."""
+    out: dict[str, str] = {}
+    folder = Path(root) / "runs"
+    if not folder.is_dir():
+        return out
+    for run_dir in os.scandir(folder):
+        if not run_dir.name.startswith("run_id=") or not run_dir.is_dir():
+            continue
+        with contextlib.suppress(OSError):
+            for f in os.scandir(run_dir.path):
+                if f.name.endswith(".parquet") and (layout.is_current(Path(f.name)) or f.name == "run.parquet"):
+                    st = f.stat()
+                    out[run_dir.name[len("run_id="):]] = f"{st.st_mtime_ns}:{st.st_size}"
+    return out
+
+
+def _parts(root: Path) -> list[Path]:
+    return sorted((Path(root) / FOLDER).glob(f"v{INDEX_VERSION}-index-*.parquet"))
+
+
+def read_index(root: Path) -> pa.Table:
+    """Return the indexed rows, each run's from the newest part that holds it (empty without an index)."""
+    for _ in range(3):  # a concurrent merge may remove a part between listing and reading it
+        try:
+            tables = [pq.read_table(p, schema=INDEX_SCHEMA) for p in _parts(root)]
+            break
+        except FileNotFoundError:
+            continue
+        except (OSError, pa.ArrowException):
+            return INDEX_SCHEMA.empty_table()  # a damaged cache: rebuilt by the next append
+    else:
+        return INDEX_SCHEMA.empty_table()
+    if not tables:
+        return INDEX_SCHEMA.empty_table()
+    if len(tables) == 1:
+        return tables[0]
+    newest: dict[str, int] = {}
+    for i, t in enumerate(tables):
+        for run_id in pc.unique(t["run_id"]).to_pylist():
+            newest[run_id] = i
+    kept = [t.filter(pc.is_in(t["run_id"], pa.array([r for r, i in newest.items() if i == n], pa.string())))
+            for n, t in enumerate(tables)]
+    return pa.concat_tables(kept)
+
+
+def append_index(root: Path, rows: pa.Table, everything: pa.Table) -> bool:
+    """Add a part holding ``rows``; with too many parts, replace them all by ``everything``.
+
+    Returns False when the folder cannot be written (the index stays as it was).
+    """
+    parts = _parts(root)
+    merge = len(parts) + 1 > MAX_PARTS
+    stamp = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S%fZ}-{secrets.token_hex(3)}"
+    path = Path(root) / FOLDER / f"v{INDEX_VERSION}-index-{stamp}.parquet"
+    try:
+        write_atomic(path, (everything if merge else rows).cast(INDEX_SCHEMA), "history_index")
+    except OSError:
+        return False
+    if merge:
+        for p in parts:
+            with contextlib.suppress(OSError):
+                p.unlink()
+    return True
