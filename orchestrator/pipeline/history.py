@@ -1,0 +1,232 @@
+"""What ``history`` does: index the runs, build the series, order points by git, detect, confirm, annotate.
+
+    index      store.history_index: each run's figures, code, host and environment, read once
+    series     analysis.series.build_series: points per commit or label, in git or time order
+    analyze    analysis.regressions.analyze: detect, confirm on raw rounds (Benjamini-Hochberg
+               across every series scanned), group, environment differences, bisect ranges, acks
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from orchestrator.analysis.regressions import (
+    Ack,
+    Change,
+    History,
+    Invocations,
+    SeriesHistory,
+    analyze,
+)
+from orchestrator.analysis.series import Series, build_series, host_fingerprint
+from orchestrator.pipeline.commits import Repository
+from orchestrator.records import COMPARE_KEY
+from orchestrator.settings import HISTORY, HistorySettings
+from orchestrator.store import history_index, queries
+from orchestrator.store.reader import Dataset
+from workloads.errors import UserError
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryFilter:
+    """Which series to scan: each field None keeps all."""
+
+    workload: str | None = None
+    metric: str | None = None
+    host: str | None = None
+    """A part of the host in words, or the start of its fingerprint."""
+    since: datetime | None = None
+    """Only points whose first run started at or after this instant."""
+    series: str | None = None
+    """The start of a series id."""
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryOutcome:
+    """A scanned history and how it was read."""
+
+    history: History
+    results: Path
+    order: str
+    """How points were ordered, in words (git first-parent of which repository, or time)."""
+    runs: int
+    """Runs read (from the index and fresh)."""
+    indexed: int
+    """Runs read from their own files this time (new or changed since the last call)."""
+    skipped: tuple[str, ...] = ()
+
+
+def _environment(run: Mapping[str, Any], head: Mapping[str, Any] | None) -> str:
+    """Return a run's environment as JSON: the head node's kernel, microcode, governor and versions."""
+    head = head or {}
+    try:
+        versions = json.loads(head.get("versions") or "null") or {}
+    except ValueError:
+        versions = {}
+    return json.dumps({"kernel": head.get("kernel"), "microcode": head.get("microcode"),
+                       "governor": head.get("governor"), "python": run.get("python_version") or versions.get("python"),
+                       "ray": run.get("ray_version") or versions.get("ray"), "numpy": versions.get("numpy")})
+
+
+def _index_rows(dataset: Dataset, signatures: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Return the index rows of the runs ``dataset`` holds (a run still running is left out)."""
+    runs = {r["run_id"]: r for r in queries.history_runs(dataset) if r["status"] != "running"}
+    nodes: dict[str, list[dict[str, Any]]] = {}
+    for n in queries.history_nodes(dataset):
+        nodes.setdefault(n["run_id"], []).append(n)
+    figures: dict[str, list[dict[str, Any]]] = {}
+    for f in queries.history_figures(dataset):
+        figures.setdefault(f["run_id"], []).append(f)
+    out = []
+    for run_id, run in runs.items():
+        host = host_fingerprint(nodes.get(run_id, []))
+        common = {"run_id": run_id, "signature": signatures.get(run_id), "started_at": run["started_at"],
+                  "status": run["status"], "commit": run["commit"], "label": run["label"], "dirty": run["dirty"],
+                  "fingerprint": host.fingerprint, "host": host.description,
+                  "environment": _environment(run, (nodes.get(run_id) or [None])[0])}
+        out += [{**common, **f} for f in figures.get(run_id, [])] or [common]
+    return out
+
+
+def indexed_rows(results: Path) -> tuple[list[dict[str, Any]], int, int, tuple[str, ...]]:
+    """Return the history rows of every run, refreshing the index with new or changed runs.
+
+    Returns (rows, runs, runs read from their files, files skipped).
+    """
+    root = Dataset(results).root  # checks the folder exists and is one
+    signatures = history_index.run_signatures(root)
+    index = history_index.read_index(root)
+    known = dict(zip(index["run_id"].to_pylist(), index["signature"].to_pylist()))
+    stale = sorted(r for r, sig in signatures.items() if known.get(r) != sig)
+    skipped: tuple[str, ...] = ()
+    if stale:
+        dataset = Dataset(root, runs=stale)
+        fresh = pa.Table.from_pylist(_index_rows(dataset, signatures), history_index.INDEX_SCHEMA)
+        skipped = tuple(dataset.skipped)
+        valid = [r for r, sig in known.items() if signatures.get(r) == sig]
+        kept = index.filter(pc.is_in(index["run_id"], pa.array(valid, pa.string())))
+        index = pa.concat_tables([kept, fresh])
+        if fresh.num_rows:
+            history_index.append_index(root, fresh, index)
+    else:
+        index = index.filter(pc.is_in(index["run_id"], pa.array(list(signatures), pa.string())))
+    return index.to_pylist(), len(signatures), len(stale), skipped
+
+
+def _matches(row: Mapping[str, Any], filters: HistoryFilter) -> bool:
+    if row.get("trial_id") is None:
+        return False
+    if filters.workload is not None and row["workload"] != filters.workload:
+        return False
+    if filters.metric is not None and row["metric"] != filters.metric:
+        return False
+    if filters.host is not None and not (filters.host.lower() in (row["host"] or "").lower()
+                                         or (row["fingerprint"] or "").startswith(filters.host)):
+        return False
+    return filters.since is None or (row["started_at"] is not None and row["started_at"] >= filters.since)
+
+
+def rounds_key(series: Series, run_id: str) -> tuple:
+    """Return the key of a run's rounds of ``series`` (run id, ``COMPARE_KEY`` values, metric)."""
+    return (run_id, *(getattr(series.key, k) for k in COMPARE_KEY), series.key.metric)
+
+
+def _rounds_reader(root: Path):
+    """Return the reader of raw rounds ``analyze`` calls once with every run it needs."""
+    def read(needed: Sequence[tuple[Series, Sequence[str]]]) -> dict[tuple, Invocations]:
+        run_ids = sorted({r for _, ids in needed for r in ids})
+        workloads = sorted({s.key.workload for s, _ in needed})
+        by_key: dict[tuple, dict[int, list[float]]] = {}
+        for row in queries.run_round_units(Dataset(root, runs=run_ids), run_ids, workloads):
+            key = (row["run_id"], *(row[k] for k in COMPARE_KEY), row["metric"])
+            by_key.setdefault(key, {}).setdefault(row["invocation"], []).append(row["value"])
+        return {k: [v for _, v in sorted(inv.items())] for k, inv in by_key.items()}
+    return read
+
+
+def _acks(root: Path) -> list[Ack]:
+    return [Ack(a["change_id"], a["reason"], a["acked_at"], a["acked_by"]) for a in queries.acks(Dataset(root))]
+
+
+def run_history(results: Path, filters: HistoryFilter = HistoryFilter(), settings: HistorySettings = HISTORY,
+                repo: Path | None = None) -> HistoryOutcome:
+    """Return the history of every series ``filters`` keeps, scanned together.
+
+    Raises:
+        UserError: the results folder is missing, or ``filters.series`` names no series or several.
+    """
+    rows, runs, indexed, skipped = indexed_rows(results)
+    rows = [r for r in rows if _matches(r, filters)]
+    repository = Repository(repo if repo is not None else Path.cwd())
+    usable = repository.available
+    commits = {r["commit"] for r in rows if r.get("commit")}
+    rank = repository.first_parent_rank(commits) if usable and commits else {}
+    series = build_series(rows, rank, confidence=settings.confidence, seed=settings.seed)
+    if filters.series is not None:
+        series = [s for s in series if s.id.startswith(filters.series)]
+        if len(series) != 1:
+            what = "no series" if not series else f"{len(series)} series"
+            raise UserError(f"Series {filters.series!r} matches {what}; `topobench history` lists the series "
+                            "with their ids (give more digits, or check --results and the filters).")
+    root = Dataset(results).root
+    environments = {}
+    for r in rows:
+        if r["run_id"] not in environments:
+            environments[r["run_id"]] = json.loads(r.get("environment") or "{}")
+    history = analyze(series, _rounds_reader(root), rounds_key, settings, environments=environments,
+                      between=repository.between if usable else None, acks=_acks(root))
+    order = (f"git first-parent order of {repository.path}" if rank else
+             "time order" + ("" if usable else f" ({repository.path} is not a git checkout: pass --repo)"))
+    return HistoryOutcome(history, root, order, runs, indexed, skipped)
+
+
+def find_change(history: History, change_id: str) -> tuple[SeriesHistory, Change]:
+    """Return the series and change whose id starts with ``change_id``.
+
+    Raises:
+        UserError: no change or several match.
+    """
+    found = [(s, c) for s, c in history.changes() if c.id.startswith(change_id.strip().lower())]
+    if len(found) != 1 or not change_id.strip():
+        what = "no change" if not found else f"{len(found)} changes"
+        raise UserError(f"Change {change_id!r} matches {what} in this history; `topobench history` lists the "
+                        "changes with their ids (give the whole id, and the same --results).")
+    return found[0]
+
+
+def acknowledge(results: Path, change_id: str, reason: str, settings: HistorySettings = HISTORY,
+                repo: Path | None = None) -> tuple[SeriesHistory, Change]:
+    """Store that a change is expected (an ``acks`` row); return the series and the change.
+
+    Raises:
+        UserError: an empty reason, or an id that names no change (or several).
+        StoreError: the acknowledgement could not be written.
+    """
+    from orchestrator.store.writer import append_ack
+
+    if not reason.strip():
+        raise UserError("--reason is empty; say why the change is expected, e.g. --reason 'new default "
+                        "buffer size, see #123'.")
+    outcome = run_history(results, settings=settings, repo=repo)
+    series, change = find_change(outcome.history, change_id)
+    append_ack(outcome.results, {
+        "change_id": change.id, "series_id": series.series.id, "series": series.series.key.describe(),
+        "first_bad": change.first_bad.name, "reason": reason.strip(),
+        "acked_at": datetime.now(timezone.utc), "acked_by": _user()})
+    return series, change
+
+
+def _user() -> str | None:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return None
