@@ -22,6 +22,7 @@ from orchestrator.commands import (
 )
 from orchestrator.commands.cluster import cluster_app
 from orchestrator.commands.errors import user_errors
+from orchestrator.commands.history import history_app
 
 app = typer.Typer(
     help="Topology-aware, distributed benchmarks on Ray: pinned workers, honest units, Parquet results.",
@@ -34,6 +35,7 @@ for command in (run.run, workloads.workloads, query.query, topology.topology, sw
                 env.env, compare.compare, report.report):
     app.command()(user_errors(command))
 app.add_typer(cluster_app, name="cluster")
+app.add_typer(history_app, name="history")
 
 
 def main() -> None:
