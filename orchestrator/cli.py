@@ -13,6 +13,7 @@ from orchestrator.commands import (
     capacity,
     compare,
     env,
+    export,
     query,
     report,
     run,
@@ -32,7 +33,7 @@ app = typer.Typer(
     rich_markup_mode=None,  # plain help: typer's rich help imports markdown and pygments (~80 ms a call)
 )
 for command in (run.run, workloads.workloads, query.query, topology.topology, sweep.sweep, capacity.capacity,
-                env.env, compare.compare, report.report):
+                env.env, compare.compare, report.report, export.export):
     app.command()(user_errors(command))
 app.add_typer(cluster_app, name="cluster")
 app.add_typer(history_app, name="history")

@@ -224,6 +224,60 @@ def _point_ci(rows: Sequence[Row], figures: np.ndarray, confidence: float,
     return float(low), float(high)
 
 
+def pooled(rows: Sequence[Row], confidence: float = 0.95, seed: int = 0) -> tuple[float, float | None, float | None]:
+    """Return the median of runs' figures (``median`` of each row) and its CI (one run: its own; none at 2)."""
+    figures = np.array([r["median"] for r in rows], dtype=float)
+    low, high = _point_ci(rows, figures, confidence, seed)
+    return float(np.median(figures)), low, high
+
+
+@dataclass(frozen=True, slots=True)
+class Benchmark:
+    """One series' figures in a set of runs pooled, with their rounds: what an export serializes."""
+
+    key: SeriesKey
+    run_ids: tuple[str, ...]
+    value: float
+    """Median of the runs' figures."""
+    ci_low: float | None
+    ci_high: float | None
+    rounds: tuple[tuple[str, tuple[float, ...]], ...]
+    """(run id, per-round units) of each run's invocations, oldest run first."""
+
+    @property
+    def name(self) -> str:
+        """Return a name unique among a run's benchmarks: workload, parameters, shape, metric."""
+        k = self.key
+        try:
+            params = " ".join(f"{a}={b}" for a, b in json.loads(k.params).items())
+        except (ValueError, AttributeError):
+            params = k.params
+        shape = f"{k.workers}w×{k.threads_per_worker}t×{k.nodes}n {k.placement} {k.mode}"
+        return " ".join(p for p in (k.workload, params, f"[{shape}]", k.metric) if p)
+
+
+def benchmarks(rows: Iterable[Row], rounds: Mapping[tuple[str, SeriesKey], Sequence[Sequence[float]]], *,
+               confidence: float = 0.95, seed: int = 0) -> list[Benchmark]:
+    """Return each series among ``rows`` with every given run pooled (whatever their commits).
+
+    Args:
+        rows: history rows (one per run, configuration and metric).
+        rounds: per (run id, series key), the run's per-round units grouped by invocation.
+    """
+    grouped: dict[SeriesKey, list[Row]] = {}
+    for row in rows:
+        if row.get("median") is not None and math.isfinite(row["median"]):
+            grouped.setdefault(series_key(row), []).append(row)
+    out = []
+    for key, members in grouped.items():
+        members = sorted(members, key=lambda r: (r.get("started_at") or datetime.min, r["run_id"]))
+        value, low, high = pooled(members, confidence, seed)
+        runs = tuple(r["run_id"] for r in members)
+        out.append(Benchmark(key, runs, value, low, high,
+                             tuple((r, tuple(float(v) for v in inv)) for r in runs for inv in rounds.get((r, key), ()))))
+    return sorted(out, key=lambda b: b.name)
+
+
 def _order_key(commit_rank: Mapping[str, int] | None, kind: str, commit: str | None,
                first: datetime | None) -> tuple:
     """Return how a point sorts: by git rank when known, else by time."""

@@ -230,3 +230,46 @@ def _user() -> str | None:
         return getpass.getuser()
     except (KeyError, OSError):
         return None
+
+
+@dataclass(frozen=True, slots=True)
+class ExportInputs:
+    """What an export serializes: the runs, each series' pooled figures and rounds, and run facts."""
+
+    run_ids: tuple[str, ...]
+    benchmarks: tuple[Any, ...]
+    """``analysis.series.Benchmark`` per series of the runs."""
+    metadata: dict[str, str]
+
+
+def export_inputs(results: Path, refs: Sequence[str], settings: HistorySettings = HISTORY) -> ExportInputs:
+    """Return the series of the runs ``refs`` name, pooled, with their rounds.
+
+    Raises:
+        UserError: no run named, a run that does not exist, or runs with nothing stored to export.
+    """
+    from orchestrator.analysis.series import benchmarks, series_key
+
+    if not refs:
+        raise UserError("Name at least one run to export: a run id, latest or latest~N.")
+    dataset = Dataset(results)
+    run_ids = tuple(dict.fromkeys(dataset.resolve(r) for r in refs))
+    rows = [r for r in indexed_rows(results)[0] if r["run_id"] in run_ids and r.get("trial_id")]
+    if not rows:
+        raise UserError(f"Run(s) {', '.join(run_ids)} have no finished trial to export (a run still running is "
+                        "exported once it ends); `topobench query \"SELECT run_id, status FROM runs\"` lists them.")
+    stored = queries.run_round_units(Dataset(dataset.root, runs=run_ids), run_ids, sorted({r["workload"] for r in rows}))
+    by_compare: dict[tuple, dict[int, list[float]]] = {}
+    for u in stored:
+        by_compare.setdefault((u["run_id"], *(u[k] for k in COMPARE_KEY), u["metric"]), {}).setdefault(
+            u["invocation"], []).append(u["value"])
+    rounds = {}
+    for r in rows:
+        found = by_compare.get((r["run_id"], *(r[k] for k in COMPARE_KEY), r["metric"]))
+        if found:
+            rounds[(r["run_id"], series_key(r))] = [v for _, v in sorted(found.items())]
+    hosts = sorted({r["host"] for r in rows})
+    metadata = {"topobench_runs": ",".join(run_ids), "topobench_commits": ",".join(sorted({r["commit"] or "" for r in rows} - {""})),
+                "hostname": hosts[0] if len(hosts) == 1 else f"{len(hosts)} hosts"}
+    return ExportInputs(run_ids, tuple(benchmarks(rows, rounds, confidence=settings.confidence, seed=settings.seed)),
+                        metadata)
