@@ -270,6 +270,6 @@ def export_inputs(results: Path, refs: Sequence[str], settings: HistorySettings 
             rounds[(r["run_id"], series_key(r))] = [v for _, v in sorted(found.items())]
     hosts = sorted({r["host"] for r in rows})
     metadata = {"topobench_runs": ",".join(run_ids), "topobench_commits": ",".join(sorted({r["commit"] or "" for r in rows} - {""})),
-                "hostname": hosts[0] if len(hosts) == 1 else f"{len(hosts)} hosts"}
+                "topobench_host": hosts[0] if len(hosts) == 1 else f"{len(hosts)} kinds of host"}
     return ExportInputs(run_ids, tuple(benchmarks(rows, rounds, confidence=settings.confidence, seed=settings.seed)),
                         metadata)

@@ -4,8 +4,9 @@ Open regressions first, then a filterable index of every series, then one plot p
 points with their CIs, segment medians, change points marked (red: regression, green:
 improvement, grey: not confirmed; hollow: acknowledged). The data sit in the page as JSON and
 each plot is drawn (inline SVG) only when it scrolls into view, so hundreds of series stay
-quick (asv #438). The page records any script error on ``body[data-errors]`` and the plots
-drawn on ``body[data-drawn]``, which the test reads.
+quick (asv #438); ``index.html#filter=TEXT`` opens it filtered. The page records any script
+error on ``body[data-errors]``, the plots drawn on ``body[data-drawn]`` and the index rows
+shown on ``body[data-shown]``, which the test reads.
 """
 
 from __future__ import annotations
@@ -98,12 +99,21 @@ _JS = r"""
   }, {rootMargin: '400px'}) : null;
   document.querySelectorAll('.plot').forEach(function (box) { if (observer) observer.observe(box); else draw(box); });
   var input = document.getElementById('filter');
-  input.addEventListener('input', function () {
-    var q = input.value.toLowerCase();
-    document.querySelectorAll('[data-text]').forEach(function (e) {
+  function filter() {
+    var q = input.value.toLowerCase(), shown = 0;
+    document.querySelectorAll('#index tbody tr').forEach(function (e) {
+      var keep = q === '' || e.getAttribute('data-text').indexOf(q) >= 0;
+      e.classList.toggle('hidden', !keep); if (keep) shown++;
+    });
+    document.querySelectorAll('section.series').forEach(function (e) {
       e.classList.toggle('hidden', q !== '' && e.getAttribute('data-text').indexOf(q) < 0);
     });
-  });
+    document.body.setAttribute('data-shown', shown);
+  }
+  input.addEventListener('input', filter);
+  var m = /^#filter=(.*)$/.exec(location.hash);  // a shareable filtered view: index.html#filter=stream
+  if (m) input.value = decodeURIComponent(m[1]);
+  filter();
   mark();
 })();
 """
@@ -154,7 +164,8 @@ def dashboard_html(history: History, regressions: Sequence[Regression], generate
         change = "-" if last is None else esc(f"{last.id} {last.kind} ×{last.ratio:.3f}" if last.ratio else last.id)
         out.append(f"<tr data-text='{words}' class='{'open' if s.series.id in open_ids else ''}'>"
                    f"<td><a href='#s-{s.series.id}'>{s.series.id}</a></td><td>{esc(k.workload)}</td>"
-                   f"<td>{esc(k.metric)}</td><td>{esc(k.host)}</td><td>{len(s.series.points)}</td>"
+                   f"<td>{esc(k.metric)}</td><td title='{esc(k.host)}'>{esc(k.host.split(', ')[0])} "
+                   f"<small>{k.fingerprint[:6]}</small></td><td>{len(s.series.points)}</td>"
                    f"<td>{s.series.points[-1].value:.4g} {esc(k.unit)}</td><td>{change}</td></tr>")
     out.append("</tbody></table><h2>Plots</h2>")
     for s in history.series:

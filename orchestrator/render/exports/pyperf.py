@@ -52,4 +52,5 @@ def serialize(benchmarks: Sequence[Benchmark], metadata: dict[str, str]) -> str:
                                  "description": b.key.describe()},
                     "runs": [{"metadata": {"topobench_run": run_id, "loops": 1}, "values": values}
                              for run_id, values in runs]})
-    return json.dumps({"version": PYPERF_VERSION, "metadata": dict(metadata), "benchmarks": out}, indent=1)
+    kept = {k: v.strip() for k, v in metadata.items() if v and v.strip()}  # pyperf refuses empty values
+    return json.dumps({"version": PYPERF_VERSION, "metadata": kept, "benchmarks": out}, indent=1)
