@@ -187,7 +187,7 @@ def test_benjamini_hochberg_keeps_false_changes_rare_across_many_series(tmp_path
     history = run_history(tmp_path, repo=tmp_path).history
     confirmed = [(s.series.key.workload, c.index) for s, c in history.changes() if c.confirmed]
     assert confirmed == [("cpu.x", 18)]
-    assert history.candidates >= 1
+    assert history.family >= 41  # every series scanned is in the family, flagged or not
 
 
 def test_benjamini_hochberg_against_the_definition():

@@ -8,14 +8,21 @@ the run as the unit: ``hierarchical.compare_hierarchical``, the ratio of the sid
 with its CI over runs and a Student t test on log run figures, basis chosen by what was
 repeated (runs, then invocations, then rounds). Metrics with values ≤ 0 fall back to
 ``stats.compare`` over the runs' figures (ratio of medians, bootstrap CI, Mann-Whitney U).
-The confirmation p-values of all candidates of all series are adjusted together with
-Benjamini-Hochberg (Benjamini & Hochberg 1995): a candidate is confirmed when its adjusted
-p-value is below ``fdr`` and its ratio's CI excludes 1, so the expected share of false changes
-among the confirmed ones stays near ``fdr``. Both p-values stay optimistic: the detector chose
-where the two sides meet.
+The t statistic is deflated by the series' serial dependence as the detector's z is, and the
+p-value multiplied by the splits the detector chose among (Bonferroni: the two sides meet where
+the difference looked largest). The confirmation p-values of all candidates of all series, and
+a p of 1 for each series without a candidate, are adjusted together with Benjamini-Hochberg
+(Benjamini & Hochberg 1995): a candidate is confirmed when its adjusted p-value is below
+``fdr`` and its ratio's CI excludes 1, so false changes stay a small share of those confirmed
+however many series are scanned. The detection p-value stays optimistic (the segment ends were
+chosen too); the simulated rates are in tests/test_regressions.py.
 
-Neighbouring confirmed changes of one sign form one regression (or improvement): a step, a
-two-step, or gradual (three or more steps, or two around a segment that itself trends).
+The detector models steps; a ramp, or steps too close together to tell apart, it may miss
+(their residuals look like serial dependence). So each segment between its change points is
+also checked end to end (``_drift``): a gradual change found there spans from where the level
+leaves the first to where it reaches the last. Neighbouring confirmed changes of one sign form
+one regression (or improvement): a step, a two-step, or gradual (three or more steps, two
+around a segment that itself trends, or a ramp found end to end).
 A regression is open while the series' latest segment is still worse than the segment before
 it by more than the threshold, and no acknowledgement names one of its steps. Pure: records
 and mappings in, records out.
@@ -43,6 +50,10 @@ ENVIRONMENT_FIELDS = ("kernel", "microcode", "governor", "python", "ray", "numpy
 """What an environment difference across a change is told from (a run's ``environment`` mapping)."""
 
 SHAPES = ("step", "two-step", "gradual")
+
+RAMP_POINTS = 5
+"""Fewest points between two levels that make a ramp: from 5 a trend among them can be significant
+(Kendall's tau, p < 0.05); fewer is a step for bisecting."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,10 +95,14 @@ class Change:
     """Index of the first point after the change (the first-bad point)."""
     last_good: Point
     first_bad: Point
+    good_index: int
+    """Index of the last-good point: ``index - 1`` for a step, earlier for a gradual change."""
     kind: str
     """regression | improvement | change (a descriptive metric)."""
     shift: float
     """Median of the points after minus before, in the series' unit."""
+    level_before: float
+    """Median of the point values confirmed before the change (what the gate compares with)."""
     detection: ChangePoint
     confirmation: Confirmation
     environment: tuple[str, ...] = ()
@@ -148,8 +163,8 @@ class History:
 
     series: tuple[SeriesHistory, ...]
     settings: HistorySettings
-    candidates: int
-    """Candidates tested together (the Benjamini-Hochberg family)."""
+    family: int
+    """Hypotheses judged together (Benjamini-Hochberg): every candidate, and each series without one."""
 
     def changes(self) -> list[tuple[SeriesHistory, Change]]:
         """Return every change of every series, series by series."""
@@ -175,9 +190,122 @@ def _kind(better: str | None, ratio: float | None) -> str:
     return "improvement" if (ratio > 1.0) == (better == "higher") else "regression"
 
 
-def _sides(cp: ChangePoint, limit: int) -> tuple[range, range]:
-    """Return the point indices confirmed before and after a change: the nearest ``limit`` of each side."""
-    return (range(max(cp.start, cp.index - limit), cp.index), range(cp.index, min(cp.end, cp.index + limit)))
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    """A possible change and how to confirm it: the points compared, the scan it came from."""
+
+    cp: ChangePoint
+    before: range
+    """Point indices confirmed before it."""
+    after: range
+    good_index: int
+    """The last-good point."""
+    splits: int
+    """How many places the candidate was chosen among (Bonferroni factor of its p-value)."""
+    rho: float
+    """Lag-1 autocorrelation of the noise it is tested under."""
+    gradual: bool = False
+
+
+def _step(cp: ChangePoint, rho: float, settings: HistorySettings) -> _Candidate:
+    """Return a detector change point as a candidate: the nearest ``confirm_points`` of each side."""
+    limit = settings.confirm_points
+    return _Candidate(cp, range(max(cp.start, cp.index - limit), cp.index), range(cp.index, min(cp.end, cp.index + limit)),
+                      cp.index - 1, max(1, cp.end - cp.start - 2 * settings.min_size + 1), rho)
+
+
+def _refined(values: np.ndarray, cp: ChangePoint, rho: float, settings: HistorySettings) -> _Candidate:
+    """Return a detector change point as a candidate; a ramp it sits in (``RAMP_POINTS`` or more
+    points between the two levels that trend on their own) becomes one gradual change from where
+    the ramp starts to where it ends.
+    """
+    step = _step(cp, rho, settings)
+    k = min(settings.confirm_points, max(settings.min_size, (cp.end - cp.start) // 4))
+    good, bad = _transition(values, cp.start, cp.end, k, settings.min_size)
+    sign = 1.0 if cp.median_after > cp.median_before else -1.0
+    if not good < cp.index <= bad or bad - good - 1 < RAMP_POINTS or not _trends(values[good + 1:bad], sign):
+        return step
+    limit = settings.confirm_points
+    return _Candidate(replace(cp, index=bad), range(max(cp.start, good + 1 - limit), good + 1),
+                      range(bad, min(cp.end, bad + limit)), good, step.splits, rho, gradual=True)
+
+
+def _lag1(windows: Sequence[np.ndarray]) -> float:
+    """Return the lag-1 autocorrelation (≥ 0) of values about their window's median, pairs within windows."""
+    resid = [w - np.median(w) for w in windows if len(w) > 1]
+    den = sum(float(np.dot(r, r)) for r in resid)
+    num = sum(float(np.dot(r[1:], r[:-1])) for r in resid)
+    return min(max(num / den, 0.0), 0.99) if den > 0 else 0.0
+
+
+def _transition(values: np.ndarray, start: int, end: int, k: int, smooth: int) -> tuple[int, int]:
+    """Return (last-good, first-bad) of a gradual change in values[start:end] between its first and
+    last k points: where the running median leaves the first level (under 10% of the way) and
+    where it reaches the last (over 90%).
+    """
+    v = values[start:end]
+    low, high = float(np.median(v[:k])), float(np.median(v[-k:]))
+    half = smooth // 2
+    padded = np.pad(v, half, mode="edge")
+    running = np.median(np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1), axis=1)
+    progress = (running - low) / (high - low)
+    reached = np.flatnonzero(progress >= 0.5)
+    middle = int(reached[0]) if reached.size else len(v) // 2
+    good = middle - 1
+    while good > 0 and progress[good] > 0.1:
+        good -= 1
+    bad = middle
+    while bad < len(v) - 1 and progress[bad] < 0.9:
+        bad += 1
+    return start + max(good, 0), start + max(bad, good + 1)
+
+
+def _drift(values: np.ndarray, start: int, end: int, scale: float, settings: HistorySettings) -> _Candidate | None:
+    """Return a gradual change within one of the detector's segments, or None.
+
+    The detector models steps: a ramp, or steps too close to tell apart, leave residuals it reads
+    as serial dependence, and it may report nothing. So within each segment long enough, its first
+    and last k points (k: a quarter of it, at least min_size, at most confirm_points) are compared
+    by rank; below the detector's level, the change is a candidate, tested under the lag-1
+    autocorrelation of those windows alone (flat where the change is a ramp; a drift is not).
+    """
+    length = end - start
+    k = min(settings.confirm_points, max(settings.min_size, length // 4))
+    if length < 2 * k + 1 or np.ptp(values[start:end]) == 0:
+        return None
+    import scipy.stats
+
+    first, last = values[start:start + k], values[end - k:end]
+    test = scipy.stats.mannwhitneyu(last, first, alternative="two-sided")
+    rho = _lag1([first, last])
+    z = float(scipy.stats.norm.isf(max(test.pvalue, 1e-300) / 2)) / math.sqrt((1 + rho) / (1 - rho))
+    p = float(2 * scipy.stats.norm.sf(z))
+    if p >= settings.detect_alpha:
+        return None
+    good, bad = _transition(values, start, end, k, settings.min_size)
+    before, after = float(np.median(first)), float(np.median(last))
+    sign = 1.0 if after > before else -1.0
+    cp = ChangePoint(index=bad, start=start, end=end, median_before=before, median_after=after,
+                     mean_before=float(first.mean()), mean_after=float(last.mean()),
+                     relative_change=None if before == 0 else after / before - 1,
+                     effect_size=(after - before) / scale if scale > 0 else sign * math.inf,
+                     z=sign * z, p_value=p, energy=math.nan)
+    return _Candidate(cp, range(start, start + k), range(end - k, end), good, 1, rho, gradual=True)
+
+
+def candidates(series: Series, settings: HistorySettings) -> tuple[list[_Candidate], Any]:
+    """Return a series' candidates (the detector's steps, then gradual changes between them) and the
+    detector's result.
+    """
+    values = np.array([p.value for p in series.points])
+    samples = [np.asarray(p.figures) for p in series.points]
+    result = detect_change_points(values, samples, alpha=settings.detect_alpha, min_size=settings.min_size)
+    steps = [_refined(values, cp, result.autocorrelation, settings) for cp in result.change_points]
+    # Between the changes found (and their ramps): where a gradual change may still hide.
+    bounds = [0, *(b for c in steps for b in (c.good_index + 1, c.cp.index)), len(values)]
+    drifts = [_drift(values, a, b, result.noise_scale, settings) for a, b in zip(bounds[::2], bounds[1::2])]
+    found = steps + [d for d in drifts if d is not None]
+    return sorted(found, key=lambda c: c.cp.index), result
 
 
 # --- confirmation -------------------------------------------------------------------------
@@ -188,50 +316,66 @@ def _side_runs(points: Sequence[Point], indices: range, key: Callable[[str], Any
     return [rounds[key(r)] for i in indices for r in points[i].run_ids if key(r) in rounds]
 
 
-def confirm(series: Series, cp: ChangePoint, rounds: Mapping[Any, Invocations],
+def confirm(series: Series, cand: _Candidate, rounds: Mapping[Any, Invocations],
             key: Callable[[str], Any], settings: HistorySettings) -> Confirmation:
     """Return one candidate re-tested on the raw rounds of the runs on either side (module docstring).
+
+    The t statistic is deflated by the AR(1) inflation √((1+ρ)/(1−ρ)) of the noise, as the
+    detector's z is (Zwiers & von Storch 1995), and the CI widened by it on the log scale; the
+    p-value is then multiplied by the places the candidate was chosen among (Bonferroni), since
+    the two sides meet where the difference looked largest.
 
     Args:
         rounds: per ``key(run_id)``, that run's rounds of this series grouped by invocation.
     """
-    from orchestrator.analysis.hierarchical import compare_hierarchical
+    import scipy.stats
+
+    from orchestrator.analysis.hierarchical import available_bases, hierarchical_test
     from orchestrator.analysis.stats import compare
 
-    before_i, after_i = _sides(cp, settings.confirm_points)
-    before = _side_runs(series.points, before_i, key, rounds)
-    after = _side_runs(series.points, after_i, key, rounds)
+    before = _side_runs(series.points, cand.before, key, rounds)
+    after = _side_runs(series.points, cand.after, key, rounds)
     counts = (len(before), len(after))
     if not before or not after:
-        return Confirmation(None, None, None, "untestable: no stored rounds on one side", *counts)
-    better = series.key.better or "higher"
+        return Confirmation(None, None, None, None, "untestable: no stored rounds on one side", *counts)
+    inflation = math.sqrt((1 + cand.rho) / (1 - cand.rho))
+    figures = [np.array([float(np.median([np.median(x) for x in run])) for run in side]) for side in (before, after)]
     try:
-        c = compare_hierarchical(before, after, better=better, alpha=settings.fdr,
-                                 confidence=settings.confidence, seed=settings.seed)
-        basis = c.basis
+        basis = available_bases(before, after)[0]
+        if basis == "rounds":  # one run of one invocation a side: a process start's effect is not in the data
+            return Confirmation(None, None, None, None, "untestable: one run on a side", *counts)
+        test, low, high = hierarchical_test(before, after, basis=basis, confidence=settings.confidence,
+                                            seed=settings.seed)
+        t = abs(float(test.delta_log)) / (float(test.se_log) * inflation) if test.se_log > 0 else math.inf
+        p = float(2 * scipy.stats.t.sf(t, float(test.df))) if math.isfinite(t) else (
+            1.0 if test.delta_log == 0 else 0.0)
     except ValueError:  # values <= 0: no log scale; the runs' figures by rank instead
-        figures = [[float(np.median(np.concatenate([np.asarray(x, float) for x in run])))
-                    for run in side] for side in (before, after)]
         try:
-            c = compare(figures[0], figures[1], better=better, alpha=settings.fdr,
+            c = compare(figures[0], figures[1], better=series.key.better or "higher", alpha=settings.fdr,
                         confidence=settings.confidence, seed=settings.seed)
         except ValueError:
-            return Confirmation(None, None, None, "untestable: the median before is 0", *counts)
-        basis = "run figures"
-    if basis == "rounds":  # one run on a side: what a process start changes is not in the data
-        return Confirmation(c.ratio, c.ratio_ci_low, c.ratio_ci_high, None,
-                            "untestable: one run on a side", *counts)
-    return Confirmation(c.ratio, c.ratio_ci_low, c.ratio_ci_high, c.p_value, basis, *counts)
+            return Confirmation(None, None, None, None, "untestable: the median before is 0", *counts)
+        basis, low, high, p = "run figures", c.ratio_ci_low, c.ratio_ci_high, c.p_value
+    ratio = float(np.median(figures[1]) / np.median(figures[0])) if np.median(figures[0]) else None
+    if ratio is not None and ratio > 0 and low is not None and low > 0:
+        low = ratio * (min(float(low), ratio) / ratio) ** inflation
+        high = ratio * (max(float(high), ratio) / ratio) ** inflation
+    return Confirmation(ratio, None if low is None else float(low), None if high is None else float(high),
+                        min(1.0, cand.splits * p), basis, *counts)
 
 
-def judge(confirmations: Sequence[Confirmation], fdr: float) -> list[Confirmation]:
-    """Return the confirmations with Benjamini-Hochberg across all of them and the verdict."""
+def judge(confirmations: Sequence[Confirmation], fdr: float, quiet: int = 0) -> list[Confirmation]:
+    """Return the confirmations with Benjamini-Hochberg across all of them and the verdict.
+
+    ``quiet`` counts the series scanned without a candidate: each was a hypothesis too (p = 1),
+    so the family is every series scanned, not only those the detector flagged.
+    """
     from orchestrator.analysis.stats import benjamini_hochberg
 
     tested = [i for i, c in enumerate(confirmations) if c.p_value is not None]
-    adjusted = benjamini_hochberg([confirmations[i].p_value for i in tested])
+    adjusted = benjamini_hochberg([confirmations[i].p_value for i in tested] + [1.0] * quiet)
     out = list(confirmations)
-    for i, p in zip(tested, adjusted, strict=True):
+    for i, p in zip(tested, adjusted, strict=False):
         c = confirmations[i]
         excludes = c.ci_low is None or c.ci_low > 1.0 or c.ci_high < 1.0
         out[i] = replace(c, p_adjusted=p, confirmed=bool(p < fdr and excludes))
@@ -272,12 +416,12 @@ def _grouped(series: Series, changes: list[Change]) -> list[Change]:
     i = 0
     while i < len(out):
         j = i
-        if out[i].confirmed:
+        if out[i].confirmed and out[i].shape != "gradual":
             while (j + 1 < len(out) and out[j + 1].confirmed and out[j + 1].kind == out[i].kind
-                   and out[j + 1].detection.start == out[j].index):
+                   and out[j + 1].shape != "gradual" and out[j + 1].detection.start == out[j].index):
                 j += 1
         members = out[i:j + 1]
-        if len(members) >= 3:
+        if members[0].shape == "gradual" or len(members) >= 3:
             shape = "gradual"
         elif len(members) == 2:
             middle = values[members[0].index:members[1].index]
@@ -310,7 +454,7 @@ def open_regressions(history: SeriesHistory, threshold: float) -> list[Regressio
     for steps in groups.values():
         if any(c.ack for c in steps):
             continue
-        before = float(np.median(values[steps[0].detection.start:steps[0].index]))
+        before = steps[0].level_before
         if before == 0:
             continue
         now = latest / before
@@ -347,39 +491,37 @@ def analyze(series: Sequence[Series],
         between: commits between two commits never benchmarked, or None when unknown.
         acks: acknowledgements; each marks the change with its id.
     """
-    found: list[tuple[Series, Any]] = []
-    for s in series:
-        values = np.array([p.value for p in s.points])
-        samples = [np.asarray(p.figures) for p in s.points]
-        found.append((s, detect_change_points(values, samples, alpha=settings.detect_alpha,
-                                              min_size=settings.min_size)))
-    needed = [(s, sorted({r for cp in result.change_points for side in _sides(cp, settings.confirm_points)
-                          for i in side for r in s.points[i].run_ids}))
-              for s, result in found if result.change_points]
+    found = [(s, *candidates(s, settings)) for s in series]
+    needed = [(s, sorted({r for c in cands for i in (*c.before, *c.after) for r in s.points[i].run_ids}))
+              for s, cands, _ in found if cands]
     stored = rounds(needed) if needed else {}
-    tested = [confirm(s, cp, stored, lambda run_id, s=s: key(s, run_id), settings)
-              for s, result in found for cp in result.change_points]
-    judged = iter(judge(tested, settings.fdr))
+    tested = [confirm(s, c, stored, lambda run_id, s=s: key(s, run_id), settings) for s, cands, _ in found for c in cands]
+    quiet = sum(1 for _, cands, _ in found if not cands)
+    judged = iter(judge(tested, settings.fdr, quiet=quiet))
     by_ack = {a.change_id: a for a in acks}
     envs = environments or {}
     out = []
-    for s, result in found:
+    for s, cands, result in found:
+        values = np.array([p.value for p in s.points])
         changes = []
-        for cp in result.change_points:
-            conf = next(judged)
-            good, bad = s.points[cp.index - 1], s.points[cp.index]
+        for cand in cands:
+            conf, cp = next(judged), cand.cp
+            good, bad = s.points[cand.good_index], s.points[cp.index]
             cid = change_id(s, bad)
+            between_points = cp.index - cand.good_index - 1
+            commits = between(good.commit, bad.commit) if between and good.commit and bad.commit else None
             change = Change(
-                id=cid, index=cp.index, last_good=good, first_bad=bad,
+                id=cid, index=cp.index, last_good=good, first_bad=bad, good_index=cand.good_index,
                 kind=_kind(s.key.better, conf.ratio if conf.ratio is not None else
                            (cp.median_after / cp.median_before if cp.median_before else None)),
-                shift=cp.median_after - cp.median_before, detection=cp, confirmation=conf,
+                shift=cp.median_after - cp.median_before,
+                level_before=float(np.median(values[cand.before.start:cand.before.stop])),
+                detection=cp, confirmation=conf,
                 environment=environment_difference([envs.get(r, {}) for r in good.run_ids],
                                                    [envs.get(r, {}) for r in bad.run_ids]),
-                unbenchmarked=between(good.commit, bad.commit) if between and good.commit and bad.commit else None,
-                group=cid, ack=by_ack.get(cid))
+                unbenchmarked=None if commits is None else max(commits - between_points, 0),
+                shape="gradual" if cand.gradual else "step", group=cid, ack=by_ack.get(cid))
             changes.append(change)
-        values = np.array([p.value for p in s.points])
         out.append(SeriesHistory(s, tuple(_grouped(s, changes)), _noise_cv(result.noise_scale, values),
                                  result.autocorrelation))
-    return History(tuple(out), settings, len(tested))
+    return History(tuple(out), settings, len(tested) + quiet)

@@ -144,7 +144,7 @@ def dashboard_html(history: History, regressions: Sequence[Regression], generate
     out = ["<!DOCTYPE html>", "<html><head><meta charset='utf-8'><title>topobench history</title>",
            f"<style>{_CSS}</style></head><body data-errors='0' data-drawn='0'>",
            "<h1>topobench history</h1>",
-           (f"<p class='muted'>{len(history.series)} series; {history.candidates} candidate change(s) confirmed together "
+           (f"<p class='muted'>{len(history.series)} series; {history.family} hypotheses judged together "
            f"(Benjamini-Hochberg, FDR {history.settings.fdr:g}); generated {generated:%Y-%m-%d %H:%M UTC}.</p>"),
            f"<h2>Open regressions ({len(regressions)})</h2><ul id='alerts'>"]
     for r in regressions:

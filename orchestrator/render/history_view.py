@@ -128,7 +128,7 @@ def history_json(history: History, open_regressions: Sequence[Regression]) -> st
     open_ids = {r.series.series.id for r in open_regressions}
     series = [{**row, "changes": [change_record(s, c) for c in s.changes]}
               for s, row in zip(history.series, series_rows(history, open_ids))]
-    return json.dumps({"series": series, "candidates": history.candidates,
+    return json.dumps({"series": series, "hypotheses": history.family,
                        "open_regressions": [c.id for r in open_regressions for c in r.changes]}, indent=1)
 
 
@@ -179,7 +179,7 @@ def print_history(history: History, open_regressions: Sequence[Regression], form
         from orchestrator.render.console import stdout_console
 
         console = stdout_console()
-        table = Table(title=f"{len(history.series)} series; {history.candidates} candidate change(s) confirmed "
+        table = Table(title=f"{len(history.series)} series; {history.family} hypotheses judged "
                             f"together (Benjamini-Hochberg, FDR {history.settings.fdr:g})")
         for h in (h for h in SERIES_HEADERS if h != "unit"):
             table.add_column(h, justify="right" if h in ("points", "latest", "ratio") else "left")
