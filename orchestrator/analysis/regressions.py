@@ -33,15 +33,17 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from orchestrator.analysis.changepoints import ChangePoint, detect_change_points
 from orchestrator.analysis.series import Point, Series
 from orchestrator.settings import HistorySettings
+
+if TYPE_CHECKING:  # imported where used: scipy loads with the detector, and a memoized history needs neither
+    from orchestrator.analysis.changepoints import ChangePoint
 
 Invocations = Sequence[Sequence[float]]
 """One run's per-round units (means over workers), grouped by invocation."""
@@ -273,15 +275,14 @@ def _drift(values: np.ndarray, start: int, end: int, scale: float, settings: His
     k = min(settings.confirm_points, max(settings.min_size, length // 4))
     if length < 2 * k + 1 or np.ptp(values[start:end]) == 0:
         return None
-    import scipy.stats
-
     first, last = values[start:start + k], values[end - k:end]
-    test = scipy.stats.mannwhitneyu(last, first, alternative="two-sided")
     rho = _lag1([first, last])
-    z = float(scipy.stats.norm.isf(max(test.pvalue, 1e-300) / 2)) / math.sqrt((1 + rho) / (1 - rho))
-    p = float(2 * scipy.stats.norm.sf(z))
+    z = abs(_rank_sum_z(first, last)) / math.sqrt((1 + rho) / (1 - rho))
+    p = math.erfc(z / math.sqrt(2))
     if p >= settings.detect_alpha:
         return None
+    from orchestrator.analysis.changepoints import ChangePoint
+
     good, bad = _transition(values, start, end, k, settings.min_size)
     before, after = float(np.median(first)), float(np.median(last))
     sign = 1.0 if after > before else -1.0
@@ -293,10 +294,20 @@ def _drift(values: np.ndarray, start: int, end: int, scale: float, settings: His
     return _Candidate(cp, range(start, start + k), range(end - k, end), good, 1, rho, gradual=True)
 
 
-def candidates(series: Series, settings: HistorySettings) -> tuple[list[_Candidate], Any]:
+@dataclass(frozen=True, slots=True)
+class Noise:
+    """The detector's noise model of a series: robust scale and lag-1 autocorrelation."""
+
+    scale: float
+    autocorrelation: float
+
+
+def candidates(series: Series, settings: HistorySettings) -> tuple[list[_Candidate], Noise]:
     """Return a series' candidates (the detector's steps, then gradual changes between them) and the
-    detector's result.
+    detector's noise model.
     """
+    from orchestrator.analysis.changepoints import detect_change_points
+
     values = np.array([p.value for p in series.points])
     samples = [np.asarray(p.figures) for p in series.points]
     result = detect_change_points(values, samples, alpha=settings.detect_alpha, min_size=settings.min_size)
@@ -305,7 +316,58 @@ def candidates(series: Series, settings: HistorySettings) -> tuple[list[_Candida
     bounds = [0, *(b for c in steps for b in (c.good_index + 1, c.cp.index)), len(values)]
     drifts = [_drift(values, a, b, result.noise_scale, settings) for a, b in zip(bounds[::2], bounds[1::2])]
     found = steps + [d for d in drifts if d is not None]
-    return sorted(found, key=lambda c: c.cp.index), result
+    return sorted(found, key=lambda c: c.cp.index), Noise(result.noise_scale, result.autocorrelation)
+
+
+class Memo(Protocol):
+    """Results kept between calls (``pipeline.history``'s cache): ``get`` a key's value or None, ``put`` one."""
+
+    def get(self, kind: str, key: str) -> Any: ...
+
+    def put(self, kind: str, key: str, value: Any) -> None: ...
+
+
+def _digest(*parts: Any) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part.tobytes() if isinstance(part, np.ndarray) else repr(part).encode())
+        h.update(b"|")
+    return h.hexdigest()[:32]
+
+
+def _candidates_memo(series: Series, settings: HistorySettings, memo: Memo | None) -> tuple[list[_Candidate], Noise]:
+    """Return ``candidates``, from ``memo`` when the series' values were seen before (they decide them)."""
+    from orchestrator.analysis.changepoints import ChangePoint
+
+    if memo is None:
+        return candidates(series, settings)
+    key = _digest(np.array([p.value for p in series.points]), settings.detect_alpha, settings.min_size,
+                  settings.confirm_points)
+    found = memo.get("candidates", key)
+    if found is None:
+        cands, noise = candidates(series, settings)
+        memo.put("candidates", key, {"noise": [noise.scale, noise.autocorrelation], "candidates": [
+            {"cp": [getattr(c.cp, f.name) for f in fields(ChangePoint)], "before": [c.before.start, c.before.stop],
+             "after": [c.after.start, c.after.stop], "good": c.good_index, "splits": c.splits, "rho": c.rho,
+             "gradual": c.gradual} for c in cands]})
+        return cands, noise
+    return ([_Candidate(ChangePoint(*c["cp"]), range(*c["before"]), range(*c["after"]), c["good"], c["splits"],
+                        c["rho"], c["gradual"]) for c in found["candidates"]], Noise(*found["noise"]))
+
+
+def _confirm_memo(series: Series, cand: _Candidate, rounds: Mapping[Any, Invocations], key: Callable[[str], Any],
+                  settings: HistorySettings, memo: Memo | None) -> Confirmation:
+    """Return ``confirm``, from ``memo`` when the same runs were compared the same way before."""
+    if memo is None:
+        return confirm(series, cand, rounds, key, settings)
+    runs = [tuple(r for i in side for r in series.points[i].run_ids) for side in (cand.before, cand.after)]
+    digest = _digest(series.id, runs, cand.rho, cand.splits, settings.confidence, settings.seed)
+    found = memo.get("confirmations", digest)
+    if found is None:
+        conf = confirm(series, cand, rounds, key, settings)
+        memo.put("confirmations", digest, [getattr(conf, f.name) for f in fields(Confirmation)][:7])
+        return conf
+    return Confirmation(*found)
 
 
 # --- confirmation -------------------------------------------------------------------------
@@ -328,7 +390,7 @@ def confirm(series: Series, cand: _Candidate, rounds: Mapping[Any, Invocations],
     Args:
         rounds: per ``key(run_id)``, that run's rounds of this series grouped by invocation.
     """
-    import scipy.stats
+    from scipy.special import stdtr
 
     from orchestrator.analysis.hierarchical import available_bases, hierarchical_test
     from orchestrator.analysis.stats import compare
@@ -347,7 +409,7 @@ def confirm(series: Series, cand: _Candidate, rounds: Mapping[Any, Invocations],
         test, low, high = hierarchical_test(before, after, basis=basis, confidence=settings.confidence,
                                             seed=settings.seed)
         t = abs(float(test.delta_log)) / (float(test.se_log) * inflation) if test.se_log > 0 else math.inf
-        p = float(2 * scipy.stats.t.sf(t, float(test.df))) if math.isfinite(t) else (
+        p = float(2 * stdtr(float(test.df), -t)) if math.isfinite(t) else (
             1.0 if test.delta_log == 0 else 0.0)
     except ValueError:  # values <= 0: no log scale; the runs' figures by rank instead
         try:
@@ -399,14 +461,31 @@ def environment_difference(before: Sequence[Mapping[str, Any]], after: Sequence[
 # --- shape and the gate -------------------------------------------------------------------
 
 
-def _trends(values: np.ndarray, sign: float) -> bool:
-    """Return whether values rise (sign > 0) or fall along their order (Kendall's tau, p < 0.05)."""
-    import scipy.stats
+def _rank_sum_z(before: np.ndarray, after: np.ndarray) -> float:
+    """Return the Mann-Whitney z of ``after`` against ``before`` (normal approximation, ties corrected)."""
+    x = np.concatenate([before, after])
+    order = np.argsort(x, kind="stable")
+    s = x[order]
+    first = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
+    sizes = np.diff(np.r_[first, len(x)])
+    ranks = np.empty(len(x))
+    ranks[order] = np.repeat(first + (sizes + 1) / 2, sizes)
+    a, b, n = len(before), len(after), len(x)
+    u = ranks[a:].sum() - b * (b + 1) / 2
+    var = a * b / 12 * ((n + 1) - float(np.sum(sizes.astype(float) ** 3 - sizes)) / (n * (n - 1)))
+    return 0.0 if var <= 0 else float((u - a * b / 2) / math.sqrt(var))
 
-    if len(values) < 3 or np.ptp(values) == 0:
+
+def _trends(values: np.ndarray, sign: float) -> bool:
+    """Return whether values rise (sign > 0) or fall along their order: Kendall's S, normal approximation,
+    p < 0.05 (Kendall 1938).
+    """
+    n = len(values)
+    if n < 3 or np.ptp(values) == 0:
         return False
-    tau = scipy.stats.kendalltau(np.arange(len(values)), values)
-    return bool(tau.pvalue < 0.05 and np.sign(tau.statistic) == sign)
+    s = float(np.sign(values[None, :] - values[:, None])[np.triu_indices(n, 1)].sum())
+    z = s / math.sqrt(n * (n - 1) * (2 * n + 5) / 18)
+    return bool(math.erfc(abs(z) / math.sqrt(2)) < 0.05 and np.sign(z) == sign)
 
 
 def _grouped(series: Series, changes: list[Change]) -> list[Change]:
@@ -479,7 +558,7 @@ def analyze(series: Sequence[Series],
             key: Callable[[Series, str], Any], settings: HistorySettings, *,
             environments: Mapping[str, Mapping[str, Any]] | None = None,
             between: Callable[[str, str], int | None] | None = None,
-            acks: Sequence[Ack] = ()) -> History:
+            acks: Sequence[Ack] = (), memo: Memo | None = None) -> History:
     """Detect, confirm (Benjamini-Hochberg across all series), group and annotate every change.
 
     Args:
@@ -490,12 +569,19 @@ def analyze(series: Sequence[Series],
         environments: per run id, its environment (``ENVIRONMENT_FIELDS``).
         between: commits between two commits never benchmarked, or None when unknown.
         acks: acknowledgements; each marks the change with its id.
+        memo: candidates and confirmations of earlier calls (both deterministic): a series whose
+            values, and a candidate whose runs, are unchanged are not detected or confirmed again.
     """
-    found = [(s, *candidates(s, settings)) for s in series]
-    needed = [(s, sorted({r for c in cands for i in (*c.before, *c.after) for r in s.points[i].run_ids}))
-              for s, cands, _ in found if cands]
-    stored = rounds(needed) if needed else {}
-    tested = [confirm(s, c, stored, lambda run_id, s=s: key(s, run_id), settings) for s, cands, _ in found for c in cands]
+    found = [(s, *_candidates_memo(s, settings, memo)) for s in series]
+    pending = [(s, c) for s, cands, _ in found for c in cands]
+    needed: dict[str, tuple[Series, set[str]]] = {}
+    for s, c in pending:  # only candidates no earlier call confirmed need their runs' rounds
+        runs = [tuple(r for i in side for r in s.points[i].run_ids) for side in (c.before, c.after)]
+        if memo is None or memo.get("confirmations", _digest(s.id, runs, c.rho, c.splits, settings.confidence,
+                                                              settings.seed)) is None:
+            needed.setdefault(s.id, (s, set()))[1].update(r for side in runs for r in side)
+    stored = rounds([(s, sorted(ids)) for s, ids in needed.values()]) if needed else {}
+    tested = [_confirm_memo(s, c, stored, lambda run_id, s=s: key(s, run_id), settings, memo) for s, c in pending]
     quiet = sum(1 for _, cands, _ in found if not cands)
     judged = iter(judge(tested, settings.fdr, quiet=quiet))
     by_ack = {a.change_id: a for a in acks}
@@ -522,6 +608,6 @@ def analyze(series: Sequence[Series],
                 unbenchmarked=None if commits is None else max(commits - between_points, 0),
                 shape="gradual" if cand.gradual else "step", group=cid, ack=by_ack.get(cid))
             changes.append(change)
-        out.append(SeriesHistory(s, tuple(_grouped(s, changes)), _noise_cv(result.noise_scale, values),
+        out.append(SeriesHistory(s, tuple(_grouped(s, changes)), _noise_cv(result.scale, values),
                                  result.autocorrelation))
     return History(tuple(out), settings, len(tested) + quiet)

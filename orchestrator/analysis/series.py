@@ -307,6 +307,12 @@ def build_series(rows: Iterable[Row], commit_rank: Mapping[str, int] | None = No
         by_git = bool(commit_rank) and all(c in commit_rank for c in commits) and len(commits) == len(by_point)
         points = []
         for (kind, commit, label), members in by_point.items():
+            if len(members) == 1:  # most points: one run, its figure and CI as stored
+                r = members[0]
+                points.append(Point(_point_name(kind, commit, label), commit if kind == "code" else None, label,
+                                    (r["run_id"],), (float(r["median"]),), float(r["median"]), r.get("ci_low"),
+                                    r.get("ci_high"), r.get("started_at")))
+                continue
             members = sorted(members, key=lambda r: (r.get("started_at") or datetime.min, r["run_id"]))
             figures = np.array([r["median"] for r in members], dtype=float)
             low, high = _point_ci(members, figures, confidence, seed)

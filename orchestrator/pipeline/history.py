@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import getpass
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -17,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from orchestrator.analysis.regressions import (
     Ack,
@@ -107,19 +107,17 @@ def indexed_rows(results: Path) -> tuple[list[dict[str, Any]], int, int, tuple[s
     index = history_index.read_index(root)
     known = dict(zip(index["run_id"].to_pylist(), index["signature"].to_pylist()))
     stale = sorted(r for r, sig in signatures.items() if known.get(r) != sig)
+    rows = [r for r in index.to_pylist() if signatures.get(r["run_id"]) == r["signature"]]
     skipped: tuple[str, ...] = ()
     if stale:
         dataset = Dataset(root, runs=stale)
-        fresh = pa.Table.from_pylist(_index_rows(dataset, signatures), history_index.INDEX_SCHEMA)
+        fresh = _index_rows(dataset, signatures)
         skipped = tuple(dataset.skipped)
-        valid = [r for r, sig in known.items() if signatures.get(r) == sig]
-        kept = index.filter(pc.is_in(index["run_id"], pa.array(valid, pa.string())))
-        index = pa.concat_tables([kept, fresh])
-        if fresh.num_rows:
-            history_index.append_index(root, fresh, index)
-    else:
-        index = index.filter(pc.is_in(index["run_id"], pa.array(list(signatures), pa.string())))
-    return index.to_pylist(), len(signatures), len(stale), skipped
+        rows += fresh
+        if fresh:
+            history_index.append_index(root, pa.Table.from_pylist(fresh, history_index.INDEX_SCHEMA),
+                                       pa.Table.from_pylist(rows, history_index.INDEX_SCHEMA))
+    return rows, len(signatures), len(stale), skipped
 
 
 def _matches(row: Mapping[str, Any], filters: HistoryFilter) -> bool:
@@ -157,6 +155,32 @@ def _acks(root: Path) -> list[Ack]:
     return [Ack(a["change_id"], a["reason"], a["acked_at"], a["acked_by"]) for a in queries.acks(Dataset(root))]
 
 
+class _Memo:
+    """The memo ``analyze`` reads and adds to, kept in the history folder between calls."""
+
+    def __init__(self, root: Path) -> None:
+        from importlib.util import find_spec
+
+        self.root = root
+        self.data = history_index.read_memo(root)
+        # Entries hold for this code only: any change to the detector or the tests starts afresh.
+        code = b"".join(Path(find_spec(f"orchestrator.analysis.{m}").origin).read_bytes()
+                        for m in ("changepoints", "hierarchical", "regressions"))
+        self.salt = hashlib.sha256(code).hexdigest()[:12]
+        self.added = 0
+
+    def get(self, kind: str, key: str) -> Any:
+        return self.data.get(kind, {}).get(f"{self.salt}:{key}")
+
+    def put(self, kind: str, key: str, value: Any) -> None:
+        self.data.setdefault(kind, {})[f"{self.salt}:{key}"] = value
+        self.added += 1
+
+    def save(self) -> None:
+        if self.added:
+            history_index.write_memo(self.root, self.data)
+
+
 def run_history(results: Path, filters: HistoryFilter = HistoryFilter(), settings: HistorySettings = HISTORY,
                 repo: Path | None = None) -> HistoryOutcome:
     """Return the history of every series ``filters`` keeps, scanned together.
@@ -182,8 +206,10 @@ def run_history(results: Path, filters: HistoryFilter = HistoryFilter(), setting
     for r in rows:
         if r["run_id"] not in environments:
             environments[r["run_id"]] = json.loads(r.get("environment") or "{}")
+    memo = _Memo(root)
     history = analyze(series, _rounds_reader(root), rounds_key, settings, environments=environments,
-                      between=repository.between if usable else None, acks=_acks(root))
+                      between=repository.between if usable else None, acks=_acks(root), memo=memo)
+    memo.save()
     order = (f"git first-parent order of {repository.path}" if rank else
              "time order" + ("" if usable else f" ({repository.path} is not a git checkout: pass --repo)"))
     return HistoryOutcome(history, root, order, runs, indexed, skipped)

@@ -5,21 +5,23 @@ runs, seconds). The index keeps what history needs of each run (one row per ok t
 metric, plus the run's code, host fingerprint and environment) in append-only parts under
 ``_history/`` (the leading underscore keeps Hive readers out); each call lists the runs'
 signatures (their run file's mtime and size: the run row is written last and rewritten on
-resume), reads only runs that are new or changed, and appends them as a new part. It is a
-cache: deleting the folder costs one slow call. A folder that cannot be written is read
-without it.
+resume), reads only runs that are new or changed, and appends them as a new part. Beside it,
+a memo keeps what history computed from unchanged inputs (a series' candidates, a candidate's
+confirmation). Both are caches: deleting the folder costs one slow call. A folder that cannot
+be written is read without them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from orchestrator.store import layout
@@ -102,10 +104,11 @@ def read_index(root: Path) -> pa.Table:
         return tables[0]
     newest: dict[str, int] = {}
     for i, t in enumerate(tables):
-        for run_id in pc.unique(t["run_id"]).to_pylist():
-            newest[run_id] = i
-    kept = [t.filter(pc.is_in(t["run_id"], pa.array([r for r, i in newest.items() if i == n], pa.string())))
-            for n, t in enumerate(tables)]
+        newest.update(dict.fromkeys(t["run_id"].to_pylist(), i))
+    kept = []
+    for n, t in enumerate(tables):
+        mask = [newest[r] == n for r in t["run_id"].to_pylist()]
+        kept.append(t.filter(pa.array(mask, pa.bool_())))
     return pa.concat_tables(kept)
 
 
@@ -126,4 +129,35 @@ def append_index(root: Path, rows: pa.Table, everything: pa.Table) -> bool:
         for p in parts:
             with contextlib.suppress(OSError):
                 p.unlink()
+    return True
+
+
+MEMO_ENTRIES = 20_000
+"""Most entries the memo keeps of each kind (the oldest go first)."""
+
+
+def _memo_path(root: Path) -> Path:
+    return Path(root) / FOLDER / f"v{INDEX_VERSION}-memo.json"
+
+
+def read_memo(root: Path) -> dict[str, dict[str, Any]]:
+    """Return the memo of earlier calls ({kind: {key: value}}); empty when absent or unreadable."""
+    try:
+        data = json.loads(_memo_path(root).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def write_memo(root: Path, memo: dict[str, dict[str, Any]]) -> bool:
+    """Replace the memo (each kind cut to its newest ``MEMO_ENTRIES``); False when it cannot be written."""
+    kept = {kind: dict(list(entries.items())[-MEMO_ENTRIES:]) for kind, entries in memo.items()}
+    path = _memo_path(root)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(3)}.tmp")
+        tmp.write_text(json.dumps(kept))
+        os.replace(tmp, path)
+    except OSError:
+        return False
     return True
