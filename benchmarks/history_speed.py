@@ -10,7 +10,8 @@ all runs in one configuration instead: 2 series of 1,000 or 10,000 points.
 
 Each ``topobench history --format json`` is a fresh process, timed three ways: cold (no history
 index: every run's files read), warm (the index current) and after one new run (the index
-reads that run). The table gives the median of ``--samples`` warm and incremental calls.
+reads that run). The table gives wall and CPU seconds (user + system: what a busy machine does
+not inflate), the median of ``--samples`` warm and incremental calls.
 Target (issue 21): 10,000 runs in under 2 s.
 
 Run:  python benchmarks/history_speed.py [--sizes 1000,10000] [--configs 20] [--samples 3] [--keep DIR]
@@ -19,6 +20,8 @@ Run:  python benchmarks/history_speed.py [--sizes 1000,10000] [--configs 20] [--
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -53,14 +56,24 @@ def build(root: Path, runs: int, configs: int, seed: int = 0) -> None:
              "rounds": 2.0 * (1 + rng.normal(0, 0.01, 8))}], commit=f"{commit:040x}")
 
 
-def timed(root: Path) -> float:
-    """Return the seconds one fresh ``topobench history`` process takes; raise if it fails."""
+def timed(root: Path) -> tuple[float, float]:
+    """Return (wall, CPU) seconds of one fresh ``topobench history`` process; raise if it fails.
+
+    CPU (user + system of the process) is what a busy shared machine does not inflate.
+    """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run([TOPOBENCH, "history", "--results", str(root), "--format", "json"],
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False, cwd=root)
+    wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr)
-    return time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def _median(samples: list[tuple[float, float]]) -> str:
+    return "{:.2f} / {:.2f}".format(*(statistics.median(x) for x in zip(*samples)))
 
 
 def main() -> None:
@@ -85,7 +98,7 @@ def main() -> None:
                     note(f"  {time.perf_counter() - t0:.0f} s")
                 shutil.rmtree(root / "_history", ignore_errors=True)
                 cold = timed(root)
-                warm = statistics.median(timed(root) for _ in range(args.samples))
+                warm = [timed(root) for _ in range(args.samples)]
                 incremental = []
                 for k in range(args.samples):
                     started = T0 + timedelta(days=400, minutes=k)
@@ -93,13 +106,15 @@ def main() -> None:
                         {"workload": "bench.000", "metric": "ops_per_s", "rounds": [100.0] * 8}], commit=f"{k:039x}f")
                     incremental.append(timed(root))
                 series = 2 * configs
-                rows.append([shape, size, series, size // configs, f"{cold:.2f}", f"{warm:.2f}",
-                             f"{statistics.median(incremental):.2f}"])
-                note(f"{shape} {size}: cold {cold:.2f} s, warm {warm:.2f} s")
+                rows.append([shape, size, series, size // configs, _median([cold]), _median(warm),
+                             _median(incremental)])
+                note(f"{shape} {size}: cold {_median([cold])}, warm {_median(warm)} (wall / CPU s)")
     finally:
         if args.keep is None:
             shutil.rmtree(base, ignore_errors=True)
-    print_table(["shape", "runs", "series", "points/series", "cold s", "warm s", "+1 run s"], rows)
+    note(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print_table(["shape", "runs", "series", "points/series", "cold wall/CPU s", "warm wall/CPU s",
+                 "+1 run wall/CPU s"], rows)
 
 
 if __name__ == "__main__":

@@ -79,6 +79,7 @@ def _environment(run: Mapping[str, Any], head: Mapping[str, Any] | None) -> str:
 
 def _index_rows(dataset: Dataset, signatures: Mapping[str, str]) -> list[dict[str, Any]]:
     """Return the index rows of the runs ``dataset`` holds (a run still running is left out)."""
+    dataset.connect(("runs", "nodes", "trials"))  # the three views at once: each reconnect reads every run row
     runs = {r["run_id"]: r for r in queries.history_runs(dataset) if r["status"] != "running"}
     nodes: dict[str, list[dict[str, Any]]] = {}
     for n in queries.history_nodes(dataset):
@@ -110,7 +111,8 @@ def indexed_rows(results: Path) -> tuple[list[dict[str, Any]], int, int, tuple[s
     rows = [r for r in index.to_pylist() if signatures.get(r["run_id"]) == r["signature"]]
     skipped: tuple[str, ...] = ()
     if stale:
-        dataset = Dataset(root, runs=stale)
+        # A few runs: their own files; most of them (a first call): one glob per table is cheaper.
+        dataset = Dataset(root, runs=stale) if len(stale) * 2 < len(signatures) else Dataset(root)
         fresh = _index_rows(dataset, signatures)
         skipped = tuple(dataset.skipped)
         rows += fresh

@@ -4,8 +4,8 @@ Reading every run's runs, nodes and trials files costs one file open each (30,00
 runs, seconds). The index keeps what history needs of each run (one row per ok trial and
 metric, plus the run's code, host fingerprint and environment) in append-only parts under
 ``_history/`` (the leading underscore keeps Hive readers out); each call lists the runs'
-signatures (their run file's mtime and size: the run row is written last and rewritten on
-resume), reads only runs that are new or changed, and appends them as a new part. Beside it,
+signatures (their runs folder's mtime: the run row is written last, and rewritten on resume),
+reads only runs that are new or changed, and appends them as a new part. Beside it,
 a memo keeps what history computed from unchanged inputs (a series' candidates, a candidate's
 confirmation). Both are caches: deleting the folder costs one slow call. A folder that cannot
 be written is read without them.
@@ -24,10 +24,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from orchestrator.store import layout
 from orchestrator.store.writer import write_atomic
 
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 """Bumped when the rows change: parts of another version are ignored (and rebuilt)."""
 
 FOLDER = "_history"
@@ -36,7 +35,7 @@ MAX_PARTS = 8
 
 INDEX_SCHEMA = pa.schema([
     ("run_id", pa.string()),
-    ("signature", pa.string()),  # "<mtime_ns>:<size>" of the run file when indexed
+    ("signature", pa.string()),  # mtime (ns) of the run's runs folder when indexed
     ("started_at", pa.timestamp("us", tz="UTC")),
     ("status", pa.string()),
     ("commit", pa.string()),
@@ -66,19 +65,19 @@ INDEX_SCHEMA = pa.schema([
 
 
 def run_signatures(root: Path) -> dict[str, str]:
-    """Return each run's signature ("<mtime_ns>:<size>" of its run file), by run id."""
+    """Return each run's signature: its runs folder's modification time (ns), by run id.
+
+    Every write of the run row renames a new file into that folder, which moves its mtime; one
+    stat per run, no listing inside it.
+    """
     out: dict[str, str] = {}
     folder = Path(root) / "runs"
     if not folder.is_dir():
         return out
     for run_dir in os.scandir(folder):
-        if not run_dir.name.startswith("run_id=") or not run_dir.is_dir():
-            continue
-        with contextlib.suppress(OSError):
-            for f in os.scandir(run_dir.path):
-                if f.name.endswith(".parquet") and (layout.is_current(Path(f.name)) or f.name == "run.parquet"):
-                    st = f.stat()
-                    out[run_dir.name[len("run_id="):]] = f"{st.st_mtime_ns}:{st.st_size}"
+        if run_dir.name.startswith("run_id="):
+            with contextlib.suppress(OSError):
+                out[run_dir.name[len("run_id="):]] = str(run_dir.stat().st_mtime_ns)
     return out
 
 

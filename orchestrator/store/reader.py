@@ -141,6 +141,7 @@ class Dataset:
             con.register("_dead", self._dead_runs(con))
             con.execute("CREATE VIEW runs AS SELECT * REPLACE (CASE WHEN status = 'running' AND run_id IN "
                         "(SELECT run_id FROM _dead) THEN 'interrupted' ELSE status END AS status) FROM _runs_stored")
+        con.execute("SET enable_progress_bar=false")  # its bar would land in a command's stderr
         # After the views exist: SQL can read nothing outside the folder, install or load nothing.
         con.execute(f"SET allowed_directories=[{_quote(str(self.root) + '/')}]")
         con.execute("SET enable_external_access=false")
