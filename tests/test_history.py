@@ -224,12 +224,21 @@ def test_workload_code_version_starts_a_new_series():
     assert sorted(len(s.points) for s in build_series(rows)) == [1, 2]
 
 
-def test_filters_and_old_nodes_without_the_new_columns(tmp_path):
-    node = {k: v for k, v in NODE.items() if k not in ("cpu_family", "cpu_model_number", "cpu_stepping", "arch",
-                                                       "microcode")}
-    write_series(tmp_path, [100.0] * 12, node=node)
+def test_filters_and_a_dataset_written_before_history(tmp_path):
+    import pyarrow.parquet as pq
+
+    write_series(tmp_path, [100.0] * 12)
+    new = {"nodes": ["cpu_family", "cpu_model_number", "cpu_stepping", "microcode", "arch"],
+           "trials": ["workload_version"]}
+    for table, columns in new.items():  # rewrite the files as an older topobench wrote them
+        for path in (tmp_path / table).rglob("*.parquet"):
+            old = pq.read_table(path)
+            pq.write_table(old.drop_columns(columns).replace_schema_metadata(old.schema.metadata), path)
+    assert "cpu_stepping" not in pq.read_schema(next((tmp_path / "nodes").rglob("*.parquet"))).names
     outcome = run_history(tmp_path, HistoryFilter(workload="cpu.y"), repo=tmp_path)
-    assert [s.series.key.workload for s in outcome.history.series] == ["cpu.y"]
+    (series,) = outcome.history.series
+    assert series.series.key.workload == "cpu.y" and series.series.key.workload_version is None
+    assert len(series.series.points) == 12 and "stepping" not in series.series.key.host
     assert run_history(tmp_path, HistoryFilter(host="EPYC"), repo=tmp_path).history.series
     assert not run_history(tmp_path, HistoryFilter(host="Xeon"), repo=tmp_path).history.series
     late = run_history(tmp_path, HistoryFilter(since=T0 + timedelta(hours=6)), repo=tmp_path)

@@ -72,6 +72,7 @@ def test_the_changed_program_has_one_confirmed_change_at_commit_12(history):
     outcome, shas, _ = history
     work = _series(outcome.history, "changed.py", "extracted")
     assert [p.commit for p in work.series.points] == shas and work.series.order == "git first-parent"
+    assert len(work.series.key.workload_version) == 12  # the command workload's code, hashed when it ran
     (change,) = work.changes
     assert change.index == CHANGE and change.confirmed and change.kind == "regression"
     assert change.ratio == pytest.approx(1.15) and change.last_good.commit == shas[CHANGE - 1]
