@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from scipy.signal import lfilter
 
+from orchestrator.analysis.candidates import Candidate
 from orchestrator.analysis.changepoints import ChangePoint
-from orchestrator.analysis.regressions import Confirmation, _Candidate, analyze, confirm, judge
+from orchestrator.analysis.regressions import Confirmation, analyze, confirm, judge
 from orchestrator.analysis.series import Point, Series, SeriesKey
 from orchestrator.settings import HISTORY
 
@@ -72,9 +73,9 @@ def test_the_family_counts_series_without_a_candidate():
     assert crowded.p_adjusted == pytest.approx(0.1) and not crowded.confirmed
 
 
-def _candidate(rho: float, splits: int = 1) -> _Candidate:
+def _candidate(rho: float, splits: int = 1) -> Candidate:
     cp = ChangePoint(10, 0, 20, 1.0, 1.1, 1.0, 1.1, 0.1, 1.0, 3.0, 0.001, 1.0)
-    return _Candidate(cp, range(10), range(10, 20), 9, splits, rho)
+    return Candidate(cp, range(10), range(10, 20), 9, splits, rho)
 
 
 def test_confirmation_deflates_for_dependence_and_the_scan():
