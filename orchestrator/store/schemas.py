@@ -16,11 +16,12 @@ too, ``v<N>-<name>.parquet``, so each version is read with one glob):
         (trials.requests). resources.since_ns: a cpu_percent row covers one sample. Clocks:
         samples.clock_offset_ns (start_ns/end_ns are on the driver's time base), nodes.clock_*.
         Runs: status running while the driver lives (host, pid), resumed_by. A new table
-        capacity holds topobench capacity's answer per point.
-        Later additions, additive (older files read them as null): history (issue 21) adds
-        the CPU's identity to nodes (cpu_family, cpu_model_number, cpu_stepping, microcode,
-        arch), trials.workload_version (a hash of the workload class's source) and a new
-        table acks (acknowledged changes; append-only, one file per acknowledgement).
+        capacity holds topobench capacity's answer per point. Later, additively (older files
+        read NULL, ``UNION_BY_NAME``): capacity.non_monotone, non_monotone_per_s, probes_per_s
+        and note (issue 23); history (issue 21) adds the CPU's identity to nodes (cpu_family,
+        cpu_model_number, cpu_stepping, microcode, arch), trials.workload_version (a hash of
+        the workload class's source) and a new table acks (acknowledged changes; append-only,
+        one file per acknowledgement).
 """
 
 from __future__ import annotations
@@ -264,6 +265,11 @@ CAPACITY_SCHEMA = pa.schema([
     ("limited_by", pa.string()),  # why the next rate failed (backlog, SLO, generator)
     ("status", pa.string()),  # met | not met even at the lowest rate | not searched
     ("trial_ids", pa.list_(pa.string())),  # the steps, stored in trials like any other trial
+    # Added by issue 23 (additive: older files read NULL): the search's check of its own monotonicity.
+    ("non_monotone", pa.bool_()),  # a step failed below a passing one: pass/fail was not monotone in the rate
+    ("non_monotone_per_s", pa.list_(pa.float64())),  # those failing rates (total/s), ascending
+    ("probes_per_s", pa.list_(pa.float64())),  # rates offered above a doubtful answer before trusting it
+    ("note", pa.string()),  # what to know before trusting the answer, and what to do
 ])
 
 # One row per resource sample (long format); cpu_percent rows are node-wide (worker_rank null).
@@ -289,6 +295,10 @@ ACKS_SCHEMA = pa.schema([
     ("acked_at", pa.timestamp("us", tz="UTC")),
     ("acked_by", pa.string()),  # the user name of the process that acknowledged it
 ])
+
+UNION_BY_NAME = frozenset({"capacity", "nodes", "trials"})
+"""Tables that gained columns within the current version: the reader matches their files' columns by name
+(a file written before the addition reads NULL there), not by the first file's schema."""
 
 SCHEMAS = {"runs": RUNS_SCHEMA, "nodes": NODES_SCHEMA, "trials": TRIALS_SCHEMA, "workers": WORKERS_SCHEMA,
            "latency": LATENCY_SCHEMA, "samples": SAMPLES_SCHEMA, "scaling": SCALING_SCHEMA,
