@@ -381,8 +381,10 @@ def test_a_running_run_whose_driver_is_gone_reads_as_interrupted(results):
     assert [r["status"] for r in rows] == ["running", "interrupted", "interrupted"]
 
 
-_OLD_NAMES = {1: {"runs": "run.parquet", "trials": "trials.parquet", "samples": "trial-{trial}.parquet"},
-              2: {"runs": "v2-run.parquet", "trials": "v2-trials.parquet", "samples": "v2-part.parquet"}}
+_OLD_NAMES = {1: {"runs": "run.parquet", "nodes": "nodes.parquet", "trials": "trials.parquet",
+                  "samples": "trial-{trial}.parquet"},
+              2: {"runs": "v2-run.parquet", "nodes": "v2-nodes.parquet", "trials": "v2-trials.parquet",
+                  "samples": "v2-part.parquet"}}
 
 
 def as_written_by(version: int, results: str, run_id: str) -> None:
@@ -400,13 +402,13 @@ def as_written_by(version: int, results: str, run_id: str) -> None:
 
 @pytest.mark.parametrize("version", [1, 2])
 def test_runs_written_by_older_versions_compare_as_they_did(results, version):
-    from test_compare import RUN_A, RUN_B, noisy, write_run
+    from test_compare import RUN_A, RUN_B, invocations, write_run
     from typer.testing import CliRunner
 
     from orchestrator.cli import app
 
-    write_run(results, RUN_A, noisy(100e6, seed=1))
-    write_run(results, RUN_B, noisy(90e6, seed=2))
+    write_run(results, RUN_A, invocations(100e6, seed=1))
+    write_run(results, RUN_B, invocations(90e6, seed=2))
     expected = CliRunner().invoke(app, ["compare", RUN_A, RUN_B, "--results", results, "--format", "json"])
     for run_id in (RUN_A, RUN_B):
         as_written_by(version, results, run_id)
@@ -415,3 +417,22 @@ def test_runs_written_by_older_versions_compare_as_they_did(results, version):
     assert result.exit_code == expected.exit_code == 0, result.output
     assert json.loads(result.stdout) == json.loads(expected.stdout)
     assert [r["verdict"] for r in json.loads(result.stdout)["rows"]] == ["slower"]
+
+
+def test_acks_belong_to_no_run_and_are_committed_by_being_written_whole(results):
+    from datetime import datetime, timezone
+
+    from orchestrator.store.writer import append_ack
+
+    RunStore(results, RUN).write_run({"run_id": RUN, "status": "complete"})
+    row = {"change_id": "c1", "series_id": "s", "series": "w m", "first_bad": "abc", "reason": "expected",
+           "acked_at": datetime(2026, 12, 1, tzinfo=timezone.utc), "acked_by": "me"}
+    path = append_ack(results, row)
+    append_ack(results, {**row, "change_id": "c2"})
+    location = resolve_location(results)
+    files.write_bytes(location, "acks/.v3-ack-cut.parquet.0a1b.tmp", b"a write cut short")
+    files.write_bytes(location, "acks/notes.txt", b"someone else's")
+    dataset = Dataset(results, runs=[RUN])  # confined to a run: acks are no run's, all are read
+    assert dataset.rows("SELECT change_id FROM acks ORDER BY change_id") == [{"change_id": "c1"}, {"change_id": "c2"}]
+    assert path.startswith("acks/v3-ack-") and not dataset.skipped
+    assert not [p for p in listed(results) if p.startswith("_manifests/") and "ack" in p]
