@@ -44,7 +44,7 @@ sys.path.insert(0, str(REPO))
 
 from orchestrator.analysis.compare import CompareResult, compare_runs
 from orchestrator.analysis.components import variance_components
-from orchestrator.analysis.history import choose_history
+from orchestrator.analysis.prior_runs import choose_history
 from orchestrator.settings import COMPARE_HISTORY
 from orchestrator.store.queries import run_index, run_rounds, select_runs
 from orchestrator.store.reader import Dataset

@@ -36,11 +36,22 @@ _CGROUP_CONTAINERS = (("docker", "docker"), ("kubepods", "kubernetes"), ("libpod
                       ("lxc", "lxc"), ("containerd", "containerd"))
 
 
-def _cpuinfo(root: Path) -> tuple[str | None, list[str] | None, bool | None]:
-    """Return (model, important SIMD flags, hypervisor flag) from proc/cpuinfo; None when absent."""
+_CPU_IDENTITY = {"cpu family": "cpu_family", "model": "cpu_model_number", "stepping": "cpu_stepping",
+                 "microcode": "microcode", "CPU implementer": "cpu_family", "CPU part": "cpu_model_number",
+                 "CPU revision": "cpu_stepping"}
+"""/proc/cpuinfo keys of the first CPU that say which silicon it is (x86, then Arm's names)."""
+
+
+def _cpuinfo(root: Path) -> tuple[str | None, list[str] | None, bool | None, dict[str, str | None]]:
+    """Return (model, important SIMD flags, hypervisor flag, identity) from proc/cpuinfo; None when absent.
+
+    identity holds ``_CPU_IDENTITY``'s fields of the first CPU (family, model number, stepping,
+    microcode), each None when not listed.
+    """
+    identity: dict[str, str | None] = dict.fromkeys(_CPU_IDENTITY.values())
     text = read_text(root / "proc/cpuinfo")
     if text is None:
-        return None, None, None
+        return None, None, None, identity
     model, flags = None, None
     for line in text.splitlines():
         key, _, value = line.partition(":")
@@ -49,9 +60,11 @@ def _cpuinfo(root: Path) -> tuple[str | None, list[str] | None, bool | None]:
             model = value.strip()
         elif flags is None and key in ("flags", "Features"):
             flags = value.split()
+        elif key in _CPU_IDENTITY and identity[_CPU_IDENTITY[key]] is None:
+            identity[_CPU_IDENTITY[key]] = value.strip() or None
     if flags is None:
-        return model, None, None
-    return model, [f for f in _IMPORTANT_FLAGS if f in flags], "hypervisor" in flags
+        return model, None, None, identity
+    return model, [f for f in _IMPORTANT_FLAGS if f in flags], "hypervisor" in flags, identity
 
 
 def _meminfo(root: Path) -> dict[str, int]:
@@ -194,14 +207,16 @@ def capture_environment(root: str | Path = "/") -> dict[str, Any]:
     amd_x3d_mode ("frequency"|"cache"), vm (hypervisor name, "none", or None when unknown),
     container (docker/podman/kubernetes/lxc/…, "none", or None), cpu_quota_cpus (cgroup
     quota in CPUs, None when unlimited or unknown), load_avg_1m/5m/15m, versions
-    (python, numpy, ray, pyarrow, blas), and compiler (``workloads.kernels.compiler_facts``:
+    (python, numpy, ray, pyarrow, blas), compiler (``workloads.kernels.compiler_facts``:
     numba, llvmlite and LLVM versions, the target CPU and features numba compiles the
-    kernels for). A root other than "/" reads only files under it (compiler is then None:
-    it describes this machine).
+    kernels for), cpu_family, cpu_model_number, cpu_stepping and microcode of the first CPU
+    (Arm: implementer, part, revision) and arch (the machine's architecture): these tell one
+    silicon from another. A root other than "/" reads only files under it (compiler and arch
+    are then None: they describe this machine).
     """
     root = Path(root)
     live = root.resolve() == Path("/")
-    model, flags, hypervisor = _cpuinfo(root)
+    model, flags, hypervisor, identity = _cpuinfo(root)
     cpu_sys = root / "sys/devices/system/cpu"
     smt = read_text(cpu_sys / "smt/active")
     mem = _meminfo(root)
@@ -225,6 +240,8 @@ def capture_environment(root: str | Path = "/") -> dict[str, Any]:
         "boot_id": read_text(root / "proc/sys/kernel/random/boot_id"),
         "cpu_model": model,
         "cpu_flags": flags,
+        **identity,
+        "arch": (platform.machine() or None) if live else None,
         "cpu_count": cpu_count,
         "kernel": kernel,
         "memory_total_bytes": mem.get("MemTotal"),

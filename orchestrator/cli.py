@@ -13,6 +13,7 @@ from orchestrator.commands import (
     capacity,
     compare,
     env,
+    export,
     query,
     report,
     run,
@@ -22,6 +23,7 @@ from orchestrator.commands import (
 )
 from orchestrator.commands.cluster import cluster_app
 from orchestrator.commands.errors import user_errors
+from orchestrator.commands.history import history_app
 
 app = typer.Typer(
     help="Topology-aware, distributed benchmarks on Ray: pinned workers, honest units, Parquet results.",
@@ -31,9 +33,10 @@ app = typer.Typer(
     rich_markup_mode=None,  # plain help: typer's rich help imports markdown and pygments (~80 ms a call)
 )
 for command in (run.run, workloads.workloads, query.query, topology.topology, sweep.sweep, capacity.capacity,
-                env.env, compare.compare, report.report):
+                env.env, compare.compare, report.report, export.export):
     app.command()(user_errors(command))
 app.add_typer(cluster_app, name="cluster")
+app.add_typer(history_app, name="history")
 
 
 def main() -> None:

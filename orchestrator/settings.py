@@ -157,6 +157,33 @@ CAPACITY = CapacitySettings()
 COMPARE_HISTORY = 10
 """Earlier runs of BASE's code and machine that ``compare --prior auto`` takes at most (newest first)."""
 
+
+@dataclass(frozen=True, slots=True)
+class HistorySettings:
+    """How ``topobench history`` finds, confirms and gates changes over a series' points.
+
+    Attributes:
+        detect_alpha: level of the detector's scan-corrected p-value per change point
+            (``analysis.changepoints``): candidates only; confirmation decides.
+        min_size: fewest points on each side of a change (the detector's ``min_size``).
+        fdr: Benjamini-Hochberg level over every candidate of every series scanned together:
+            the expected share of false changes among those confirmed.
+        confidence: level of every interval history states (a point's, a change's ratio).
+        confirm_points: at most this many points on each side of a change are confirmed on
+            their raw samples (the nearest ones), so a long history costs no more to confirm.
+        seed: seed of every bootstrap (results are reproducible).
+    """
+
+    detect_alpha: float = 0.01
+    min_size: int = 5
+    fdr: float = 0.05
+    confidence: float = 0.95
+    confirm_points: int = 30
+    seed: int = 0
+
+
+HISTORY = HistorySettings()
+
 MAX_TRIALS = 10_000
 """Largest sweep matrix run unless ``--max-trials`` raises the limit."""
 

@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from orchestrator.analysis.compare import compare_runs, parse_threshold
-from orchestrator.analysis.history import choose_history
+from orchestrator.analysis.prior_runs import choose_history
 from orchestrator.cli import app
 from orchestrator.render.comparison import text_rows
 from orchestrator.store.queries import run_index, run_rounds, select_runs

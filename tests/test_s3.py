@@ -174,3 +174,20 @@ def test_storage_lost_mid_run_keeps_what_finished_and_says_so(ray_local, s3_serv
     resumed = run_sweep(spec, None, s3_results, resume=run["run_id"]).session  # the storage is back: go on
     assert resumed.status == "complete" and resumed.resumed == 1
     assert run_query(s3_results, "SELECT count(DISTINCT trial_id) AS n FROM samples").to_pylist() == [{"n": 3}]
+
+
+def test_history_and_its_acks_on_object_storage(s3_results):
+    from test_history import series_of, write_series
+
+    from orchestrator.pipeline.history import run_history
+
+    write_series(s3_results, [100.0] * 10 + [85.0] * 10)
+    outcome = run_history(s3_results)
+    assert (outcome.runs, outcome.indexed) == (20, 20) and run_history(s3_results).indexed == 0  # the index, there
+    (change,) = series_of(outcome).changes
+    assert change.confirmed and change.kind == "regression"
+    assert invoke("history", "--results", s3_results, "--fail-on-regression", "5%").exit_code == 1
+    done = invoke("history", "ack", change.id, "--reason", "expected", "--results", s3_results)
+    assert done.exit_code == 0, done.output
+    assert invoke("history", "--results", s3_results, "--fail-on-regression", "5%").exit_code == 0
+    assert run_query(s3_results, "SELECT change_id FROM acks").to_pylist() == [{"change_id": change.id}]

@@ -414,7 +414,7 @@ def test_runs_written_by_older_versions_compare_as_they_did(results, version):
 
     from orchestrator.cli import app
 
-    write_run(results, RUN_A, noisy(100e6, seed=1))
+    write_run(results, RUN_A, noisy(100e6, seed=1))  # one invocation a side, as versions 1 and 2 measured
     write_run(results, RUN_B, noisy(90e6, seed=2))
     expected = CliRunner().invoke(app, ["compare", RUN_A, RUN_B, "--results", results, "--format", "json"])
     for run_id in (RUN_A, RUN_B):
@@ -427,3 +427,22 @@ def test_runs_written_by_older_versions_compare_as_they_did(results, version):
     (row,) = json.loads(result.stdout)["rows"]
     assert (row["verdict"], row["basis"]) == ("too few samples to tell (invocations 1 vs 1)", "rounds")
     assert row["ratio"] == pytest.approx(0.9, rel=0.02)
+
+
+def test_acks_belong_to_no_run_and_are_committed_by_being_written_whole(results):
+    from datetime import datetime, timezone
+
+    from orchestrator.store.writer import append_ack
+
+    RunStore(results, RUN).write_run({"run_id": RUN, "status": "complete"})
+    row = {"change_id": "c1", "series_id": "s", "series": "w m", "first_bad": "abc", "reason": "expected",
+           "acked_at": datetime(2026, 12, 1, tzinfo=timezone.utc), "acked_by": "me"}
+    path = append_ack(results, row)
+    append_ack(results, {**row, "change_id": "c2"})
+    location = resolve_location(results)
+    files.write_bytes(location, "acks/.v3-ack-cut.parquet.0a1b.tmp", b"a write cut short")
+    files.write_bytes(location, "acks/notes.txt", b"someone else's")
+    dataset = Dataset(results, runs=[RUN])  # confined to a run: acks are no run's, all are read
+    assert dataset.rows("SELECT change_id FROM acks ORDER BY change_id") == [{"change_id": "c1"}, {"change_id": "c2"}]
+    assert path.startswith("acks/v3-ack-") and not dataset.skipped
+    assert not [p for p in listed(results) if p.startswith("_manifests/") and "ack" in p]

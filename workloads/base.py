@@ -202,6 +202,28 @@ class Workload(ABC):
         """Release everything ``setup`` made (files, sockets, threads); not timed."""
 
     @classmethod
+    def code_version(cls) -> str:
+        """Return 12 hex digits of a SHA-256 of the class's source (its code version in a history).
+
+        The class body only: what the workload does. Without source (a frozen or compiled
+        module), the hash of its module, name and package version stands in.
+        """
+        import hashlib
+        import inspect
+
+        try:
+            text = inspect.getsource(cls)
+        except (OSError, TypeError):
+            from importlib.metadata import PackageNotFoundError, version
+
+            package = cls.__module__.partition(".")[0]
+            try:
+                text = f"{cls.__module__}.{cls.__qualname__} {version(package)}"
+            except PackageNotFoundError:
+                text = f"{cls.__module__}.{cls.__qualname__}"
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    @classmethod
     def all_metrics(cls) -> tuple[Metric, ...]:
         """Return the primary metric, the extra ones, then those derived from each latency."""
         return (cls.throughput, *cls.metrics, *(m for lat in cls.latencies for m in latency_metrics(lat)))

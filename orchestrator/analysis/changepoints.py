@@ -64,7 +64,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.special import erfc
 
 DEFAULT_ALPHA = 0.005
 """Significance level of each change point's scan-corrected p-value."""
@@ -400,6 +399,8 @@ def _scan_p(z: ArrayLike, length: ArrayLike, min_size: int) -> np.ndarray:
     (James, James & Siegmund 1987, read as an Ornstein-Uhlenbeck upcrossing rate).
     Elementwise over arrays.
     """
+    from scipy.special import erfc  # here, not at import: a memoized history never needs it
+
     z = np.abs(np.asarray(z, dtype=float))
     length = np.asarray(length, dtype=float)
     naive = erfc(z / math.sqrt(2))

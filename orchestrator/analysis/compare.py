@@ -6,7 +6,7 @@ they start a round together, so their samples of it are not independent) are gro
 invocation. Each metric goes through ``hierarchical.compare_hierarchical``, which compares the
 sides at the level their data allow, its ``basis``: "runs" with two or more runs per side,
 "prior" when a between-run variance measured over earlier runs of the same code is given
-(``analysis.history``), "invocations" with one run per side, and "rounds" with one invocation
+(``analysis.prior_runs``), "invocations" with one run per side, and "rounds" with one invocation
 per side, which gives no verdict (what a process start changes is not in the data). The
 verdicts of all metrics and workloads are then judged together with Holm's step-down (Holm
 1979, ``stats.judge_family``), so the chance of any false "faster"/"slower" stays within
@@ -213,7 +213,7 @@ def compare_runs(base: Sequence[RunRounds] | RunRounds, new: Sequence[RunRounds]
             None marks no row as a regression.
         alpha: family-wise significance level of the whole comparison (Holm).
         seed: seed of the bootstrap (results are reproducible).
-        prior: earlier runs of the same code and machine (``analysis.history``); per
+        prior: earlier runs of the same code and machine (``analysis.prior_runs``); per
             configuration, those that have it lend a between-run variance when 2 or more do.
         prior_note: where the prior runs came from, shown with the result.
 

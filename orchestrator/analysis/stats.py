@@ -11,7 +11,8 @@ ranks, so one set of resamples serves every row of an array and only distinct ra
 evaluated; no CI below the n at which a distribution-free CI of the median exists (6 units at
 95%: Le Boudec 2010, Thm 2.1); outliers
 by the modified z-score on the MAD (Iglewicz & Hoaglin 1993); the two-sided Mann-Whitney U test
-with ties (Mann & Whitney 1947); Holm's step-down across a comparison's metrics (Holm 1979).
+with ties (Mann & Whitney 1947); Holm's step-down across a comparison's metrics (Holm 1979);
+Benjamini-Hochberg's false discovery rate across a history's changes (Benjamini & Hochberg 1995).
 """
 
 from __future__ import annotations
@@ -520,6 +521,28 @@ def holm_adjust(p_values: Sequence[float]) -> tuple[float, ...]:
     order = np.argsort(p, kind="stable")
     m = p.size
     stepped = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
+    adjusted = np.empty(m)
+    adjusted[order] = stepped
+    return tuple(float(v) for v in adjusted)
+
+
+def benjamini_hochberg(p_values: Sequence[float]) -> tuple[float, ...]:
+    """Return Benjamini-Hochberg adjusted p-values min_{j>=i} min(1, m p_(j) / j), in input order.
+
+    Rejecting where the adjusted p-value is below q keeps the false discovery rate (the
+    expected share of false rejections among all rejections) at q for independent or
+    positively dependent tests (Benjamini & Hochberg 1995; Benjamini & Yekutieli 2001). ()
+    for no input.
+    """
+    p = np.asarray(p_values, dtype=float)
+    if p.size == 0:
+        return ()
+    if np.any(np.isnan(p)) or np.any((p < 0) | (p > 1)):
+        raise ValueError("p-values must be in [0, 1]")
+    order = np.argsort(p, kind="stable")
+    m = p.size
+    scaled = p[order] * m / np.arange(1, m + 1)
+    stepped = np.minimum(1.0, np.minimum.accumulate(scaled[::-1])[::-1])
     adjusted = np.empty(m)
     adjusted[order] = stepped
     return tuple(float(v) for v in adjusted)

@@ -30,7 +30,7 @@ def compare(
 ) -> None:
     """Compare runs metric by metric: figures, NEW/BASE ratio with CI, p-value, verdict and its basis."""
     from orchestrator.analysis.compare import compare_runs, parse_threshold
-    from orchestrator.analysis.history import choose_history
+    from orchestrator.analysis.prior_runs import choose_history
     from orchestrator.render.comparison import print_comparison
     from orchestrator.store.queries import run_index, run_rounds, select_runs
     from orchestrator.store.reader import Dataset

@@ -6,7 +6,8 @@
     session              run_session: folder → connect → probe → plan → per invocation (in
                          the order of schedule): measure; per trial: record, commit → close → targets
       resume             the stored run a sweep continues: same spec, measured as it started
-      provenance         which code a run measured: --label, --commit, the program's checkout
+      provenance         which code a run measured: --label, --commit, the program's checkout;
+                         for history, git's first-parent order of the commits runs measured
       planner            points → trials with CPU sets per node (pure)
       schedule           the order of the trials' invocations: interleaved, in windows
       actors             start a trial invocation's pinned worker actors, release them after
@@ -17,6 +18,8 @@
       record             what the workers returned → the rows and tables to store
       runlog             the run row (true at every moment), nodes rows, each trial's commit
     interrupts           Ctrl-C and SIGTERM alike
+    history              what ``history`` and ``export`` do: index the runs, build the series,
+                         detect, confirm on raw rounds, acknowledge
 
 Nothing here prints after the run; ``render`` does. Imports stay in this order: a stage
 imports the stages below it, never one above.

@@ -4,6 +4,11 @@ In order: ``--commit`` as given; the git checkout of a ``command`` workload's ``
 program benchmarked); the checkout of the current folder; ``GITHUB_SHA`` or ``CI_COMMIT_SHA``
 (CI checkouts without git metadata). A checkout with uncommitted changes is marked dirty: its
 commit alone does not name the code, so a history prior never takes such runs.
+
+Later, ``history`` asks one repository (``--repo``, default the current folder) about the
+commits runs measured (``Repository``): their first-parent order and how many commits between
+two were never benchmarked. Every answer is None where git, the repository or a commit is
+missing; the history then falls back to time order and an unknown bisect range.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import re
 import subprocess
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -81,10 +87,15 @@ def check_label(text: str | None) -> str | None:
     return label
 
 
-def _git(folder: Path, *args: str) -> str | None:
+GIT_TIMEOUT_S = 5.0
+"""Longest a git call may take; a first-parent walk of a large repository gets ``WALK_TIMEOUT_S``."""
+WALK_TIMEOUT_S = 20.0
+
+
+def _git(folder: Path, *args: str, timeout: float = GIT_TIMEOUT_S) -> str | None:
     try:
         out = subprocess.run(["git", "-C", str(folder), *args], check=False, capture_output=True, text=True,
-                             timeout=5)
+                             timeout=timeout)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() if out.returncode == 0 else None
@@ -118,3 +129,50 @@ def find_commit(explicit: str | None, program_folders: Iterable[str]) -> Commit:
 
 NO_COMMIT = Commit(None, None)
 """The commit of a run whose code is not known."""
+
+
+class Repository:
+    """A git repository asked about the commits runs measured; answers are cached for one history."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._first_parent: dict[str, int] | None = None
+
+    @property
+    def available(self) -> bool:
+        """Return whether the path is inside a git checkout that git can read."""
+        return _git(self.path, "rev-parse", "--git-dir") is not None
+
+    def first_parent_rank(self, commits: Iterable[str]) -> dict[str, int]:
+        """Return each of ``commits`` (full or abbreviated) that lies on HEAD's first-parent line with its
+        position, oldest first; commits elsewhere (other branches, unknown) are left out.
+        """
+        if self._first_parent is None:
+            listed = _git(self.path, "rev-list", "--first-parent", "--reverse", "HEAD", timeout=WALK_TIMEOUT_S)
+            self._first_parent = {sha: i for i, sha in enumerate((listed or "").split())}
+        out = {}
+        for commit in set(commits):
+            full = commit if commit in self._first_parent else _resolve(self.path, commit)
+            if full in self._first_parent:
+                out[commit] = self._first_parent[full]
+        return out
+
+    def between(self, good: str, bad: str) -> int | None:
+        """Return how many commits ``bad`` has that ``good`` lacks, less ``bad`` itself: those never
+        benchmarked between them (``git bisect`` tests these); None when git cannot tell.
+        """
+        return _between(self.path, good, bad)
+
+
+@lru_cache(maxsize=4096)
+def _resolve(repo: Path, commit: str) -> str | None:
+    return _git(repo, "rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}") or None
+
+
+@lru_cache(maxsize=4096)
+def _between(repo: Path, good: str, bad: str) -> int | None:
+    out = _git(repo, "rev-list", "--count", f"{good}..{bad}", timeout=WALK_TIMEOUT_S)
+    try:
+        return max(int(out) - 1, 0) if out else None
+    except ValueError:
+        return None

@@ -72,7 +72,8 @@ def failed_record(run_id: str, trial: Trial, workload: type[Workload], error: st
     """Return the record of a trial that failed with ``error``: one row, no tables."""
     metric = workload.throughput
     row = {**base_row(run_id, trial), "metric": metric.name, "unit": metric.unit,
-           "higher_is_better": metric.higher_is_better, "n": 0, "status": "failed", "error": error, "flags": []}
+           "higher_is_better": metric.higher_is_better, "n": 0, "status": "failed", "error": error, "flags": [],
+           "workload_version": workload.code_version()}
     return TrialRecord(trial, {}, (row,), error=error)
 
 
@@ -413,7 +414,8 @@ def build_record(run_id: str, invocations: Sequence[MeasuredTrial], topologies: 
                                     columns, sorted(raised), limits, stop, costs, sampling.rel_ci)
     rows += latency_figure_rows(run_id, trial, rows, merged_figures(latencies), workload, columns, raised)
     outcomes = target_columns(check_targets(targets, rows))
-    rows = [{**r, "target": outcomes.get((r["trial_id"], r["metric"]))} for r in rows]
+    version = workload.code_version()
+    rows = [{**r, "target": outcomes.get((r["trial_id"], r["metric"])), "workload_version": version} for r in rows]
     return TrialRecord(trial, tables, tuple(rows), tuple(worker_rows),
                        tuple(latency_table_rows(run_id, trial.trial_id, trial.workload, latencies)),
                        {w.node_id: w.clock for w in invocations[0].workers})

@@ -56,7 +56,8 @@ def node_rows(run_id: str, nodes: Sequence[NodeInfo], used_cpus: Mapping[str, se
             "versions": json.dumps(env.get("versions")),
             "compiler": json.dumps(env["compiler"]) if env.get("compiler") else None,
             **{k: env.get(k) for k in ("cpu_count", "memory_available_bytes", "vm", "container",
-                                       "cpu_quota_cpus")},
+                                       "cpu_quota_cpus", "cpu_family", "cpu_model_number", "cpu_stepping",
+                                       "microcode", "arch")},
         })
     return rows
 

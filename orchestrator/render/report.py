@@ -395,7 +395,7 @@ def comparison_section(dataset: Dataset, base: Sequence[str], new: Sequence[str]
     With ``out`` None nothing is drawn (the comparison is checked before any file is written).
     """
     from orchestrator.analysis.compare import compare_runs
-    from orchestrator.analysis.history import choose_history
+    from orchestrator.analysis.prior_runs import choose_history
     from orchestrator.settings import COMPARE_HISTORY
 
     base_runs = [queries.run_rounds(dataset, r) for r in base]

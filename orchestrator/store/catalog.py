@@ -8,7 +8,9 @@ For each table, one listing of its folder says which runs have files there. Then
 - a run without one (schema 1 and 2): the files under those versions' names.
 
 Files a manifest does not name (a crash's leftovers, parts not committed yet, another's
-files) are never returned.
+files) are never returned. A table of no run (``layout.LOOSE_TABLES``: acks) has no manifest:
+its files are committed by being written whole, so its one listing says which they are
+(temporaries and files of other names left out), whatever runs the catalog is confined to.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ class CommittedFile:
 
     path: str
     size_bytes: int
-    run_id: str
+    run_id: str | None
+    """None: a file of a table of no run (``layout.LOOSE_TABLES``)."""
     version: int
 
 
@@ -65,6 +68,26 @@ class Catalog:
                 self._logs = {r: names for r, names in found.items() if names}
         return self._logs
 
+    def signatures(self) -> dict[str, str]:
+        """Return per run a text that changes whenever its committed files change: what a cache of runs checks.
+
+        A run with a manifest: its last entry's name (every commit adds one, with the next seq);
+        a run of schema 1 or 2: a digest of its runs files' names and sizes (such a run changes
+        only when it is resumed, and then it has a manifest). One listing besides ``logs``.
+        """
+        logs = self.logs()
+        out = {run_id: names[-1].rpartition("/")[2] for run_id, names in logs.items()}
+        runs = self.only if self.only is not None else \
+            [layout.run_id_of(f.path.rpartition("/")[2]) for f in files.listing(self.location, "runs") if f.is_dir]
+        for run_id in runs:
+            if run_id is None or run_id in logs:
+                continue
+            named = [f"{f.path}:{f.size_bytes}" for f in files.listing(self.location, layout.run_folder("runs", run_id))
+                     if not f.is_dir and layout.legacy_version("runs", f.path.rpartition("/")[2])]
+            if named:
+                out[run_id] = f"v1-2:{layout.files_digest(named)}"
+        return out
+
     def manifests(self, run_ids: Iterable[str]) -> dict[str, manifest.RunManifest]:
         """Return the manifests of ``run_ids``, read once each (in parallel on object storage)."""
         logs = self.logs()
@@ -91,6 +114,9 @@ class Catalog:
         """Return the committed files of ``table``, run by run, each run's in commit (or name) order."""
         if table in self._files:
             return self._files[table]
+        if table in layout.LOOSE_TABLES:
+            self._files[table] = _loose(self.location, table)
+            return self._files[table]
         logs, found, unread = self.logs(), [], []
         for run_id, listed in sorted(self._listing(table).items()):
             if run_id not in logs:
@@ -106,6 +132,16 @@ class Catalog:
             found += [CommittedFile(e.path, e.size_bytes, run_id, _version(e.path)) for e in m.entries(table)]
         self._files[table] = found
         return found
+
+
+def _loose(location: Location, table: str) -> list[CommittedFile]:
+    """Return the files of a table of no run: those directly in its folder under its files' names, by name."""
+    out = []
+    for f in sorted(files.listing(location, table), key=_by_path):
+        version = layout.loose_version(table, f.path.rpartition("/")[2])
+        if not f.is_dir and version is not None:
+            out.append(CommittedFile(f.path, f.size_bytes, None, version))
+    return out
 
 
 def _legacy(table: str, run_id: str, listed: list[files.Listed]) -> list[CommittedFile]:

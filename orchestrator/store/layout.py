@@ -12,6 +12,8 @@ manifest names it (``store/manifest.py``)::
     samples/run_id=<id>/node=<node_id>/v3-trial-<trial_id>-<token>.parquet   (also resources)
     <table>/run_id=<id>/[node=<node_id>/]v3-part-<token>.parquet   compacted when the run ends
     scaling/run_id=<id>/v3-rows-<token>.parquet               a whole table's rows at once (also capacity)
+    acks/v3-ack-<UTC time>-<token>.parquet                    one acknowledgement (no run's: see below)
+    _history/...                                              history's index and memo (caches, history_index.py)
 
 Datasets of schema 1 and 2 have no manifest: every file under their names is committed.
 Version 1 used ``run.parquet``, ``trials.parquet``, ``trial-<id>.parquet``; version 2
@@ -38,10 +40,19 @@ TRIAL_TABLES = ("samples", "resources")
 """Tables with files per run and node."""
 MANIFESTS = "_manifests"
 """Folder of every run's manifest (its leading underscore keeps Hive readers out of it)."""
+LOOSE_TABLES = ("acks",)
+"""Tables of no run: one file per row set, directly under the table's folder, never replaced.
+
+No manifest commits them (no run owns them, and any process may add one at any time): a file
+is committed by existing, since it is written whole (a rename, or one PUT) under a name no
+other file has."""
+HISTORY = "_history"
+"""Folder of ``history``'s caches (its leading underscore keeps Hive readers out of it)."""
 
 _RUN_ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$")
 _NAME_PART = re.compile(r"^[A-Za-z0-9._-]+$")
 _DIGEST = re.compile(r"^[a-z]+\.[0-9a-f]{12}$")
+_LOOSE = {"acks": re.compile(r"^v(\d+)-ack-[0-9]{8}T[0-9]{12}Z-[0-9a-f]{8}\.parquet$")}  # {table: its files' names}
 _MAX_NAME = 200  # bytes: a file name must stay under 255 on local file systems
 _OURS = re.compile(r"^(v\d+-.+\.parquet|run\.parquet|nodes\.parquet|trials\.parquet|scaling\.parquet|"
                    r"trial-.+\.parquet|\..+\.tmp)$")
@@ -130,6 +141,23 @@ def parse_manifest_name(name: str) -> tuple[int, str, dict[str, str] | None] | N
     if not all(_DIGEST.match(i) for i in items):
         return None
     return int(seq), kind, dict(i.split(".") for i in items) if marked else None
+
+
+def ack_path(now: datetime | None = None) -> str:
+    """Return a new path for one acknowledgement: sortable by time, never an existing name."""
+    now = now or datetime.now(timezone.utc)
+    return f"acks/v{SCHEMA_VERSION}-ack-{now:%Y%m%dT%H%M%S%fZ}-{secrets.token_hex(4)}.parquet"
+
+
+def loose_version(table: str, name: str) -> int | None:
+    """Return the schema version of a committed file of a table of no run, by its name; None: not one."""
+    match = _LOOSE[table].match(name) if table in _LOOSE else None
+    return int(match.group(1)) if match else None
+
+
+def history_path(name: str) -> str:
+    """Return the path of one of ``history``'s cache files (index parts, memo)."""
+    return f"{HISTORY}/{_name_part(name, 'history file')}"
 
 
 def files_digest(paths: Iterable[str]) -> str:

@@ -22,23 +22,26 @@ def run_samples(dataset: Dataset, run_id: str) -> pa.Table:
                          "FROM samples WHERE run_id = ?", [run_id])
 
 
-def round_units(dataset: Dataset, run_id: str) -> list[dict[str, Any]]:
-    """Return per ok trial, metric, invocation and round: the mean over workers and how many workers reported it.
+def round_units(dataset: Dataset, run_ids: Sequence[str], workloads: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Return per run, ok trial, metric, invocation and round: the mean over workers and how many workers reported it.
 
-    Rows carry ``COMPARE_KEY``, ``metric``, ``unit``, ``hib`` (higher is better), ``invocation``
-    (0 for samples written before invocations), ``repetition``, ``value`` (the round's mean),
-    ``reported`` and ``expected`` (the trial's workers), ordered by configuration, metric,
-    invocation and round.
+    Rows carry ``run_id``, ``COMPARE_KEY``, ``metric``, ``unit``, ``hib`` (higher is better),
+    ``invocation`` (0 for samples written before invocations), ``repetition``, ``value`` (the
+    round's mean), ``reported`` and ``expected`` (the trial's workers), ordered by run,
+    configuration, metric, invocation and round; only ``workloads``' trials when given.
     """
     keys = ", ".join("t." + k for k in COMPARE_KEY)
+    marks = ", ".join("?" for _ in run_ids) or "NULL"
+    only = "AND list_contains(?, t.workload)" if workloads is not None else ""
     return dataset.rows(f"""
-        SELECT {keys}, t.metric, any_value(t.unit) AS unit, any_value(t.higher_is_better) AS hib,
+        SELECT s.run_id, {keys}, t.metric, any_value(t.unit) AS unit, any_value(t.higher_is_better) AS hib,
                coalesce(s.invocation, 0) AS invocation, s.repetition, avg(s.value) AS value,
                count(*) AS reported, any_value(t.workers) AS expected
         FROM samples s JOIN trials t
           ON s.run_id = t.run_id AND s.trial_id = t.trial_id AND s.metric = t.metric
-        WHERE s.run_id = ? AND NOT s.warmup AND t.status = 'ok' AND isfinite(s.value)
-        GROUP BY ALL ORDER BY {keys}, t.metric, invocation, s.repetition""", [run_id])
+        WHERE s.run_id IN ({marks}) {only} AND NOT s.warmup AND t.status = 'ok' AND isfinite(s.value)
+        GROUP BY ALL ORDER BY s.run_id, {keys}, t.metric, invocation, s.repetition""",
+                        [*run_ids, *([list(workloads)] if workloads is not None else [])])
 
 
 def run_rounds(dataset: Dataset, ref: str) -> RunRounds:
@@ -49,7 +52,7 @@ def run_rounds(dataset: Dataset, ref: str) -> RunRounds:
     """
     run_id = dataset.resolve(ref)
     metrics: dict[tuple, tuple[str, bool | None, dict[int, list[float]]]] = {}
-    for row in round_units(dataset, run_id):
+    for row in round_units(dataset, [run_id]):
         key = (*(row[k] for k in COMPARE_KEY), row["metric"])
         entry = metrics.setdefault(key, (row["unit"], row["hib"], {}))
         if row["reported"] == row["expected"]:
@@ -76,13 +79,14 @@ def run_index(dataset: Dataset, run_ids: Sequence[str] | None = None) -> list[di
 
     One row per run, oldest first (start time, then id: a stable order): ``run_id``,
     ``started_at``, ``status``, ``trials_total``, ``git_commit``, ``commit_source``,
-    ``git_dirty``, ``label`` and ``host`` (the head node's hostname and CPU model; null
-    without nodes rows). The history of a series over commits reads runs in this order.
+    ``git_dirty``, ``label``, ``python_version``, ``ray_version`` and ``host`` (the head node's
+    hostname and CPU model; null without nodes rows). The history of a series over commits
+    reads runs in this order.
     """
     where = "WHERE list_contains(?, r.run_id)" if run_ids is not None else ""
     return dataset.rows(f"""
         SELECT r.run_id, r.started_at, r.status, r.trials_total, r.git_commit, r.commit_source, r.git_dirty,
-               r.label, h.host
+               r.label, r.python_version, r.ray_version, h.host
         FROM runs r LEFT JOIN (
             SELECT run_id, arg_max(hostname || ' · ' || coalesce(cpu_model, '?'), is_head::INT) AS host
             FROM nodes GROUP BY run_id) h ON r.run_id = h.run_id
@@ -215,3 +219,24 @@ def select_runs(dataset: Dataset, selector: str) -> tuple[str, ...]:
         found += [r for r in _select_one(dataset, part, complete) if r not in found]
     order = {r["run_id"]: i for i, r in enumerate(run_index(dataset, found))}
     return tuple(sorted(found, key=lambda r: order.get(r, -1)))
+
+
+def history_figures(dataset: Dataset) -> list[dict[str, Any]]:
+    """Return every ok trial figure with what makes it part of a series, by run, trial and metric."""
+    return dataset.rows("""
+        SELECT run_id, trial_id, workload, workload_version, params, placement, nodes, workers, threads_per_worker,
+               mode, metric, unit, higher_is_better, median, ci_low, ci_high, n, cv
+        FROM trials WHERE status = 'ok' ORDER BY run_id, trial_id, metric""")
+
+
+def history_nodes(dataset: Dataset) -> list[dict[str, Any]]:
+    """Return every node of every run with its stable identity and its environment, by run, the head first."""
+    return dataset.rows("""
+        SELECT run_id, node_id, host_id, hostname, is_head, cpu_model, cpu_family, cpu_model_number, cpu_stepping,
+               arch, memory_total_bytes, topology, kernel, microcode, governor, versions
+        FROM nodes ORDER BY run_id, is_head DESC, node_id""")
+
+
+def acks(dataset: Dataset) -> list[dict[str, Any]]:
+    """Return every acknowledgement of a change (``topobench history ack``), oldest first."""
+    return dataset.rows("SELECT * FROM acks ORDER BY acked_at, change_id")

@@ -1,7 +1,7 @@
 """The one reader of the results dataset: DuckDB views over the committed files, confined to them.
 
 Each table is a view over exactly its committed files (``store.catalog``), each tagged with
-its run id, so ``WHERE run_id = …`` skips the other runs' files unopened. The list is read
+its run id (acks, of no run, are not), so ``WHERE run_id = …`` skips the other runs' files unopened. The list is read
 two ways:
 
 - object storage: a ``pyarrow.dataset`` over the files, registered in DuckDB; pyarrow reads
@@ -43,8 +43,9 @@ _LATEST = re.compile(r"^latest(?:~(\d+))?$")
 _READ_ONLY = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 _IO_THREADS = 32
 """pyarrow's I/O threads for object storage: many small GETs at once hide each one's latency."""
-_HIVE = {table: "hive_partitioning=true, hive_types={'run_id': VARCHAR" + (", 'node': VARCHAR}" if table in
-                                                                              layout.TRIAL_TABLES else "}")
+_HIVE = {table: ("hive_partitioning=false" if table in layout.LOOSE_TABLES else
+                 "hive_partitioning=true, hive_types={'run_id': VARCHAR" + (", 'node': VARCHAR}" if table in
+                                                                           layout.TRIAL_TABLES else "}"))
          + (", union_by_name=true" if table in UNION_BY_NAME else "") for table in SCHEMAS}
 _PARAMETER = re.compile(r"\?|\$\d+")
 
@@ -155,8 +156,9 @@ class Dataset:
         import pyarrow.dataset as pads  # only for object storage: a local query need not load it
 
         fmt, fs = pads.ParquetFileFormat(), self.location.fs
-        fragments = [fmt.make_fragment(self.location.path(f.path), fs, pads.field("run_id") == f.run_id,
-                                       file_size=f.size_bytes) for f in self.files(table)]
+        fragments = [fmt.make_fragment(self.location.path(f.path), fs, pads.scalar(True) if f.run_id is None
+                                       else pads.field("run_id") == f.run_id, file_size=f.size_bytes)
+                     for f in self.files(table)]
         return pads.FileSystemDataset(fragments, SCHEMAS[table], fmt, fs)
 
     # --- connection -----------------------------------------------------------------------
@@ -195,6 +197,7 @@ class Dataset:
             con.register("_dead", self._dead_runs(con))
             con.execute("CREATE VIEW runs AS SELECT * REPLACE (CASE WHEN status = 'running' AND run_id IN "
                         "(SELECT run_id FROM _dead) THEN 'interrupted' ELSE status END AS status) FROM _runs_stored")
+        con.execute("SET enable_progress_bar=false")  # its bar would land in a command's stderr
         # After the views exist: no file outside the folder, no network, no extension, no Python variable.
         if self.location.local:
             con.execute(f"SET allowed_directories=[{_quote(self.location.root + '/')}]")

@@ -30,7 +30,11 @@ too, ``v<N>-<name>.parquet``, so each version is read with one glob):
         (plan_invocations, plan_rounds, plan_cost_s). Runs carry what was measured: runs.label,
         runs.commit_source (how git_commit was found: the benchmarked program's checkout,
         --commit, CI) and runs.git_dirty. Older files read with invocation null: one
-        invocation, their figures unchanged.
+        invocation, their figures unchanged. Later, additively (``UNION_BY_NAME``): history
+        (issue 21) adds the CPU's identity to nodes (cpu_family, cpu_model_number, cpu_stepping,
+        microcode, arch), trials.workload_version (a hash of the workload class's source) and
+        a new table acks (acknowledged changes): no run's, so no manifest; one file per
+        acknowledgement, committed by being written whole (store/layout.py).
 """
 
 from __future__ import annotations
@@ -94,6 +98,12 @@ NODES_SCHEMA = pa.schema([
     ("clock_offset_ns", pa.int64()),  # the node's clock minus the driver's (first trial on it; 0: same machine)
     ("clock_uncertainty_ns", pa.int64()),  # ± bound of that offset: half the best exchange's round trip
     ("compiler", pa.string()),  # JSON {numba, llvmlite, llvm, triple, cpu_name, cpu_features, opt_level}
+    # Added in schema 3 by history (issue 21): which silicon it is, for a host fingerprint of stable fields only.
+    ("cpu_family", pa.string()),  # /proc/cpuinfo "cpu family" (Arm: CPU implementer)
+    ("cpu_model_number", pa.string()),  # "model" (Arm: CPU part)
+    ("cpu_stepping", pa.string()),  # "stepping" (Arm: CPU revision)
+    ("microcode", pa.string()),  # microcode revision: environment, not identity (an update is not a new host)
+    ("arch", pa.string()),  # platform.machine(): x86_64, aarch64, ...
 ])
 
 TRIALS_SCHEMA = pa.schema([
@@ -157,6 +167,8 @@ TRIALS_SCHEMA = pa.schema([
     ("plan_invocations", pa.int32()),  # the cheapest invocations x rounds for a CI of ±rel_ci (primary metric)
     ("plan_rounds", pa.int32()),
     ("plan_cost_s", pa.float64()),  # its measuring cost at the costs above, seconds
+    # Added in schema 3 by history (issue 21).
+    ("workload_version", pa.string()),  # 12 hex digits of a hash of the workload class's source, as run
 ])
 
 # One row per trial and latency distribution: every request of the trial in one HdrHistogram.
@@ -302,10 +314,21 @@ RESOURCES_SCHEMA = pa.schema([
     ("since_ns", pa.int64()),  # schema 2: start of the interval (a cpu_percent row covers one sample)
 ])
 
-UNION_BY_NAME = frozenset({"capacity", "nodes"})
+# One row per acknowledged change (topobench history ack): append-only, one file per row.
+ACKS_SCHEMA = pa.schema([
+    ("change_id", pa.string()),  # the change's id as history prints it (series and first-bad point)
+    ("series_id", pa.string()),
+    ("series", pa.string()),  # the series in words, as it was when acknowledged
+    ("first_bad", pa.string()),  # the first point after the change: commit, label or run id
+    ("reason", pa.string()),
+    ("acked_at", pa.timestamp("us", tz="UTC")),
+    ("acked_by", pa.string()),  # the user name of the process that acknowledged it
+])
+
+UNION_BY_NAME = frozenset({"capacity", "nodes", "trials"})
 """Tables that gained columns within the current version: the reader matches their files' columns by name
 (a file written before the addition reads NULL there), not by the first file's schema."""
 
 SCHEMAS = {"runs": RUNS_SCHEMA, "nodes": NODES_SCHEMA, "trials": TRIALS_SCHEMA, "workers": WORKERS_SCHEMA,
            "latency": LATENCY_SCHEMA, "samples": SAMPLES_SCHEMA, "scaling": SCALING_SCHEMA,
-           "capacity": CAPACITY_SCHEMA, "resources": RESOURCES_SCHEMA}
+           "capacity": CAPACITY_SCHEMA, "resources": RESOURCES_SCHEMA, "acks": ACKS_SCHEMA}

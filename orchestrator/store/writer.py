@@ -29,7 +29,7 @@ from orchestrator.store.parts import PartWriter, conform, distinct_values
 from orchestrator.store.schemas import SCHEMA_VERSION, SCHEMAS
 from workloads.errors import StoreError
 
-__all__ = ["FileEntry", "RunStore", "StoreError", "WriteFailed", "check_writable"]
+__all__ = ["FileEntry", "RunStore", "StoreError", "WriteFailed", "append_ack", "check_writable"]
 
 
 class WriteFailed(StoreError):
@@ -50,6 +50,24 @@ class WriteFailed(StoreError):
                              "what finished before is kept, but the run could not be marked failed either, so it "
                              "reads as interrupted")
         return f"The results could not be written while storing {self.what} ({self.why}); {kept}: {fix}."
+
+
+def append_ack(location: str | os.PathLike | Location, row: Mapping) -> str:
+    """Store one acknowledgement as a file of its own, committed by being written whole; return its path.
+
+    ``acks`` belongs to no run, so no manifest commits it (``layout.LOOSE_TABLES``).
+
+    Raises:
+        StoreError: the file could not be written (nothing a reader would see is left behind).
+    """
+    location = resolve_location(location)
+    path = layout.ack_path()
+    try:
+        files.write_parquet(location, path, conform([row], "acks"), "acks")
+    except OSError as exc:
+        raise StoreError(f"The acknowledgement could not be stored in {location.shown!r} ({describe_failure(exc)}); "
+                         "nothing was written: pass a writable --results or free space, then run it again.") from None
+    return path
 
 
 class RunStore:

@@ -20,7 +20,7 @@ Row = Mapping[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
-class History:
+class PriorRuns:
     """The runs a prior comes from, and a sentence saying which or why none."""
 
     run_ids: tuple[str, ...]
@@ -53,7 +53,7 @@ def _describe(commit: str | None, label: str | None) -> str:
     return " and ".join(parts)
 
 
-def auto_history(index: Sequence[Row], base: Sequence[str], new: Sequence[str], limit: int) -> History:
+def auto_history(index: Sequence[Row], base: Sequence[str], new: Sequence[str], limit: int) -> PriorRuns:
     """Return up to ``limit`` runs of BASE's code and machine before BASE's newest, newest first.
 
     None when BASE's runs disagree on their code or machine, carry no commit and no label, or
@@ -64,13 +64,13 @@ def auto_history(index: Sequence[Row], base: Sequence[str], new: Sequence[str], 
     codes = {code_of(r) for r in rows}
     hosts = {r.get("host") for r in rows}
     if not rows or len(codes) != 1 or len(hosts) != 1:
-        return History((), "no prior: the BASE runs differ in commit, label or machine")
+        return PriorRuns((), "no prior: the BASE runs differ in commit, label or machine")
     (commit, label), (host,) = codes.pop(), hosts
     if commit is None and label is None:
-        return History((), "no prior: the BASE runs carry no commit and no label, so no earlier run is known to "
+        return PriorRuns((), "no prior: the BASE runs carry no commit and no label, so no earlier run is known to "
                            "measure the same code (label runs with --label, or pass --prior)")
     if not all(known_code(r) for r in rows):
-        return History((), "no prior: the BASE runs had uncommitted changes or come from before labels, so their "
+        return PriorRuns((), "no prior: the BASE runs had uncommitted changes or come from before labels, so their "
                            "commit does not name their code (label runs with --label, or pass --prior)")
     newest = max(r["started_at"] for r in rows)
     compared = set(base) | set(new)
@@ -79,13 +79,13 @@ def auto_history(index: Sequence[Row], base: Sequence[str], new: Sequence[str], 
              and r["started_at"] is not None and r["started_at"] < newest]
     chosen = tuple(r["run_id"] for r in found[::-1][:limit])
     if len(chosen) < 2:
-        return History((), f"no prior: fewer than 2 earlier complete runs of {_describe(commit, label)} on "
+        return PriorRuns((), f"no prior: fewer than 2 earlier complete runs of {_describe(commit, label)} on "
                            f"{host or 'this machine'}")
-    return History(chosen, f"prior from {len(chosen)} earlier run(s) of {_describe(commit, label)} on "
+    return PriorRuns(chosen, f"prior from {len(chosen)} earlier run(s) of {_describe(commit, label)} on "
                            f"{host or 'one machine'}: {', '.join(chosen)}")
 
 
-def given_history(index: Sequence[Row], prior: Sequence[str], compared: Sequence[str]) -> History:
+def given_history(index: Sequence[Row], prior: Sequence[str], compared: Sequence[str]) -> PriorRuns:
     """Return the runs ``--prior`` selected, after checking they measured one code on one machine.
 
     Raises:
@@ -106,20 +106,20 @@ def given_history(index: Sequence[Row], prior: Sequence[str], compared: Sequence
     if len(hosts) > 1:
         raise UserError(f"--prior runs come from {len(hosts)} machines ({'; '.join(hosts)}); select runs of one.")
     code = _describe(*codes[0]) if codes else ""
-    return History(tuple(prior), f"prior from {len(prior)} run(s) given by --prior"
+    return PriorRuns(tuple(prior), f"prior from {len(prior)} run(s) given by --prior"
                                  f"{' of ' + code if code else ' (no commit or label: their code is not known)'}: "
                                  f"{', '.join(prior)}")
 
 
 def choose_history(index: Sequence[Row], prior: str, base: Sequence[str], new: Sequence[str], limit: int,
-                   select: Callable[[str], Sequence[str]]) -> History:
+                   select: Callable[[str], Sequence[str]]) -> PriorRuns:
     """Return the history ``--prior`` names: "auto" (``auto_history``), "none", or a run selector's runs.
 
     Raises:
         UserError: the selected runs are not one code on one machine (``given_history``).
     """
     if prior == "none":
-        return History((), "")
+        return PriorRuns((), "")
     if prior == "auto":
         return auto_history(index, base, new, limit)
     return given_history(index, select(prior), (*base, *new))
