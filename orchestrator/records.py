@@ -132,6 +132,17 @@ class MeasuredTrial:
 
 
 @dataclass(frozen=True, slots=True)
+class PhaseCost:
+    """What one phase of a trial cost the driver."""
+
+    wall_s: float
+    cpu_s: float
+    """The driver process's CPU seconds (all its threads, Ray's included)."""
+    calls: int
+    """Ray calls whose results the driver waited for."""
+
+
+@dataclass(frozen=True, slots=True)
 class TrialRecord:
     """Everything stored for one trial: per-node tables and its ``trials`` rows."""
 
@@ -146,6 +157,8 @@ class TrialRecord:
     clocks: Mapping[str, ClockOffset] = field(default_factory=dict)
     """Each node's clock offset to the driver, as this trial estimated it."""
     error: str | None = None
+    costs: Mapping[str, PhaseCost] = field(default_factory=dict)
+    """What the trial cost the driver, by phase (``pipeline.costs``); not stored."""
 
 
 OnTrial = Callable[[int, Trial, "TrialRecord | None"], None]

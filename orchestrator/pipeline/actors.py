@@ -9,6 +9,7 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from cluster.worker import Worker
+from orchestrator.pipeline.costs import count_calls
 from orchestrator.records import WorkerSlot
 
 ACTOR_START_S = 60.0
@@ -58,6 +59,7 @@ class ActorPool:
             ray.kill(self._actors.pop(key))
         actors = [self.get(slot, threads) for slot in slots]
         ready = [a.__ray_ready__.remote() for a in actors]
+        count_calls(len(ready))
         done, _ = ray.wait(ready, num_returns=len(ready), timeout=deadline_s)
         if len(done) < len(ready):
             missing = [slot for slot, ref in zip(slots, ready) if ref not in done]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from cluster.cpu_lock import CpuLockTimeout
 from cluster.nodes import NodeInfo
 from orchestrator.analysis.targets import Target, check_targets
 from orchestrator.pipeline.actors import ActorPool, ActorsNotStarted
+from orchestrator.pipeline.costs import metering, phase
 from orchestrator.pipeline.interrupts import terminated_on_sigterm
 from orchestrator.pipeline.planner import plan_trials
 from orchestrator.pipeline.record import build_record, failed_record
@@ -128,8 +129,9 @@ def measure(trial: Trial, sampling: Sampling, pool: ActorPool, nodes: Mapping[st
             names = ", ".join(f"{n.node_id[:12]} ({n.hostname}, {n.ip})" for n in lost)
             error = f"node {names} left the cluster during the trial ({error})"
         return failed_record(run_id, trial, workload, error)
-    return build_record(run_id, measured, {n: node.topology for n, node in nodes.items()}, workload, sampling,
-                        targets)
+    with phase("record"):
+        return build_record(run_id, measured, {n: node.topology for n, node in nodes.items()}, workload, sampling,
+                            targets)
 
 
 def run_session(spec: SessionSpec, on_trial: OnTrial | None = None) -> Session:
@@ -177,8 +179,11 @@ def run_session(spec: SessionSpec, on_trial: OnTrial | None = None) -> Session:
                         if trial.trial_id in skip:
                             continue
                         progress(i, trial, None)
-                        record = measure(trial, spec.sampling, pool, by_id, store.run_id, spec.targets, say)
-                        log.commit(trial, record)
+                        with metering() as meter:
+                            record = measure(trial, spec.sampling, pool, by_id, store.run_id, spec.targets, say)
+                            with phase("commit"):
+                                log.commit(trial, record)
+                        record = replace(record, costs=meter.costs())
                         records.append(record)
                         progress(i, trial, record)
                 status = "failed" if any(r.error for r in records) else "complete"

@@ -20,6 +20,7 @@ from cluster.environment import local_host_id
 from cluster.messages import TrialSpec
 from cluster.nodes import NodeInfo
 from cluster.service import ServiceHost
+from orchestrator.pipeline.costs import count_calls, phase
 from orchestrator.pipeline.rounds import measure_rounds
 from orchestrator.pipeline.waits import gather
 from orchestrator.records import MeasuredTrial, Trial, WorkerResult
@@ -63,6 +64,11 @@ def _specs(trial: Trial, identities: list[dict[str, Any]], nodes: Mapping[str, N
     ]
 
 
+def _call_wall_ns(actor: Any) -> int:
+    count_calls(1)
+    return ray.get(actor.wall_ns.remote())
+
+
 def clock_offsets(trial: Trial, actors: Sequence[Any], nodes: Mapping[str, NodeInfo]) -> list[ClockOffset]:
     """Return each worker's node clock offset to the driver (one estimate per node of the trial).
 
@@ -75,7 +81,7 @@ def clock_offsets(trial: Trial, actors: Sequence[Any], nodes: Mapping[str, NodeI
         if slot.node_id not in per_node:
             same_host = nodes[slot.node_id].host_id == here
             per_node[slot.node_id] = (SAME_CLOCK if same_host
-                                      else measure_offset(lambda a=actor: ray.get(a.wall_ns.remote())))
+                                      else measure_offset(lambda a=actor: _call_wall_ns(a)))
     return [per_node[slot.node_id] for slot in trial.slots]
 
 
@@ -121,26 +127,33 @@ def run_trial(trial: Trial, sampling: Sampling, pool: ActorPool, nodes: Mapping[
     trial's actors are discarded (their state is unknown) and the error propagates.
     """
     threads = trial.shape.threads_per_worker
-    actors = pool.acquire(trial.slots, threads)
+    with phase("acquire"):
+        actors = pool.acquire(trial.slots, threads)
     service = None
     locked = False
     try:
-        flags = lock_cpus(trial, actors, sampling, run_id, say)
+        with phase("lock"):
+            flags = lock_cpus(trial, actors, sampling, run_id, say)
         locked = sampling.lock_cpus
         # The watchdog starts once the CPUs are ours: waiting for another run is not this trial's time.
         deadline = time.monotonic() + sampling.trial_timeout_s if sampling.trial_timeout_s else None
-        offsets = clock_offsets(trial, actors, nodes)
+        with phase("clocks"):
+            offsets = clock_offsets(trial, actors, nodes)
         endpoint = None
         if trial.service_node_id is not None:  # one shared server on its node, for every worker
-            service = ServiceHost.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
-                trial.service_node_id, soft=False)).remote(trial.workload, dict(trial.params))
-            (endpoint,) = gather([service.start.remote()], deadline)
-        identities = gather([a.identity.remote() for a in actors], deadline)
-        prepared = gather([a.prepare.remote(s) for a, s in
-                           zip(actors, _specs(trial, identities, nodes, sampling, endpoint))], deadline)
-        rounds = measure_rounds(actors, sampling, max(int(p["iterations"]) for p in prepared),
-                                [o.offset_ns for o in offsets], deadline)
-        resources = gather([a.finish.remote() for a in actors], deadline)
+            with phase("service"):
+                service = ServiceHost.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+                    trial.service_node_id, soft=False)).remote(trial.workload, dict(trial.params))
+                (endpoint,) = gather([service.start.remote()], deadline)
+        with phase("prepare"):
+            identities = gather([a.identity.remote() for a in actors], deadline)
+            prepared = gather([a.prepare.remote(s) for a, s in
+                               zip(actors, _specs(trial, identities, nodes, sampling, endpoint))], deadline)
+        with phase("rounds"):
+            rounds = measure_rounds(actors, sampling, max(int(p["iterations"]) for p in prepared),
+                                    [o.offset_ns for o in offsets], deadline)
+        with phase("finish"):
+            resources = gather([a.finish.remote() for a in actors], deadline)
     except BaseException:
         for slot in trial.slots:
             pool.discard(slot, threads)  # a killed worker's locks go with it
@@ -149,7 +162,8 @@ def run_trial(trial: Trial, sampling: Sampling, pool: ActorPool, nodes: Mapping[
         if service is not None:
             _stop_service(service)
     if locked:
-        gather([a.unlock_cpus.remote() for a in actors])
+        with phase("finish"):
+            gather([a.unlock_cpus.remote() for a in actors])
     workers = tuple(
         WorkerResult(slot.rank, slot.node_id, identity["hostname"], tuple(identity["cpus"]), slot.pinned,
                      table, res["resources"], float(p["setup_s"]), res["cpu_means"], offset)

@@ -8,6 +8,8 @@ from typing import Any
 
 import ray
 
+from orchestrator.pipeline.costs import count_calls
+
 GATHER_BATCH = 16
 
 
@@ -23,6 +25,7 @@ def gather(refs: Sequence[ray.ObjectRef], deadline: float | None = None) -> list
     Raises:
         TrialTimeout: the deadline passed before every result came.
     """
+    count_calls(len(refs))
     pending = list(refs)
     done: dict[ray.ObjectRef, Any] = {}
     while pending:
