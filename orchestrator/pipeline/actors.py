@@ -11,13 +11,11 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from cluster.worker import Worker
 from orchestrator.pipeline.costs import count_calls
 from orchestrator.records import WorkerSlot
-
-ACTOR_START_S = 60.0
-"""Seconds a trial waits for its worker actors to start (Ray schedules them when CPUs are free)."""
+from orchestrator.settings import DEADLINES
 
 
 class ActorsNotStarted(Exception):
-    """A trial's worker actors did not start within ``ACTOR_START_S``; ``str()`` says where and why."""
+    """A trial's worker actors did not start within ``DEADLINES.actor_start_s``; ``str()`` says where and why."""
 
 
 def _not_started(missing: Sequence[WorkerSlot], threads: int, waited_s: float) -> str:
@@ -45,7 +43,7 @@ class ActorPool:
         return (slot.node_id, threads, slot.cpus if slot.pinned else ("unpinned", slot.rank))
 
     def acquire(self, slots: Sequence[WorkerSlot], threads: int, deadline_s: float | None = None) -> list[Any]:
-        """Return one started actor per slot, creating what is missing, within ``deadline_s`` (``ACTOR_START_S``).
+        """Return one started actor per slot, creating what is missing, within ``deadline_s`` (``actor_start_s``).
 
         Actors of other shapes are released first: their CPUs may be what the new ones need
         (a sweep over threads per worker on a small machine would otherwise wait forever).
@@ -53,7 +51,7 @@ class ActorPool:
         Raises:
             ActorsNotStarted: some did not start in time (the sentence says where and why).
         """
-        deadline_s = ACTOR_START_S if deadline_s is None else deadline_s
+        deadline_s = DEADLINES.actor_start_s if deadline_s is None else deadline_s
         wanted = {self._key(slot, threads) for slot in slots}
         for key in [k for k in self._actors if k not in wanted]:
             ray.kill(self._actors.pop(key))

@@ -12,8 +12,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import TYPE_CHECKING
 
-from orchestrator.records import PhaseCost
+if TYPE_CHECKING:
+    from orchestrator.records import PhaseCost
 
 _current: ContextVar[Meter | None] = ContextVar("topobench_meter", default=None)
 
@@ -34,6 +36,8 @@ class Meter:
 
     def costs(self) -> dict[str, PhaseCost]:
         """Return each phase's totals so far."""
+        from orchestrator.records import PhaseCost  # deferred: every stage imports this module
+
         return {name: PhaseCost(w, c, int(n)) for name, (w, c, n) in self._phases.items()}
 
 

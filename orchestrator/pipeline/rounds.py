@@ -1,9 +1,11 @@
 """The synchronized rounds of a trial: every sample started by all workers at one shared instant.
 
-Each sample (warm-up first) is one round: the driver picks a wall-clock instant
-``SYNC_MARGIN_NS`` ahead, every worker starts its sample of the trial's common iteration
-count then, and the next round begins when all have finished. So sample r of every worker
-runs together however noisy the machine is; the idle gap between rounds is never measured.
+Each sample (warm-up first) is one round: the driver picks a wall-clock instant a margin
+ahead (``margin.Margin``: sized from the measured submit time and how late workers were),
+every worker starts its sample of the trial's common iteration count then, and the next
+round begins when all have finished. So sample r of every worker runs together however
+noisy the machine is; the idle gap between rounds is never measured. Each round waits at
+most its deadline (``DEADLINES.round_floor_s`` plus ``round_factor`` longest samples).
 """
 
 from __future__ import annotations
@@ -18,13 +20,9 @@ import numpy as np
 import pyarrow as pa
 
 from orchestrator.analysis.stopping import Look, StoppingRule
-from orchestrator.pipeline.waits import gather
-from orchestrator.settings import Sampling
-
-# Margin between the driver choosing a shared start instant and that instant: covers the
-# ~1 ms actor call latency and cross-node delivery. A worker reached late starts late, which
-# the trial's overlap shows.
-SYNC_MARGIN_NS = 10_000_000
+from orchestrator.pipeline.margin import Margin
+from orchestrator.pipeline.waits import Expect, Sender, gather
+from orchestrator.settings import DEADLINES, Sampling
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +47,8 @@ def round_values(rows: Sequence[Sequence[pa.Table]]) -> np.ndarray:
 
 
 def measure_rounds(actors: Sequence[Any], sampling: Sampling, iterations: int,
-                   clock_offsets_ns: Sequence[int] = (), deadline: float | None = None) -> Rounds:
+                   clock_offsets_ns: Sequence[int], deadline: float | None, margin: Margin,
+                   senders: Sequence[Sender] = (), sample_s: float = 0.0) -> Rounds:
     """Run the trial's warm-up and measured rounds on ``actors``; see the module docstring.
 
     Without ``until_stable`` ``repetitions`` rounds are taken (stop reason "repetitions").
@@ -59,14 +58,30 @@ def measure_rounds(actors: Sequence[Any], sampling: Sampling, iterations: int,
     Every batch is a look of ``StoppingRule``, whose interval keeps its 95% level however
     the run stops; the last look is returned with the rounds. ``clock_offsets_ns`` (per
     actor, its node's clock minus the driver's) turn the shared instant into each node's time.
+    ``margin`` sizes the lead of each start instant and learns from every round; ``senders``
+    name the workers in a missed round's sentence; ``sample_s`` is the expected longest
+    sample (seconds) until one is measured.
+
+    Raises:
+        WaitExpired: a round's samples did not all come within its deadline.
     """
     offsets = list(clock_offsets_ns) or [0] * len(actors)
     rows: list[list[pa.Table]] = [[] for _ in actors]
+    longest_s = sample_s
 
     def round_(repetition: int, warmup: bool) -> int:
-        start_at = time.time_ns() + SYNC_MARGIN_NS
-        for kept, table in zip(rows, gather([a.sample.remote(start_at + off, iterations, repetition, warmup)
-                                             for a, off in zip(actors, offsets)], deadline)):
+        nonlocal longest_s
+        lead = margin.ns()
+        submitted = time.time_ns()
+        start_at = submitted + lead
+        refs = [a.sample.remote(start_at + off, iterations, repetition, warmup) for a, off in zip(actors, offsets)]
+        submit_ns = time.time_ns() - submitted
+        within = lead / 1e9 + DEADLINES.round_floor_s + DEADLINES.round_factor * longest_s
+        tables = gather(refs, deadline, Expect(f"round {repetition} samples", within, senders))
+        # How late the last worker started, on its own clock: what the next margin must cover.
+        margin.observe(submit_ns, max(t["start_ns"][0].as_py() - (start_at + off) for t, off in zip(tables, offsets)))
+        longest_s = max(longest_s, max(t["elapsed_ns"][0].as_py() for t in tables) / 1e9)
+        for kept, table in zip(rows, tables):
             kept.append(table)
         return start_at
 

@@ -18,20 +18,23 @@ from rich.console import Console
 
 from cluster.connection import ray_session
 from cluster.cpu_lock import CpuLockTimeout
+from cluster.environment import local_host_id
 from cluster.nodes import NodeInfo
 from orchestrator.analysis.targets import Target, check_targets
 from orchestrator.pipeline.actors import ActorPool, ActorsNotStarted
+from orchestrator.pipeline.agents import AgentsNotPlaced, NodeAgents, used_nodes
+from orchestrator.pipeline.clocks import ClockBook, measure_offsets
 from orchestrator.pipeline.costs import metering, phase
 from orchestrator.pipeline.interrupts import terminated_on_sigterm
 from orchestrator.pipeline.planner import plan_trials
 from orchestrator.pipeline.record import build_record, failed_record
 from orchestrator.pipeline.runlog import RunLog
 from orchestrator.pipeline.trial import run_trial
-from orchestrator.pipeline.waits import TrialTimeout, describe_error
+from orchestrator.pipeline.waits import TrialTimeout, WaitExpired, describe_error
 from orchestrator.records import OnTrial, Point, RunOutcome, Session, Trial, TrialRecord
 from orchestrator.render.notes import print_warnings
 from orchestrator.render.progress import trial_progress
-from orchestrator.settings import Sampling
+from orchestrator.settings import CLOCKS, DEADLINES, Sampling
 from orchestrator.store.layout import new_run_id, validate_run_id
 from orchestrator.store.reader import Dataset
 from orchestrator.store.writer import RunStore, StoreError, check_writable
@@ -94,7 +97,7 @@ def plan_only(address: str | None, points: Sequence[Point]) -> tuple[tuple[NodeI
     from cluster.probe import probe_nodes
 
     with ray_session(address) as ray_:
-        nodes = tuple(probe_nodes(ray_.embedded))
+        nodes = tuple(probe_nodes(DEADLINES.probe_s, ray_.embedded))
         return nodes, plan_trials(points, nodes)
 
 
@@ -105,7 +108,7 @@ def lost_nodes(trial: Trial, nodes: Sequence[NodeInfo]) -> list[NodeInfo]:
 
 
 def measure(trial: Trial, sampling: Sampling, pool: ActorPool, nodes: Mapping[str, NodeInfo], run_id: str,
-            targets: Sequence[Target], say: Callable[[str], None]) -> TrialRecord:
+            targets: Sequence[Target], say: Callable[[str], None], clocks: ClockBook | None = None) -> TrialRecord:
     """Measure one trial and return its record; a workload error or a lost node fails it, never the run.
 
     Raises:
@@ -114,13 +117,13 @@ def measure(trial: Trial, sampling: Sampling, pool: ActorPool, nodes: Mapping[st
     workload = get_workload(trial.workload)
     sampling = trial.sampling or sampling
     try:
-        measured = run_trial(trial, sampling, pool, nodes, run_id, say)
+        measured = run_trial(trial, sampling, pool, nodes, run_id, say, clocks)
     except CpuLockTimeout:
         raise
     except TrialTimeout:
         return failed_record(run_id, trial, workload, f"the trial ran past --trial-timeout "
                                                       f"{sampling.trial_timeout_s:g} s and was stopped")
-    except ActorsNotStarted as exc:
+    except (ActorsNotStarted, WaitExpired) as exc:
         return failed_record(run_id, trial, workload, str(exc))
     except Exception as exc:  # noqa: BLE001 -- a workload error (RayTaskError) or a lost actor/node
         error = describe_error(exc)
@@ -155,7 +158,7 @@ def run_session(spec: SessionSpec, on_trial: OnTrial | None = None) -> Session:
         err.print(text, highlight=False)
 
     with ray_session(spec.address) as ray_:
-        nodes = tuple(probe_nodes(ray_.embedded))
+        nodes = tuple(probe_nodes(DEADLINES.probe_s, ray_.embedded))
         by_id = {n.node_id: n for n in nodes}
         trials = spec.search(nodes) if spec.search else plan_trials(spec.points, nodes)
         planned = len(trials) if isinstance(trials, Sized) else None  # a search plans as it goes
@@ -168,19 +171,25 @@ def run_session(spec: SessionSpec, on_trial: OnTrial | None = None) -> Session:
         if skip:
             say(f"Resuming {store.run_id}: {len(skip)} of {planned} trials already stored, "
                 f"running {planned - len(skip)}.")
+        # Nodes off this machine get an agent, which reads their clock once per run (and on re-checks).
+        clocked = [n for n in used_nodes(nodes, trials) if n.host_id != local_host_id()]
         records: list[TrialRecord] = []
         status = "interrupted"
         with trial_progress(None if planned is None else planned - len(skip), spec.describe,
                             also=on_trial) as progress:
             log = RunLog(store, spec.command, spec.spec_json, nodes, planned, previous)
             try:
-                with terminated_on_sigterm(), contextlib.closing(ActorPool()) as pool:
+                with (terminated_on_sigterm(), contextlib.closing(ActorPool()) as pool,
+                      contextlib.closing(NodeAgents.place(clocked, DEADLINES.actor_start_s)) as agents):
+                    clocks = ClockBook(clocked, lambda ids: measure_offsets(
+                        agents.by_node, [by_id[i] for i in ids], CLOCKS.exchanges), say=say)
                     for i, trial in enumerate(trials):
                         if trial.trial_id in skip:
                             continue
                         progress(i, trial, None)
                         with metering() as meter:
-                            record = measure(trial, spec.sampling, pool, by_id, store.run_id, spec.targets, say)
+                            record = measure(trial, spec.sampling, pool, by_id, store.run_id, spec.targets, say,
+                                             clocks)
                             with phase("commit"):
                                 log.commit(trial, record)
                         record = replace(record, costs=meter.costs())
@@ -190,6 +199,9 @@ def run_session(spec: SessionSpec, on_trial: OnTrial | None = None) -> Session:
             except StoreError:
                 status = "failed"
                 raise
+            except AgentsNotPlaced as exc:
+                status = "failed"
+                raise UserError(str(exc)) from None
             except KeyboardInterrupt:
                 hint = f"; {spec.resume_hint.format(run_id=store.run_id)}" if spec.resume_hint else ""
                 say(f"Run {store.run_id} interrupted; {len({r['trial_id'] for r in log.rows})} of "
