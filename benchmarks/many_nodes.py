@@ -81,8 +81,10 @@ def written_bytes() -> int:
     return 0
 
 
-def sweep(c: Any, sizes: list[int], repeats: int, repetitions: int, results: Path) -> list[dict[str, Any]]:
-    """Run the sweep and return one dict per trial: N, driver wall/CPU, calls, bytes, phases."""
+def sweep(c: Any, sizes: list[int], repeats: int, repetitions: int,
+          results: Path) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """Run the sweep; return the session's opening (wall, CPU) and one dict per trial: N, driver wall/CPU, calls,
+    bytes, phases."""
     from orchestrator.pipeline.jobs import run_sweep
     from orchestrator.pipeline.sweep_file import parse_sweep
 
@@ -90,10 +92,14 @@ def sweep(c: Any, sizes: list[int], repeats: int, repetitions: int, results: Pat
                         "warmup": 1, "min_time": 0.01, "order": "interleaved",
                         "workloads": {"cpu.sqrt_mod": {"elements": [256 + i for i in range(repeats)]}}})
     trials: list[dict[str, Any]] = []
-    started: dict[str, float] = {}
+    started: dict[str, float] = {"cpu": time.process_time(), "wall": time.perf_counter()}
+    opening: dict[str, float] = {}
 
     def on_trial(i: int, trial: Any, record: Any) -> None:
         if record is None:
+            if not opening:  # connect, probe, plan, agents: once per run
+                opening.update(cpu_s=time.process_time() - started["cpu"], wall_s=time.perf_counter() - started["wall"])
+                note(f"session opened in {opening['wall_s']:.1f} s (driver CPU {opening['cpu_s'] * 1e3:.0f} ms)")
             started.update(cpu=time.process_time(), wall=time.perf_counter(), bytes=written_bytes())
             return
         cpu, wall = time.process_time() - started["cpu"], time.perf_counter() - started["wall"]
@@ -113,7 +119,7 @@ def sweep(c: Any, sizes: list[int], repeats: int, repetitions: int, results: Pat
     for t in trials:
         t["skew_ms"], t["deviation_ms"] = skews.get(t["trial_id"], ([], []))
         t["overlap"] = overlap.get(t["trial_id"])
-    return trials
+    return opening, trials
 
 
 def round_skews(results: Path, run_id: str) -> dict[str, tuple[list[float], list[float]]]:
@@ -195,15 +201,18 @@ def main() -> None:
     try:
         ray.init(address=c.address, log_to_driver=False, configure_logging=False)
         with tempfile.TemporaryDirectory(prefix="tb-many-") as tmp:
-            trials = sweep(c, sizes, args.repeats, args.repetitions, Path(tmp))
+            opening, trials = sweep(c, sizes, args.repeats, args.repetitions, Path(tmp))
     finally:
         ray.shutdown()
         c.shutdown()
     print(f"{started} simulated nodes of 1 CPU (head: 0 CPUs), sweep nodes = {sizes}, {args.repeats} trials per N, "
           f"{args.repetitions} rounds each")
+    print(f"session opened (connect, probe, plan, agents) in {opening['wall_s']:.1f} s, driver CPU "
+          f"{opening['cpu_s'] * 1e3:.0f} ms")
     fit = report(trials)
     if args.json:
-        args.json.write_text(json.dumps({"nodes_started": started, "fit": fit, "trials": trials}, indent=1))
+        args.json.write_text(json.dumps({"nodes_started": started, "opening": opening, "fit": fit,
+                                         "trials": trials}, indent=1))
 
 
 if __name__ == "__main__":

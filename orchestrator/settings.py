@@ -165,7 +165,7 @@ class Deadlines:
         call_s: any other call (unlocking, stopping a server).
     """
 
-    probe_s: float = 60.0
+    probe_s: float = 120.0
     actor_start_s: float = 60.0
     service_s: float = 60.0
     lock_s: float = 30.0
