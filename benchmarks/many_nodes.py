@@ -100,13 +100,17 @@ def sweep(c: Any, sizes: list[int], repeats: int, repetitions: int,
             if not opening:  # connect, probe, plan, agents: once per run
                 opening.update(cpu_s=time.process_time() - started["cpu"], wall_s=time.perf_counter() - started["wall"])
                 note(f"session opened in {opening['wall_s']:.1f} s (driver CPU {opening['cpu_s'] * 1e3:.0f} ms)")
-            started.update(cpu=time.process_time(), wall=time.perf_counter(), bytes=written_bytes())
+            started.update(cpu=time.process_time(), thread=time.thread_time(), wall=time.perf_counter(),
+                           bytes=written_bytes())
             return
         cpu, wall = time.process_time() - started["cpu"], time.perf_counter() - started["wall"]
+        costs = record.costs
         entry = {"trial_id": trial.trial_id, "nodes": len(trial.node_ids), "workers": len(trial.slots),
-                 "cpu_s": cpu, "wall_s": wall, "bytes": written_bytes() - started["bytes"], "error": record.error,
-                 "phases": {k: {"wall_s": v.wall_s, "cpu_s": v.cpu_s, "calls": v.calls}
-                            for k, v in record.costs.items()}}
+                 "cpu_s": cpu, "thread_s": time.thread_time() - started["thread"], "wall_s": wall,
+                 "bytes": written_bytes() - started["bytes"], "error": record.error,
+                 "phases": {k: {"wall_s": v.wall_s, "cpu_s": v.cpu_s, "thread_s": v.thread_s, "calls": v.calls}
+                            for k, v in costs.phases.items()},
+                 "margin_ms": [m / 1e6 for m in costs.margin_ns], "slack_ms": [s / 1e6 for s in costs.slack_ns]}
         if len(trial.node_ids) == max(sizes):
             entry["memory_mib"] = node_memory(c)
         trials.append(entry)
@@ -117,31 +121,75 @@ def sweep(c: Any, sizes: list[int], repeats: int, repetitions: int,
     skews = round_skews(results, session.run_id)
     overlap = {r["trial_id"]: r["overlap"] for r in session.rows if r.get("overlap") is not None}
     for t in trials:
-        t["skew_ms"], t["deviation_ms"] = skews.get(t["trial_id"], ([], []))
+        t["skew_ms"], t["physical_skew_ms"], t["deviation_ms"] = skews.get(t["trial_id"], ([], [], []))
         t["overlap"] = overlap.get(t["trial_id"])
     return opening, trials
 
 
-def round_skews(results: Path, run_id: str) -> dict[str, tuple[list[float], list[float]]]:
-    """Return per trial each measured round's start skew (ms) and each worker's start minus the round's median."""
+def round_skews(results: Path, run_id: str) -> dict[str, tuple[list[float], list[float], list[float]]]:
+    """Return per trial each measured round's start skew (ms) as stored and as it physically was, and each
+    worker's start minus the round's median.
+
+    Stored starts are on the driver's clock (corrected by each node's estimated offset); on
+    one machine every node reads the same clock, so the raw stamps (start + offset) are the
+    physical instants, and an offset's estimation error shows in the physical skew only.
+    """
     from orchestrator.store.reader import Dataset
 
     dataset = Dataset(results)
     try:
-        rows = dataset.rows("SELECT trial_id, repetition, worker_rank, any_value(start_ns) AS start_ns FROM samples "
-                            "WHERE run_id = ? AND NOT warmup GROUP BY ALL", [run_id])
+        rows = dataset.rows("SELECT trial_id, repetition, worker_rank, any_value(start_ns) AS start_ns, "
+                            "any_value(clock_offset_ns) AS offset_ns FROM samples WHERE run_id = ? AND NOT warmup "
+                            "GROUP BY ALL", [run_id])
     finally:
         dataset.close()
-    by_round: dict[tuple[str, int], list[int]] = {}
+    by_round: dict[tuple[str, int], list[tuple[int, int]]] = {}
     for r in rows:
-        by_round.setdefault((r["trial_id"], r["repetition"]), []).append(r["start_ns"])
-    out: dict[str, tuple[list[float], list[float]]] = {}
-    for (trial_id, _), starts in sorted(by_round.items()):
-        skews, deviations = out.setdefault(trial_id, ([], []))
+        by_round.setdefault((r["trial_id"], r["repetition"]), []).append((r["start_ns"], r["offset_ns"] or 0))
+    out: dict[str, tuple[list[float], list[float], list[float]]] = {}
+    for (trial_id, _), found in sorted(by_round.items()):
+        skews, physical, deviations = out.setdefault(trial_id, ([], [], []))
+        starts, raw = [s for s, _ in found], [s + o for s, o in found]
         skews.append((max(starts) - min(starts)) / 1e6)
+        physical.append((max(raw) - min(raw)) / 1e6)
         mid = statistics.median(starts)
         deviations.extend((s - mid) / 1e6 for s in starts)
     return out
+
+
+def _wake(starts: list[int], spin_s: float, out: Any) -> None:
+    """Sleep until each instant of ``starts`` as a worker does, stamp it, then compute ``spin_s`` of CPU."""
+    from workloads.harness import sleep_until
+
+    late = []
+    for at in starts:
+        sleep_until(at)
+        late.append(time.time_ns() - at)
+        end = time.process_time() + spin_s
+        while time.process_time() < end:
+            pass
+    out.put(late)
+
+
+def wake_floor(processes: int, rounds: int = 5, spin_s: float = 0.01) -> list[float]:
+    """Return the start skew (ms) per round of ``processes`` plain processes woken at one instant, no Ray.
+
+    What this machine alone gives: CPU-bound processes more than its CPUs cannot all start
+    within a scheduler slice of each other, whoever sends the instant.
+    """
+    import multiprocessing
+
+    spawn = multiprocessing.get_context("spawn")  # never fork a process that holds Ray's threads
+    first = time.time_ns() + 3_000_000_000
+    starts = [first + r * int(max(0.3, 2 * spin_s * processes) * 1e9) for r in range(rounds)]
+    queue = spawn.Queue()
+    procs = [spawn.Process(target=_wake, args=(starts, spin_s, queue)) for _ in range(processes)]
+    for p in procs:
+        p.start()
+    late = [queue.get() for _ in procs]
+    for p in procs:
+        p.join()
+    return [(max(w[r] for w in late) - min(w[r] for w in late)) / 1e6 for r in range(rounds)]
 
 
 def fit_line(xs: list[float], ys: list[float]) -> tuple[float, float]:
@@ -160,20 +208,26 @@ def report(trials: list[dict[str, Any]]) -> dict[str, float]:
         rows.append([t["nodes"], f"{t['cpu_s'] * 1e3:.0f}", f"{t['wall_s']:.2f}",
                      sum(v["calls"] for v in p.values()), f"{t['bytes'] / 1e3:.0f}",
                      *(f"{p[k]['wall_s'] * 1e3:.0f}" if k in p else "-" for k in PHASES),
-                     f"{statistics.median(t['skew_ms']):.2f}" if t["skew_ms"] else "-",
-                     f"{max(t['skew_ms']):.2f}" if t["skew_ms"] else "-",
+                     f"{statistics.median(t['skew_ms']):.1f}" if t["skew_ms"] else "-",
+                     f"{statistics.median(t['physical_skew_ms']):.1f}" if t["skew_ms"] else "-",
+                     f"{max(t['physical_skew_ms']):.1f}" if t["skew_ms"] else "-",
+                     f"{statistics.median(t['margin_ms']):.1f}" if t.get("margin_ms") else "-",
+                     f"{min(t['slack_ms']):.1f}" if t.get("slack_ms") else "-",
                      f"{t['overlap']:.3f}" if t.get("overlap") is not None else "-"])
-    print_table(["N", "CPU ms", "wall s", "calls", "kB", *(f"{k} ms" for k in PHASES), "skew med ms", "skew max ms",
-                 "overlap"], rows)
+    print_table(["N", "CPU ms", "wall s", "calls", "kB", *(f"{k} ms" for k in PHASES), "skew ms", "phys skew ms",
+                 "phys max ms", "margin ms", "min slack ms", "overlap"], rows)
     ok = [t for t in trials if not t["error"]]
     a, b = fit_line([t["nodes"] for t in ok], [t["cpu_s"] * 1e3 for t in ok])
-    print(f"\ndriver CPU per trial = {a:.1f} ms + {b:.2f} ms x N (least squares over {len(ok)} trials; "
-          "target b < 5 ms per node)")
+    ta, tb = fit_line([t["nodes"] for t in ok], [t.get("thread_s", 0) * 1e3 for t in ok])
+    print(f"\ndriver CPU per trial = {a:.1f} ms + {b:.2f} ms x N (process, least squares over {len(ok)} trials; "
+          f"target b < 5 ms per node); its own thread alone: {ta:.1f} ms + {tb:.2f} ms x N")
     largest = max(t["nodes"] for t in trials)
-    skews = [s for t in ok if t["nodes"] == largest for s in t["skew_ms"]]
+    at_largest = [t for t in ok if t["nodes"] == largest]
+    skews = [s for t in at_largest for s in t["physical_skew_ms"]]
     if skews:
-        print(f"start skew at {largest} nodes: median {statistics.median(skews):.2f} ms, max {max(skews):.2f} ms "
-              "(target under 10 ms)")
+        slack = min(s for t in at_largest for s in t.get("slack_ms") or [0.0])
+        print(f"start skew at {largest} nodes: median {statistics.median(skews):.1f} ms, max {max(skews):.1f} ms "
+              f"(physical; target under 10 ms); every call arrived at least {slack:.1f} ms before its instant")
     memory = next((t["memory_mib"] for t in trials if "memory_mib" in t), [])
     if memory:
         print(f"memory per node at {largest} nodes (raylet, agents, workers; USS): median "
@@ -202,6 +256,7 @@ def main() -> None:
         ray.init(address=c.address, log_to_driver=False, configure_logging=False)
         with tempfile.TemporaryDirectory(prefix="tb-many-") as tmp:
             opening, trials = sweep(c, sizes, args.repeats, args.repetitions, Path(tmp))
+        floors = {n: wake_floor(n) for n in sizes}  # beside the same idle raylets
     finally:
         ray.shutdown()
         c.shutdown()
@@ -210,6 +265,9 @@ def main() -> None:
     print(f"session opened (connect, probe, plan, agents) in {opening['wall_s']:.1f} s, driver CPU "
           f"{opening['cpu_s'] * 1e3:.0f} ms")
     fit = report(trials)
+    print("this machine alone (plain processes woken at one instant, no Ray): start skew median ms by N: "
+          + ", ".join(f"{n}: {statistics.median(f):.1f}" for n, f in floors.items()))
+    fit["wake_floor_ms"] = {str(n): f for n, f in floors.items()}
     if args.json:
         args.json.write_text(json.dumps({"nodes_started": started, "opening": opening, "fit": fit,
                                          "trials": trials}, indent=1))

@@ -138,8 +138,21 @@ class PhaseCost:
     wall_s: float
     cpu_s: float
     """The driver process's CPU seconds (all its threads, Ray's included)."""
+    thread_s: float
+    """The driver's own thread's CPU seconds (Ray's threads in it excluded)."""
     calls: int
     """Ray calls whose results the driver waited for."""
+
+
+@dataclass(frozen=True, slots=True)
+class TrialCosts:
+    """What a trial cost the driver, by phase, and how its rounds' start instants were reached."""
+
+    phases: Mapping[str, PhaseCost] = field(default_factory=dict)
+    margin_ns: tuple[int, ...] = ()
+    """Per round, how far ahead of its start instant the driver sent it."""
+    slack_ns: tuple[int, ...] = ()
+    """Per round, the least time by which any worker's call arrived before the instant (negative: late)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,8 +170,8 @@ class TrialRecord:
     clocks: Mapping[str, ClockOffset] = field(default_factory=dict)
     """Each node's clock offset to the driver, as this trial estimated it."""
     error: str | None = None
-    costs: Mapping[str, PhaseCost] = field(default_factory=dict)
-    """What the trial cost the driver, by phase (``pipeline.costs``); not stored."""
+    costs: TrialCosts = TrialCosts()
+    """What the trial cost the driver (``pipeline.costs``); not stored."""
 
 
 OnTrial = Callable[[int, Trial, "TrialRecord | None"], None]

@@ -192,7 +192,7 @@ class Clocks:
     """
 
     exchanges: int = 16
-    recheck_s: float = 60.0
+    recheck_s: float = 300.0
 
 
 CLOCKS = Clocks()

@@ -15,7 +15,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from orchestrator.records import PhaseCost
+    from orchestrator.records import TrialCosts
 
 _current: ContextVar[Meter | None] = ContextVar("topobench_meter", default=None)
 
@@ -26,19 +26,21 @@ class Meter:
     def __init__(self) -> None:
         self._phases: dict[str, list[float]] = {}
         self._name: str | None = None
+        self._rounds: list[tuple[int, int]] = []
 
-    def add(self, name: str, wall_s: float = 0.0, cpu_s: float = 0.0, calls: int = 0) -> None:
+    def add(self, name: str, wall_s: float = 0.0, cpu_s: float = 0.0, thread_s: float = 0.0, calls: int = 0) -> None:
         """Add to phase ``name`` (created on first use, kept in first-use order)."""
-        kept = self._phases.setdefault(name, [0.0, 0.0, 0])
-        kept[0] += wall_s
-        kept[1] += cpu_s
-        kept[2] += calls
+        kept = self._phases.setdefault(name, [0.0, 0.0, 0.0, 0])
+        for i, value in enumerate((wall_s, cpu_s, thread_s, calls)):
+            kept[i] += value
 
-    def costs(self) -> dict[str, PhaseCost]:
-        """Return each phase's totals so far."""
-        from orchestrator.records import PhaseCost  # deferred: every stage imports this module
+    def costs(self) -> TrialCosts:
+        """Return each phase's totals and the rounds' margins and slacks so far."""
+        # Deferred: every stage imports this module, and a chain through records would be too long.
+        from orchestrator.records import PhaseCost, TrialCosts
 
-        return {name: PhaseCost(w, c, int(n)) for name, (w, c, n) in self._phases.items()}
+        return TrialCosts({name: PhaseCost(w, c, t, int(n)) for name, (w, c, t, n) in self._phases.items()},
+                          tuple(m for m, _ in self._rounds), tuple(s for _, s in self._rounds))
 
 
 @contextmanager
@@ -60,14 +62,22 @@ def phase(name: str) -> Iterator[None]:
         yield
         return
     outer, meter._name = meter._name, name
-    wall, cpu = time.perf_counter(), time.process_time()
+    wall, cpu, thread = time.perf_counter(), time.process_time(), time.thread_time()
     try:
         yield
     finally:
         meter._name = outer
-        meter.add(name, time.perf_counter() - wall, time.process_time() - cpu)
+        spent = (time.perf_counter() - wall, time.process_time() - cpu, time.thread_time() - thread)
+        meter.add(name, *spent)
         if outer is not None:  # a nested phase's time is not its parent's too
-            meter.add(outer, wall - time.perf_counter(), cpu - time.process_time())
+            meter.add(outer, *(-x for x in spent))
+
+
+def note_round(margin_ns: int, slack_ns: int) -> None:
+    """Keep one round's margin and slack (how early its latest call arrived) on the current meter."""
+    meter = _current.get()
+    if meter is not None:
+        meter._rounds.append((margin_ns, slack_ns))
 
 
 def count_calls(calls: int) -> None:

@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from orchestrator.analysis.stopping import Look, StoppingRule
+from orchestrator.pipeline.costs import note_round
 from orchestrator.pipeline.margin import Margin
 from orchestrator.pipeline.waits import Expect, Sender, gather
 from orchestrator.settings import DEADLINES, Sampling
@@ -80,6 +81,7 @@ def measure_rounds(actors: Sequence[Any], sampling: Sampling, iterations: int,
         tables = gather(refs, deadline, Expect(f"round {repetition} samples", within, senders))
         # How late the last worker started, on its own clock: what the next margin must cover.
         margin.observe(submit_ns, max(t["start_ns"][0].as_py() - (start_at + off) for t, off in zip(tables, offsets)))
+        note_round(lead, min(start_at + off - t["called_ns"][0].as_py() for t, off in zip(tables, offsets)))
         longest_s = max(longest_s, max(t["elapsed_ns"][0].as_py() for t in tables) / 1e9)
         for kept, table in zip(rows, tables):
             kept.append(table)
