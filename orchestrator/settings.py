@@ -202,13 +202,13 @@ CLOCKS = Clocks()
 class StartMargin:
     """How far ahead of a round's shared start instant the driver sends it, sized from measurements.
 
-    The margin is ``floor_ns`` plus ``factor`` times the longest time seen so far to submit a
-    round's calls and have them reach their workers (the submission, and how late any worker
-    started); a worker that still starts late raises it for the next round.
+    The margin is ``floor_ns`` plus ``factor`` times the longest time the last rounds took to
+    reach their last worker (the submission and the delivery; ``pipeline.margin``); a round
+    whose call arrived late raises it for the next.
 
     Attributes:
         floor_ns: the smallest margin (one actor call's latency, ~1 ms, with room).
-        factor: safety factor over the measured submit-and-deliver time.
+        factor: safety factor over the measured time to reach the last worker.
         ceiling_ns: the largest margin (a stall must not push rounds seconds apart).
     """
 

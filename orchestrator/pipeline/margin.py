@@ -2,8 +2,10 @@
 
 A round's calls take time to submit (one per worker, or per agent) and to reach their
 processes; a worker reached after the instant starts late, and the round's skew shows it.
-So the margin is the floor plus a safety factor times the longest of the last few rounds'
-submit time plus the lateness of their latest worker, capped by a ceiling (``StartMargin``).
+So the margin is the floor plus a safety factor times the longest time the last few rounds
+took to reach their last worker (from choosing the instant to that call's arrival, on the
+driver's clock), capped by a ceiling (``StartMargin``). Waking up once reached is the
+machine's part and is not the margin's to cover.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ class Margin:
     """The start margin of a trial's rounds, learned from each round (ns)."""
 
     def __init__(self, settings: StartMargin, first_ns: int = 0) -> None:
-        """Start from ``first_ns``: a measured time to submit calls and hear back (an upper bound of delivery)."""
+        """Start from ``first_ns``: a measured time to send every call and hear back (more than reaching them)."""
         self._settings = settings
         self._seen: deque[int] = deque([max(0, first_ns)], maxlen=WINDOW)
 
@@ -31,6 +33,6 @@ class Margin:
         s = self._settings
         return int(min(s.ceiling_ns, s.floor_ns + s.factor * max(self._seen)))
 
-    def observe(self, submit_ns: int, late_ns: int) -> None:
-        """Take one round's submit time and its latest worker's lateness (ns after the shared instant; <= 0: on time)."""
-        self._seen.append(max(0, submit_ns) + max(0, late_ns))
+    def observe(self, reach_ns: int) -> None:
+        """Take how long one round took from choosing its instant until its last call arrived (ns)."""
+        self._seen.append(max(0, reach_ns))

@@ -1,7 +1,7 @@
 """The synchronized rounds of a trial: every sample started by all workers at one shared instant.
 
 Each sample (warm-up first) is one round: the driver picks a wall-clock instant a margin
-ahead (``margin.Margin``: sized from the measured submit time and how late workers were),
+ahead (``margin.Margin``: sized from how long earlier rounds took to reach their last worker),
 every worker starts its sample of the trial's common iteration count then, and the next
 round begins when all have finished. So sample r of every worker runs together however
 noisy the machine is; the idle gap between rounds is never measured. Each round waits at
@@ -76,12 +76,12 @@ def measure_rounds(actors: Sequence[Any], sampling: Sampling, iterations: int,
         submitted = time.time_ns()
         start_at = submitted + lead
         refs = [a.sample.remote(start_at + off, iterations, repetition, warmup) for a, off in zip(actors, offsets)]
-        submit_ns = time.time_ns() - submitted
         within = lead / 1e9 + DEADLINES.round_floor_s + DEADLINES.round_factor * longest_s
         tables = gather(refs, deadline, Expect(f"round {repetition} samples", within, senders))
-        # How late the last worker started, on its own clock: what the next margin must cover.
-        margin.observe(submit_ns, max(t["start_ns"][0].as_py() - (start_at + off) for t, off in zip(tables, offsets)))
-        note_round(lead, min(start_at + off - t["called_ns"][0].as_py() for t, off in zip(tables, offsets)))
+        # When the last call arrived, on the driver's clock: what the next margin must cover.
+        reached = max(t["called_ns"][0].as_py() - off for t, off in zip(tables, offsets))
+        margin.observe(reached - submitted)
+        note_round(lead, start_at - reached)
         longest_s = max(longest_s, max(t["elapsed_ns"][0].as_py() for t in tables) / 1e9)
         for kept, table in zip(rows, tables):
             kept.append(table)
