@@ -110,7 +110,11 @@ def sweep(c: Any, sizes: list[int], repeats: int, repetitions: int,
                  "bytes": written_bytes() - started["bytes"], "error": record.error,
                  "phases": {k: {"wall_s": v.wall_s, "cpu_s": v.cpu_s, "thread_s": v.thread_s, "calls": v.calls}
                             for k, v in costs.phases.items()},
-                 "margin_ms": [m / 1e6 for m in costs.margin_ns], "slack_ms": [s / 1e6 for s in costs.slack_ns]}
+                 "margin_ms": [m / 1e6 for m in costs.margin_ns], "slack_ms": [s / 1e6 for s in costs.slack_ns],
+                 "late_ms": [x / 1e6 for x in costs.late_ns],
+                 # One machine: every true offset is 0, so an estimate is its own error.
+                 "offset_error_ms": [c.offset_ns / 1e6 for c in record.clocks.values() if c.exchanges],
+                 "offset_uncertainty_ms": [c.uncertainty_ns / 1e6 for c in record.clocks.values() if c.exchanges]}
         if len(trial.node_ids) == max(sizes):
             entry["memory_mib"] = node_memory(c)
         trials.append(entry)

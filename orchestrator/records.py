@@ -153,6 +153,8 @@ class TrialCosts:
     """Per round, how far ahead of its start instant the driver sent it."""
     slack_ns: tuple[int, ...] = ()
     """Per round, the least time by which any worker's call arrived before the instant (negative: late)."""
+    late_ns: tuple[int, ...] = ()
+    """Per round, how long after the instant its last worker started, on that worker's own clock."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ class Meter:
     def __init__(self) -> None:
         self._phases: dict[str, list[float]] = {}
         self._name: str | None = None
-        self._rounds: list[tuple[int, int]] = []
+        self._rounds: list[tuple[int, int, int]] = []
 
     def add(self, name: str, wall_s: float = 0.0, cpu_s: float = 0.0, thread_s: float = 0.0, calls: int = 0) -> None:
         """Add to phase ``name`` (created on first use, kept in first-use order)."""
@@ -39,8 +39,9 @@ class Meter:
         # Deferred: every stage imports this module, and a chain through records would be too long.
         from orchestrator.records import PhaseCost, TrialCosts
 
+        margins, slacks, lates = zip(*self._rounds) if self._rounds else ((), (), ())
         return TrialCosts({name: PhaseCost(w, c, t, int(n)) for name, (w, c, t, n) in self._phases.items()},
-                          tuple(m for m, _ in self._rounds), tuple(s for _, s in self._rounds))
+                          tuple(margins), tuple(slacks), tuple(lates))
 
 
 @contextmanager
@@ -73,11 +74,11 @@ def phase(name: str) -> Iterator[None]:
             meter.add(outer, *(-x for x in spent))
 
 
-def note_round(margin_ns: int, slack_ns: int) -> None:
-    """Keep one round's margin and slack (how early its latest call arrived) on the current meter."""
+def note_round(margin_ns: int, slack_ns: int, late_ns: int) -> None:
+    """Keep one round's margin, slack (how early its latest call arrived) and lateness of its last start."""
     meter = _current.get()
     if meter is not None:
-        meter._rounds.append((margin_ns, slack_ns))
+        meter._rounds.append((margin_ns, slack_ns, late_ns))
 
 
 def count_calls(calls: int) -> None:

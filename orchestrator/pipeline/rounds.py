@@ -81,7 +81,8 @@ def measure_rounds(actors: Sequence[Any], sampling: Sampling, iterations: int,
         # When the last call arrived, on the driver's clock: what the next margin must cover.
         reached = max(t["called_ns"][0].as_py() - off for t, off in zip(tables, offsets))
         margin.observe(reached - submitted)
-        note_round(lead, start_at - reached)
+        note_round(lead, start_at - reached,
+                   max(t["start_ns"][0].as_py() - (start_at + off) for t, off in zip(tables, offsets)))
         longest_s = max(longest_s, max(t["elapsed_ns"][0].as_py() for t in tables) / 1e9)
         for kept, table in zip(rows, tables):
             kept.append(table)
