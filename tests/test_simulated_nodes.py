@@ -64,4 +64,4 @@ def test_each_simulated_node_is_a_host_clocked_once_per_run_and_the_head_runs_no
     # One machine: the true offset is 0, so each estimate must hold it within its stated uncertainty.
     assert all(0 < n["clock_uncertainty_ns"] and abs(n["clock_offset_ns"]) <= n["clock_uncertainty_ns"] for n in others)
     # Every node's clock is read at the run's first trial, all nodes at once, and not again.
-    assert [c["clocks"].calls for c in costs] == [CLOCKS.exchanges * NODES, 0]
+    assert [c.phases["clocks"].calls for c in costs] == [CLOCKS.exchanges * NODES, 0]
