@@ -6,10 +6,14 @@
     session              run_session: folder → connect → probe → plan → per trial: measure,
                          record, commit → close → targets
       planner            points → trials with CPU sets per node (pure)
+      agents             one agent per node, placed at once (one STRICT_SPREAD placement group)
+      clocks             every node's clock offset: once per run, in parallel, re-checked for drift
       actors             acquire pinned worker actors (one per node, CPU set and threads)
       trial              measure one trial: lock CPUs, clocks, service, prepare, rounds, finish
         rounds           the synchronized rounds
-        waits            every wait on Ray, with its deadline
+        margin           how far ahead a round's start instant is chosen, learned from each round
+        waits            every wait on Ray, with its deadline and a sentence when it passes
+      costs              what each trial cost the driver, by phase (wall, CPU, calls)
       record             what the workers returned → the rows and tables to store
       runlog             the run row (true at every moment), nodes rows, each trial's commit
     interrupts           Ctrl-C and SIGTERM alike
