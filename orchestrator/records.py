@@ -116,11 +116,38 @@ class WorkerResult:
 
 
 @dataclass(frozen=True, slots=True)
+class NodeResult:
+    """One node's part of a trial, built on the node by its agent (``pipeline.record.node_record``)."""
+
+    node_id: str
+    samples: pa.Table
+    """Long ``samples`` rows of its workers (``SAMPLES_SCHEMA``), stamps on the driver's clock."""
+    resources: pa.Table
+    """Long ``resources`` rows of its workers (``RESOURCES_SCHEMA``)."""
+    latency: pa.Table | None
+    """Per measured round, its workers' latency histograms merged (repetition, warmup, hist:<name>); None
+    for a workload without latencies."""
+    metrics: tuple[str, ...]
+    """The names of the metrics its samples reported (``metric:<name>`` columns)."""
+    flags: frozenset[str]
+    """Sample flags the workload raised in any measured sample."""
+    peaks: Mapping[int, float | None]
+    """Per worker rank, its peak RSS (bytes)."""
+    cpu_means: Mapping[int, float]
+    """Each CPU's busy share (0-100) over the measured samples."""
+    setup_s: float
+    """The longest setup of its workers, seconds."""
+    clock: ClockOffset = SAME_CLOCK
+    """Its clock minus the driver's."""
+
+
+@dataclass(frozen=True, slots=True)
 class MeasuredTrial:
-    """A trial whose workers all finished: their results and how measuring stopped."""
+    """A trial whose workers all finished: their results (per worker, or per node from the agents), how it stopped."""
 
     trial: Trial
     workers: tuple[WorkerResult, ...]
+    """Each worker's raw results, in slot order; empty when the agents built ``nodes``."""
     stop_reason: str
     """repetitions (fixed count) | stable (CI narrow enough) | max-time."""
     measure_s: float
@@ -129,6 +156,8 @@ class MeasuredTrial:
     """With --until-stable, the last look: its interval is the primary metric's CI."""
     flags: frozenset[str] = frozenset()
     """Trial flags raised while running it (``shared_cpus``)."""
+    nodes: tuple[NodeResult, ...] = ()
+    """Each node's rows and figures as its agent built them, in node order (empty: build them from ``workers``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,14 +7,15 @@
                          record, commit → close → targets
       planner            points → trials with CPU sets per node (pure)
       agents             one agent per node, placed at once (one STRICT_SPREAD placement group)
+        node_agent       the agent actor: its node's fresh workers, locks, prepare, rounds, rows, release
       clocks             every node's clock offset: once per run, in parallel, re-checked for drift
-      actors             acquire pinned worker actors (one per node, CPU set and threads)
-      trial              measure one trial: lock CPUs, clocks, service, prepare, rounds, finish
+      trial              measure one trial through its nodes' agents: start, lock, clocks, service,
+                         prepare, rounds, finish (one call per node each)
         rounds           the synchronized rounds
         margin           how far ahead a round's start instant is chosen, learned from each round
         waits            every wait on Ray, with its deadline and a sentence when it passes
       costs              what each trial cost the driver, by phase (wall, CPU, calls)
-      record             what the workers returned → the rows and tables to store
+      record             a node's rows (built by its agent) → the trial's rows and tables to store
       runlog             the run row (true at every moment), nodes rows, each trial's commit
     interrupts           Ctrl-C and SIGTERM alike
 

@@ -1,4 +1,4 @@
-"""Place the run's node agents: one per node, all at once, with one STRICT_SPREAD placement group.
+"""Place the run's node agents (``node_agent.NodeAgent``): one per node, all at once, one STRICT_SPREAD group.
 
 Each bundle asks for a little of Ray's ``memory`` resource and no CPU, so an agent never takes
 a CPU a worker needs (a fraction of one would leave a one-CPU node unable to hold a one-CPU
@@ -16,9 +16,9 @@ import ray
 from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-from cluster.agent import NodeAgent
 from cluster.nodes import NodeInfo
 from orchestrator.pipeline.costs import count_calls
+from orchestrator.pipeline.node_agent import NodeAgent
 from orchestrator.pipeline.waits import Expect, Sender, gather
 from orchestrator.records import Trial
 
@@ -56,7 +56,7 @@ def _unfit(nodes: Sequence[NodeInfo]) -> list[str]:
 
 
 class NodeAgents:
-    """The run's agents by node id; ``close`` removes the placement group and the agents with it."""
+    """The run's agents by node id (its workers' nodes, on every host); ``close`` removes them with their group."""
 
     def __init__(self, group: Any, agents: Mapping[str, Any]) -> None:
         self._group, self.by_node = group, dict(agents)

@@ -21,18 +21,18 @@ WINDOW = 8
 
 
 class Margin:
-    """The start margin of a trial's rounds, learned from each round (ns)."""
+    """The start margin of a run's rounds, learned from each round (ns)."""
 
-    def __init__(self, settings: StartMargin, first_ns: int = 0) -> None:
-        """Start from ``first_ns``: a measured time to send every call and hear back (more than reaching them)."""
+    def __init__(self, settings: StartMargin) -> None:
         self._settings = settings
-        self._seen: deque[int] = deque([max(0, first_ns)], maxlen=WINDOW)
+        self._seen: deque[tuple[int, int]] = deque(maxlen=WINDOW)  # (reach ns, calls)
 
-    def ns(self) -> int:
-        """Return the margin for the next round."""
+    def ns(self, calls: int) -> int:
+        """Return the margin for a round of ``calls`` calls (the floor until a round was seen)."""
         s = self._settings
-        return int(min(s.ceiling_ns, s.floor_ns + s.factor * max(self._seen)))
+        reach = max((max(r, r * calls // n) for r, n in self._seen), default=0)  # a bigger round takes longer
+        return int(min(s.ceiling_ns, s.floor_ns + s.factor * reach))
 
-    def observe(self, reach_ns: int) -> None:
-        """Take how long one round took from choosing its instant until its last call arrived (ns)."""
-        self._seen.append(max(0, reach_ns))
+    def observe(self, reach_ns: int, calls: int) -> None:
+        """Take how long a round of ``calls`` calls took from choosing its instant until its last call arrived."""
+        self._seen.append((max(0, reach_ns), max(1, calls)))

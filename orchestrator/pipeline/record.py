@@ -1,10 +1,11 @@
-"""Assemble what is stored for one trial from what its workers returned: a pure function.
+"""Assemble what is stored for one trial from what its workers returned: pure functions, in two steps.
 
-Input: each worker's wide sample table (one row per sample: timing columns plus
-``metric:<name>`` values) and resource rows. Output: a ``TrialRecord`` holding the long
-``samples`` and ``resources`` tables per node and one ``trials`` row per metric with its
-statistics, the trial's aggregate throughput and overlap, flags and target outcomes.
-Testable without Ray: the runner feeds it the actors' results.
+``node_record`` runs on each node (its agent calls it): from each worker's wide sample table
+(one row per sample: timing columns plus ``metric:<name>`` values) and resource rows it builds
+the node's long ``samples`` and ``resources`` rows and merges its latency histograms per round.
+``build_record`` runs on the driver: from every node's part it makes a ``TrialRecord`` with one
+``trials`` row per metric (statistics, the trial's aggregate throughput and overlap, flags and
+target outcomes). Testable without Ray: tests feed it workers' results directly.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from cluster.clock import to_driver
+from cluster.clock import ClockOffset, to_driver
 from cluster.topology import Topology
 from orchestrator.analysis.concurrency import concurrent_throughput
 from orchestrator.analysis.flags import (
@@ -33,13 +34,14 @@ from orchestrator.analysis.latency import (
     latency_flags,
     latency_table_rows,
     merged_figures,
+    node_histograms,
     trial_latencies,
     with_sample_percentiles,
 )
 from orchestrator.analysis.stats import summarize, summarize_rounds
 from orchestrator.analysis.stopping import Look
 from orchestrator.analysis.targets import Target, check_targets, target_columns
-from orchestrator.records import MeasuredTrial, Trial, TrialRecord, WorkerResult
+from orchestrator.records import MeasuredTrial, NodeResult, Trial, TrialRecord, WorkerResult
 from orchestrator.settings import Sampling
 from orchestrator.store.schemas import RESOURCES_SCHEMA, SAMPLES_SCHEMA, TRIALS_SCHEMA
 from workloads.base import Metric, Workload, latency_metrics
@@ -74,19 +76,21 @@ def failed_record(run_id: str, trial: Trial, workload: type[Workload], error: st
 
 
 def sample_metrics(wide: pa.Table, workload: type[Workload], params: Mapping[str, Any]) -> tuple[Metric, ...]:
-    """Return the metrics present in ``wide``: the primary one, declared extras, and points.
+    """Return the metrics present in ``wide``: the primary one, declared extras, and points (``metrics_named``)."""
+    return metrics_named([c[len("metric:"):] for c in wide.column_names if c.startswith("metric:")], workload, params)
+
+
+def metrics_named(names: Sequence[str], workload: type[Workload], params: Mapping[str, Any]) -> tuple[Metric, ...]:
+    """Return the primary metric and those of ``names`` the workload declares, in order.
 
     A workload may report a declared metric per point of an inner sweep as ``name@label``
-    (``ns_per_access@L2``); such a column takes the unit and direction of ``name``. Columns
+    (``ns_per_access@L2``); such a name takes the unit and direction of ``name``. Names
     matching nothing declared are ignored.
     """
     derived = (m for lat in workload.latencies for m in latency_metrics(lat))
     declared = {m.name: m for m in (*workload.extra_metrics(params), *derived)}
     out = [workload.throughput]
-    for column in wide.column_names:
-        if not column.startswith("metric:"):
-            continue
-        name = column[len("metric:"):]
+    for name in names:
         base = declared.get(name) or declared.get(name.partition("@")[0])
         if base is not None:
             out.append(base if base.name == name else Metric(name, base.unit, base.description, base.better))
@@ -252,12 +256,15 @@ CLOCK_UNCERTAIN_SHARE = 0.01
 """Clock offset uncertainty, as a share of the median sample time, above which a trial is ``clock_uncertain``."""
 
 
-def clock_flags(workers: Sequence[WorkerResult]) -> set[str]:
-    """Return ``clock_uncertain`` when a node's clock offset is known worse than 1% of a sample's time."""
-    elapsed = [e for w in workers for e, warm in zip(w.samples["elapsed_ns"].to_pylist(), w.samples["warmup"].to_pylist())
-               if not warm]
-    worst = max((w.clock.uncertainty_ns for w in workers), default=0)
-    return {"clock_uncertain"} if elapsed and worst > CLOCK_UNCERTAIN_SHARE * float(np.median(elapsed)) else set()
+def clock_flags(samples: pa.Table, clocks: Sequence[ClockOffset], metric: str) -> set[str]:
+    """Return ``clock_uncertain`` when a node's clock offset is known worse than 1% of a sample's time.
+
+    ``samples`` are the trial's long rows; ``metric`` (the primary one) picks one row per sample.
+    """
+    rows = samples.filter(pc.and_(pc.equal(samples["metric"], metric), pc.invert(samples["warmup"])))
+    worst = max((c.uncertainty_ns for c in clocks), default=0)
+    elapsed = rows["elapsed_ns"].to_numpy()
+    return {"clock_uncertain"} if elapsed.size and worst > CLOCK_UNCERTAIN_SHARE * float(np.median(elapsed)) else set()
 
 
 def workload_flags(workers: Sequence[WorkerResult]) -> set[str]:
@@ -271,47 +278,63 @@ def workload_flags(workers: Sequence[WorkerResult]) -> set[str]:
     return raised
 
 
+def node_record(run_id: str, trial: Trial, workers: Sequence[WorkerResult], topology: Topology,
+                workload: type[Workload]) -> NodeResult:
+    """Return one node's part of a trial from its workers' raw results (on the node: its agent calls this).
+
+    Each sample gets its latency percentiles (``with_sample_percentiles``); the node's long
+    ``samples`` and ``resources`` rows are built here, and its latency histograms merged per
+    round (``node_histograms``), so the driver receives one part per node.
+    """
+    ready = [replace(w, samples=with_sample_percentiles(w.samples, workload)) for w in workers]
+    names = dict.fromkeys(m.name for w in ready for m in sample_metrics(w.samples, workload, trial.params))
+    return NodeResult(
+        workers[0].node_id,
+        pa.concat_tables([long_samples(run_id, trial, w, topology, workload) for w in ready]),
+        pa.concat_tables([long_resources(run_id, trial.trial_id, w) for w in ready]),
+        node_histograms([w.samples for w in workers], workload), tuple(names), frozenset(workload_flags(ready)),
+        {w.rank: peak_rss(w.resources) for w in ready}, {cpu: m for w in ready for cpu, m in w.cpu_means.items()},
+        max(w.setup_s for w in ready), workers[0].clock)
+
+
 def build_record(run_id: str, measured: MeasuredTrial, topologies: Mapping[str, Topology],
                  workload: type[Workload], sampling: Sampling, targets: Sequence[Target] = ()) -> TrialRecord:
     """Return everything stored for a measured trial (see the module docstring).
 
     Args:
         run_id: the run the trial belongs to.
-        measured: the workers' results, in slot order.
+        measured: each node's part (``measured.nodes``, from the agents), or the workers' results,
+            in slot order, whose nodes' parts are then built here.
         topologies: each node's topology, by node id (for the L3 domain and NUMA node columns).
         workload: the trial's workload class (its declared metrics and sample flags).
         sampling: the run's sampling settings (the flag thresholds come from them).
         targets: the run's targets; each checked metric's row records its outcome.
     """
     trial = measured.trial
-    workers = tuple(replace(w, samples=with_sample_percentiles(w.samples, workload)) for w in measured.workers)
-    latencies = trial_latencies([w.samples for w in measured.workers], workload)
-    samples: dict[str, list[pa.Table]] = {}
-    resources: dict[str, list[pa.Table]] = {}
-    peaks: dict[int, float | None] = {}
-    pinned: set[tuple[str, int]] = set()
-    for w in workers:
-        samples.setdefault(w.node_id, []).append(long_samples(run_id, trial, w, topologies[w.node_id], workload))
-        resources.setdefault(w.node_id, []).append(long_resources(run_id, trial.trial_id, w))
-        peaks[w.rank] = peak_rss(w.resources)
-        if w.pinned:
-            pinned.update((w.node_id, c) for c in w.cpus)
-    tables = {"samples": {n: pa.concat_tables(t) for n, t in samples.items()},
-              "resources": {n: pa.concat_tables(t) for n, t in resources.items()}}
-    means = {(w.node_id, cpu): m for w in workers for cpu, m in w.cpu_means.items()}
-    seen = {m.name: m for w in workers for m in sample_metrics(w.samples, workload, trial.params)}
-    metrics = (workload.throughput, *(m for name, m in seen.items() if name != workload.throughput.name))
+    nodes = measured.nodes
+    if not nodes:
+        by_node: dict[str, list[WorkerResult]] = {}
+        for w in measured.workers:
+            by_node.setdefault(w.node_id, []).append(w)
+        nodes = tuple(node_record(run_id, trial, ws, topologies[n], workload) for n, ws in by_node.items())
+    tables = {"samples": {n.node_id: n.samples for n in nodes}, "resources": {n.node_id: n.resources for n in nodes}}
+    samples = pa.concat_tables(tables["samples"].values())
+    latencies = trial_latencies([n.latency for n in nodes if n.latency is not None], workload)
+    peaks = {rank: peak for n in nodes for rank, peak in n.peaks.items()}
+    pinned = {(s.node_id, c) for s in trial.slots if s.pinned for c in s.cpus}
+    means = {(n.node_id, cpu): m for n in nodes for cpu, m in n.cpu_means.items()}
+    seen = metrics_named(list(dict.fromkeys(name for n in nodes for name in n.metrics)), workload, trial.params)
+    metrics = (workload.throughput, *(m for m in seen if m.name != workload.throughput.name))
     limits = thresholds(sampling)
     columns = {"stop_reason": measured.stop_reason, "measure_s": measured.measure_s,
-               "setup_s": max(w.setup_s for w in measured.workers),
-               **resource_columns(means, pinned, peaks)}
-    raised = (set(flag_trial(means, pinned, None, limits)) | workload_flags(workers)
-              | latency_flags(latencies, trial.params) | set(measured.flags) | clock_flags(workers))
-    rows, worker_rows = metric_rows(run_id, trial, pa.concat_tables(tables["samples"].values()), metrics,
-                                    columns, sorted(raised), limits, measured.stop)
+               "setup_s": max(n.setup_s for n in nodes), **resource_columns(means, pinned, peaks)}
+    raised = (set(flag_trial(means, pinned, None, limits)) | {f for n in nodes for f in n.flags}
+              | latency_flags(latencies, trial.params) | set(measured.flags)
+              | clock_flags(samples, [n.clock for n in nodes], workload.throughput.name))
+    rows, worker_rows = metric_rows(run_id, trial, samples, metrics, columns, sorted(raised), limits, measured.stop)
     rows += latency_figure_rows(run_id, trial, rows, merged_figures(latencies), workload, columns, raised)
     outcomes = target_columns(check_targets(targets, rows))
     rows = [{**r, "target": outcomes.get((r["trial_id"], r["metric"]))} for r in rows]
     return TrialRecord(trial, tables, tuple(rows), tuple(worker_rows),
                        tuple(latency_table_rows(run_id, trial.trial_id, trial.workload, latencies)),
-                       {w.node_id: w.clock for w in workers})
+                       {n.node_id: n.clock for n in nodes})

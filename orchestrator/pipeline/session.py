@@ -1,7 +1,8 @@
 """One session of the pipeline, the same for ``run``, ``sweep`` and ``capacity``.
 
     check the folder → connect → probe → plan (refused before any file is written) → warnings
-    → open the run (``RunLog``) → per trial: acquire workers (``ActorPool``), measure
+    → open the run (``RunLog``) → place one agent on every node the plan uses (``NodeAgents``)
+    and keep their clocks (``ClockBook``) → per trial: measure through the agents
     (``trial.run_trial``), record (``record.build_record``), commit → close the run → targets.
 """
 
@@ -18,14 +19,13 @@ from rich.console import Console
 
 from cluster.connection import ray_session
 from cluster.cpu_lock import CpuLockTimeout
-from cluster.environment import local_host_id
 from cluster.nodes import NodeInfo
 from orchestrator.analysis.targets import Target, check_targets
-from orchestrator.pipeline.actors import ActorPool, ActorsNotStarted
 from orchestrator.pipeline.agents import AgentsNotPlaced, NodeAgents, used_nodes
 from orchestrator.pipeline.clocks import ClockBook, measure_offsets
 from orchestrator.pipeline.costs import metering, phase
 from orchestrator.pipeline.interrupts import terminated_on_sigterm
+from orchestrator.pipeline.margin import Margin
 from orchestrator.pipeline.planner import plan_trials
 from orchestrator.pipeline.record import build_record, failed_record
 from orchestrator.pipeline.runlog import RunLog
@@ -34,7 +34,7 @@ from orchestrator.pipeline.waits import TrialTimeout, WaitExpired, describe_erro
 from orchestrator.records import OnTrial, Point, RunOutcome, Session, Trial, TrialRecord
 from orchestrator.render.notes import print_warnings
 from orchestrator.render.progress import trial_progress
-from orchestrator.settings import CLOCKS, DEADLINES, Sampling
+from orchestrator.settings import CLOCKS, DEADLINES, START_MARGIN, Sampling
 from orchestrator.store.layout import new_run_id, validate_run_id
 from orchestrator.store.reader import Dataset
 from orchestrator.store.writer import RunStore, StoreError, check_writable
@@ -107,8 +107,9 @@ def lost_nodes(trial: Trial, nodes: Sequence[NodeInfo]) -> list[NodeInfo]:
     return [n for n in nodes if n.node_id in trial.node_ids and n.node_id not in alive]
 
 
-def measure(trial: Trial, sampling: Sampling, pool: ActorPool, nodes: Mapping[str, NodeInfo], run_id: str,
-            targets: Sequence[Target], say: Callable[[str], None], clocks: ClockBook | None = None) -> TrialRecord:
+def measure(trial: Trial, sampling: Sampling, agents: NodeAgents, nodes: Mapping[str, NodeInfo], run_id: str,
+            targets: Sequence[Target], say: Callable[[str], None], clocks: ClockBook | None = None,
+            margin: Margin | None = None) -> TrialRecord:
     """Measure one trial and return its record; a workload error or a lost node fails it, never the run.
 
     Raises:
@@ -117,13 +118,13 @@ def measure(trial: Trial, sampling: Sampling, pool: ActorPool, nodes: Mapping[st
     workload = get_workload(trial.workload)
     sampling = trial.sampling or sampling
     try:
-        measured = run_trial(trial, sampling, pool, nodes, run_id, say, clocks)
+        measured = run_trial(trial, sampling, agents, nodes, run_id, say, clocks, margin)
     except CpuLockTimeout:
         raise
     except TrialTimeout:
         return failed_record(run_id, trial, workload, f"the trial ran past --trial-timeout "
                                                       f"{sampling.trial_timeout_s:g} s and was stopped")
-    except (ActorsNotStarted, WaitExpired) as exc:
+    except WaitExpired as exc:
         return failed_record(run_id, trial, workload, str(exc))
     except Exception as exc:  # noqa: BLE001 -- a workload error (RayTaskError) or a lost actor/node
         error = describe_error(exc)
@@ -171,25 +172,25 @@ def run_session(spec: SessionSpec, on_trial: OnTrial | None = None) -> Session:
         if skip:
             say(f"Resuming {store.run_id}: {len(skip)} of {planned} trials already stored, "
                 f"running {planned - len(skip)}.")
-        # Nodes off this machine get an agent, which reads their clock once per run (and on re-checks).
-        clocked = [n for n in used_nodes(nodes, trials) if n.host_id != local_host_id()]
+        used = used_nodes(nodes, trials)  # each gets an agent: it runs its node's workers and reads its clock
         records: list[TrialRecord] = []
         status = "interrupted"
         with trial_progress(None if planned is None else planned - len(skip), spec.describe,
                             also=on_trial) as progress:
             log = RunLog(store, spec.command, spec.spec_json, nodes, planned, previous)
             try:
-                with (terminated_on_sigterm(), contextlib.closing(ActorPool()) as pool,
-                      contextlib.closing(NodeAgents.place(clocked, DEADLINES.actor_start_s)) as agents):
-                    clocks = ClockBook(clocked, lambda ids: measure_offsets(
+                with (terminated_on_sigterm(),
+                      contextlib.closing(NodeAgents.place(used, DEADLINES.actor_start_s)) as agents):
+                    clocks = ClockBook(used, lambda ids: measure_offsets(
                         agents.by_node, [by_id[i] for i in ids], CLOCKS.exchanges), say=say)
+                    margin = Margin(START_MARGIN)  # learned over the run's rounds
                     for i, trial in enumerate(trials):
                         if trial.trial_id in skip:
                             continue
                         progress(i, trial, None)
                         with metering() as meter:
-                            record = measure(trial, spec.sampling, pool, by_id, store.run_id, spec.targets, say,
-                                             clocks)
+                            record = measure(trial, spec.sampling, agents, by_id, store.run_id, spec.targets, say,
+                                             clocks, margin)
                             with phase("commit"):
                                 log.commit(trial, record)
                         record = replace(record, costs=meter.costs())

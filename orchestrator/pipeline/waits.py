@@ -19,7 +19,11 @@ class TrialTimeout(Exception):
     """A trial ran past its ``--trial-timeout``."""
 
 
-class WaitExpired(Exception):
+class Sentence(Exception):
+    """An error whose ``str()`` is the whole sentence a user reads (what, where, why): stored as it is."""
+
+
+class WaitExpired(Sentence):
     """A wait passed its deadline; ``str()`` names what did not come and why, in one sentence."""
 
 
@@ -111,9 +115,15 @@ def describe_error(exc: BaseException) -> str:
     """Return what went wrong: a workload's own message whole (command, exit code, stderr tail), bounded.
 
     A workload's exception reaches the driver wrapped in a RayTaskError whose ``cause`` is
-    the original; Ray's own errors (a lost actor or node) keep why Ray says it happened
-    (an actor's exit type and detail), which their first line alone does not.
+    the original; a ``Sentence`` (raised here or by an agent) is kept as it is; Ray's own
+    errors (a lost actor or node) keep why Ray says it happened (an actor's exit type and
+    detail), which their first line alone does not.
     """
     cause = getattr(exc, "cause", None)
-    text = _ray_error(exc) if cause is None else f"{type(cause).__name__}: {cause}".strip()
+    if isinstance(exc, Sentence) or isinstance(cause, Sentence):
+        text = str(cause if cause is not None else exc)
+    elif cause is None:
+        text = _ray_error(exc)
+    else:
+        text = f"{type(cause).__name__}: {cause}".strip()
     return text if len(text) <= ERROR_CHARS else "…" + text[-ERROR_CHARS:]
