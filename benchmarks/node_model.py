@@ -2,9 +2,10 @@
 
 Measured here, by running the real code on synthetic inputs (no Ray): for a trial of one
 worker on each of N nodes (each node its own host, this machine's topology), the planner
-(``plan_trials``), the driver's record building (``build_record``), the commit to the
-dataset (``RunLog.commit``: seconds and bytes) and reading it back as ``topobench query``
-does. Taken from ``many_nodes.py --json`` (what needs Ray): the driver CPU each Ray call
+(``plan_trials``), a node's own rows (``node_record``: each agent builds its node's, in
+parallel, so it is a cost per node off the driver), the driver's record from the N parts
+(``build_record``), the commit to the dataset (``RunLog.commit``: seconds and bytes) and
+reading it back as ``topobench query`` does. Taken from ``many_nodes.py --json`` (what needs Ray): the driver CPU each Ray call
 costs and the calls per node per trial, each node's clock-offset error (one machine: the
 true offset is 0) and how late a lone worker starts after its instant.
 
@@ -82,16 +83,23 @@ def resources(rounds: int, start_ns: int) -> Any:
     return pa.table(rows, schema=RESOURCE_COLUMNS)
 
 
-def measured_trial(trial: Any, rounds: int, warmup: int) -> Any:
-    """Return what N one-worker nodes would hand the driver for ``trial``."""
+def measured_trial(trial: Any, rounds: int, warmup: int, topology: Any) -> tuple[Any, float]:
+    """Return what N one-worker nodes' agents would hand the driver for ``trial``, and one node's CPU seconds."""
     from cluster.clock import ClockOffset
+    from orchestrator.pipeline.record import node_record
     from orchestrator.records import MeasuredTrial, WorkerResult
+    from workloads.registry import get_workload
 
     start = time.time_ns()
-    workers = tuple(WorkerResult(s.rank, s.node_id, f"host{s.rank}", s.cpus, s.pinned,
-                                 wide_samples(rounds, warmup, start), resources(rounds, start), 0.01, {0: 99.0},
-                                 ClockOffset(0, 100_000, 16)) for s in trial.slots)
-    return MeasuredTrial(trial, workers, "repetitions", rounds * 0.05)
+    workload = get_workload(trial.workload)
+    parts, spent = [], []
+    for s in trial.slots:
+        worker = WorkerResult(s.rank, s.node_id, f"host{s.rank}", s.cpus, s.pinned, wide_samples(rounds, warmup, start),
+                              resources(rounds, start), 0.01, {0: 99.0}, ClockOffset(0, 100_000, 16))
+        cpu = time.process_time()
+        parts.append(node_record("r", trial, [worker], topology, workload))
+        spent.append(time.process_time() - cpu)
+    return MeasuredTrial(trial, (), "repetitions", rounds * 0.05, nodes=tuple(parts)), statistics.median(spent)
 
 
 def costs_at(count: int, rounds: int, warmup: int, folder: Path) -> dict[str, float]:
@@ -119,7 +127,7 @@ def costs_at(count: int, rounds: int, warmup: int, folder: Path) -> dict[str, fl
         return result
 
     (trial,) = timed("plan", lambda: plan_trials([point], nodes))
-    measured = measured_trial(trial, rounds, warmup)
+    measured, out["agent_cpu_s"] = measured_trial(trial, rounds, warmup, nodes[0].topology)
     topologies = {n.node_id: n.topology for n in nodes}
     sampling = Sampling(repetitions=rounds, warmup=warmup)
     record = timed("record", lambda: build_record("r", measured, topologies, get_workload("cpu.sqrt_mod"),
@@ -197,14 +205,15 @@ def main() -> None:
         for n in sizes:
             c, ray_ms, total = modelled(n, intercept)
             model[n] = {**c, "ray_ms": ray_ms, "total_ms": total}
-            rows.append([n, f"{1e3 * c['plan_cpu_s']:.1f}", f"{1e3 * c['record_cpu_s']:.1f}",
+            rows.append([n, f"{1e3 * c['plan_cpu_s']:.1f}", f"{1e3 * c['agent_cpu_s']:.1f}",
+                         f"{1e3 * c['record_cpu_s']:.1f}",
                          f"{1e3 * c['write_cpu_s']:.1f}", f"{c['write_bytes'] / 1e3:.0f}",
                          f"{1e3 * c['query_cpu_s']:.1f}", f"{ray_ms:.0f}", f"{total:.0f}"])
             note(f"{n} nodes modelled")
     print(f"Ray calls: {per_node:.1f} per node per trial at {per_call:.2f} ms of driver CPU each (many_nodes.py, "
           f"N >= 8); the rest of a trial: {intercept:.0f} ms (median residual of the measured trials)")
-    print_table(["N", "plan ms", "record ms", "write ms", "written kB", "query ms", "Ray calls ms", "driver CPU ms"],
-                rows)
+    print_table(["N", "plan ms", "node rows ms (agent)", "record ms", "write ms", "written kB", "query ms",
+                 "Ray calls ms", "driver CPU ms"], rows)
     print("\ncheck against many_nodes.py (driver CPU per trial, ms):")
     check = [[n, f"{statistics.median(1e3 * t['cpu_s'] for t in trials if t['nodes'] == n):.0f}",
               f"{intercept + at_measured[n]:.0f}"] for n in measured_n]
