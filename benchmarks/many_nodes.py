@@ -35,7 +35,7 @@ import cluster  # noqa: F401  (token authentication on, before ray is imported)
 from cluster.environment import SIMULATED_HOST_ENV
 
 OBJECT_STORE = 75 * 2**20  # Ray's minimum
-PHASES = ("acquire", "lock", "clocks", "service", "prepare", "rounds", "finish", "record", "commit")
+PHASES = ("start", "acquire", "lock", "clocks", "service", "prepare", "rounds", "finish", "record", "commit")
 
 
 def start_cluster(nodes: int) -> Any:

@@ -172,7 +172,7 @@ def calls_and_cost(measured: dict[str, Any]) -> tuple[float, float]:
     """Return (calls per node per trial, driver CPU per call in ms) from many_nodes.json."""
     trials = [t for t in measured["trials"] if not t["error"]]
     per_node = statistics.median(sum(p["calls"] for p in t["phases"].values()) / t["nodes"] for t in trials)
-    ray_phases = ("acquire", "lock", "clocks", "service", "prepare", "rounds", "finish")
+    ray_phases = ("start", "acquire", "lock", "clocks", "service", "prepare", "rounds", "finish")
     per_call = statistics.median(
         1e3 * sum(t["phases"][k]["cpu_s"] for k in ray_phases if k in t["phases"])
         / max(1, sum(t["phases"][k]["calls"] for k in ray_phases if k in t["phases"]))
