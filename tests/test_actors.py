@@ -9,7 +9,7 @@ from orchestrator.pipeline.agents import NodeAgents
 from orchestrator.pipeline.jobs import run_sweep
 from orchestrator.pipeline.sweep_file import parse_sweep
 from orchestrator.pipeline.waits import describe_error
-from orchestrator.records import WorkerSlot
+from orchestrator.records import Shape, Trial, WorkerSlot
 from orchestrator.settings import Deadlines
 
 pytestmark = pytest.mark.ray
@@ -38,10 +38,11 @@ def test_workers_that_cannot_start_fail_within_the_deadline_with_a_sentence(ray_
     from cluster.probe import probe_nodes
 
     (node,) = probe_nodes(60, embedded=True)
+    trial = Trial("t", "cpu.sqrt_mod", {}, Shape(), (WorkerSlot(0, node.node_id, (), False),))
     agents = NodeAgents.place([node], 30)
     try:
         with pytest.raises(ray_local.exceptions.RayTaskError) as raised:
-            ray_local.get(agents.by_node[node.node_id].start.remote([WorkerSlot(0, node.node_id, (), False)], 1, 1.0))
+            ray_local.get(agents.by_node[node.node_id].start.remote(trial, 1.0))
     finally:
         agents.close()
     text = describe_error(raised.value)

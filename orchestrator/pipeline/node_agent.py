@@ -52,6 +52,8 @@ class NodeAgent:
         self._rows: list[list[pa.Table]] = []
         self._identities: list[dict[str, Any]] = []
         self._prepared: list[dict[str, float]] = []
+        self._trial: Trial | None = None
+        self._topology: Topology | None = None
 
     def wall_ns(self) -> int:
         """Return this node's wall clock, ns since the epoch (``cluster.clock``)."""
@@ -70,8 +72,8 @@ class NodeAgent:
                               " still running or stalled (a slow workload, or CPUs another process holds).")
         return ray.get(refs)
 
-    def start(self, slots: Sequence[WorkerSlot], threads: int, within_s: float) -> list[dict[str, Any]]:
-        """Start fresh workers for ``slots`` on this node (those of before are released); return their identities.
+    def start(self, trial: Trial, within_s: float) -> list[dict[str, Any]]:
+        """Start fresh workers for this node's slots of ``trial`` (those of before are released); return who they are.
 
         Raises:
             WorkersNotStarted: not all started within ``within_s`` (none is kept).
@@ -80,7 +82,8 @@ class NodeAgent:
 
         self.release()
         here = NodeAffinitySchedulingStrategy(self._node, soft=False)
-        self._slots = list(slots)
+        self._trial, self._slots = trial, [s for s in trial.slots if s.node_id == self._node]
+        slots, threads = self._slots, trial.shape.threads_per_worker
         self._workers = [Worker.options(num_cpus=threads, scheduling_strategy=here).remote(
             s.cpus if s.pinned else (), threads) for s in slots]
         refs = [w.__ray_ready__.remote() for w in self._workers]
@@ -128,13 +131,19 @@ class NodeAgent:
         return (max(r["called_ns"] for r in row),
                 tuple((r["start_ns"], r["end_ns"], r["ops"], r["elapsed_ns"]) for r in row))
 
-    def finish(self, run_id: str, trial: Trial, topology: Topology, clock: ClockOffset,
-               within_s: float) -> NodeResult:
-        """Tear the workers down, build this node's rows and merged histograms (``record.node_record``), release them."""
+    def finish(self, run_id: str, clock: ClockOffset, within_s: float) -> NodeResult:
+        """Tear the workers down, build this node's rows and merged histograms (``record.node_record``), release them.
+
+        The node's topology (for each row's L3 domain and NUMA node) is read here, once per run,
+        as the probe read it: by a process of this node.
+        """
+        from cluster.topology import read_topology
         from orchestrator.pipeline.record import node_record
         from orchestrator.records import WorkerResult
         from workloads.registry import get_workload
 
+        trial = self._trial
+        self._topology = self._topology or read_topology("/")
         try:
             finished = self._wait([w.finish.remote() for w in self._workers], within_s, "the finish")
             workers = [WorkerResult(s.rank, self._node, who["hostname"], tuple(who["cpus"]), s.pinned,
@@ -142,7 +151,7 @@ class NodeAgent:
                                     float(p["setup_s"]), res["cpu_means"], clock)
                        for s, who, rows, res, p in zip(self._slots, self._identities, self._rows, finished,
                                                        self._prepared)]
-            return node_record(run_id, trial, workers, topology, get_workload(trial.workload))
+            return node_record(run_id, trial, workers, self._topology, get_workload(trial.workload))
         finally:
             self.release()
 

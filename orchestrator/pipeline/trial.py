@@ -136,15 +136,14 @@ def run_trial(trial: Trial, sampling: Sampling, agents: NodeAgents, nodes: Mappi
         WaitExpired: a phase's answers did not come within its deadline (the sentence says which, where, why).
         TrialTimeout: the trial ran past ``--trial-timeout``.
     """
-    threads = trial.shape.threads_per_worker
     slots = by_node(trial)
     handles = [agents.by_node[n] for n in trial.node_ids]
     named = agents_named(trial, nodes)
     service = None
     try:
         with phase("start"):
-            gather([a.start.remote(slots[n], threads, DEADLINES.actor_start_s) for a, n in zip(handles, trial.node_ids)],
-                   None, Expect("started workers", DEADLINES.actor_start_s + DEADLINES.call_s, named))
+            gather([a.start.remote(trial, DEADLINES.actor_start_s) for a in handles], None,
+                   Expect("started workers", DEADLINES.actor_start_s + DEADLINES.call_s, named))
         with phase("lock"):
             flags = lock_cpus(trial, handles, sampling, run_id, say, named)
         # The watchdog starts once the CPUs are ours: waiting for another run is not this trial's time.
@@ -172,8 +171,8 @@ def run_trial(trial: Trial, sampling: Sampling, agents: NodeAgents, nodes: Mappi
             rounds = measure_rounds(handles, sampling, max(iterations), [o.offset_ns for o in offsets], deadline,
                                     margin or Margin(START_MARGIN), named, sampling.min_time_s * max(iterations) / max(1, min(iterations)))
         with phase("finish"):
-            parts = gather([a.finish.remote(run_id, trial, nodes[n].topology, off, DEADLINES.finish_s)
-                            for a, n, off in zip(handles, trial.node_ids, offsets)], deadline,
+            parts = gather([a.finish.remote(run_id, off, DEADLINES.finish_s) for a, off in zip(handles, offsets)],
+                           deadline,
                            Expect("finished nodes (teardown and rows)", DEADLINES.finish_s + DEADLINES.call_s, named))
     except BaseException:
         for agent in handles:
