@@ -267,6 +267,8 @@ class MetricRounds:
     higher_is_better: bool | None
     units: tuple[float, ...]
     """Per round, the mean over the trial's workers (rounds every worker measured), in round order."""
+    flags: tuple[str, ...] = ()
+    """The trial's flags on this metric (unstable, noisy, desynchronized, ...), sorted."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from orchestrator.analysis.compare import compare_runs, parse_threshold
 from orchestrator.cli import app
+from orchestrator.render.comparison import text_rows
 from orchestrator.store.queries import run_rounds
 from orchestrator.store.reader import Dataset
 from orchestrator.store.schemas import SAMPLES_SCHEMA
@@ -32,11 +33,11 @@ def _compare(root, base: str, new: str, **kwargs):
     return compare_runs(run_rounds(dataset, base), run_rounds(dataset, new), **kwargs)
 
 
-def write_run(root, run_id, throughputs, latencies=None, *, workers=1, warmup_value=1.0, extra=()):
+def write_run(root, run_id, throughputs, latencies=None, *, workers=1, warmup_value=1.0, extra=(), flags=()):
     """Write a run with one cpu.sqrt_mod trial: throughputs (higher is better), latencies (lower).
 
     With ``workers`` > 1 every worker reports the same value per round; ``extra`` adds
-    (metric, unit, higher_is_better, values) tuples.
+    (metric, unit, higher_is_better, values) tuples; ``flags`` are the throughput row's flags.
     """
     store = RunStore(root, run_id)
     store.write_run({"run_id": run_id, "started_at": datetime(2026, 1, 1, tzinfo=timezone.utc),
@@ -51,7 +52,7 @@ def write_run(root, run_id, throughputs, latencies=None, *, workers=1, warmup_va
     for index, (metric, unit, hib, values) in enumerate(metrics):
         trials.append({**base, "metric": metric, "unit": unit, "higher_is_better": hib, "n": len(values),
                        "median": float(np.median(values)), "status": "ok",
-                       "overlap": 1.0 if index == 0 else None})
+                       "overlap": 1.0 if index == 0 else None, "flags": list(flags) if index == 0 else []})
         rows = [(True, warmup_value)] + [(False, v) for v in values]
         for rep, (warm, v) in enumerate(rows):
             for rank in range(workers):
@@ -235,3 +236,55 @@ def test_an_incomplete_run_is_named_before_its_figures_are_compared(tmp_path):
     assert result.exit_code == 0, result.output
     assert (f"topobench: warning: NEW run {RUN_B} is interrupted (1 of 3 trials stored): only what it stored "
             "is compared.") in result.stderr
+
+
+def test_a_verdict_on_a_flagged_trial_shows_the_flags_and_says_they_weaken_it(tmp_path):
+    write_run(tmp_path, RUN_A, noisy(100e6, seed=1), flags=("noisy",))
+    write_run(tmp_path, RUN_B, noisy(68e6, rel=0.2, seed=2), flags=("unstable",))
+    (row,) = _compare(tmp_path, RUN_A, RUN_B).rows
+    assert (row.verdict, row.base_flags, row.new_flags) == ("slower", ("noisy",), ("unstable",))
+    assert row.caveat == "BASE noisy; NEW unstable"
+    runner, args = CliRunner(), ["compare", RUN_A, RUN_B, "--results", str(tmp_path)]
+    data = json.loads(runner.invoke(app, [*args, "--format", "json"]).output)
+    assert (data["rows"][0]["verdict"], data["rows"][0]["new_flags"], data["rows"][0]["caveat"]) == (
+        "slower", ["unstable"], "BASE noisy; NEW unstable")
+    (line,) = csv.DictReader(io.StringIO(runner.invoke(app, [*args, "--format", "csv"]).output))
+    assert (line["base_flags"], line["new_flags"], line["caveat"]) == ("noisy", "unstable", "BASE noisy; NEW unstable")
+    md = runner.invoke(app, [*args, "--format", "markdown"]).output
+    assert "| BASE noisy; NEW unstable | slower, weakened by the flags |" in md
+    assert "A verdict beside a flag is weaker: the test assumes rounds that differ only by chance" in md
+    assert text_rows(_compare(tmp_path, RUN_A, RUN_B))[0][-2:] == ["BASE noisy; NEW unstable",
+                                                                   "slower, weakened by the flags"]
+    assert "A verdict beside a flag is weaker" in " ".join(runner.invoke(app, args).output.split())
+    gate = runner.invoke(app, [*args, "--fail-on-regression", "5%"])
+    assert gate.exit_code == 1 and ("1 regression(s) beyond 5.0%: cpu.sqrt_mod:element_ops_per_s (0.651x, weakened "
+                                    "by BASE noisy; NEW unstable)") in " ".join(gate.stderr.split())
+    write_run(tmp_path, RUN_C, noisy(68e6, rel=0.2, seed=2))
+    (clean,) = _compare(tmp_path, RUN_A, RUN_C).rows
+    assert clean.caveat == "BASE noisy" and clean.new_flags == ()
+
+
+def test_a_running_run_with_nothing_stored_is_named_as_running_not_as_another_benchmark(tmp_path):
+    write_run(tmp_path, RUN_A, noisy(100e6))
+    RunStore(tmp_path, RUN_B).write_run({"run_id": RUN_B, "started_at": datetime(2026, 1, 2, tzinfo=timezone.utc),
+                                         "command": "test", "status": "running", "trials_total": 12})
+    result = CliRunner().invoke(app, ["compare", RUN_A, RUN_B, "--results", str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    assert (f"Runs {RUN_A} and {RUN_B} have no trial in common yet: NEW run {RUN_B} is running and has stored 0 "
+            "of 12 trials; compare again when it has completed.") in " ".join(result.stderr.split())
+    from orchestrator.render.report import build_report
+
+    with pytest.raises(UserError, match=f"BASE run {RUN_B} is running and has stored 0 of 12 trials"):
+        build_report(tmp_path, RUN_A, tmp_path / "report", vs=RUN_B)
+    assert not (tmp_path / "report").exists()  # refused before any file is written
+    alone = build_report(tmp_path, RUN_B, tmp_path / "alone").markdown.read_text()
+    assert "**This run is running**: the figures below are of the trials it stored (0 of 12)." in alone
+
+
+def test_a_threshold_out_of_range_is_told_its_range(tmp_path):
+    write_run(tmp_path, RUN_A, noisy(100e6))
+    result = CliRunner().invoke(app, ["compare", RUN_A, RUN_A, "--results", str(tmp_path),
+                                      "--fail-on-regression", "500%"])
+    assert result.exit_code == 2
+    assert ("--fail-on-regression '500%' is out of range; give a percentage from 0% to below 100%, such as 5% or "
+            "0.05.") in " ".join(result.stderr.split())

@@ -79,6 +79,22 @@ def test_bad_or_writing_queries_change_nothing(dataset, sql, fragment, monkeypat
     assert sorted(p for p in dataset.rglob("*")) == before
 
 
+@pytest.mark.parametrize("sql, kind", [
+    ("INSTALL httpfs", "an INSTALL"),  # DuckDB files it under LOAD
+    ("FORCE INSTALL httpfs", "a FORCE INSTALL"),
+    ("ATTACH 'other.db'", "an ATTACH"),
+    ("USE memory", "a USE"),  # DuckDB files it under SET
+    ("/* keep */ update trials SET n = 1", "an UPDATE"),
+    ("WITH a AS (SELECT 1) INSERT INTO trials SELECT * FROM a", "an INSERT"),
+    ("LOAD httpfs", "a LOAD"),
+])
+def test_a_refused_statement_is_named_by_its_own_kind(dataset, sql, kind):
+    result = query(dataset, sql)
+    assert result.exit_code == 2
+    assert result.stderr.strip().endswith(
+        f"Query is {kind} statement; `topobench query` is read-only, give a SELECT.")
+
+
 @pytest.mark.parametrize("sql", [
     "SELECT * FROM read_csv('/etc/passwd')",
     "SELECT * FROM read_text('~/.ray/auth_token')",

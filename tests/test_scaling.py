@@ -346,6 +346,20 @@ def test_verdict_retrograde_needs_disjoint_cis():
     assert not verdict(overlapping, usl, None, "workers").startswith("retrograde")
 
 
+def test_a_retrograde_verdict_names_no_peak_the_drop_measured_contradicts():
+    points = [(1, 100.0), (2, 190.0), (4, 300.0)]
+    drop = (*(_row(n, m, (0.7, 1.0)) for n, m in points), _row(8, 250.0, (0.2, 0.4), x_ci=(240.0, 260.0)))
+    beyond = USLFit(100.0, 0.1, 0.01, (90, 110), (0, 0.2), (0.005, 0.02), 9.5, 5.0, (8.0, 11.0))
+    below = USLFit(100.0, 0.1, 2.0, (90, 110), (0, 0.2), (1.0, 3.0), 0.67, 5.0, (0.5, 0.9))
+    for usl in (beyond, below):  # a peak past the largest N, or under the smallest, is not where it fell
+        assert verdict(drop, usl, None, "workers") == "retrograde after 4 workers (throughput 300 there, 250 at 8 workers)"
+
+
+def test_karp_flatt_states_no_serial_fraction_for_a_superlinear_speedup():
+    assert karp_flatt(5.0, 4) is None  # (1/5 - 1/4)/(3/4) = -0.067: not a fraction of anything
+    assert karp_flatt(4.0, 4) == 0.0
+
+
 def test_verdict_needs_cis():
     rows = scaling_table([1, 2, 4], [np.array([100.0]), np.array([180.0]), np.array([300.0])])
     assert verdict(rows, None, None, "cores") == (

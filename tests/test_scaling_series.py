@@ -66,6 +66,31 @@ def test_analyze_two_points_says_not_enough_points():
     assert a.verdict.startswith("scales linearly to 2 workers") and a.rows[1].efficiency_ci_low >= 0.9
 
 
+def test_falling_throughput_gets_no_amdahl_fit_which_could_only_say_plateau():
+    rng = np.random.default_rng(3)
+    medians = {1: 100.0, 2: 190.0, 4: 300.0, 8: 200.0}  # falls after 4 workers, well beyond the noise
+    throughputs = {f"t{n}": x * (1 + 0.01 * rng.standard_normal(8)) for n, x in medians.items()}
+    (a,) = analyze([_trial_row(f"t{n}", 1, n) for n in medians], throughputs, {"w": ("ops", "ops/s")})
+    assert a.verdict.startswith("retrograde after 4 workers")
+    assert a.amdahl is None and a.fit_note == ("no Amdahl fit: throughput falls after N=4, and Amdahl's law only "
+                                               "rises toward a ceiling")
+    assert a.usl is not None  # the USL can bend down: it stays
+
+
+def test_a_caption_claims_no_peak_below_every_n_measured():
+    from dataclasses import replace
+
+    from orchestrator.analysis.scaling import USLFit
+    from orchestrator.render.run_tables import scaling_tables
+
+    trials = [_trial_row(f"t{n}", 1, n) for n in (1, 2, 4, 8)]
+    (a,) = analyze(trials, {f"t{n}": np.full(6, 100.0 * n) for n in (1, 2, 4, 8)}, {"w": ("ops", "ops/s")})
+    below = replace(a, usl=USLFit(100.0, 0.1, 2.0, (90, 110), (0, 0.2), (1.0, 3.0), 0.67, 5.0, (0.5, 0.9)))
+    (table,) = scaling_tables([below])
+    assert "no peak N* claimed (the fitted 0.7 lies below every N measured)" in table.caption
+    assert "peak N* 0.7 (95% CI" not in table.caption
+
+
 def test_write_scaling_is_queryable(tmp_path):
     from dataset import run_query
 

@@ -6,8 +6,11 @@ when latency does not grow over the step (no backlog: under 1% per second of sch
 its schedule, and every SLO percentile's upper 95% confidence bound (over rounds) meets the
 SLO. The search ramps geometrically (x2) to the first failing step (or, from a failing start,
 halves down to the first pass), then bisects between the last pass and the first fail to
-``resolution``. Capacity(N) over worker or node counts is fitted
-with the USL (Gunther 1993; Amdahl with three points), which answers how many N a load needs.
+``resolution``. That assumes pass/fail is monotone in the rate; an answer far below the
+closed-loop throughput is checked by probing above it, and failing steps below a passing one
+are reported (``non_monotone``). Capacity(N) over worker or node counts is fitted with the USL
+(Gunther 1993; Amdahl with three points), which answers how many N a load needs
+(``nodes_needed``; what one more N adds: ``capacity_advice``).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import math
 import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from workloads.errors import UserError
@@ -40,9 +43,17 @@ DESCENTS = 4
 """When the first step fails, halve the rate up to this many times (to 1/16 of the start) before
 saying the SLO is not met even at the lowest rate."""
 
+FAR_BELOW = 8
+"""An answer under 1/FAR_BELOW of the closed-loop throughput (or none at all) is checked by probing
+above it before it is trusted: a low-rate step can fail on noise alone (few requests per round
+make a percentile's upper bound wide; timer and scheduler wake-ups make the send lag)."""
+
+PROBE_FACTOR = 4.0
+"""Probes above a doubtful answer step up by this factor, ending at half the closed-loop throughput."""
+
 _PERCENTILES = {"p50": "p50", "p90": "p90", "p99": "p99", "p99.9": "p999", "p999": "p999"}
 _UNITS_NS = {"ns": 1.0, "us": 1e3, "µs": 1e3, "ms": 1e6, "s": 1e9}
-_SLO = re.compile(r"^\s*(p50|p90|p99\.9|p999|p99)\s*(<=|<)\s*([0-9]*\.?[0-9]+(?:[eE][-+]?\d+)?)\s*(ns|us|µs|ms|s)\s*$")
+_SLO = re.compile(r"^\s*(p50|p90|p99\.9|p999|p99)\s*(<=|<)\s*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?\d+)?)\s*(ns|us|µs|ms|s)\s*$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +81,8 @@ def parse_slos(text: str, option: str = "--slo") -> tuple[Slo, ...]:
     ``option`` names the input in messages (the flag, or the sweep file's key).
 
     Raises:
-        UserError: a part is malformed or its threshold is not a positive finite number.
+        UserError: a part is malformed, its threshold is not a positive finite number, or a
+            percentile is bounded twice (which bound is meant would be a guess).
     """
     slos = []
     for part in text.split(","):
@@ -81,7 +93,12 @@ def parse_slos(text: str, option: str = "--slo") -> tuple[Slo, ...]:
         value = float(match[3]) * _UNITS_NS[match[4]]
         if not (math.isfinite(value) and value > 0):
             raise UserError(f"{option} {part.strip()!r}: the threshold must be a positive number of {match[4]}.")
-        slos.append(Slo(_PERCENTILES[match[1]], match[2], value, part.strip()))
+        slo = Slo(_PERCENTILES[match[1]], match[2], value, part.strip())
+        twice = next((s for s in slos if s.percentile == slo.percentile), None)
+        if twice:
+            raise UserError(f"{option} {text.strip()!r} bounds {match[1]} twice ({twice}, {slo}); give each "
+                            f"percentile one bound, e.g. the tighter one alone.")
+        slos.append(slo)
     return tuple(slos)
 
 
@@ -96,8 +113,11 @@ def parse_load(text: str, option: str = "--load") -> float:
         value = float(raw)
     except ValueError:
         value = math.nan
-    if not (math.isfinite(value) and value > 0):
+    if math.isnan(value):
         raise UserError(f"{option} {text!r} is not a rate; give requests per second such as 20000/s.")
+    if not (math.isfinite(value) and value > 0):
+        raise UserError(f"{option} {text!r} is out of range; give a finite rate above 0 requests per second, "
+                        "such as 20000/s.")
     return value
 
 
@@ -113,6 +133,13 @@ class StepVerdict:
     reason: str
     latency_ns: dict[str, tuple[float | None, float | None]]
     """Per SLO percentile: (figure, upper 95% bound) in ns."""
+    disturbed: tuple[str, ...] = ()
+    """The step's flags that say something besides the offered rate moved its figures (``DISTURBED``)."""
+
+
+DISTURBED = ("noisy", "shared_cpus", "desynchronized", "unstable")
+"""Trial flags that make a step's verdict say little about the rate offered (other load, shared CPUs,
+workers apart, rounds varying over --max-cv)."""
 
 
 def judge_step(rows: Sequence[Mapping[str, Any]], slos: Sequence[Slo], offered_per_s: float) -> StepVerdict:
@@ -145,51 +172,139 @@ def judge_step(rows: Sequence[Mapping[str, Any]], slos: Sequence[Slo], offered_p
                            f"{offered_per_s / (1 + growth['median']):.4g}/s of the {offered_per_s:.4g}/s offered "
                            "were served")
     lag = by_metric.get("send_lag_p99_ms")
-    if lag and lag["median"] is not None and lag["median"] * 1e6 > GENERATOR_SHARE * min(s.threshold_ns for s in slos):
+    tightest = min(slos, key=lambda s: s.threshold_ns)
+    if lag and lag["median"] is not None and lag["median"] * 1e6 > GENERATOR_SHARE * tightest.threshold_ns:
         problems.append(f"the generator fell behind (send-lag p99 {lag['median']:.3g} ms, over "
-                        f"{GENERATOR_SHARE:.0%} of the SLO)")
-    return StepVerdict(offered_per_s, achieved, not problems, True, "; ".join(problems) or "meets the SLO", latency)
+                        f"{GENERATOR_SHARE:.0%} of {tightest}'s {tightest.threshold_ns / 1e6:.3g} ms)")
+    flags = {f for r in rows for f in r.get("flags") or ()}
+    return StepVerdict(offered_per_s, achieved, not problems, True, "; ".join(problems) or "meets the SLO", latency,
+                       tuple(f for f in DISTURBED if f in flags))
 
 
 @dataclass
 class RateSearch:
     """The ramp-then-bisect search of one point: the next rate to offer, and when it is done.
 
-    Rates are totals over all the point's workers, per second.
+    Rates are totals over all the point's workers, per second. The search assumes pass/fail is
+    monotone in the offered rate, and checks it: when the bracket closes far below the
+    closed-loop ``reference_per_s`` (under 1/``FAR_BELOW`` of it, or with no pass at all), it
+    probes above before answering (``probe_rates``); a probe that passes shows a failing step
+    below a passing one (``non_monotone``), and the search goes on above the highest pass.
     """
 
     start_per_s: float
     resolution: float
-    lowest_per_s: float | None = None
-    passed_per_s: float | None = None
-    failed_per_s: float | None = None
-    steps: list[StepVerdict] | None = None
+    reference_per_s: float | None = None
+    """The closed-loop throughput the answer is checked against; None: unchecked."""
+    steps: list[StepVerdict] = field(default_factory=list)
+    probes: list[float] = field(default_factory=list)
+    """The rates offered to check monotonicity, in order."""
+    _planned: list[float] | None = field(default=None, init=False, repr=False)
+    """Probe rates still to offer; None until the bracket first closes."""
 
-    def __post_init__(self) -> None:
-        self.steps = []
+    @property
+    def passed_per_s(self) -> float | None:
+        """Return the highest judged rate that passed; None when none did."""
+        return max((s.offered_per_s for s in self._judged(True)), default=None)
+
+    @property
+    def failed_per_s(self) -> float | None:
+        """Return the lowest judged failing rate above every pass (the bracket's top); None when none."""
+        floor = self.passed_per_s or 0.0
+        return min((s.offered_per_s for s in self._judged(False) if s.offered_per_s > floor), default=None)
+
+    @property
+    def non_monotone(self) -> tuple[float, ...]:
+        """Return the failing rates that lie below a passing one, ascending (empty: monotone)."""
+        top = self.passed_per_s
+        return tuple(sorted({s.offered_per_s for s in self._judged(False) if top and s.offered_per_s < top}))
+
+    def _judged(self, passed: bool) -> list[StepVerdict]:
+        return [s for s in self.steps if s.judged and s.passed == passed]
 
     def next_rate(self) -> float | None:
         """Return the next total rate to offer; None when the search is over."""
         if not self.steps:
             return self.start_per_s
-        if self.failed_per_s is None:
-            return self.passed_per_s * RAMP_FACTOR
-        if self.passed_per_s is None:  # descend from a failing start, then give up
-            lower = self.failed_per_s / RAMP_FACTOR
+        rate = self._bracket_next()
+        return rate if rate is not None else self._probe_next()
+
+    def _bracket_next(self) -> float | None:
+        passed, failed = self.passed_per_s, self.failed_per_s
+        if failed is None:
+            return passed * RAMP_FACTOR
+        if passed is None:  # descend from a failing start, then give up
+            lower = failed / RAMP_FACTOR
             return lower if lower >= self.start_per_s / RAMP_FACTOR ** DESCENTS * (1 - 1e-9) else None
-        if (self.failed_per_s - self.passed_per_s) / self.passed_per_s <= self.resolution:
+        if (failed - passed) / passed <= self.resolution:
             return None
-        return (self.passed_per_s + self.failed_per_s) / 2
+        return (passed + failed) / 2
+
+    def _probe_next(self) -> float | None:
+        """Return the next rate that checks the answer against the reference; None when none is due."""
+        if self._planned is None:
+            self._planned = list(probe_rates(self.passed_per_s, max(s.offered_per_s for s in self.steps),
+                                             self.reference_per_s))
+        if not self._planned:
+            return None
+        self.probes.append(self._planned.pop(0))
+        return self.probes[-1]
 
     def record(self, verdict: StepVerdict) -> None:
-        """Take one judged step into the search."""
+        """Take one step into the search; a probe that passes ends the probing (the bracket moves up)."""
         self.steps.append(verdict)
-        if not verdict.judged:
-            return
-        if verdict.passed:
-            self.passed_per_s = max(self.passed_per_s or 0.0, verdict.offered_per_s)
-        else:
-            self.failed_per_s = min(self.failed_per_s or math.inf, verdict.offered_per_s)
+        if verdict.judged and verdict.passed and self.probes and verdict.offered_per_s == self.probes[-1]:
+            self._planned = []
+
+
+def probe_rates(passed_per_s: float | None, highest_per_s: float, reference_per_s: float | None) -> tuple[float, ...]:
+    """Return the rates above ``highest_per_s`` to offer before trusting an answer far below the reference.
+
+    None are due without a reference, or when the answer (``passed_per_s``) is at least
+    1/``FAR_BELOW`` of it. Otherwise: x``PROBE_FACTOR`` steps from the highest rate offered while at
+    least x2 below half the reference, then half the reference (a rate the system carried closed
+    loop, with room for its latency).
+    """
+    if not reference_per_s or (passed_per_s is not None and passed_per_s * FAR_BELOW >= reference_per_s):
+        return ()
+    top, rates = reference_per_s / 2, []
+    rate = highest_per_s * PROBE_FACTOR
+    while rate * RAMP_FACTOR <= top:  # a probe within x2 of the top adds little: the top is probed anyway
+        rates.append(rate)
+        rate *= PROBE_FACTOR
+    return (*rates, top) if top > highest_per_s else tuple(rates)
+
+
+def _rate(per_s: float) -> str:
+    """Return a rate as words read it: 6.25/s, 400/s, 12,500/s."""
+    return f"{per_s:,.0f}/s" if per_s >= 100 else f"{per_s:.3g}/s"
+
+
+def search_note(search: RateSearch) -> str | None:
+    """Return what to know before trusting a search's answer (non-monotone steps, far below closed loop)."""
+    cap, reference = search.passed_per_s, search.reference_per_s
+    far = reference and (cap is None or cap * FAR_BELOW < reference)
+    if search.non_monotone:
+        fails = ", ".join(_rate(r) for r in search.non_monotone)
+        still = f" It is still 1/{reference / cap:.0f} of the closed-loop {_rate(reference)}." if far else ""
+        flagged = sorted({f for s in search.steps if s.offered_per_s in search.non_monotone for f in s.disturbed},
+                         key=DISTURBED.index)
+        still += f" The failing steps were flagged {', '.join(flagged)}: a quieter machine helps too." if flagged else ""
+        return (f"not monotone: {fails} failed below {_rate(cap)}, which passed; the capacity is the highest "
+                "passing rate. Low rates bring few requests per round, so a percentile's upper bound is wide "
+                "there; give more rounds per step, a longer min time or a looser percentile to trust the low "
+                f"steps.{still}")
+    if search.probes and far:
+        probes = ", ".join(_rate(r) for r in search.probes)
+        answer = ("no rate met the SLO, and probes above the rates tried" if cap is None else
+                  f"the answer is 1/{reference / cap:.0f} of the closed-loop {_rate(reference)}, and probes above it")
+        flagged = sorted({f for s in search.steps if s.offered_per_s in search.probes for f in s.disturbed},
+                         key=DISTURBED.index)
+        if flagged:
+            return (f"{answer}, at {probes}, failed too, but they were flagged {', '.join(flagged)}: rerun on a "
+                    "quiet machine before trusting this answer.")
+        return f"{answer}, at {probes}, failed too: at this SLO the system carries far less than closed loop."
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,27 +349,39 @@ def fit_capacity(ns: Sequence[int], values: Sequence[float]) -> CapacityFit:
 
 def nodes_needed(ns: Sequence[int], capacities: Sequence[float], low: Sequence[float], high: Sequence[float],
                  load_per_s: float) -> dict[str, Any]:
-    """Return the smallest N whose fitted capacity carries ``load_per_s``, with an interval.
+    """Return the smallest N that carries ``load_per_s``, with an interval; never one the measurements deny.
 
-    The model is ``fit_capacity``'s; the interval fits the same model to each N's search bracket
-    ends (the highest passing and the lowest failing rate), so it covers the search's own
-    resolution. Returns {"n", "n_low", "n_high", "model", "peak_n", "note"}; n is None when the
-    load cannot be met within the fitted peak N* (or a ceiling of 64 x the largest N measured).
+    A measured N carries the load when its own figure does: its capacity for the answer, its
+    bracket's low end for the pessimistic bound and high end for the optimistic one. Between and
+    beyond the measured N the model is ``fit_capacity``'s, fitted only to the N up to where
+    capacity stops rising (``capacity_advice.rising_until``) and extrapolated past the largest N
+    only when it rose at every step. Returns {"n", "n_low", "n_high", "model", "peak_n", "note",
+    "stops_at"}; n is None when the load cannot be met within the fitted peak N*, 64 x the largest
+    N measured, or (``stops_at``: the N after which capacity stopped rising) any N measured.
     """
-    ceiling = 64 * max(ns)
+    from orchestrator.analysis.capacity_advice import fitted_peak, rising_until, scale_steps
 
-    def smallest(fit: CapacityFit) -> int | None:
+    top_n = rising_until(ns, scale_steps(ns, low, high))
+    rising = top_n == max(ns)
+    ceiling = 64 * max(ns) if rising else top_n
+    kept = [i for i, n in enumerate(ns) if n <= top_n]
+
+    def smallest(values: Sequence[float]) -> tuple[int | None, CapacityFit]:
+        fit = fit_capacity([ns[i] for i in kept], [values[i] for i in kept])
+        measured = dict(zip(ns, values))
         top = min(ceiling, int(fit.peak_n)) if fit.peak_n else ceiling
-        return next((n for n in range(1, top + 1) if fit(n) >= load_per_s), None)
+        by_fit = next((n for n in range(1, top + 1) if measured.get(n, fit(n)) >= load_per_s), None)
+        by_measure = min((n for n, v in measured.items() if v >= load_per_s), default=None)
+        return min((n for n in (by_fit, by_measure) if n is not None), default=None), fit
 
-    central = fit_capacity(ns, capacities)
-    n, n_low, n_high = smallest(central), smallest(fit_capacity(ns, high)), smallest(fit_capacity(ns, low))
+    (n, central), (n_low, _), (n_high, _) = smallest(capacities), smallest(high), smallest(low)
+    peak = central.peak_n if rising else fitted_peak(ns, capacities)
     note = None
-    if n is None:
+    if n is None and rising:
         note = (f"cannot be met within the fitted peak N* {central.peak_n:.1f}" if central.peak_n else
                 f"cannot be met within {ceiling} (64 x the largest N measured)")
     return {"n": n, "n_low": n_low if n_low is not None else n, "n_high": n_high, "model": central.model,
-            "peak_n": central.peak_n, "note": note}
+            "peak_n": peak, "note": note, "stops_at": None if rising else top_n}
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,7 +417,7 @@ def parse_goal(slo: str, resolution: str, start_rate: float, load: str | None = 
     from orchestrator.analysis.compare import parse_threshold
 
     slos = parse_slos(slo, name("--slo"))
-    fraction = parse_threshold(resolution, option=name("--resolution"))
+    fraction = parse_threshold(resolution, option=name("--resolution"), allowed="above 0% and below 100%")
     if fraction <= 0:
         raise UserError(f"{name('--resolution')} {resolution!r} must be above 0, e.g. 5%.")
     if type(start_rate) not in (int, float) or not (start_rate == 0 or 1 <= start_rate < math.inf):

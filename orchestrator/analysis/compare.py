@@ -6,7 +6,9 @@ start a round together, so their samples of it are not independent). Each metric
 of both runs go through ``stats.compare`` (ratio of medians with a bootstrap CI, Mann-Whitney
 U p-value); the verdicts of all metrics and workloads of the comparison are then judged
 together with Holm's step-down (Holm 1979, ``stats.judge_family``), so the chance of any
-false "faster"/"slower" stays within alpha. Descriptive metrics get no verdict.
+false "faster"/"slower" stays within alpha. Descriptive metrics get no verdict. A verdict on a
+flagged trial (unstable, noisy, desynchronized, ...) carries the flags as its caveat: the test
+assumes rounds that vary only by chance, which a flag says they may not.
 """
 
 from __future__ import annotations
@@ -49,6 +51,11 @@ class MetricComparison:
     """faster | slower | no significant change | too few samples to tell (n=…) | descriptive | n/a."""
     regression: bool
     """Significantly worse by more than the --fail-on-regression threshold."""
+    base_flags: tuple[str, ...] = ()
+    """The BASE trial's flags on this metric (unstable, noisy, desynchronized, ...)."""
+    new_flags: tuple[str, ...] = ()
+    caveat: str = ""
+    """What weakens the verdict: the flags of either side ("NEW unstable"); empty when none."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,15 +78,18 @@ class CompareResult:
         return tuple(r for r in self.rows if r.regression)
 
 
-def parse_threshold(text: str, option: str = "--fail-on-regression") -> float:
-    """Parse "5%" or "0.05" into a fraction (0.05); raise UserError (naming ``option``) when not in [0, 1)."""
+def parse_threshold(text: str, option: str = "--fail-on-regression", allowed: str = "from 0% to below 100%") -> float:
+    """Parse "5%" or "0.05" into a fraction (0.05); raise UserError (naming ``option``) when not in [0, 1).
+
+    ``allowed`` states the range in the message for a number outside it.
+    """
     raw = text.strip()
     try:
         value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
     except ValueError:
-        value = -1.0
+        raise UserError(f"{option} {text!r} is not a percentage; give one such as 5% or 0.05.") from None
     if not 0.0 <= value < 1.0 or math.isnan(value):
-        raise UserError(f"{option} {text!r} is not a percentage; give one such as 5% or 0.05.")
+        raise UserError(f"{option} {text!r} is out of range; give a percentage {allowed}, such as 5% or 0.05.")
     return value
 
 
@@ -120,7 +130,7 @@ def compare_runs(base: RunRounds, new: RunRounds, *, threshold: float | None = N
         fields = {"workload": common["workload"], "params": common["params"], "nodes": common["nodes"],
                   "workers": common["workers"], "placement": common["placement"], "metric": key[width],
                   "unit": n.unit, "higher_is_better": n.higher_is_better, "base_n": len(b.units),
-                  "new_n": len(n.units)}
+                  "new_n": len(n.units), "base_flags": b.flags, "new_flags": n.flags}
         try:
             c = compare(b.units, n.units, better=_better(n.higher_is_better), alpha=alpha, seed=seed)
         except ValueError:  # BASE median 0: ratio undefined
@@ -142,16 +152,43 @@ def compare_runs(base: RunRounds, new: RunRounds, *, threshold: float | None = N
             **fields, base_median=j.base_median, new_median=j.new_median, ratio=j.ratio,
             ratio_ci_low=j.ratio_ci_low, ratio_ci_high=j.ratio_ci_high, p_value=j.p_value,
             p_adjusted=j.p_adjusted, verdict=verdict,
-            regression=threshold is not None and regression(j, threshold)))
+            regression=threshold is not None and regression(j, threshold),
+            caveat=caveat(verdict, fields["base_flags"], fields["new_flags"])))
     configs_b = {k[:width] for k in base.metrics}
     configs_n = {k[:width] for k in new.metrics}
+    notes = tuple(note for note in (incomplete_note(base, "BASE"), incomplete_note(new, "NEW")) if note)
     if not rows:
+        pending = [(side, run) for side, run in (("BASE", base), ("NEW", new)) if run.status not in (None, "complete")]
+        if pending:
+            side, run = pending[0]
+            fix = ("compare again when it has completed" if run.status == "running" else
+                   "resume it, or compare a run that stored this benchmark's trials")
+            raise UserError(f"Runs {base.run_id} and {new.run_id} have no trial in common yet: {side} run "
+                            f"{run.run_id} is {run.status} and has stored {_stored(run)}; {fix}.")
         raise UserError(f"Runs {base.run_id} and {new.run_id} have no trial in common (same workload, parameters, "
                         "nodes, workers and placement); compare runs of the same benchmark.")
-    notes = tuple(note for note in (incomplete_note(base, "BASE"), incomplete_note(new, "NEW")) if note)
     return CompareResult(base.run_id, new.run_id, tuple(rows),
                          tuple(sorted(_describe(k) for k in configs_b - configs_n)),
                          tuple(sorted(_describe(k) for k in configs_n - configs_b)), threshold, alpha, notes)
+
+
+WEAKENS = {"faster", "slower", "no significant change"}
+"""The verdicts a flag weakens (the others are no verdict on a change)."""
+
+
+def caveat(verdict: str, base_flags: tuple[str, ...], new_flags: tuple[str, ...]) -> str:
+    """Return what weakens ``verdict``: each side's flags ("NEW unstable; BASE noisy"); "" when none or no verdict."""
+    if verdict not in WEAKENS:
+        return ""
+    return "; ".join(f"{side} {', '.join(flags)}" for side, flags in (("BASE", base_flags), ("NEW", new_flags))
+                     if flags)
+
+
+def _stored(run: RunRounds) -> str:
+    """Return "3 of 12 trials" (or "3 trials so far" when the plan's size is unknown)."""
+    if run.trials_total is None:
+        return f"{run.trials_stored} trial{'s' if run.trials_stored != 1 else ''} so far"
+    return f"{run.trials_stored} of {run.trials_total} trials"
 
 
 def incomplete_note(run: RunRounds, side: str) -> str:

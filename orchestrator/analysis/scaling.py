@@ -116,7 +116,7 @@ class ScalingRow:
     efficiency: float
     """E(N) = S(N)/N; 1.0 is ideal."""
     karp_flatt: float | None
-    """Experimentally determined serial fraction; None for N = 1, S <= 0 or weak scaling."""
+    """Experimentally determined serial fraction; None for N = 1, S <= 0, S > N (superlinear) or weak scaling."""
     speedup_ci_low: float | None = None
     """Bootstrap 95% CI of S(N); None when N or N0 has fewer than 6 rounds; exact at N0."""
     speedup_ci_high: float | None = None
@@ -323,8 +323,12 @@ def fit_usl(
 
 
 def karp_flatt(speedup: float, n: int) -> float | None:
-    """Return the Karp-Flatt serial fraction (1/S − 1/N)/(1 − 1/N); None for N = 1 or S <= 0."""
-    if n <= 1 or speedup <= 0.0:
+    """Return the Karp-Flatt serial fraction (1/S − 1/N)/(1 − 1/N); None for N = 1, S <= 0 or S > N.
+
+    A superlinear S > N (caches, a slow baseline) would give a negative "serial fraction": the
+    metric assumes S <= N (Karp & Flatt 1990), so none is stated and the verdict warns instead.
+    """
+    if n <= 1 or speedup <= 0.0 or speedup > n:
         return None
     return (1.0 / speedup - 1.0 / n) / (1.0 - 1.0 / n)
 
@@ -415,8 +419,9 @@ def _efficiency_text(row: ScalingRow) -> str:
             f"{row.efficiency_ci_high:.2f})")
 
 
-def _peak_text(usl: USLFit | None, dimension: str) -> str:
-    if usl is None or usl.peak_n is None or usl.peak_n_ci is None:
+def _peak_text(usl: USLFit | None, dimension: str, lowest: float, highest: float = math.inf) -> str:
+    """Return "; USL peak at N* ..." when the fitted peak lies from ``lowest`` to ``highest``, else ""."""
+    if usl is None or usl.peak_n is None or usl.peak_n_ci is None or not lowest <= usl.peak_n <= highest:
         return ""
     low, high = usl.peak_n_ci
     return (f"; USL peak at {_count(round(usl.peak_n, 1), dimension)} "
@@ -427,14 +432,17 @@ def _has_cis(rows: Sequence[ScalingRow]) -> bool:
     return all(r.throughput_ci_low is not None and r.efficiency_ci_low is not None for r in rows)
 
 
-def _retrograde(rows: Sequence[ScalingRow]) -> ScalingRow | None:
-    """Return the best point when the largest N is significantly and materially below it.
+def retrograde(rows: Sequence[ScalingRow]) -> ScalingRow | None:
+    """Return the best point when the largest N is significantly and materially below it; None without CIs.
 
     Significant: the two throughput CIs do not overlap (a conservative test, Schenker &
     Gentleman 2001); material: the median dropped by more than RETROGRADE_DROP.
     """
+    rows = sorted(rows, key=lambda r: r.n)
     last = rows[-1]
     best = max(rows, key=lambda r: r.throughput_median)
+    if last.throughput_ci_high is None or best.throughput_ci_low is None:
+        return None
     drop = last.throughput_median < best.throughput_median * (1.0 - RETROGRADE_DROP)
     if best.n < last.n and drop and last.throughput_ci_high < best.throughput_ci_low:
         return best
@@ -453,10 +461,10 @@ def verdict(
 
     Judged on the 95% CIs, each claim needing its whole interval past its threshold: retrograde
     when the largest N's throughput CI lies below the best point's and the median dropped more
-    than 5%; superlinear (a warning: usually a slow or noisy baseline) when some efficiency CI
+    than 5% (with the USL's N* only when it lies within the N measured); superlinear (a warning: usually a slow or noisy baseline) when some efficiency CI
     lies above 1.1; linear when the largest N's efficiency CI lies at or above 0.9; sub-linear
-    when it lies below 0.9, with the USL σ, κ (and N* when reported and within twice the
-    largest N) or else Amdahl's s named for `mode`; otherwise the CI straddles 0.9 and the
+    when it lies below 0.9, with the USL σ, κ (and N* when reported, from the smallest N to twice
+    the largest) or else Amdahl's s named for `mode`; otherwise the CI straddles 0.9 and the
     verdict says it cannot tell. Without CIs (fewer than 6 rounds at a point) no verdict.
     """
     if not rows:
@@ -469,11 +477,11 @@ def verdict(
     if not _has_cis(rows):
         return (f"efficiency {last.efficiency:.2f} {at_last}; no verdict without CIs "
                 f"(every point needs {MIN_UNITS_FOR_CI} rounds)")
-    best = _retrograde(rows)
-    if best is not None:
+    best = retrograde(rows)
+    if best is not None:  # a fitted peak outside the measured range would contradict the drop measured
         return (f"retrograde after {_count(best.n, dimension)} (throughput "
                 f"{best.throughput_median:.4g} there, {last.throughput_median:.4g} {at_last})"
-                + _peak_text(usl, dimension))
+                + _peak_text(usl, dimension, rows[0].n, last.n))
     superlinear = [r for r in rows[1:] if r.efficiency_ci_low > SUPERLINEAR_EFFICIENCY]
     if superlinear:
         top = max(superlinear, key=lambda r: r.efficiency)
@@ -487,8 +495,7 @@ def verdict(
     text = f"sub-linear: {_efficiency_text(last)} {at_last}"
     if usl is not None:
         text += f" (USL σ={usl.sigma:.3g}, κ={usl.kappa:.3g})"
-        if usl.peak_n is not None and usl.peak_n <= 2 * last.n:
-            text += _peak_text(usl, dimension)
+        text += _peak_text(usl, dimension, rows[0].n, 2 * last.n)
     elif amdahl is not None:
         text += f" (Amdahl {amdahl_name(mode)} {amdahl.serial_fraction:.3g})"
     return text

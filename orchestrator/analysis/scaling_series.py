@@ -126,6 +126,11 @@ def analyze(trials: Sequence[Mapping[str, Any]], throughputs: Mapping[str, np.nd
             xs = [by_n[n] for n in ns]
             rows = scaling.scaling_table(ns, xs, mode=mode)
             amdahl, usl, note = _fits(ns, xs)
+            fell = scaling.retrograde(rows)
+            if amdahl is not None and fell is not None:  # Amdahl only rises: on a drop it fits s = 1, a plateau
+                amdahl = None
+                why = f"no Amdahl fit: throughput falls after N={fell.n}, and Amdahl's law only rises toward a ceiling"
+                note = f"{note}; {why}" if note else why
             metric, unit = metrics[workload]
             verdict = scaling.verdict(rows, usl, amdahl, dimension, mode=mode)
             machines = tuple(hosts[key][n] for n in ns)

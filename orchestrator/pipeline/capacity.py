@@ -1,8 +1,9 @@
 """The capacity search of ``topobench capacity``: trials planned one at a time from the results so far.
 
 For each point (a worker or node count) a closed-loop trial first measures roughly what the
-system carries; the open-loop search starts at a quarter of that and ramps and bisects
-(``analysis.capacity.RateSearch``). Every step is a trial stored like any other. A step too
+system carries; the open-loop search starts at a quarter of that (or at the given start rate)
+and ramps and bisects (``analysis.capacity.RateSearch``), probing above an answer far below
+the closed-loop figure before trusting it. Every step is a trial stored like any other. A step too
 short to bound its SLO percentile is run again longer, never judged on too few requests.
 """
 
@@ -19,6 +20,7 @@ from orchestrator.analysis.capacity import (
     RateSearch,
     StepVerdict,
     judge_step,
+    search_note,
 )
 from orchestrator.pipeline.planner import plan_point
 from orchestrator.records import Point, Shape, Trial
@@ -74,9 +76,10 @@ class PointResult:
 
     @property
     def limit(self) -> str:
-        """Return what stopped the rate from going higher (the first failing step's reason)."""
-        failed = [s for s in (self.search.steps if self.search else []) if s.judged and not s.passed]
-        return min(failed, key=lambda s: s.offered_per_s).reason if failed else ""
+        """Return what stopped the rate from going higher: the reason of the bracket's failing top."""
+        top = self.search.failed_per_s if self.search else None
+        return next((s.reason for s in self.search.steps if s.judged and not s.passed
+                     and s.offered_per_s == top), "") if top is not None else ""
 
 
 @dataclass
@@ -136,16 +139,15 @@ class CapacitySearch:
         for shape, closed in zip(self.shapes, closed_loop):
             point = PointResult(shape, shape.workers if self.dimension == "workers" else shape.nodes)
             self.results.append(point)
-            start = self.goal.start_per_s
-            if not start:
-                yield closed
-                point.trial_ids.append(closed.trial_id)
-                primary = next((r for r in self._last.rows if r.get("aggregate_throughput")), None)
-                if primary is None:
-                    continue  # the workload failed even closed loop: nothing to search
+            yield closed  # always: the answer is checked against it, even from a given start rate
+            point.trial_ids.append(closed.trial_id)
+            primary = next((r for r in self._last.rows if r.get("aggregate_throughput")), None)
+            if primary is not None:
                 point.closed_loop_per_s = primary["aggregate_median"] or primary["aggregate_throughput"]
-                start = point.closed_loop_per_s / 4
-            point.search = RateSearch(start, self.goal.resolution)
+            start = self.goal.start_per_s or (point.closed_loop_per_s or 0.0) / 4
+            if not start:
+                continue  # the workload failed even closed loop: nothing to search from
+            point.search = RateSearch(start, self.goal.resolution, point.closed_loop_per_s)
             step = 0
             while (rate := point.search.next_rate()) is not None:
                 sampling = self._step_sampling(rate)
@@ -167,12 +169,12 @@ class CapacitySearch:
         """Return how many N the goal's load needs (``nodes_needed``), None without a load or a capacity."""
         from orchestrator.analysis.capacity import nodes_needed
 
-        done = [r for r in self.results if r.capacity_per_s]
+        done = [r for r in self.results if r.search and r.search.steps]  # an N that met no rate carries 0
         load_per_s = self.goal.load_per_s
-        if load_per_s is None or not done:
+        if load_per_s is None or not any(r.capacity_per_s for r in done):
             return None
         ns = [r.n for r in done]
-        caps = [r.capacity_per_s for r in done]
+        caps = [r.capacity_per_s or 0.0 for r in done]
         lows = caps
         highs = [r.search.failed_per_s if r.search.failed_per_s is not None else c for r, c in zip(done, caps)]
         return nodes_needed(ns, caps, lows, highs, load_per_s)
@@ -198,7 +200,11 @@ def capacity_rows(run_id: str, search: CapacitySearch, params_json: str) -> list
                      "steps": len(r.search.steps) if r.search else 0,
                      "latency_at_capacity_ms": value and value / 1e6,
                      "latency_ci_high_at_capacity_ms": high and high / 1e6,
-                     "limited_by": r.limit or None, "status": status, "trial_ids": list(r.trial_ids)})
+                     "limited_by": r.limit or None, "status": status, "trial_ids": list(r.trial_ids),
+                     "non_monotone": bool(r.search and r.search.non_monotone),
+                     "non_monotone_per_s": list(r.search.non_monotone) if r.search else [],
+                     "probes_per_s": list(r.search.probes) if r.search else [],
+                     "note": search_note(r.search) if r.search else None})
     return rows
 
 

@@ -22,7 +22,7 @@ from typing import Any
 from orchestrator.analysis.c2c import c2c_domain_medians
 from orchestrator.analysis.latency import percentile_spectrum
 from orchestrator.render import plots
-from orchestrator.render.comparison import HEADERS, params_cell, text_rows
+from orchestrator.render.comparison import HEADERS, params_cell, text_rows, weakened_text
 from orchestrator.render.env_table import FACTS, fact_cell
 from orchestrator.render.numbers import percent, si
 from orchestrator.render.section import Section
@@ -262,6 +262,7 @@ def latency_section(dataset: Dataset, run_id: str, out: Path) -> Section | None:
 def capacity_section(dataset: Dataset, run_id: str, out: Path) -> Section | None:
     """Return the capacity search: the table, latency against offered load per point, capacity against N."""
     from orchestrator.analysis.capacity import fit_capacity, parse_slos
+    from orchestrator.analysis.capacity_advice import scale_steps
 
     rows = queries.capacity(dataset, run_id)
     if not rows:
@@ -278,10 +279,14 @@ def capacity_section(dataset: Dataset, run_id: str, out: Path) -> Section | None
     for r in rows:
         table.append([plural(r["n"], r["dimension"][:-1]), _fmt(r["capacity_per_s"]),
                       f"{_fmt(r['bracket_low_per_s'])} – {_fmt(r['bracket_high_per_s'])}",
-                      _fmt(r["latency_at_capacity_ms"]), r["status"], r["limited_by"] or ""])
+                      _fmt(r["latency_at_capacity_ms"]),
+                      r["status"] + (" (not monotone)" if r.get("non_monotone") else ""), r["limited_by"] or ""])
         steps = queries.capacity_steps(dataset, run_id, r["trial_ids"], f"latency_{slo.percentile}_ms")
+        below = r.get("non_monotone_per_s") or ()  # failing steps under the capacity
         for step in steps:
-            step["passed"] = bool(r["capacity_per_s"]) and step["offered_per_s"] <= r["capacity_per_s"] * (1 + 1e-9)
+            rate = step["offered_per_s"]
+            step["passed"] = (bool(r["capacity_per_s"]) and rate <= r["capacity_per_s"] * (1 + 1e-9)
+                              and not any(math.isclose(rate, b, rel_tol=1e-9) for b in below))
         steps = [step for step in steps if step["value_ms"] is not None]
         if steps:
             fig = plots.hockey_stick_figure(f"{r['workload']} at {plural(r['n'], r['dimension'][:-1])}: "
@@ -291,10 +296,19 @@ def capacity_section(dataset: Dataset, run_id: str, out: Path) -> Section | None
             s.images.append(plots.save(fig, out / f"capacity_{_slug(r['workload'])}_{r['n']}.png"))
     s.tables.append((["N", "capacity", "bracket", f"{slo.percentile} at capacity (ms)", "status", "limited by"],
                      table))
+    s.paragraphs += [f"{plural(r['n'], r['dimension'][:-1])}: {r['note']}" for r in rows if r.get("note")]
     met = [r for r in rows if r["capacity_per_s"]]
     if len(met) >= 2:
-        fit = fit_capacity([r["n"] for r in met], [r["capacity_per_s"] for r in met])
-        usl, amdahl = fit.usl, fit.amdahl
+        ns, caps = [r["n"] for r in met], [r["capacity_per_s"] for r in met]
+        steps = scale_steps(ns, caps, [r["bracket_high_per_s"] for r in met])
+        fit = fit_capacity(ns, caps)
+        rising = all(step.change == "adds" for step in steps)
+        usl, amdahl = fit.usl, fit.amdahl if rising else None  # Amdahl only rises: no curve over falling capacity
+        noun = rows[0]["dimension"][:-1]
+        s.paragraphs += [f"{plural(st.upper_n, noun)} add no capacity over {plural(st.lower_n, noun)} at "
+                         f"{rows[0]['slo']} ({_fmt(st.upper_per_s)} against {_fmt(st.lower_per_s)} {rate_unit}, "
+                         f"{'below' if st.change == 'less' else 'within'} the search's brackets)."
+                         for st in steps if st.change != "adds"]
         points = [{"n": r["n"], "throughput_median": r["capacity_per_s"], "throughput_ci_low": r["bracket_low_per_s"],
                    "throughput_ci_high": r["bracket_high_per_s"] or r["capacity_per_s"]} for r in met]
         fig = plots.scaling_figure(f"{rows[0]['workload']}: capacity at {rows[0]['slo']}", rows[0]["dimension"],
@@ -336,6 +350,7 @@ def comparison_section(dataset: Dataset, base: str, new: str) -> Section:
                         "medians with a bootstrap 95% CI; p from the Mann-Whitney U test, adjusted by Holm "
                         "across all metrics; significant when the adjusted p < 0.01 and the CI excludes 1.")
     s.tables.append((list(HEADERS), text_rows(result)))
+    s.paragraphs += [line] if (line := weakened_text(result)) else []
     s.paragraphs += [f"Note: {n}" for n in result.notes]
     for label, items in (("Only in BASE", result.only_base), ("Only in NEW", result.only_new)):
         s.paragraphs += [f"{label}: {i}" for i in items]

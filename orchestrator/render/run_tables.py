@@ -96,7 +96,9 @@ def _fit_caption(a: SeriesAnalysis) -> str:
                      f"rmse {si(a.amdahl.rmse)}, fitted on {a.amdahl.scale} X")
     if a.usl:
         u = a.usl
-        if u.peak_n is not None:
+        if u.peak_n is not None and a.rows and u.peak_n < min(r.n for r in a.rows):
+            peak = f", no peak N* claimed (the fitted {u.peak_n:.1f} lies below every N measured)"
+        elif u.peak_n is not None:
             peak = f", peak N* {u.peak_n:.1f} (95% CI {_range(*(u.peak_n_ci or (None, None)), '.1f')})"
         else:
             peak = ", no peak N* (κ's CI includes 0)"
@@ -172,7 +174,7 @@ def dry_run_lines(capacity: CapacityGoal | None) -> list[str]:
     """Return what a dry run says beyond the plan: how a capacity sweep's searches start."""
     if capacity is None:
         return []
-    start = (f"open loop at {capacity.start_per_s:g}/s" if capacity.start_per_s
+    start = (f"open loop at {capacity.start_per_s:g}/s, after the closed-loop trial shown" if capacity.start_per_s
              else "with the closed-loop trial shown")
     return [(f"A capacity sweep plans each step from the one before: each N's search starts {start} "
-             "(the time shown is one such trial's).")]
+             "(the time shown is one such trial's); an answer far below the closed loop is probed above.")]

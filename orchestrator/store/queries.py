@@ -52,8 +52,18 @@ def run_rounds(dataset: Dataset, ref: str) -> RunRounds:
         if row["reported"] == row["expected"]:
             entry[2].append(row["value"])
     run = dataset.run(run_id) or {}
+    flags = metric_flags(dataset, run_id)
     return RunRounds(run_id, run.get("status"), stored_trials(dataset, run_id), run.get("trials_total"),
-                     {k: MetricRounds(unit, hib, tuple(units)) for k, (unit, hib, units) in metrics.items()})
+                     {k: MetricRounds(unit, hib, tuple(units), flags.get(k, ())) for k, (unit, hib, units) in metrics.items()})
+
+
+def metric_flags(dataset: Dataset, run_id: str) -> dict[tuple, tuple[str, ...]]:
+    """Return per ok configuration (``COMPARE_KEY`` values) and metric the flags its trials carry, sorted."""
+    keys = ", ".join(COMPARE_KEY)
+    rows = dataset.rows(f"""
+        SELECT {keys}, metric, list_sort(list_distinct(flatten(list(flags) FILTER (WHERE flags IS NOT NULL)))) AS flags
+        FROM trials WHERE run_id = ? AND status = 'ok' GROUP BY ALL""", [run_id])
+    return {(*(r[k] for k in COMPARE_KEY), r["metric"]): tuple(r["flags"] or ()) for r in rows}
 
 
 def stored_trials(dataset: Dataset, run_id: str) -> int:

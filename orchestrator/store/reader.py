@@ -3,7 +3,8 @@
 Each table is one view over one glob per schema version (``layout.globs``) with hive
 partitioning, so a query reads only the files it needs (``WHERE run_id = …`` prunes by
 folder) and its cost grows with the files it touches, not with a listing of every file.
-Versions are joined with ``UNION ALL BY NAME``, so a column an older version lacks reads NULL.
+Versions are joined with ``UNION ALL BY NAME``, so a column an older version lacks reads NULL;
+within a version, the tables of ``schemas.UNION_BY_NAME`` are read by name too.
 A file that cannot be read (corrupt, empty, or another table's file under a table's name)
 makes the reader check every file of the dataset once and leave the bad ones out, naming
 them in ``skipped``.
@@ -23,14 +24,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from orchestrator.store import layout
-from orchestrator.store.schemas import SCHEMAS
+from orchestrator.store.schemas import SCHEMAS, UNION_BY_NAME
 from workloads.errors import UserError
 
 _LATEST = re.compile(r"^latest(?:~(\d+))?$")
 _READ_ONLY = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 _HIVE = {table: "hive_partitioning=true, hive_types={'run_id': VARCHAR" + (", 'node': VARCHAR}" if table in
                                                                               layout.TRIAL_TABLES else "}")
-         for table in SCHEMAS}
+         + (", union_by_name=true" if table in UNION_BY_NAME else "") for table in SCHEMAS}
 
 
 def _quote(text: str) -> str:
@@ -60,6 +61,17 @@ def _tables_of(sql: str) -> set[str] | None:
             return set(con.get_table_names(sql, qualified=False))
     except duckdb.Error:
         return None  # e.g. a USING join, which needs the columns: build every view
+
+
+def statement_kind(sql: str, type_name: str) -> str:
+    """Return a statement's kind as its writer named it: the first keyword (INSTALL, ATTACH, USE), else ``type_name``.
+
+    DuckDB files INSTALL under LOAD and USE under SET; a WITH-led statement is named by its type.
+    """
+    match = re.match(r"\s*([A-Za-z]+)(?:\s+([A-Za-z]+))?", re.sub(r"--[^\n]*|/\*.*?\*/", " ", sql, flags=re.DOTALL))
+    if not match or match[1].upper() == "WITH":
+        return type_name
+    return f"FORCE {match[2].upper()}" if match[1].upper() == "FORCE" and match[2] else match[1].upper()
 
 
 class Dataset:
@@ -198,8 +210,9 @@ class Dataset:
         if len(statements) != 1:
             raise UserError(f"Query has {len(statements)} statements; give exactly one SELECT.")
         if statements[0].type not in _READ_ONLY:
-            raise UserError(f"Query is a {statements[0].type.name} statement; `topobench query` is read-only, "
-                            "give a SELECT.")
+            kind = statement_kind(statements[0].query, statements[0].type.name)
+            raise UserError(f"Query is {'an' if kind[:1] in 'AEIO' or kind[:2] in ('UN', 'UP') else 'a'} {kind} "
+                            "statement; `topobench query` is read-only, give a SELECT.")
         try:
             return self.table(sql)
         except duckdb.PermissionException:

@@ -16,7 +16,9 @@ too, ``v<N>-<name>.parquet``, so each version is read with one glob):
         (trials.requests). resources.since_ns: a cpu_percent row covers one sample. Clocks:
         samples.clock_offset_ns (start_ns/end_ns are on the driver's time base), nodes.clock_*.
         Runs: status running while the driver lives (host, pid), resumed_by. A new table
-        capacity holds topobench capacity's answer per point.
+        capacity holds topobench capacity's answer per point. Later, additively (older files
+        read NULL, ``UNION_BY_NAME``): capacity.non_monotone, non_monotone_per_s, probes_per_s
+        and note (issue 23).
 """
 
 from __future__ import annotations
@@ -252,6 +254,11 @@ CAPACITY_SCHEMA = pa.schema([
     ("limited_by", pa.string()),  # why the next rate failed (backlog, SLO, generator)
     ("status", pa.string()),  # met | not met even at the lowest rate | not searched
     ("trial_ids", pa.list_(pa.string())),  # the steps, stored in trials like any other trial
+    # Added by issue 23 (additive: older files read NULL): the search's check of its own monotonicity.
+    ("non_monotone", pa.bool_()),  # a step failed below a passing one: pass/fail was not monotone in the rate
+    ("non_monotone_per_s", pa.list_(pa.float64())),  # those failing rates (total/s), ascending
+    ("probes_per_s", pa.list_(pa.float64())),  # rates offered above a doubtful answer before trusting it
+    ("note", pa.string()),  # what to know before trusting the answer, and what to do
 ])
 
 # One row per resource sample (long format); cpu_percent rows are node-wide (worker_rank null).
@@ -266,6 +273,10 @@ RESOURCES_SCHEMA = pa.schema([
     ("value", pa.float64()),  # percent (0-100) or bytes, as kind says
     ("since_ns", pa.int64()),  # schema 2: start of the interval (a cpu_percent row covers one sample)
 ])
+
+UNION_BY_NAME = frozenset({"capacity"})
+"""Tables that gained columns within the current version: the reader matches their files' columns by name
+(a file written before the addition reads NULL there), not by the first file's schema."""
 
 SCHEMAS = {"runs": RUNS_SCHEMA, "nodes": NODES_SCHEMA, "trials": TRIALS_SCHEMA, "workers": WORKERS_SCHEMA,
            "latency": LATENCY_SCHEMA, "samples": SAMPLES_SCHEMA, "scaling": SCALING_SCHEMA,
