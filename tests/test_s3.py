@@ -123,7 +123,8 @@ def test_an_interrupted_sweep_resumes_on_object_storage(ray_local, s3_results):
     from orchestrator.pipeline.jobs import run_sweep
     from orchestrator.pipeline.sweep_file import parse_sweep
 
-    spec = parse_sweep({"repetitions": 2, "min_time": 0.02, "warmup": 0, "placement": "none",
+    # One invocation each: with more, the second trial's finished invocations would be stored (partial) too.
+    spec = parse_sweep({"invocations": 1, "repetitions": 2, "min_time": 0.02, "warmup": 0, "placement": "none",
                         "workloads": {"cpu.sqrt_mod": {"elements": [1024, 2048]}}})
 
     def stop_after_the_first(i, trial, record):
