@@ -191,17 +191,33 @@ def _compiler() -> dict[str, Any] | None:
         return None
 
 
+SIMULATED_HOST_ENV = "TOPOBENCH_SIMULATED_HOST"
+"""A testing seam: a node whose processes see this variable counts as a host of its own.
+
+Set per node (``ray.cluster_utils.Cluster.add_node(env_vars=...)``, or in the environment of
+``ray start``), it lets the nodes of one machine stand for distinct hosts, so clock offsets,
+per-host CPU pools and node agents run their multi-host paths. Nodes simulated so share the
+machine's CPUs: use ``--placement none``. Never set it on a real cluster.
+"""
+
+
 def local_host_id() -> str:
-    """Return this machine's id as ``NodeInfo.host_id`` gives it: the boot id, else the hostname."""
-    return read_text(Path("/proc/sys/kernel/random/boot_id")) or socket.gethostname()
+    """Return this machine's id as ``NodeInfo.host_id`` gives it: the boot id, else the hostname.
+
+    Under ``SIMULATED_HOST_ENV`` the id is the machine's followed by ``/`` and its value.
+    """
+    machine = read_text(Path("/proc/sys/kernel/random/boot_id")) or socket.gethostname()
+    simulated = os.environ.get(SIMULATED_HOST_ENV)
+    return f"{machine}/{simulated}" if simulated else machine
 
 
 def capture_environment(root: str | Path = "/") -> dict[str, Any]:
     """Return this node's environment facts; every field the machine does not expose is None.
 
     Keys: hostname, boot_id (the kernel's random id of this boot: one per machine, shared by
-    its containers), cpu_model, cpu_flags (the SIMD flags among SSE4.2/AVX/AVX2/FMA/AVX-512/
-    AMX/NEON/SVE present), cpu_count (online logical CPUs), kernel, memory_total_bytes,
+    its containers), host_id (``local_host_id`` on the live machine, else the boot id),
+    cpu_model, cpu_flags (the SIMD flags among SSE4.2/AVX/AVX2/FMA/AVX-512/AMX/NEON/SVE
+    present), cpu_count (online logical CPUs), kernel, memory_total_bytes,
     memory_available_bytes, memory_free_bytes, governor (of cpu0's cpufreq policy), boost
     (turbo/boost on: ``cpufreq/boost`` or not ``intel_pstate/no_turbo``), smt_active,
     amd_x3d_mode ("frequency"|"cache"), vm (hypervisor name, "none", or None when unknown),
@@ -238,6 +254,7 @@ def capture_environment(root: str | Path = "/") -> dict[str, Any]:
     return {
         "hostname": hostname,
         "boot_id": read_text(root / "proc/sys/kernel/random/boot_id"),
+        "host_id": local_host_id() if live else read_text(root / "proc/sys/kernel/random/boot_id"),
         "cpu_model": model,
         "cpu_flags": flags,
         **identity,

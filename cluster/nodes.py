@@ -25,9 +25,11 @@ class NodeInfo:
         """Return which machine this node runs on: the kernel's boot id (else the hostname).
 
         Nodes in containers of one machine share the kernel, so they share its boot id even
-        when their hostnames differ; their workers compete for the same CPUs.
+        when their hostnames differ; their workers compete for the same CPUs. A node under
+        the simulated-host seam (``cluster.environment.SIMULATED_HOST_ENV``) is its own host.
         """
-        return self.environment.get("boot_id") or self.hostname
+        env = self.environment
+        return env.get("host_id") or env.get("boot_id") or self.hostname
 
 
 def node_order(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:

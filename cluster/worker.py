@@ -30,12 +30,17 @@ from workloads.params import split_params
 from workloads.registry import get_workload
 
 
-def sample_row(run: TimedRun, repetition: int, warmup: bool) -> pa.Table:
-    """Return one sample as a one-row wide table: timing columns, flags, one column per extra metric."""
+def sample_row(run: TimedRun, repetition: int, warmup: bool, called_ns: int = 0) -> pa.Table:
+    """Return one sample as a one-row wide table: timing columns, flags, one column per extra metric.
+
+    ``called_ns`` is when the sample's call reached the worker (its node's clock): how early
+    before the start instant the driver's margin got it there.
+    """
     columns: dict[str, Any] = {
         "repetition": [repetition], "warmup": [warmup], "iterations": [run.iterations],
         "ops": [run.measurement.ops], "elapsed_ns": [run.elapsed_ns], "start_ns": [run.start_ns],
-        "end_ns": [run.end_ns], "flags": pa.array([sorted(run.measurement.flags)], pa.list_(pa.string())),
+        "end_ns": [run.end_ns], "called_ns": [called_ns],
+        "flags": pa.array([sorted(run.measurement.flags)], pa.list_(pa.string())),
     }
     for name, value in sorted(run.measurement.metrics.items()):
         columns[f"metric:{name}"] = [float(value)]
@@ -145,12 +150,13 @@ class Worker:
         RSS are read over measured samples only (just outside their timed region), never over
         the idle gaps between rounds. Errors tear the workload down.
         """
+        called = time.time_ns()
         try:
             if self._workload is None:
                 raise RuntimeError("sample() called before prepare()")
             sleep_until(start_at_ns)
             if warmup:
-                return sample_row(time_run(self._workload.run, iterations), repetition, True)
+                return sample_row(time_run(self._workload.run, iterations), repetition, True, called)
             self._monitor.start()
             try:
                 run = time_run(self._workload.run, iterations)
@@ -159,7 +165,7 @@ class Worker:
         except BaseException:
             self._teardown()
             raise
-        return sample_row(run, repetition, False)
+        return sample_row(run, repetition, False, called)
 
     def finish(self) -> dict[str, Any]:
         """Tear the workload down; return the trial's resource rows and each CPU's mean busy share.

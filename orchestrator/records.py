@@ -116,11 +116,39 @@ class WorkerResult:
 
 
 @dataclass(frozen=True, slots=True)
+class NodeResult:
+    """One node's part of a trial, built on the node by its agent (``pipeline.record.node_record``)."""
+
+    node_id: str
+    samples: pa.Table
+    """Long ``samples`` rows of its workers (``SAMPLES_SCHEMA``), stamps on the driver's clock."""
+    resources: pa.Table
+    """Long ``resources`` rows of its workers (``RESOURCES_SCHEMA``)."""
+    latency: pa.Table | None
+    """Per measured round, its workers' latency histograms merged (repetition, warmup, hist:<name>); None
+    for a workload without latencies."""
+    metrics: tuple[str, ...]
+    """The names of the metrics its samples reported (``metric:<name>`` columns)."""
+    flags: frozenset[str]
+    """Sample flags the workload raised in any measured sample."""
+    peaks: Mapping[int, float | None]
+    """Per worker rank, its peak RSS (bytes)."""
+    cpu_means: Mapping[int, float]
+    """Each CPU's busy share (0-100) over the measured samples."""
+    setup_s: float
+    """The longest setup of its workers, seconds."""
+    clock: ClockOffset = SAME_CLOCK
+    """Its clock minus the driver's."""
+
+
+@dataclass(frozen=True, slots=True)
 class MeasuredTrial:
-    """One invocation of a trial whose workers all finished: their results and how measuring stopped."""
+    """One invocation of a trial whose workers all finished: their results (per worker, or per node from the
+    agents) and how measuring stopped."""
 
     trial: Trial
     workers: tuple[WorkerResult, ...]
+    """Each worker's raw results, in slot order; empty when the agents built ``nodes``."""
     stop_reason: str
     """repetitions (fixed count) | stable (CI narrow enough) | max-time."""
     measure_s: float
@@ -129,12 +157,40 @@ class MeasuredTrial:
     """With --until-stable, the last look: its interval is the primary metric's CI (one invocation)."""
     flags: frozenset[str] = frozenset()
     """Trial flags raised while running it (``shared_cpus``)."""
+    nodes: tuple[NodeResult, ...] = ()
+    """Each node's rows and figures as its agent built them, in node order (empty: build them from ``workers``)."""
     invocation: int = 0
     """Which invocation of the trial this is (0-based): a fresh set of worker processes."""
     overhead_s: float = 0.0
-    """Seconds before its first measured round: actors started, CPUs locked, setup, calibration, warm-up."""
+    """Seconds besides its measured rounds: workers started, CPUs locked, setup, calibration, warm-up, teardown."""
     iterations: int = 0
     """Iterations per sample, the same in every invocation of the trial (the first one calibrates it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseCost:
+    """What one phase of a trial cost the driver."""
+
+    wall_s: float
+    cpu_s: float
+    """The driver process's CPU seconds (all its threads, Ray's included)."""
+    thread_s: float
+    """The driver's own thread's CPU seconds (Ray's threads in it excluded)."""
+    calls: int
+    """Ray calls whose results the driver waited for."""
+
+
+@dataclass(frozen=True, slots=True)
+class TrialCosts:
+    """What a trial (all its invocations) cost the driver, by phase, and how its rounds' start instants were reached."""
+
+    phases: Mapping[str, PhaseCost] = field(default_factory=dict)
+    margin_ns: tuple[int, ...] = ()
+    """Per round, how far ahead of its start instant the driver sent it."""
+    slack_ns: tuple[int, ...] = ()
+    """Per round, the least time by which any worker's call arrived before the instant (negative: late)."""
+    late_ns: tuple[int, ...] = ()
+    """Per round, how long after the instant its last worker started, on that worker's own clock."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +208,8 @@ class TrialRecord:
     clocks: Mapping[str, ClockOffset] = field(default_factory=dict)
     """Each node's clock offset to the driver, as this trial estimated it."""
     error: str | None = None
+    costs: TrialCosts = TrialCosts()
+    """What the trial cost the driver (``pipeline.costs``); not stored."""
 
 
 OnTrial = Callable[[int, Trial, "TrialRecord | None"], None]

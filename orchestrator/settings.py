@@ -184,6 +184,81 @@ class HistorySettings:
 
 HISTORY = HistorySettings()
 
+
+@dataclass(frozen=True, slots=True)
+class Deadlines:
+    """How long the driver waits for each kind of Ray result before it says what did not come, seconds.
+
+    A trial's ``--trial-timeout`` (when given) bounds its phases too, and replaces ``prepare_s``.
+
+    Attributes:
+        probe_s: every node's topology and environment.
+        actor_start_s: an invocation's fresh worker actors, or the run's node agents, to start.
+        service_s: a workload's shared server to start.
+        lock_s: one round of lock calls (waiting for another run's CPUs is ``--lock-timeout``).
+        prepare_s: setup and calibration (numba compiles there; a ``command`` may build).
+        round_floor_s: a round's deadline: this, plus ``round_factor`` times the longest sample
+            seen so far (before the first, the calibrated estimate).
+        round_factor: see ``round_floor_s``.
+        finish_s: teardown and the resource rows.
+        clock_s: one measurement of every node's clock offset.
+        call_s: any other call (unlocking, stopping a server).
+    """
+
+    probe_s: float = 120.0
+    actor_start_s: float = 60.0
+    service_s: float = 60.0
+    lock_s: float = 30.0
+    prepare_s: float = 1800.0
+    round_floor_s: float = 60.0
+    round_factor: float = 10.0
+    finish_s: float = 120.0
+    clock_s: float = 30.0
+    call_s: float = 60.0
+
+
+DEADLINES = Deadlines()
+
+
+@dataclass(frozen=True, slots=True)
+class Clocks:
+    """How node clocks are measured: once per run, every node in parallel, then re-checked.
+
+    Attributes:
+        exchanges: request/response exchanges per node per measurement (the smallest round
+            trip is kept: Cristian 1989, NTP's minimum-delay filter).
+        recheck_s: before a trial, offsets older than this are measured again; a node whose
+            offset moved beyond both estimates' uncertainty is named (drift).
+    """
+
+    exchanges: int = 16
+    recheck_s: float = 300.0
+
+
+CLOCKS = Clocks()
+
+
+@dataclass(frozen=True, slots=True)
+class StartMargin:
+    """How far ahead of a round's shared start instant the driver sends it, sized from measurements.
+
+    The margin is ``floor_ns`` plus ``factor`` times the longest time the last rounds took to
+    reach their last worker (the submission and the delivery; ``pipeline.margin``); a round
+    whose call arrived late raises it for the next.
+
+    Attributes:
+        floor_ns: the smallest margin (one actor call's latency, ~1 ms, with room).
+        factor: safety factor over the measured time to reach the last worker.
+        ceiling_ns: the largest margin (a stall must not push rounds seconds apart).
+    """
+
+    floor_ns: int = 2_000_000
+    factor: float = 2.0
+    ceiling_ns: int = 1_000_000_000
+
+
+START_MARGIN = StartMargin()
+
 MAX_TRIALS = 10_000
 """Largest sweep matrix run unless ``--max-trials`` raises the limit."""
 

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from orchestrator.analysis.invocations import summarize_invocations
 from orchestrator.cli import app
-from orchestrator.pipeline import actors
+from orchestrator.pipeline import trial as trial_stage
 from orchestrator.pipeline.jobs import run_sweep
 from orchestrator.pipeline.schedule import invocation_order
 from orchestrator.pipeline.sweep_file import parse_sweep
@@ -43,19 +43,20 @@ def test_a_search_runs_each_trials_invocations_in_a_row_and_skips_stored_trials(
 
 @pytest.mark.ray
 def test_each_invocation_is_fresh_workers_interleaved_with_the_other_trials(ray_local, tmp_path, monkeypatch):
-    started = []
-    get = actors.ActorPool.get
+    started = []  # the pid of every worker the agents started
+    gather = trial_stage.gather
 
-    def spy(self, slot, threads):
-        actor = get(self, slot, threads)
-        started.append(actor._actor_id.hex())
-        return actor
+    def spy(refs, deadline, expect):
+        answers = gather(refs, deadline, expect)
+        if expect.what == "started workers":
+            started.extend(who["pid"] for node in answers for who in node)
+        return answers
 
-    monkeypatch.setattr(actors.ActorPool, "get", spy)
+    monkeypatch.setattr(trial_stage, "gather", spy)
     result = CliRunner().invoke(app, ["run", "cpu.sqrt_mod", "cache.lru", "--invocations", "3", "--repetitions", "2",
                                       *FAST, "--results", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    assert len(started) == len(set(started)) == 6  # 2 trials x 3 invocations, a new actor each
+    assert len(started) == len(set(started)) == 6  # 2 trials x 3 invocations, a new process each
     rows = run_query(tmp_path, """
         SELECT workload, invocation, min(start_ns) AS first, max(end_ns) AS last,
                list(DISTINCT iterations) AS iterations, list(repetition ORDER BY repetition) AS reps

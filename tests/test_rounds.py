@@ -17,14 +17,10 @@ def run_cli(*args: str):
 
 # --- pure parts -------------------------------------------------------------------------------
 
-def test_round_values_are_rounds_by_workers_of_measured_samples():
-    import pyarrow as pa
-
-    def sample(rep, ops, warm=False):
-        return pa.table({"ops": [ops], "elapsed_ns": [10**9], "warmup": [warm], "repetition": [rep]})
-
-    rows = [[sample(-1, 99, True), sample(0, 10), sample(1, 11)], [sample(-1, 99, True), sample(0, 20), sample(1, 21)]]
-    np.testing.assert_array_equal(round_values(rows), [[10.0, 20.0], [11.0, 21.0]])
+def test_a_rounds_values_are_every_workers_throughput_in_slot_order():
+    # Two agents' answers (node order): when the last call arrived, then (start, end, ops, elapsed) per worker.
+    answers = [(5, ((0, 1, 10, 10**9), (0, 1, 20, 2 * 10**9))), (6, ((0, 1, 30, 10**9),))]
+    np.testing.assert_allclose(round_values(answers), [10.0, 10.0, 30.0])
 
 
 def test_bad_rel_ci_and_max_time_are_user_errors(tmp_path):

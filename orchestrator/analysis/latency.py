@@ -72,6 +72,32 @@ def round_histograms(samples: Sequence[pa.Table], name: str) -> list[LatencyHist
     return [LatencyHistogram.merged(hs) for rep, hs in sorted(per_round.items()) if len(hs) == len(samples)]
 
 
+def node_histograms(samples: Sequence[pa.Table], workload: type[Workload]) -> pa.Table | None:
+    """Return one node's latency histograms merged per measured round over its workers' wide tables.
+
+    One row per round every worker measured (repetition, warmup, ``hist:<name>``), so a trial's
+    nodes hand on one histogram per round and distribution, not one per worker; None without
+    latencies. ``trial_latencies`` reads such tables as it reads a worker's.
+    """
+    if not workload.latencies:
+        return None
+    columns: dict[str, Any] = {}
+    for latency in workload.latencies:
+        per_round: dict[int, list[LatencyHistogram]] = {}
+        for wide in samples:
+            for rep, warm, h in zip(wide["repetition"].to_pylist(), wide["warmup"].to_pylist(),
+                                    decode(wide, latency.name)):
+                if not warm and h is not None:
+                    per_round.setdefault(rep, []).append(h)
+        full = {rep: hs for rep, hs in per_round.items() if len(hs) == len(samples)}
+        columns.setdefault("repetition", sorted(full))
+        columns[hist_column(latency.name)] = pa.array(
+            [LatencyHistogram.merged(full[rep]).encode() if rep in full else None for rep in columns["repetition"]],
+            pa.binary())
+    columns["warmup"] = [False] * len(columns["repetition"])
+    return pa.table(columns)
+
+
 def merged_percentile_ci(rounds: Sequence[LatencyHistogram], q: float, seed: int = 0,
                          confidence: float = 0.95) -> tuple[float, float] | None:
     """Return a percentile-bootstrap CI (ns) of percentile ``q`` of the merged histogram, resampling rounds.

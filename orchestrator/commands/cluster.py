@@ -42,6 +42,7 @@ def status(address: AddressOption = None) -> None:
     from cluster.local_cluster import read_state
     from cluster.probe import probe_nodes
     from orchestrator.render.console import stdout_console
+    from orchestrator.settings import DEADLINES
 
     state = read_state()
     address = address or (state["address"] if state else None) or os.environ.get("RAY_ADDRESS")
@@ -49,7 +50,7 @@ def status(address: AddressOption = None) -> None:
         raise UserError("No cluster to show: pass --address HOST:PORT or start one with "
                         "`topobench cluster local --nodes 2 --cpus-per-node 1`.")
     with ray_session(address):
-        nodes = probe_nodes()
+        nodes = probe_nodes(DEADLINES.probe_s)
     table = Table(title=f"Ray cluster at {address}: {len(nodes)} alive nodes")
     for name in ("node", "hostname", "ip", "head", "Ray CPUs", "CPU set", "topology"):
         table.add_column(name)

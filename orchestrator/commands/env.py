@@ -30,10 +30,11 @@ def cluster_facts(address: str) -> list[dict[str, Any]]:
     """Return the facts of every alive node of the Ray cluster at ``address``."""
     from cluster.connection import ray_session
     from cluster.probe import probe_nodes
+    from orchestrator.settings import DEADLINES
 
     with ray_session(address):
         return [{**n.environment, "node_id": n.node_id, "topology_summary": n.topology.summary()}
-                for n in probe_nodes()]
+                for n in probe_nodes(DEADLINES.probe_s)]
 
 
 def env(

@@ -29,9 +29,10 @@ def _local(sysfs: Path | None) -> list[tuple[str, Topology]]:
 def _cluster(address: str) -> list[tuple[str, Topology]]:
     from cluster.connection import ray_session
     from cluster.probe import probe_nodes
+    from orchestrator.settings import DEADLINES
 
     with ray_session(address):
-        return [(f"{n.hostname} ({n.ip}{', head' if n.is_head else ''})", n.topology) for n in probe_nodes()]
+        return [(f"{n.hostname} ({n.ip}{', head' if n.is_head else ''})", n.topology) for n in probe_nodes(DEADLINES.probe_s)]
 
 
 def topology(

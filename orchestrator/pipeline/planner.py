@@ -38,17 +38,22 @@ def make_trial_id(point: Point) -> str:
 
 
 def select_nodes(nodes: Sequence[NodeInfo], count: int) -> tuple[NodeInfo, ...]:
-    """Return the first ``count`` nodes of the probe order (other nodes first, the head last).
+    """Return the first ``count`` nodes with CPUs, in the probe order (other nodes first, the head last).
 
-    The head runs Ray's GCS, so it is the noisiest node and is used only when needed.
+    The head runs Ray's GCS, so it is the noisiest node and is used only when needed; a node
+    that offers Ray no CPUs (a head started with ``--num-cpus 0``) is never used for workers.
 
     Raises:
-        UserError: the cluster has fewer alive nodes than ``count``.
+        UserError: the cluster has fewer alive nodes with CPUs than ``count``.
     """
-    if count > len(nodes):
-        raise UserError(f"The plan needs {count} nodes but the cluster has {len(nodes)} alive; "
+    usable = [n for n in nodes if n.ray_cpus > 0]
+    if count > len(usable):
+        idle = len(nodes) - len(usable)
+        why = (f" ({len(nodes)} alive, {idle} of them offering Ray no CPUs, such as a head started with "
+               "--num-cpus 0)") if idle else ""
+        raise UserError(f"The plan needs {count} nodes but the cluster has {len(usable)} alive with CPUs{why}; "
                         "ask for fewer nodes (--nodes, or the sweep key nodes) or add nodes to the cluster.")
-    return tuple(nodes[:count])
+    return tuple(usable[:count])
 
 
 def resolve_node(where: str, nodes: Sequence[NodeInfo], what: str) -> NodeInfo:

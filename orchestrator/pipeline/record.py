@@ -1,10 +1,12 @@
-"""Assemble what is stored for one trial from what its workers returned: a pure function.
+"""Assemble what is stored for one trial from what its workers returned: pure functions, in two steps.
 
-Input: each worker's wide sample table (one row per sample: timing columns plus
-``metric:<name>`` values) and resource rows. Output: a ``TrialRecord`` holding the long
-``samples`` and ``resources`` tables per node and one ``trials`` row per metric with its
-statistics, the trial's aggregate throughput and overlap, flags and target outcomes.
-Testable without Ray: the runner feeds it the actors' results.
+``node_record`` runs on each node (its agent calls it): from each worker's wide sample table
+(one row per sample: timing columns plus ``metric:<name>`` values) and resource rows it builds
+the node's long ``samples`` and ``resources`` rows and merges its latency histograms per round.
+``build_record`` runs on the driver: from every node's part of every invocation it makes a
+``TrialRecord`` with one ``trials`` row per metric (statistics over rounds and invocations,
+variance components and the repetition plan, the trial's aggregate throughput and overlap,
+flags and target outcomes). Testable without Ray: tests feed it workers' results directly.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from cluster.clock import to_driver
+from cluster.clock import ClockOffset, to_driver
 from cluster.topology import Topology
 from orchestrator.analysis.components import variance_components
 from orchestrator.analysis.concurrency import concurrent_throughput
@@ -35,6 +37,7 @@ from orchestrator.analysis.latency import (
     latency_flags,
     latency_table_rows,
     merged_figures,
+    node_histograms,
     trial_latencies,
     with_sample_percentiles,
 )
@@ -42,7 +45,7 @@ from orchestrator.analysis.planning import plan_repetitions
 from orchestrator.analysis.stats import summarize_rounds
 from orchestrator.analysis.stopping import Look
 from orchestrator.analysis.targets import Target, check_targets, target_columns
-from orchestrator.records import MeasuredTrial, Trial, TrialRecord, WorkerResult
+from orchestrator.records import MeasuredTrial, NodeResult, Trial, TrialRecord, WorkerResult
 from orchestrator.settings import Sampling
 from orchestrator.store.schemas import RESOURCES_SCHEMA, SAMPLES_SCHEMA, TRIALS_SCHEMA
 from workloads.base import Metric, Workload, latency_metrics
@@ -78,19 +81,21 @@ def failed_record(run_id: str, trial: Trial, workload: type[Workload], error: st
 
 
 def sample_metrics(wide: pa.Table, workload: type[Workload], params: Mapping[str, Any]) -> tuple[Metric, ...]:
-    """Return the metrics present in ``wide``: the primary one, declared extras, and points.
+    """Return the metrics present in ``wide``: the primary one, declared extras, and points (``metrics_named``)."""
+    return metrics_named([c[len("metric:"):] for c in wide.column_names if c.startswith("metric:")], workload, params)
+
+
+def metrics_named(names: Sequence[str], workload: type[Workload], params: Mapping[str, Any]) -> tuple[Metric, ...]:
+    """Return the primary metric and those of ``names`` the workload declares, in order.
 
     A workload may report a declared metric per point of an inner sweep as ``name@label``
-    (``ns_per_access@L2``); such a column takes the unit and direction of ``name``. Columns
+    (``ns_per_access@L2``); such a name takes the unit and direction of ``name``. Names
     matching nothing declared are ignored.
     """
     derived = (m for lat in workload.latencies for m in latency_metrics(lat))
     declared = {m.name: m for m in (*workload.extra_metrics(params), *derived)}
     out = [workload.throughput]
-    for column in wide.column_names:
-        if not column.startswith("metric:"):
-            continue
-        name = column[len("metric:"):]
+    for name in names:
         base = declared.get(name) or declared.get(name.partition("@")[0])
         if base is not None:
             out.append(base if base.name == name else Metric(name, base.unit, base.description, base.better))
@@ -316,12 +321,15 @@ CLOCK_UNCERTAIN_SHARE = 0.01
 """Clock offset uncertainty, as a share of the median sample time, above which a trial is ``clock_uncertain``."""
 
 
-def clock_flags(workers: Sequence[WorkerResult]) -> set[str]:
-    """Return ``clock_uncertain`` when a node's clock offset is known worse than 1% of a sample's time."""
-    elapsed = [e for w in workers for e, warm in zip(w.samples["elapsed_ns"].to_pylist(), w.samples["warmup"].to_pylist())
-               if not warm]
-    worst = max((w.clock.uncertainty_ns for w in workers), default=0)
-    return {"clock_uncertain"} if elapsed and worst > CLOCK_UNCERTAIN_SHARE * float(np.median(elapsed)) else set()
+def clock_flags(samples: pa.Table, clocks: Sequence[ClockOffset], metric: str) -> set[str]:
+    """Return ``clock_uncertain`` when a node's clock offset is known worse than 1% of a sample's time.
+
+    ``samples`` are the trial's long rows; ``metric`` (the primary one) picks one row per sample.
+    """
+    rows = samples.filter(pc.and_(pc.equal(samples["metric"], metric), pc.invert(samples["warmup"])))
+    worst = max((c.uncertainty_ns for c in clocks), default=0)
+    elapsed = rows["elapsed_ns"].to_numpy()
+    return {"clock_uncertain"} if elapsed.size and worst > CLOCK_UNCERTAIN_SHARE * float(np.median(elapsed)) else set()
 
 
 def workload_flags(workers: Sequence[WorkerResult]) -> set[str]:
@@ -333,6 +341,44 @@ def workload_flags(workers: Sequence[WorkerResult]) -> set[str]:
                 if not warm:
                     raised.update(flags or ())
     return raised
+
+
+def node_record(run_id: str, trial: Trial, workers: Sequence[WorkerResult], topology: Topology,
+                workload: type[Workload], invocation: int = 0) -> NodeResult:
+    """Return one node's part of one invocation of a trial from its workers' raw results (its agent calls this).
+
+    Each sample gets its latency percentiles (``with_sample_percentiles``); the node's long
+    ``samples`` rows (each stamped with ``invocation``) and ``resources`` rows are built here,
+    and its latency histograms merged per round (``node_histograms``), so the driver receives
+    one part per node.
+    """
+    ready = [replace(w, samples=with_sample_percentiles(w.samples, workload)) for w in workers]
+    names = dict.fromkeys(m.name for w in ready for m in sample_metrics(w.samples, workload, trial.params))
+    return NodeResult(
+        workers[0].node_id,
+        pa.concat_tables([long_samples(run_id, trial, w, topology, workload, invocation) for w in ready]),
+        pa.concat_tables([long_resources(run_id, trial.trial_id, w) for w in ready]),
+        node_histograms([w.samples for w in workers], workload), tuple(names), frozenset(workload_flags(ready)),
+        {w.rank: peak_rss(w.resources) for w in ready}, {cpu: m for w in ready for cpu, m in w.cpu_means.items()},
+        max(w.setup_s for w in ready), workers[0].clock)
+
+
+def node_parts(run_id: str, measured: MeasuredTrial, topologies: Mapping[str, Topology],
+               workload: type[Workload]) -> tuple[NodeResult, ...]:
+    """Return each node's part of one invocation: as its agent built it, else built here from the workers' results."""
+    if measured.nodes:
+        return measured.nodes
+    by_node: dict[str, list[WorkerResult]] = {}
+    for w in measured.workers:
+        by_node.setdefault(w.node_id, []).append(w)
+    return tuple(node_record(run_id, measured.trial, ws, topologies[n], workload, measured.invocation)
+                 for n, ws in by_node.items())
+
+
+def rounds_of(measured: MeasuredTrial) -> int:
+    """Return how many measured rounds an invocation took (its first node's, or first worker's)."""
+    table = measured.nodes[0].samples if measured.nodes else measured.workers[0].samples
+    return pc.count_distinct(table.filter(pc.invert(table["warmup"]))["repetition"]).as_py()
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,8 +393,7 @@ class Costs:
 
 def invocation_costs(invocations: Sequence[MeasuredTrial]) -> Costs:
     """Return the mean cost of an invocation and of a round over ``invocations``."""
-    rounds = sum(int((~np.asarray(w.samples["warmup"].to_pylist(), dtype=bool)).sum())
-                 for w in (inv.workers[0] for inv in invocations))
+    rounds = sum(rounds_of(inv) for inv in invocations)
     return Costs(float(np.mean([inv.overhead_s for inv in invocations])),
                  sum(inv.measure_s for inv in invocations) / rounds if rounds else 0.0)
 
@@ -366,7 +411,8 @@ def build_record(run_id: str, invocations: Sequence[MeasuredTrial], topologies: 
 
     Args:
         run_id: the run the trial belongs to.
-        invocations: each invocation's workers' results, in slot order, in invocation order.
+        invocations: in invocation order, each one's node parts (``nodes``, from the agents) or
+            its workers' results in slot order (whose node parts are then built here).
         topologies: each node's topology, by node id (for the L3 domain and NUMA node columns).
         workload: the trial's workload class (its declared metrics and sample flags).
         sampling: the run's sampling settings (the flag thresholds come from them).
@@ -374,48 +420,45 @@ def build_record(run_id: str, invocations: Sequence[MeasuredTrial], topologies: 
         planned: the invocations asked for; fewer measured (an interrupt) flags every row ``partial``.
     """
     trial = invocations[0].trial
-    samples: dict[str, list[pa.Table]] = {}
-    resources: dict[str, list[pa.Table]] = {}
+    parts = [node_parts(run_id, inv, topologies, workload) for inv in invocations]
+    nodes = [n for part in parts for n in part]
+    by_node: dict[str, list[NodeResult]] = {}
+    for n in nodes:
+        by_node.setdefault(n.node_id, []).append(n)
+    tables = {"samples": {i: pa.concat_tables([n.samples for n in ns]) for i, ns in by_node.items()},
+              "resources": {i: pa.concat_tables([n.resources for n in ns]) for i, ns in by_node.items()}}
+    samples = pa.concat_tables(tables["samples"].values())
+    # One histogram table per node over all invocations: round numbers run on across them.
+    latencies = trial_latencies([pa.concat_tables(hs, promote_options="default") for ns in by_node.values()
+                                 if (hs := [n.latency for n in ns if n.latency is not None])], workload)
     peaks: dict[int, float | None] = {}
-    pinned: set[tuple[str, int]] = set()
+    for rank, peak in ((r, p) for n in nodes for r, p in n.peaks.items()):
+        peaks[rank] = peaks.get(rank) if peak is None else max(peak, peaks.get(rank) or 0.0)
+    pinned = {(s.node_id, c) for s in trial.slots if s.pinned for c in s.cpus}
     busy: dict[tuple[str, int], list[float]] = {}
-    every: list[WorkerResult] = []
-    for inv in invocations:
-        for w in inv.workers:
-            w = replace(w, samples=with_sample_percentiles(w.samples, workload))
-            every.append(w)
-            samples.setdefault(w.node_id, []).append(
-                long_samples(run_id, trial, w, topologies[w.node_id], workload, inv.invocation))
-            resources.setdefault(w.node_id, []).append(long_resources(run_id, trial.trial_id, w))
-            peak = peak_rss(w.resources)
-            peaks[w.rank] = peaks.get(w.rank) if peak is None else max(peak, peaks.get(w.rank) or 0.0)
-            for cpu, m in w.cpu_means.items():
-                busy.setdefault((w.node_id, cpu), []).append(m)
-            if w.pinned:
-                pinned.update((w.node_id, c) for c in w.cpus)
-    latencies = trial_latencies([w.samples for inv in invocations for w in inv.workers], workload)
-    tables = {"samples": {n: pa.concat_tables(t) for n, t in samples.items()},
-              "resources": {n: pa.concat_tables(t) for n, t in resources.items()}}
+    for n in nodes:
+        for cpu, m in n.cpu_means.items():
+            busy.setdefault((n.node_id, cpu), []).append(m)
     means = {key: float(np.mean(values)) for key, values in busy.items()}
-    seen = {m.name: m for w in every for m in sample_metrics(w.samples, workload, trial.params)}
-    metrics = (workload.throughput, *(m for name, m in seen.items() if name != workload.throughput.name))
+    seen = metrics_named(list(dict.fromkeys(name for n in nodes for name in n.metrics)), workload, trial.params)
+    metrics = (workload.throughput, *(m for m in seen if m.name != workload.throughput.name))
     limits = thresholds(sampling)
     costs = invocation_costs(invocations)
     columns = {"stop_reason": _stop_reason(invocations), "measure_s": sum(inv.measure_s for inv in invocations),
-               "setup_s": max(w.setup_s for inv in invocations for w in inv.workers),
+               "setup_s": max(n.setup_s for n in nodes),
                "invocation_cost_s": costs.invocation_s, "round_cost_s": costs.round_s,
                "invocations_planned": planned or len(invocations), **resource_columns(means, pinned, peaks)}
     partial = {"partial"} if planned is not None and len(invocations) < planned else set()
-    raised = (set(flag_trial(means, pinned, None, limits)) | workload_flags(every)
-              | latency_flags(latencies, trial.params) | clock_flags(every) | partial
-              | {f for inv in invocations for f in inv.flags})
+    raised = (set(flag_trial(means, pinned, None, limits)) | {f for n in nodes for f in n.flags}
+              | latency_flags(latencies, trial.params) | partial | {f for inv in invocations for f in inv.flags}
+              | clock_flags(samples, [n.clock for n in nodes], workload.throughput.name))
     stop = invocations[0].stop if len(invocations) == 1 else None
-    rows, worker_rows = metric_rows(run_id, trial, pa.concat_tables(tables["samples"].values()), metrics,
-                                    columns, sorted(raised), limits, stop, costs, sampling.rel_ci)
+    rows, worker_rows = metric_rows(run_id, trial, samples, metrics, columns, sorted(raised), limits, stop, costs,
+                                    sampling.rel_ci)
     rows += latency_figure_rows(run_id, trial, rows, merged_figures(latencies), workload, columns, raised)
     outcomes = target_columns(check_targets(targets, rows))
     version = workload.code_version()
     rows = [{**r, "target": outcomes.get((r["trial_id"], r["metric"])), "workload_version": version} for r in rows]
     return TrialRecord(trial, tables, tuple(rows), tuple(worker_rows),
                        tuple(latency_table_rows(run_id, trial.trial_id, trial.workload, latencies)),
-                       {w.node_id: w.clock for w in invocations[0].workers})
+                       {n.node_id: n.clock for n in parts[0]})

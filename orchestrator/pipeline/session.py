@@ -1,9 +1,11 @@
 """One session of the pipeline, the same for ``run``, ``sweep`` and ``capacity``.
 
     check the folder → connect → probe → plan (refused before any file is written) → warnings
-    → open the run (``RunLog``) → per invocation, in the interleaved order of ``schedule``:
-    fresh workers (``ActorPool``), measure (``trial.run_trial``); once a trial's invocations
-    are all done: record (``record.build_record``), commit → close the run → targets.
+    → open the run (``RunLog``) → place one agent on every node the plan uses (``NodeAgents``)
+    and keep their clocks (``ClockBook``) → per invocation, in the interleaved order of
+    ``schedule``: measure through the agents (``trial.run_trial``: fresh workers each time);
+    once a trial's invocations are all done: record (``record.build_record``), commit → close
+    the run → targets.
 
 An interrupt (Ctrl-C, SIGTERM, CPUs held past --lock-timeout) stores every finished trial and
 the finished invocations of the trials still in progress (flagged ``partial``); a resumed sweep
@@ -24,16 +26,19 @@ from cluster.connection import ray_session
 from cluster.cpu_lock import CpuLockTimeout
 from cluster.nodes import NodeInfo
 from orchestrator.analysis.targets import Target, check_targets
-from orchestrator.pipeline.actors import ActorPool, ActorsNotStarted
+from orchestrator.pipeline.agents import AgentsNotPlaced, NodeAgents, used_nodes
+from orchestrator.pipeline.clocks import ClockBook, measure_offsets
+from orchestrator.pipeline.costs import Meter, metering, phase
 from orchestrator.pipeline.interrupts import terminated_on_sigterm
+from orchestrator.pipeline.margin import Margin
 from orchestrator.pipeline.planner import plan_trials
 from orchestrator.pipeline.provenance import NO_COMMIT, Commit
-from orchestrator.pipeline.record import build_record, failed_record
+from orchestrator.pipeline.record import build_record, failed_record, rounds_of
 from orchestrator.pipeline.resume import resume_rows
 from orchestrator.pipeline.runlog import RunLog
 from orchestrator.pipeline.schedule import invocation_steps
 from orchestrator.pipeline.trial import run_trial
-from orchestrator.pipeline.waits import TrialTimeout, describe_error
+from orchestrator.pipeline.waits import TrialTimeout, WaitExpired, describe_error
 from orchestrator.records import (
     MeasuredTrial,
     OnTrial,
@@ -45,10 +50,11 @@ from orchestrator.records import (
 )
 from orchestrator.render.notes import print_warnings
 from orchestrator.render.progress import trial_progress
-from orchestrator.settings import Sampling
+from orchestrator.settings import CLOCKS, DEADLINES, START_MARGIN, Sampling
 from orchestrator.store.layout import new_run_id
 from orchestrator.store.location import Location
 from orchestrator.store.writer import RunStore, StoreError, WriteFailed, check_writable
+from workloads.errors import UserError
 from workloads.registry import get_workload
 
 
@@ -94,7 +100,7 @@ def plan_only(address: str | None, points: Sequence[Point]) -> tuple[tuple[NodeI
     from cluster.probe import probe_nodes
 
     with ray_session(address) as ray_:
-        nodes = tuple(probe_nodes(ray_.embedded))
+        nodes = tuple(probe_nodes(DEADLINES.probe_s, ray_.embedded))
         return nodes, plan_trials(points, nodes)
 
 
@@ -104,17 +110,14 @@ def lost_nodes(trial: Trial, nodes: Sequence[NodeInfo]) -> list[NodeInfo]:
     return [n for n in nodes if n.node_id in trial.node_ids and n.node_id not in alive]
 
 
-def rounds_of(measured: MeasuredTrial) -> int:
-    """Return how many measured rounds an invocation took."""
-    return sum(1 for warm in measured.workers[0].samples["warmup"].to_pylist() if not warm)
-
-
-def measure(trial: Trial, sampling: Sampling, pool: ActorPool, nodes: Mapping[str, NodeInfo], run_id: str,
-            say: Callable[[str], None], done: Sequence[MeasuredTrial] = ()) -> MeasuredTrial | TrialRecord:
+def measure(trial: Trial, sampling: Sampling, agents: NodeAgents, nodes: Mapping[str, NodeInfo], run_id: str,
+            say: Callable[[str], None], clocks: ClockBook, margin: Margin,
+            done: Sequence[MeasuredTrial] = ()) -> MeasuredTrial | TrialRecord:
     """Measure the next invocation of ``trial`` after ``done``; a workload error or a lost node fails the trial.
 
     Returns the invocation, or the failed trial's record (its earlier invocations are dropped).
-    With --until-stable each invocation gets its share of --max-time.
+    With --until-stable each invocation gets its share of --max-time. A deadline that passed
+    (workers that did not start, a round that did not come back) fails the trial with its sentence.
 
     Raises:
         CpuLockTimeout: another run held the CPUs past --lock-timeout (the run stops, one sentence).
@@ -123,7 +126,7 @@ def measure(trial: Trial, sampling: Sampling, pool: ActorPool, nodes: Mapping[st
     if sampling.until_stable and sampling.invocations > 1:
         sampling = replace(sampling, max_time_s=sampling.max_time_s / sampling.invocations)
     try:
-        return run_trial(trial, sampling, pool, nodes, run_id, say, invocation=len(done),
+        return run_trial(trial, sampling, agents, nodes, run_id, say, clocks, margin, invocation=len(done),
                          iterations=done[0].iterations if done else None,
                          first_round=sum(rounds_of(m) for m in done))
     except CpuLockTimeout:
@@ -131,7 +134,7 @@ def measure(trial: Trial, sampling: Sampling, pool: ActorPool, nodes: Mapping[st
     except TrialTimeout:
         return failed_record(run_id, trial, workload, f"the trial ran past --trial-timeout "
                                                       f"{sampling.trial_timeout_s:g} s and was stopped")
-    except ActorsNotStarted as exc:
+    except WaitExpired as exc:
         return failed_record(run_id, trial, workload, str(exc))
     except Exception as exc:  # noqa: BLE001 -- a workload error (RayTaskError) or a lost actor/node
         error = describe_error(exc)
@@ -172,7 +175,7 @@ def run_session(spec: SessionSpec, on_trial: OnTrial | None = None) -> Session:
         err.print(text, highlight=False)
 
     with ray_session(spec.address) as ray_:
-        nodes = tuple(probe_nodes(ray_.embedded))
+        nodes = tuple(probe_nodes(DEADLINES.probe_s, ray_.embedded))
         by_id = {n.node_id: n for n in nodes}
         trials = spec.search(nodes) if spec.search else plan_trials(spec.points, nodes)
         planned = len(trials) if isinstance(trials, Sized) else None  # a search plans as it goes
@@ -186,16 +189,25 @@ def run_session(spec: SessionSpec, on_trial: OnTrial | None = None) -> Session:
         if skip:
             say(f"Resuming {store_.run_id}: {len(skip)} of {planned} trials already stored, "
                 f"running {planned - len(skip)}.")
+        used = used_nodes(nodes, trials)  # each gets an agent: it runs its node's workers and reads its clock
         records: list[TrialRecord] = []
         running: dict[str, list[MeasuredTrial]] = {}  # the invocations of trials not yet stored
+        meters: dict[str, Meter] = {}  # what each trial not yet stored has cost the driver so far
         status, failure = "interrupted", None
 
         def sampling_of(trial: Trial) -> Sampling:
             return trial.sampling or spec.sampling
 
-        def store(i: int, trial: Trial, record: TrialRecord) -> None:
-            running.pop(trial.trial_id, None)
-            log.commit(trial, record)
+        def store(i: int, trial: Trial, record: TrialRecord | None = None) -> None:
+            """Commit the trial: ``record`` (a failed trial's), else that of its measured invocations; its meter ends."""
+            done = running.pop(trial.trial_id, [])
+            with metering(meters.pop(trial.trial_id, None)) as meter:
+                if record is None:
+                    with phase("record"):
+                        record = record_of(store_.run_id, done, by_id, sampling_of(trial), spec.targets)
+                with phase("commit"):
+                    log.commit(trial, record)
+            record = replace(record, costs=meter.costs())
             records.append(record)
             if on_trial is not None and i >= 0:
                 on_trial(i, trial, record)
@@ -205,7 +217,11 @@ def run_session(spec: SessionSpec, on_trial: OnTrial | None = None) -> Session:
         with trial_progress(total, spec.describe) as progress:
             log = RunLog(store_, spec.command, spec.spec_json, nodes, planned, previous, spec.label, spec.commit)
             try:
-                with terminated_on_sigterm(), contextlib.closing(ActorPool()) as pool:
+                with (terminated_on_sigterm(),
+                      contextlib.closing(NodeAgents.place(used, DEADLINES.actor_start_s)) as agents):
+                    clocks = ClockBook(used, lambda ids: measure_offsets(
+                        agents.by_node, [by_id[i] for i in ids], CLOCKS.exchanges), say=say)
+                    margin = Margin(START_MARGIN)  # learned over the run's rounds
                     failed: set[str] = set()
                     for i, trial, k in invocation_steps(trials, lambda t: sampling_of(t).invocations, skip):
                         if trial.trial_id in failed:
@@ -215,7 +231,8 @@ def run_session(spec: SessionSpec, on_trial: OnTrial | None = None) -> Session:
                             on_trial(i, trial, None)
                         progress(trial, k, sampling.invocations)
                         done = running.setdefault(trial.trial_id, [])
-                        outcome = measure(trial, sampling, pool, by_id, store_.run_id, say, done)
+                        with metering(meters.setdefault(trial.trial_id, Meter())):
+                            outcome = measure(trial, sampling, agents, by_id, store_.run_id, say, clocks, margin, done)
                         if isinstance(outcome, TrialRecord):
                             failed.add(trial.trial_id)
                             progress(trial, k, sampling.invocations, done=sampling.invocations - k)
@@ -224,16 +241,18 @@ def run_session(spec: SessionSpec, on_trial: OnTrial | None = None) -> Session:
                         done.append(outcome)
                         progress(trial, k, sampling.invocations, done=1)
                         if len(done) == sampling.invocations:
-                            store(i, trial, record_of(store_.run_id, done, by_id, sampling, spec.targets))
+                            store(i, trial)
                 status = "failed" if any(r.error for r in records) else "complete"
             except StoreError as exc:
                 status, failure = "failed", exc
                 raise
+            except AgentsNotPlaced as exc:
+                status = "failed"
+                raise UserError(str(exc)) from None
             except (KeyboardInterrupt, CpuLockTimeout):
-                for done in [d for d in running.values() if d]:  # finished invocations of unfinished trials
-                    trial = done[0].trial
+                for trial in [d[0].trial for d in running.values() if d]:  # finished invocations of unfinished trials
                     with contextlib.suppress(StoreError):  # best effort: the interrupt is what to report
-                        store(-1, trial, record_of(store_.run_id, done, by_id, sampling_of(trial), spec.targets))
+                        store(-1, trial)
                 hint = f"; {spec.resume_hint.format(run_id=store_.run_id)}" if spec.resume_hint else ""
                 partial = sum(1 for r in records if r.rows and "partial" in (r.rows[0].get("flags") or ()))
                 kept = f" ({partial} of them partial: fewer invocations than asked)" if partial else ""

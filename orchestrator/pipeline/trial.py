@@ -1,6 +1,9 @@
-"""Run one trial on its worker actors: service, setup and calibration, rounds, teardown.
+"""Run one invocation of a trial through its nodes' agents: fresh workers, locks, service, prepare, rounds, finish.
 
-Ray-facing only: what the workers return goes to ``analysis.trial_record`` to become rows.
+Ray-facing only: each node's agent builds its node's rows (``record.node_record``); once all
+the trial's invocations are measured, the session turns their nodes' parts into the trial's
+record (``record.build_record``). The driver makes one call per node for each step, never
+one per worker.
 """
 
 from __future__ import annotations
@@ -13,33 +16,36 @@ from typing import TYPE_CHECKING, Any
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from cluster.clock import SAME_CLOCK, ClockOffset, measure_offset
+from cluster.clock import SAME_CLOCK
 from cluster.cpu_lock import CpuLockTimeout
 from cluster.cpulist import format_cpulist
-from cluster.environment import local_host_id
 from cluster.messages import TrialSpec
 from cluster.nodes import NodeInfo
 from cluster.service import ServiceHost
+from orchestrator.pipeline.costs import phase
+from orchestrator.pipeline.margin import Margin
 from orchestrator.pipeline.rounds import measure_rounds
-from orchestrator.pipeline.waits import gather
-from orchestrator.records import MeasuredTrial, Trial, WorkerResult
-from orchestrator.settings import Mode, Sampling
+from orchestrator.pipeline.waits import Expect, Sender, gather
+from orchestrator.records import MeasuredTrial, Trial, WorkerSlot
+from orchestrator.settings import DEADLINES, START_MARGIN, Mode, Sampling
 
 if TYPE_CHECKING:
-    from orchestrator.pipeline.actors import ActorPool
+    from orchestrator.pipeline.agents import NodeAgents
+    from orchestrator.pipeline.clocks import ClockBook
 
 
 def _stop_service(service: Any) -> None:
     """Stop and kill a trial's ``ServiceHost``; a service already gone is not an error."""
     try:
-        ray.get(service.stop.remote(), timeout=30)
+        ray.get(service.stop.remote(), timeout=DEADLINES.call_s)
     except ray.exceptions.RayError:
         pass
     ray.kill(service)
 
 
-def _specs(trial: Trial, identities: list[dict[str, Any]], nodes: Mapping[str, NodeInfo], sampling: Sampling,
+def _specs(trial: Trial, nodes: Mapping[str, NodeInfo], sampling: Sampling,
            endpoint: dict[str, Any] | None) -> list[TrialSpec]:
+    """Return each worker's ``TrialSpec``, in slot order (an unpinned worker's cache sizes are its node's)."""
     first_on_node = {}
     for slot in trial.slots:
         first_on_node.setdefault(slot.node_id, slot.rank)
@@ -55,51 +61,54 @@ def _specs(trial: Trial, identities: list[dict[str, Any]], nodes: Mapping[str, N
             workload=trial.workload, params=dict(trial.params), worker_rank=slot.rank,
             workers=len(trial.slots), min_time_s=sampling.min_time_s,
             resource_interval_s=sampling.resource_interval_s, work_share=share, scratch_dir=sampling.scratch,
-            cache_sizes_bytes=caches(slot.node_id, tuple(identity["cpus"])),
+            cache_sizes_bytes=caches(slot.node_id, slot.cpus),
             record_node_cpus=first_on_node[slot.node_id] == slot.rank,
             service_endpoint=endpoint,
         )
-        for slot, identity in zip(trial.slots, identities)
+        for slot in trial.slots
     ]
 
 
-def clock_offsets(trial: Trial, actors: Sequence[Any], nodes: Mapping[str, NodeInfo]) -> list[ClockOffset]:
-    """Return each worker's node clock offset to the driver (one estimate per node of the trial).
-
-    A node on the driver's own machine reads the same kernel clock: its offset is exactly 0.
-    Others get an NTP-style estimate over actor calls (``cluster.clock.measure_offset``).
-    """
-    here = local_host_id()
-    per_node: dict[str, ClockOffset] = {}
-    for slot, actor in zip(trial.slots, actors):
-        if slot.node_id not in per_node:
-            same_host = nodes[slot.node_id].host_id == here
-            per_node[slot.node_id] = (SAME_CLOCK if same_host
-                                      else measure_offset(lambda a=actor: ray.get(a.wall_ns.remote())))
-    return [per_node[slot.node_id] for slot in trial.slots]
+def by_node(trial: Trial) -> dict[str, list[WorkerSlot]]:
+    """Return the trial's slots grouped by node, nodes and slots in plan order (ranks run node by node)."""
+    out: dict[str, list[WorkerSlot]] = {}
+    for slot in trial.slots:
+        out.setdefault(slot.node_id, []).append(slot)
+    return out
 
 
-def lock_cpus(trial: Trial, actors: Sequence[Any], sampling: Sampling, run_id: str,
-              say: Callable[[str], None]) -> set[str]:
+def agents_named(trial: Trial, nodes: Mapping[str, NodeInfo]) -> list[Sender]:
+    """Return who owes each node's answers, in node order (for a missed deadline's sentence)."""
+    return [Sender("the agent", n, nodes[n].hostname if n in nodes else "") for n in trial.node_ids]
+
+
+def lock_cpus(trial: Trial, agents: Sequence[Any], sampling: Sampling, run_id: str,
+              say: Callable[[str], None], named: Sequence[Sender] = ()) -> set[str]:
     """Take the host-wide lock of every pinned CPU of the trial, waiting for other runs; return flags.
 
     All or nothing across workers (one worker's CPUs held: release everyone's and wait), up to
     ``sampling.lock_timeout_s``; ``say`` tells once whom the trial waits for. Without
     ``lock_cpus`` nothing is taken and a trial whose CPUs another run holds gets ``shared_cpus``.
+    Each node's agent takes its own workers' locks: one call per node.
 
     Raises:
         CpuLockTimeout: the CPUs stayed held past the timeout (a one-sentence user error).
+        WaitExpired: an agent did not answer a lock call within ``DEADLINES.lock_s``.
     """
     if not any(slot.pinned for slot in trial.slots):
         return set()
+    within = DEADLINES.lock_s
+    expect = Expect("answers to the CPU lock", within + DEADLINES.call_s, named)
     if not sampling.lock_cpus:
-        return {"shared_cpus"} if any(gather([a.cpus_held_by.remote() for a in actors])) else set()
+        held = gather([a.held_by.remote(within) for a in agents], None, expect)
+        return {"shared_cpus"} if any(h for node in held for h in node) else set()
     deadline, told = time.monotonic() + sampling.lock_timeout_s, False
     while True:
-        busy = [h for h in gather([a.lock_cpus.remote(run_id) for a in actors]) if h is not None]
+        busy = [h for node in gather([a.lock.remote(run_id, within) for a in agents], None, expect)
+                for h in node if h is not None]
         if not busy:
             return set()
-        gather([a.unlock_cpus.remote() for a in actors])
+        gather([a.unlock.remote(within) for a in agents], None, expect)
         if not told:  # before the deadline check: a slow first attempt still says whom it waited for
             say(f"Waiting for CPUs {format_cpulist(busy[0].cpus)}, held by run {busy[0].run_id} "
                 f"(pid {busy[0].pid} on {busy[0].hostname}), up to --lock-timeout {sampling.lock_timeout_s:g} s.")
@@ -109,59 +118,81 @@ def lock_cpus(trial: Trial, actors: Sequence[Any], sampling: Sampling, run_id: s
         time.sleep(0.2 + random.random() * 0.1)  # jitter: two waiting runs do not retry in step
 
 
-def run_trial(trial: Trial, sampling: Sampling, pool: ActorPool, nodes: Mapping[str, NodeInfo], run_id: str,
-              say: Callable[[str], None] = lambda text: None, invocation: int = 0,
-              iterations: int | None = None, first_round: int = 0) -> MeasuredTrial:
-    """Measure one invocation of ``trial`` on fresh pinned actors from ``pool``; return what every worker produced.
+def run_trial(trial: Trial, sampling: Sampling, agents: NodeAgents, nodes: Mapping[str, NodeInfo], run_id: str,
+              say: Callable[[str], None] = lambda text: None, clocks: ClockBook | None = None,
+              margin: Margin | None = None, invocation: int = 0, iterations: int | None = None,
+              first_round: int = 0) -> MeasuredTrial:
+    """Measure one invocation of ``trial`` through the agents of its nodes and return every node's part.
 
-    Steps: new worker processes start (``pool.acquire``); the trial's CPUs are locked
-    host-wide (``lock_cpus``); each node's clock offset is estimated; the workload's shared
-    service starts on its node (if it has one); every worker prepares (setup, calibration:
-    every invocation the same, so each starts measuring equally warm) in parallel; all take
-    ``iterations`` per sample (the first invocation: the largest calibrated count, which
-    the later ones reuse, so every sample of the trial does equal work); the warm-up and
-    measured rounds follow (``measure_rounds``), numbered on from ``first_round`` (the
-    rounds of the trial's earlier invocations); ``finish`` tears down and returns each
-    worker's resource rows; the locks are released and the actors too (the next invocation
-    starts its own). On any error the actors are discarded and the error propagates.
+    Steps, each one call per node: the agents start fresh worker processes (every invocation
+    its own: new allocations, ASLR, allocator and JIT state) within ``DEADLINES.actor_start_s``;
+    the trial's CPUs are locked host-wide (``lock_cpus``); each node's clock offset comes from
+    the run's ``clocks`` (re-measured there when due; without a book every node counts as the
+    driver's clock); the workload's shared service starts on its node (if it has one); every
+    worker prepares (setup, calibration: every invocation the same, so each starts measuring
+    equally warm); all take ``iterations`` per sample (the first invocation: the largest
+    calibrated count, which the later ones reuse, so every sample of the trial does equal
+    work); the warm-up and measured rounds follow (``measure_rounds``), numbered on from
+    ``first_round`` (the rounds of the trial's earlier invocations); ``finish`` tears down,
+    builds each node's rows and releases its workers (their CPU locks go with them), so
+    nothing of the invocation runs on. Every wait has its deadline (``DEADLINES``;
+    ``--trial-timeout`` bounds them all and replaces the prepare one). On any error every
+    agent releases its workers and the error propagates.
+
+    Raises:
+        WaitExpired: a phase's answers did not come within its deadline (the sentence says which, where, why).
+        TrialTimeout: the trial ran past ``--trial-timeout``.
     """
-    threads = trial.shape.threads_per_worker
-    started = time.monotonic()
-    actors = pool.acquire(trial.slots, threads)
+    slots = by_node(trial)
+    handles = [agents.by_node[n] for n in trial.node_ids]
+    named = agents_named(trial, nodes)
     service = None
-    locked = False
+    started = time.monotonic()
     try:
-        waiting = time.monotonic()
-        flags = lock_cpus(trial, actors, sampling, run_id, say)
-        started += time.monotonic() - waiting  # waiting for another run's CPUs is no cost of this one
-        locked = sampling.lock_cpus
+        with phase("start"):
+            gather([a.start.remote(trial, DEADLINES.actor_start_s) for a in handles], None,
+                   Expect("started workers", DEADLINES.actor_start_s + DEADLINES.call_s, named))
+        with phase("lock"):
+            waiting = time.monotonic()
+            flags = lock_cpus(trial, handles, sampling, run_id, say, named)
+            started += time.monotonic() - waiting  # waiting for another run's CPUs is no cost of this one
         # The watchdog starts once the CPUs are ours: waiting for another run is not this trial's time.
         deadline = time.monotonic() + sampling.trial_timeout_s if sampling.trial_timeout_s else None
-        offsets = clock_offsets(trial, actors, nodes)
+        with phase("clocks"):
+            book = clocks.offsets() if clocks is not None else {}
+            offsets = [book.get(n, SAME_CLOCK) for n in trial.node_ids]
         endpoint = None
         if trial.service_node_id is not None:  # one shared server on its node, for every worker
-            service = ServiceHost.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
-                trial.service_node_id, soft=False)).remote(trial.workload, dict(trial.params))
-            (endpoint,) = gather([service.start.remote()], deadline)
-        identities = gather([a.identity.remote() for a in actors], deadline)
-        prepared = gather([a.prepare.remote(s) for a, s in
-                           zip(actors, _specs(trial, identities, nodes, sampling, endpoint))], deadline)
-        iterations = iterations or max(int(p["iterations"]) for p in prepared)
-        rounds = measure_rounds(actors, sampling, iterations, [o.offset_ns for o in offsets], deadline,
-                                first=first_round)
-        resources = gather([a.finish.remote() for a in actors], deadline)
-        if locked:
-            gather([a.unlock_cpus.remote() for a in actors], deadline)
+            with phase("service"):
+                service = ServiceHost.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+                    trial.service_node_id, soft=False)).remote(trial.workload, dict(trial.params))
+                server = nodes.get(trial.service_node_id)
+                (endpoint,) = gather([service.start.remote()], deadline, Expect(
+                    f"{trial.workload} server start", DEADLINES.service_s,
+                    [Sender("the server", trial.service_node_id, server.hostname if server else "")]))
+        with phase("prepare"):
+            specs = iter(_specs(trial, nodes, sampling, endpoint))
+            within = sampling.trial_timeout_s or DEADLINES.prepare_s
+            prepared = gather([a.prepare.remote([next(specs) for _ in slots[n]], within)
+                               for a, n in zip(handles, trial.node_ids)], deadline,
+                              Expect("prepared workers (setup and calibration)", within + DEADLINES.call_s, named))
+        calibrated = [int(p["iterations"]) for node in prepared for p in node]
+        iterations = iterations or max(calibrated)
+        with phase("rounds"):
+            rounds = measure_rounds(handles, sampling, iterations, [o.offset_ns for o in offsets], deadline,
+                                    margin or Margin(START_MARGIN), named,
+                                    sampling.min_time_s * iterations / max(1, min(calibrated)), first_round)
+        with phase("finish"):
+            parts = gather([a.finish.remote(run_id, invocation, off, DEADLINES.finish_s)
+                            for a, off in zip(handles, offsets)], deadline,
+                           Expect("finished nodes (teardown and rows)", DEADLINES.finish_s + DEADLINES.call_s, named))
+    except BaseException:
+        for agent in handles:
+            agent.release.remote()  # a killed worker's locks go with it; the next invocation starts fresh ones
+        raise
     finally:
         if service is not None:
             _stop_service(service)
-        pool.release(trial.slots, threads)  # each invocation its own processes; a killed one's locks go with it
-    workers = tuple(
-        WorkerResult(slot.rank, slot.node_id, identity["hostname"], tuple(identity["cpus"]), slot.pinned,
-                     table, res["resources"], float(p["setup_s"]), res["cpu_means"], offset)
-        for slot, identity, table, res, p, offset in zip(trial.slots, identities, rounds.tables, resources,
-                                                         prepared, offsets)
-    )
     overhead_s = max(0.0, time.monotonic() - started - rounds.measure_s)
-    return MeasuredTrial(trial, workers, rounds.stop_reason, rounds.measure_s, rounds.stop, frozenset(flags),
-                         invocation, overhead_s, iterations)
+    return MeasuredTrial(trial, (), rounds.stop_reason, rounds.measure_s, rounds.stop, frozenset(flags),
+                         tuple(parts), invocation, overhead_s, iterations)

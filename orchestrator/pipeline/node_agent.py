@@ -1,0 +1,169 @@
+"""The node agent: one actor of 0 CPUs per node of a run, which runs its node's part of every invocation.
+
+It starts its node's fresh worker actors, takes and gives back their CPU locks, prepares them,
+starts each round's samples at the round's instant (sent once, on this node's clock), keeps
+their rows and answers with a few numbers per worker, and at the end builds its node's rows,
+merges its node's latency histograms and releases the workers. So the driver makes one call
+per node where it made one per worker, and receives summaries rather than every sample.
+Every wait here has a deadline given by the driver; past it, the error is one sentence.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from orchestrator.pipeline.waits import Sentence
+
+if TYPE_CHECKING:
+    from cluster.clock import ClockOffset
+    from cluster.cpu_lock import Holder
+    from cluster.messages import TrialSpec
+    from cluster.topology import Topology
+    from orchestrator.records import NodeResult, Trial, WorkerSlot
+
+RoundAnswer = tuple[int, tuple[tuple[int, int, int, int], ...]]
+"""A round's answer: when its last worker got the call, and per worker (start_ns, end_ns, ops, elapsed_ns)."""
+
+
+class WorkersNotStarted(Sentence):
+    """Some of a node's workers did not start in time; ``str()`` says how many, where and what Ray has free."""
+
+
+class WorkersLate(Sentence):
+    """Some of a node's workers did not answer within the deadline; ``str()`` names them."""
+
+
+@ray.remote(num_cpus=0)
+class NodeAgent:
+    """An actor of 0 CPUs on one node (its placement group bundle reserves a little memory, no CPU)."""
+
+    def __init__(self) -> None:
+        self._node = ray.get_runtime_context().get_node_id()
+        self._host = os.uname().nodename
+        self._slots: list[WorkerSlot] = []
+        self._workers: list[Any] = []
+        self._rows: list[list[pa.Table]] = []
+        self._identities: list[dict[str, Any]] = []
+        self._prepared: list[dict[str, float]] = []
+        self._trial: Trial | None = None
+        self._topology: Topology | None = None
+
+    def wall_ns(self) -> int:
+        """Return this node's wall clock, ns since the epoch (``cluster.clock``)."""
+        return time.time_ns()
+
+    def _wait(self, refs: list[Any], within_s: float, what: str) -> list[Any]:
+        """Return the results of ``refs`` (one per worker) within ``within_s``, else raise ``WorkersLate``."""
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=within_s)
+        if len(ready) < len(refs):
+            done = set(ready)
+            late = [s.rank for s, ref in zip(self._slots, refs) if ref not in done]
+            one = len(late) == 1
+            raise WorkersLate(f"worker{'' if one else 's'} {', '.join(map(str, late))} of node {self._node[:12]} "
+                              f"({self._host}) did not answer {what} within {within_s:g} s ({len(late)} of the node's "
+                              f"{len(refs)}); {'it is' if one else 'they are'} alive, so the call{' is' if one else 's are'}"
+                              " still running or stalled (a slow workload, or CPUs another process holds).")
+        return ray.get(refs)
+
+    def start(self, trial: Trial, within_s: float) -> list[dict[str, Any]]:
+        """Start fresh workers for this node's slots of ``trial`` (those of before are released); return who they are.
+
+        Raises:
+            WorkersNotStarted: not all started within ``within_s`` (none is kept).
+        """
+        from cluster.worker import Worker
+
+        self.release()
+        here = NodeAffinitySchedulingStrategy(self._node, soft=False)
+        self._trial, self._slots = trial, [s for s in trial.slots if s.node_id == self._node]
+        slots, threads = self._slots, trial.shape.threads_per_worker
+        self._workers = [Worker.options(num_cpus=threads, scheduling_strategy=here).remote(
+            s.cpus if s.pinned else (), threads) for s in slots]
+        refs = [w.__ray_ready__.remote() for w in self._workers]
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=within_s)
+        if len(ready) < len(refs):
+            free = ray.available_resources().get("CPU", 0)
+            mine = next((n.get("Resources", {}).get("CPU", 0) for n in ray.nodes() if n["NodeID"] == self._node), 0)
+            missing = len(refs) - len(ready)
+            self.release()
+            raise WorkersNotStarted(
+                f"{missing} worker(s) of {threads} CPU(s) each did not start within {within_s:g} s on node "
+                f"{self._node[:12]} ({self._host}, which offers {mine:g} CPUs to Ray; {free:g} CPUs are free in the "
+                "cluster now): other actors or tasks hold the CPUs (`ray status` shows them); free them, or ask for "
+                "fewer workers or threads per worker.")
+        ray.get(ready)  # a worker whose constructor failed (pinning refused) raises here, with its error
+        self._rows = [[] for _ in slots]
+        self._identities = self._wait([w.identity.remote() for w in self._workers], within_s, "who they are")
+        return self._identities
+
+    def lock(self, run_id: str, within_s: float) -> list[Holder | None]:
+        """Lock every worker's CPUs host-wide for ``run_id``; return per worker the blocking run (None: taken)."""
+        return self._wait([w.lock_cpus.remote(run_id) for w in self._workers], within_s, "the CPU lock")
+
+    def unlock(self, within_s: float) -> None:
+        """Release the CPU locks of every worker."""
+        self._wait([w.unlock_cpus.remote() for w in self._workers], within_s, "the CPU unlock")
+
+    def held_by(self, within_s: float) -> list[Holder | None]:
+        """Return per worker which other run holds any of its CPUs, without taking them."""
+        return self._wait([w.cpus_held_by.remote() for w in self._workers], within_s, "who holds their CPUs")
+
+    def prepare(self, specs: Sequence[TrialSpec], within_s: float) -> list[dict[str, float]]:
+        """Set up and calibrate every worker (``Worker.prepare``); return each one's iterations and setup seconds."""
+        self._prepared = self._wait([w.prepare.remote(s) for w, s in zip(self._workers, specs)], within_s,
+                                    "setup and calibration")
+        return self._prepared
+
+    def round(self, start_at_ns: int, iterations: int, repetition: int, warmup: bool, within_s: float) -> RoundAnswer:
+        """Start every worker's sample at ``start_at_ns`` (this node's clock); keep the rows, return a summary."""
+        tables = self._wait([w.sample.remote(start_at_ns, iterations, repetition, warmup) for w in self._workers],
+                            within_s, f"{'warm-up ' if warmup else ''}round {repetition}")
+        for kept, table in zip(self._rows, tables):
+            kept.append(table)
+        row = [t.select(["called_ns", "start_ns", "end_ns", "ops", "elapsed_ns"]).to_pylist()[0] for t in tables]
+        return (max(r["called_ns"] for r in row),
+                tuple((r["start_ns"], r["end_ns"], r["ops"], r["elapsed_ns"]) for r in row))
+
+    def finish(self, run_id: str, invocation: int, clock: ClockOffset, within_s: float) -> NodeResult:
+        """Tear the workers down, build this node's part of ``invocation`` (``record.node_record``), release them.
+
+        The part holds the node's rows and its latency histograms merged per round. The node's
+        topology (for each row's L3 domain and NUMA node) is read here, once per run, as the
+        probe read it: by a process of this node.
+        """
+        from cluster.topology import read_topology
+        from orchestrator.pipeline.record import node_record
+        from orchestrator.records import WorkerResult
+        from workloads.registry import get_workload
+
+        trial = self._trial
+        self._topology = self._topology or read_topology("/")
+        try:
+            finished = self._wait([w.finish.remote() for w in self._workers], within_s, "the finish")
+            workers = [WorkerResult(s.rank, self._node, who["hostname"], tuple(who["cpus"]), s.pinned,
+                                    pa.concat_tables(rows, promote_options="default"), res["resources"],
+                                    float(p["setup_s"]), res["cpu_means"], clock)
+                       for s, who, rows, res, p in zip(self._slots, self._identities, self._rows, finished,
+                                                       self._prepared)]
+            return node_record(run_id, trial, workers, self._topology, get_workload(trial.workload), invocation)
+        finally:
+            self.release()
+
+    def release(self) -> None:
+        """Give back the workers' CPU locks, kill the workers and forget their rows.
+
+        The locks are given back first: a killed process drops its locks only once it is gone,
+        which ``ray.kill`` does not wait for.
+        """
+        if self._workers:
+            ray.wait([w.unlock_cpus.remote() for w in self._workers], num_returns=len(self._workers), timeout=5)
+        for worker in self._workers:
+            ray.kill(worker)
+        self._workers, self._rows, self._identities, self._prepared = [], [], [], []

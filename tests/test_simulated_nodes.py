@@ -1,0 +1,104 @@
+"""Simulated nodes: a Cluster of this machine whose nodes count as hosts of their own (the testing seam).
+
+A head of 0 CPUs and three nodes of two (logical) CPUs, each started with ``TOPOBENCH_SIMULATED_HOST``,
+run the multi-host paths: per-host CPU pools, node agents in one placement group, clock
+offsets measured once per run. The module's Cluster replaces the session's ``ray_local`` and
+gives it back afterwards, as ``test_sweep_ray`` does.
+"""
+
+from __future__ import annotations
+
+import pytest
+import ray
+from conftest import RAY_TEST_CPUS, RAY_TEST_OBJECT_STORE
+from dataset import run_query
+
+from cluster.environment import SIMULATED_HOST_ENV
+from orchestrator.pipeline.jobs import run_sweep
+from orchestrator.pipeline.sweep_file import parse_sweep
+from orchestrator.settings import CLOCKS
+
+pytestmark = pytest.mark.ray
+
+OBJECT_STORE = 80 * 2**20
+NODES = 3
+
+
+@pytest.fixture(scope="module")
+def simulated():
+    """A 0-CPU head and three simulated hosts of 2 CPUs each (Ray's count; they share this machine's), connected."""
+    from ray.cluster_utils import Cluster
+
+    had_ray = ray.is_initialized()
+    if had_ray:
+        ray.shutdown()
+    c = Cluster(initialize_head=True, head_node_args={
+        "num_cpus": 0, "object_store_memory": OBJECT_STORE, "include_dashboard": False})
+    for i in range(NODES):
+        c.add_node(num_cpus=2, object_store_memory=OBJECT_STORE, env_vars={SIMULATED_HOST_ENV: f"sim-{i}"})
+    c.wait_for_nodes()
+    ray.init(address=c.address, log_to_driver=False, configure_logging=False)
+    yield c
+    ray.shutdown()
+    c.shutdown()
+    if had_ray:
+        ray.init("local", num_cpus=RAY_TEST_CPUS, object_store_memory=RAY_TEST_OBJECT_STORE,
+                 include_dashboard=False, log_to_driver=False, configure_logging=False)
+
+
+def test_each_simulated_node_is_a_host_clocked_once_per_run_and_the_head_runs_nothing(simulated, tmp_path):
+    spec = parse_sweep({"nodes": [1, NODES], "placement": "none", "invocations": 1, "repetitions": 3, "min_time": 0.02, "warmup": 0,
+                        "workloads": {"cpu.sqrt_mod": {"elements": 2048}}})
+    costs = []
+    session = run_sweep(spec, None, tmp_path, on_trial=lambda i, t, r: r and costs.append(r.costs)).session
+    assert session.status == "complete", [r.error for r in session.outcome.records]
+    nodes = run_query(tmp_path, "SELECT node_id, host_id, is_head, ray_cpus, clock_offset_ns, clock_uncertainty_ns "
+                                "FROM nodes").to_pylist()
+    head = next(n for n in nodes if n["is_head"])
+    others = [n for n in nodes if not n["is_head"]]
+    assert head["ray_cpus"] == 0 and len({n["host_id"] for n in nodes}) == NODES + 1  # every node its own host
+    assert all(n["host_id"].endswith(f"/sim-{i}") for i, n in enumerate(sorted(others, key=lambda n: n["host_id"])))
+    ran_on = {r["node_id"] for r in run_query(tmp_path, "SELECT DISTINCT node_id FROM samples").to_pylist()}
+    assert head["node_id"] not in ran_on and len(ran_on) == NODES
+    assert run_query(tmp_path, "SELECT max(hosts) AS h FROM trials").to_pylist() == [{"h": NODES}]
+    # One machine: the true offset is 0, so each estimate must hold it within its stated uncertainty.
+    assert all(0 < n["clock_uncertainty_ns"] and abs(n["clock_offset_ns"]) <= n["clock_uncertainty_ns"] for n in others)
+    # Every node's clock is read at the run's first trial, all nodes at once, and not again.
+    assert [c.phases["clocks"].calls for c in costs] == [CLOCKS.exchanges * NODES, 0]
+
+
+def test_the_driver_makes_one_call_per_node_per_round_not_one_per_worker(simulated, tmp_path):
+    spec = parse_sweep({"nodes": [2], "workers_per_node": 2, "placement": "none", "invocations": 2, "repetitions": 3,
+                        "warmup": 1,
+                        "min_time": 0.02, "workloads": {"cpu.sqrt_mod": {"elements": 2048}}})
+    costs = []
+    session = run_sweep(spec, None, tmp_path, on_trial=lambda i, t, r: r and costs.append(r.costs)).session
+    assert session.status == "complete", [r.error for r in session.outcome.records]
+    (phases,) = [c.phases for c in costs]  # one meter over both invocations
+    assert phases["rounds"].calls == 2 * 2 * 4  # 2 invocations x 2 nodes x 4 rounds; one call per worker: 32
+    assert phases["start"].calls == phases["prepare"].calls == phases["finish"].calls == 2 * 2
+    counts = run_query(tmp_path, "SELECT node_id, count(DISTINCT worker_rank) AS workers, count(*) AS samples, "
+                                 "list(DISTINCT invocation ORDER BY invocation) AS invocations "
+                                 "FROM samples WHERE NOT warmup GROUP BY node_id").to_pylist()
+    # Every worker, every round of both invocations.
+    assert sorted((c["workers"], c["samples"], c["invocations"]) for c in counts) == [(2, 12, [0, 1]), (2, 12, [0, 1])]
+
+
+def test_a_node_short_of_memory_for_its_agent_is_named_before_anything_is_reserved(simulated):
+    from cluster.probe import probe_nodes
+    from orchestrator.pipeline.agents import AGENT_MEMORY_BYTES, AgentsNotPlaced, NodeAgents
+
+    small = simulated.add_node(num_cpus=1, object_store_memory=OBJECT_STORE, memory=AGENT_MEMORY_BYTES // 2,
+                               env_vars={SIMULATED_HOST_ENV: "sim-small"})
+    try:
+        simulated.wait_for_nodes()
+        nodes = probe_nodes(60)
+        target = next(n for n in nodes if n.host_id.endswith("/sim-small"))
+        groups = len(ray.util.placement_group_table())
+        with pytest.raises(AgentsNotPlaced) as raised:
+            NodeAgents.place(nodes, 30)
+        assert str(raised.value) == (f"The node agents cannot be placed: node {target.node_id[:12]} ({target.hostname}) "
+                                     "offers Ray less than 64 MiB of memory.")
+        assert len(ray.util.placement_group_table()) == groups  # refused before any group was asked for
+    finally:
+        simulated.remove_node(small)
