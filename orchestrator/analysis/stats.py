@@ -531,21 +531,17 @@ def benjamini_hochberg(p_values: Sequence[float]) -> tuple[float, ...]:
 
     Rejecting where the adjusted p-value is below q keeps the false discovery rate (the
     expected share of false rejections among all rejections) at q for independent or
-    positively dependent tests (Benjamini & Hochberg 1995; Benjamini & Yekutieli 2001). ()
-    for no input.
+    positively dependent tests (Benjamini & Hochberg 1995; Benjamini & Yekutieli 2001); the
+    adjustment is scipy's ``false_discovery_control(method="bh")``. () for no input.
     """
+    from scipy.stats import false_discovery_control
+
     p = np.asarray(p_values, dtype=float)
     if p.size == 0:
         return ()
     if np.any(np.isnan(p)) or np.any((p < 0) | (p > 1)):
         raise ValueError("p-values must be in [0, 1]")
-    order = np.argsort(p, kind="stable")
-    m = p.size
-    scaled = p[order] * m / np.arange(1, m + 1)
-    stepped = np.minimum(1.0, np.minimum.accumulate(scaled[::-1])[::-1])
-    adjusted = np.empty(m)
-    adjusted[order] = stepped
-    return tuple(float(v) for v in adjusted)
+    return tuple(float(v) for v in false_discovery_control(p, method="bh"))
 
 
 def holm(p_values: Sequence[float], alpha: float) -> tuple[bool, ...]:
