@@ -8,8 +8,9 @@ from orchestrator.pipeline.costs import count_calls, metering, phase
 
 
 def spin(seconds: float) -> None:
-    end = time.process_time() + seconds
-    while time.process_time() < end:
+    """Burn ``seconds`` of this thread's CPU: no clock (wall, process) can then read less."""
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
         pass
 
 
