@@ -242,13 +242,16 @@ def test_workload_e_scans_read_ranges(make):
 @pytest.mark.parametrize("connections", [1, 2, 4])
 def test_closed_loop_obeys_littles_law(make, connections):
     # L = X W (Little 1961): every client always has one transaction in flight, so
-    # throughput x mean response time = connections, GIL waits included.
+    # throughput x mean response time = connections, GIL waits included. Each client's
+    # response times tile its time from the job's start, so L cannot exceed connections; the
+    # timed call also holds the job's set-up and hand-back (a few ms, more when the machine is
+    # busy), which the clients do not cover: enough transactions that those edges stay small.
     w = make(workload="A", connections=connections, record_count=1000)
-    timed = time_run(w.run, 6000)
+    timed = time_run(w.run, 30_000)
     m = timed.measurement
     throughput = m.ops / (timed.elapsed_ns / 1e9)
-    assert throughput * m.histograms["latency"].mean_ns / 1e9 == pytest.approx(connections,
-                                                                              rel=0.10)
+    in_system = throughput * m.histograms["latency"].mean_ns / 1e9
+    assert 0.9 * connections <= in_system <= 1.01 * connections
 
 
 def test_open_loop_keeps_the_schedule(make):
