@@ -139,6 +139,11 @@ class NodeResult:
     """The longest setup of its workers, seconds."""
     clock: ClockOffset = SAME_CLOCK
     """Its clock minus the driver's."""
+    parts: tuple[Any, ...] = ()
+    """The ``store.layout.FileEntry`` of its ``samples`` and ``resources`` parts, when its agent wrote them to
+    object storage itself (``node_agent.NodeAgent.finish``); empty: the driver writes them."""
+    unwritten: str | None = None
+    """Why its agent could not write its parts (the driver wrote them), in one sentence; None: no such failure."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +215,9 @@ class TrialRecord:
     error: str | None = None
     costs: TrialCosts = TrialCosts()
     """What the trial cost the driver (``pipeline.costs``); not stored."""
+    parts: tuple[Any, ...] = ()
+    """Parts of ``samples`` and ``resources`` the nodes' agents wrote themselves (``NodeResult.parts``),
+    committed with the trial; the nodes they hold are absent from ``tables``."""
 
 
 OnTrial = Callable[[int, Trial, "TrialRecord | None"], None]

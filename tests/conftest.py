@@ -12,6 +12,10 @@ import pytest
 os.environ.pop("RAY_ADDRESS", None)
 os.environ.setdefault("RAY_AUTH_MODE", "token")
 sys.path.insert(0, str(Path(__file__).parent))  # tests import helpers such as sysfs_builder
+# moto's test credentials, set before any Ray process starts: node agents writing to the moto
+# server inherit them, and no process of the tests asks a cloud metadata service or real AWS.
+os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                   "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"})
 
 RAY_TEST_CPUS = 2
 RAY_TEST_OBJECT_STORE = 200 * 2**20
@@ -64,19 +68,11 @@ class S3Server:
 
 @pytest.fixture(scope="session")
 def s3_server():
-    """Start one moto S3 server on loopback for the session, with credentials in the usual variables.
-
-    The AWS variables hold moto's test credentials (moto accepts any); IMDS lookups are off so
-    that nothing waits on a cloud metadata service.
-    """
+    """Start one moto S3 server on loopback for the session (the module sets its credentials in the AWS variables)."""
     import logging
 
     pytest.importorskip("moto.server", reason="moto[server] is in the test extra: pip install -e '.[test]'")
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one log line per request otherwise
-    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-           "AWS_EC2_METADATA_DISABLED": "true"}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
     server = S3Server()
     server.start()
     import pyarrow.fs as pafs
@@ -87,8 +83,6 @@ def s3_server():
         yield server
     finally:
         server.stop()
-        for k, v in saved.items():
-            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
 
 
 @pytest.fixture

@@ -102,3 +102,40 @@ def test_a_node_short_of_memory_for_its_agent_is_named_before_anything_is_reserv
         assert len(ray.util.placement_group_table()) == groups  # refused before any group was asked for
     finally:
         simulated.remove_node(small)
+
+
+def test_on_object_storage_each_agent_writes_its_nodes_samples_and_the_driver_commits_them(simulated, s3_results):
+    spec = parse_sweep({"nodes": [2], "workers_per_node": 1, "placement": "none", "invocations": 2,
+                        "repetitions": 2, "warmup": 0, "min_time": 0.02,
+                        "workloads": {"cpu.sqrt_mod": {"elements": 2048}}})
+    records = []
+    session = run_sweep(spec, None, s3_results, on_trial=lambda i, t, r: r and records.append(r)).session
+    assert session.status == "complete", [r.error for r in session.outcome.records]
+    (record,) = records
+    # Per invocation and node, a samples and a resources part that the node's agent wrote; the
+    # driver wrote neither table.
+    assert sorted((e.table, len(e.nodes)) for e in record.parts) == [("resources", 1)] * 4 + [("samples", 1)] * 4
+    assert {n for e in record.parts for n in e.nodes} == set(record.trial.node_ids)
+    assert record.tables == {"samples": {}, "resources": {}}
+    stored = run_query(s3_results, "SELECT node_id, count(*) AS n, list(DISTINCT invocation ORDER BY invocation) "
+                                   "AS invocations FROM samples GROUP BY node_id").to_pylist()
+    assert sorted((r["n"] > 0, r["invocations"]) for r in stored) == [(True, [0, 1])] * 2
+    assert {r["node_id"] for r in stored} == set(record.trial.node_ids)
+
+
+def test_an_agent_that_cannot_write_hands_its_rows_to_the_driver_with_a_sentence(s3_server):
+    import pyarrow as pa
+
+    from orchestrator.pipeline.node_agent import NodeAgent
+    from orchestrator.records import NodeResult
+
+    agent = object.__new__(NodeAgent.__ray_actor_class__)  # the plain class: only its writing is under test
+    agent._node, agent._host = "f" * 56, "sim-x"
+    node = NodeResult("f" * 56, pa.table({"value": [1.0]}), pa.table({"value": [2.0]}), None, ("x",), frozenset(),
+                      {}, {}, 0.1)
+    uri = s3_server.uri("r").replace(f"s3://{s3_server.BUCKET}/", "s3://no-such-bucket/")
+    out = agent._write(node, uri + "&access_key=AKIDSECRET", "20261203T000000Z-abcdef", "t0001")
+    assert out.parts == () and out.samples is node.samples  # the driver writes them, as without agents
+    assert out.unwritten.startswith(f"node {'f' * 12} (sim-x) could not write its samples to "
+                                    f"s3://no-such-bucket/r?endpoint_override={s3_server.endpoint}")
+    assert "AKIDSECRET" not in out.unwritten and "give every node credentials for the bucket" in out.unwritten

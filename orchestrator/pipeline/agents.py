@@ -58,19 +58,25 @@ def _unfit(nodes: Sequence[NodeInfo]) -> list[str]:
 class NodeAgents:
     """The run's agents by node id (its workers' nodes, on every host); ``close`` removes them with their group."""
 
-    def __init__(self, group: Any, agents: Mapping[str, Any]) -> None:
+    def __init__(self, group: Any, agents: Mapping[str, Any], writes_to: str | None = None) -> None:
         self._group, self.by_node = group, dict(agents)
+        self.writes_to = writes_to
+        """The results location (as the user gave it) the agents write their nodes' parts to; None: the driver
+        writes them (a local folder is on the driver's disk only)."""
 
     @classmethod
-    def place(cls, nodes: Sequence[NodeInfo], within_s: float) -> NodeAgents:
+    def place(cls, nodes: Sequence[NodeInfo], within_s: float, writes_to: str | None = None) -> NodeAgents:
         """Reserve one bundle per node at once and start an agent in each, within ``within_s``.
+
+        ``writes_to``: a results location on object storage, where each agent writes its node's
+        samples and resources itself (``NodeAgent.finish``).
 
         Raises:
             AgentsNotPlaced: a node is gone or short of memory (said before anything is
                 reserved), or the group or the agents did not come up in time.
         """
         if not nodes:
-            return cls(None, {})
+            return cls(None, {}, writes_to)
         unfit = _unfit(nodes)
         if unfit:
             raise AgentsNotPlaced(f"The node agents cannot be placed: {'; '.join(unfit)}.")
@@ -85,7 +91,7 @@ class NodeAgents:
         agents = {n.node_id: NodeAgent.options(memory=AGENT_MEMORY_BYTES, scheduling_strategy=(
             PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=i))).remote()
                   for i, n in enumerate(nodes)}
-        placed = cls(group, agents)
+        placed = cls(group, agents, writes_to)
         try:
             gather([a.__ray_ready__.remote() for a in agents.values()], None, Expect(
                 "node agents", within_s, [Sender("the agent", n.node_id, n.hostname) for n in nodes]))

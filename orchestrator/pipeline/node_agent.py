@@ -4,15 +4,19 @@ It starts its node's fresh worker actors, takes and gives back their CPU locks, 
 starts each round's samples at the round's instant (sent once, on this node's clock), keeps
 their rows and answers with a few numbers per worker, and at the end builds its node's rows,
 merges its node's latency histograms and releases the workers. So the driver makes one call
-per node where it made one per worker, and receives summaries rather than every sample.
+per node where it made one per worker, and gets a summary per round; the node's rows come once,
+at the invocation's end (the driver's statistics need them), and on object storage the agent
+writes them there itself, so the driver never writes a node's samples.
 Every wait here has a deadline given by the driver; past it, the error is one sentence.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -131,12 +135,16 @@ class NodeAgent:
         return (max(r["called_ns"] for r in row),
                 tuple((r["start_ns"], r["end_ns"], r["ops"], r["elapsed_ns"]) for r in row))
 
-    def finish(self, run_id: str, invocation: int, clock: ClockOffset, within_s: float) -> NodeResult:
+    def finish(self, run_id: str, invocation: int, clock: ClockOffset, within_s: float,
+               writes_to: str | None = None) -> NodeResult:
         """Tear the workers down, build this node's part of ``invocation`` (``record.node_record``), release them.
 
         The part holds the node's rows and its latency histograms merged per round. The node's
         topology (for each row's L3 domain and NUMA node) is read here, once per run, as the
-        probe read it: by a process of this node.
+        probe read it: by a process of this node. With ``writes_to`` (results on object storage)
+        the node's samples and resources are written there as parts of the run, which the driver
+        commits with the trial; when this node cannot write (no credentials for the bucket here,
+        say) the driver writes them, and ``unwritten`` says why.
         """
         from cluster.topology import read_topology
         from orchestrator.pipeline.record import node_record
@@ -152,9 +160,33 @@ class NodeAgent:
                                     float(p["setup_s"]), res["cpu_means"], clock)
                        for s, who, rows, res, p in zip(self._slots, self._identities, self._rows, finished,
                                                        self._prepared)]
-            return node_record(run_id, trial, workers, self._topology, get_workload(trial.workload), invocation)
+            node = node_record(run_id, trial, workers, self._topology, get_workload(trial.workload), invocation)
         finally:
             self.release()
+        return node if writes_to is None else self._write(node, writes_to, run_id, trial.trial_id)
+
+    def _write(self, node: NodeResult, writes_to: str, run_id: str, trial_id: str) -> NodeResult:
+        """Write ``node``'s samples and resources as parts under ``writes_to``; return it with their entries."""
+        from orchestrator.store.location import describe_failure, redact
+        from orchestrator.store.parts import PartWriter
+
+        written, writer = [], None
+        try:
+            writer = PartWriter(writes_to, run_id)
+            for table, data in (("samples", node.samples), ("resources", node.resources)):
+                written.append(writer.write_trial(trial_id, table, data, node.node_id))
+        except (OSError, ValueError) as exc:  # ValueError: pyarrow could not resolve the location here
+            from orchestrator.store import files
+
+            if writer is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    files.delete(writer.location, [e.path for e in written])
+            return replace(node, unwritten=redact(
+                f"node {self._node[:12]} ({self._host}) could not write its samples to {writes_to} "
+                f"({describe_failure(exc)}), so the driver "
+                "wrote them; give every node credentials for the bucket (the AWS variables or files, or an "
+                "instance role) and its samples need not pass through the driver's writes"))
+        return replace(node, parts=tuple(written))
 
     def release(self) -> None:
         """Give back the workers' CPU locks, kill the workers and forget their rows.

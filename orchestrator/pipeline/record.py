@@ -425,9 +425,11 @@ def build_record(run_id: str, invocations: Sequence[MeasuredTrial], topologies: 
     by_node: dict[str, list[NodeResult]] = {}
     for n in nodes:
         by_node.setdefault(n.node_id, []).append(n)
-    tables = {"samples": {i: pa.concat_tables([n.samples for n in ns]) for i, ns in by_node.items()},
-              "resources": {i: pa.concat_tables([n.resources for n in ns]) for i, ns in by_node.items()}}
-    samples = pa.concat_tables(tables["samples"].values())
+    # The driver stores what no agent wrote itself (``NodeResult.parts``, on object storage).
+    unwritten = {i: kept for i, ns in by_node.items() if (kept := [n for n in ns if not n.parts])}
+    tables = {"samples": {i: pa.concat_tables([n.samples for n in ns]) for i, ns in unwritten.items()},
+              "resources": {i: pa.concat_tables([n.resources for n in ns]) for i, ns in unwritten.items()}}
+    samples = pa.concat_tables([n.samples for ns in by_node.values() for n in ns])
     # One histogram table per node over all invocations: round numbers run on across them.
     latencies = trial_latencies([pa.concat_tables(hs, promote_options="default") for ns in by_node.values()
                                  if (hs := [n.latency for n in ns if n.latency is not None])], workload)
@@ -461,4 +463,4 @@ def build_record(run_id: str, invocations: Sequence[MeasuredTrial], topologies: 
     rows = [{**r, "target": outcomes.get((r["trial_id"], r["metric"])), "workload_version": version} for r in rows]
     return TrialRecord(trial, tables, tuple(rows), tuple(worker_rows),
                        tuple(latency_table_rows(run_id, trial.trial_id, trial.workload, latencies)),
-                       {n.node_id: n.clock for n in parts[0]})
+                       {n.node_id: n.clock for n in parts[0]}, parts=tuple(e for n in nodes for e in n.parts))

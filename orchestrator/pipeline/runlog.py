@@ -112,7 +112,8 @@ class RunLog:
         changed = {n for n in clocks if n not in self._clocks} | {n for n, cpus in used.items()
                                                                    if cpus != self._used.get(n)}
         nodes = node_rows(self.store.run_id, [n for n in self.nodes if n.node_id in changed], used, clocks)
-        self.store.commit_trial(trial.trial_id, record.tables, record.rows, record.workers, record.latency, nodes)
+        self.store.commit_trial(trial.trial_id, record.tables, record.rows, record.workers, record.latency, nodes,
+                                record.parts)
         self.rows.extend(record.rows)
         self._clocks, self._used = clocks, used
 

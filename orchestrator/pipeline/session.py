@@ -194,6 +194,7 @@ def run_session(spec: SessionSpec, on_trial: OnTrial | None = None) -> Session:
         running: dict[str, list[MeasuredTrial]] = {}  # the invocations of trials not yet stored
         meters: dict[str, Meter] = {}  # what each trial not yet stored has cost the driver so far
         status, failure = "interrupted", None
+        unwritten_told: set[str] = set()  # nodes whose agents could not write to object storage, said once
 
         def sampling_of(trial: Trial) -> Sampling:
             return trial.sampling or spec.sampling
@@ -201,6 +202,9 @@ def run_session(spec: SessionSpec, on_trial: OnTrial | None = None) -> Session:
         def store(i: int, trial: Trial, record: TrialRecord | None = None) -> None:
             """Commit the trial: ``record`` (a failed trial's), else that of its measured invocations; its meter ends."""
             done = running.pop(trial.trial_id, [])
+            for node in (n for m in done for n in m.nodes if n.unwritten and n.node_id not in unwritten_told):
+                unwritten_told.add(node.node_id)  # once per node and run: the driver goes on writing its parts
+                say(f"{node.unwritten[0].upper()}{node.unwritten[1:]}.")
             with metering(meters.pop(trial.trial_id, None)) as meter:
                 if record is None:
                     with phase("record"):
@@ -218,7 +222,8 @@ def run_session(spec: SessionSpec, on_trial: OnTrial | None = None) -> Session:
             log = RunLog(store_, spec.command, spec.spec_json, nodes, planned, previous, spec.label, spec.commit)
             try:
                 with (terminated_on_sigterm(),
-                      contextlib.closing(NodeAgents.place(used, DEADLINES.actor_start_s)) as agents):
+                      contextlib.closing(NodeAgents.place(used, DEADLINES.actor_start_s,
+                                                          None if results.local else results.given)) as agents):
                     clocks = ClockBook(used, lambda ids: measure_offsets(
                         agents.by_node, [by_id[i] for i in ids], CLOCKS.exchanges), say=say)
                     margin = Margin(START_MARGIN)  # learned over the run's rounds

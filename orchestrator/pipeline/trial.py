@@ -134,7 +134,7 @@ def run_trial(trial: Trial, sampling: Sampling, agents: NodeAgents, nodes: Mappi
     calibrated count, which the later ones reuse, so every sample of the trial does equal
     work); the warm-up and measured rounds follow (``measure_rounds``), numbered on from
     ``first_round`` (the rounds of the trial's earlier invocations); ``finish`` tears down,
-    builds each node's rows and releases its workers (their CPU locks go with them), so
+    builds each node's rows (on object storage, each agent writes them there) and releases its workers (their CPU locks go with them), so
     nothing of the invocation runs on. Every wait has its deadline (``DEADLINES``;
     ``--trial-timeout`` bounds them all and replaces the prepare one). On any error every
     agent releases its workers and the error propagates.
@@ -183,7 +183,7 @@ def run_trial(trial: Trial, sampling: Sampling, agents: NodeAgents, nodes: Mappi
                                     margin or Margin(START_MARGIN), named,
                                     sampling.min_time_s * iterations / max(1, min(calibrated)), first_round)
         with phase("finish"):
-            parts = gather([a.finish.remote(run_id, invocation, off, DEADLINES.finish_s)
+            parts = gather([a.finish.remote(run_id, invocation, off, DEADLINES.finish_s, agents.writes_to)
                             for a, off in zip(handles, offsets)], deadline,
                            Expect("finished nodes (teardown and rows)", DEADLINES.finish_s + DEADLINES.call_s, named))
     except BaseException:
