@@ -141,7 +141,7 @@ class NodeResult:
     """Its clock minus the driver's."""
     parts: tuple[Any, ...] = ()
     """The ``store.layout.FileEntry`` of its ``samples`` and ``resources`` parts, when its agent wrote them to
-    object storage itself (``node_agent.NodeAgent.finish``); empty: the driver writes them."""
+    the results itself (``node_agent.NodeAgent.finish``); empty: the driver writes them."""
     unwritten: str | None = None
     """Why its agent could not write its parts (the driver wrote them), in one sentence; None: no such failure."""
 

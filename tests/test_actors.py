@@ -51,8 +51,9 @@ def test_workers_that_cannot_start_fail_within_the_deadline_with_a_sentence(ray_
 
 
 def test_a_trial_whose_workers_cannot_start_fails_in_time_and_the_run_goes_on(ray_local, tmp_path, monkeypatch):
-    # One CPU is held: the 2-worker trial cannot start (2 s to try), the 1-worker one then runs.
-    monkeypatch.setattr("orchestrator.pipeline.trial.DEADLINES", Deadlines(actor_start_s=2.0))
+    # One CPU is held: the 2-worker trial cannot start (8 s to try: time enough for the 1-worker
+    # one to start its worker on a busy machine, where a process start takes seconds), the 1-worker one then runs.
+    monkeypatch.setattr("orchestrator.pipeline.trial.DEADLINES", Deadlines(actor_start_s=8.0))
     hold = ray_local.remote(num_cpus=1)(type("Hold", (), {"ping": lambda self: 1})).remote()
     ray_local.get(hold.ping.remote())
     try:
@@ -65,4 +66,4 @@ def test_a_trial_whose_workers_cannot_start_fails_in_time_and_the_run_goes_on(ra
     rows = {r["workers"]: r for r in run_query(tmp_path, "SELECT workers, status, error FROM trials").to_pylist()}
     assert rows[1]["status"] == "ok"
     assert rows[2]["status"] == "failed"
-    assert rows[2]["error"].startswith("1 worker(s) of 1 CPU(s) each did not start within 2 s on node ")
+    assert rows[2]["error"].startswith("1 worker(s) of 1 CPU(s) each did not start within 8 s on node ")

@@ -104,12 +104,15 @@ def test_a_node_short_of_memory_for_its_agent_is_named_before_anything_is_reserv
         simulated.remove_node(small)
 
 
-def test_on_object_storage_each_agent_writes_its_nodes_samples_and_the_driver_commits_them(simulated, s3_results):
+@pytest.mark.parametrize("where", ["bucket", "folder"])
+def test_each_agent_writes_its_nodes_samples_and_the_driver_commits_them(simulated, where, request, tmp_path):
+    # A folder of this machine is on every simulated node's disk, as a shared file system would be.
+    results = request.getfixturevalue("s3_results") if where == "bucket" else tmp_path
     spec = parse_sweep({"nodes": [2], "workers_per_node": 1, "placement": "none", "invocations": 2,
                         "repetitions": 2, "warmup": 0, "min_time": 0.02,
                         "workloads": {"cpu.sqrt_mod": {"elements": 2048}}})
     records = []
-    session = run_sweep(spec, None, s3_results, on_trial=lambda i, t, r: r and records.append(r)).session
+    session = run_sweep(spec, None, results, on_trial=lambda i, t, r: r and records.append(r)).session
     assert session.status == "complete", [r.error for r in session.outcome.records]
     (record,) = records
     # Per invocation and node, a samples and a resources part that the node's agent wrote; the
@@ -117,7 +120,7 @@ def test_on_object_storage_each_agent_writes_its_nodes_samples_and_the_driver_co
     assert sorted((e.table, len(e.nodes)) for e in record.parts) == [("resources", 1)] * 4 + [("samples", 1)] * 4
     assert {n for e in record.parts for n in e.nodes} == set(record.trial.node_ids)
     assert record.tables == {"samples": {}, "resources": {}}
-    stored = run_query(s3_results, "SELECT node_id, count(*) AS n, list(DISTINCT invocation ORDER BY invocation) "
+    stored = run_query(results, "SELECT node_id, count(*) AS n, list(DISTINCT invocation ORDER BY invocation) "
                                    "AS invocations FROM samples GROUP BY node_id").to_pylist()
     assert sorted((r["n"] > 0, r["invocations"]) for r in stored) == [(True, [0, 1])] * 2
     assert {r["node_id"] for r in stored} == set(record.trial.node_ids)
@@ -139,3 +142,18 @@ def test_an_agent_that_cannot_write_hands_its_rows_to_the_driver_with_a_sentence
     assert out.unwritten.startswith(f"node {'f' * 12} (sim-x) could not write its samples to "
                                     f"s3://no-such-bucket/r?endpoint_override={s3_server.endpoint}")
     assert "AKIDSECRET" not in out.unwritten and "give every node credentials for the bucket" in out.unwritten
+
+
+def test_a_folder_an_agent_does_not_see_is_left_to_the_driver(tmp_path):
+    import pyarrow as pa
+
+    from orchestrator.pipeline.node_agent import NodeAgent
+    from orchestrator.records import NodeResult
+
+    agent = object.__new__(NodeAgent.__ray_actor_class__)
+    agent._node, agent._host = "f" * 56, "sim-x"
+    node = NodeResult("f" * 56, pa.table({"value": [1.0]}), pa.table({"value": [2.0]}), None, ("x",), frozenset(),
+                      {}, {}, 0.1)
+    # No manifest folder of this run here: the driver's folder is on another disk; nothing is written.
+    out = agent._write(node, str(tmp_path), "20261203T000000Z-abcdef", "t0001")
+    assert out is node and list(tmp_path.iterdir()) == []

@@ -61,15 +61,15 @@ class NodeAgents:
     def __init__(self, group: Any, agents: Mapping[str, Any], writes_to: str | None = None) -> None:
         self._group, self.by_node = group, dict(agents)
         self.writes_to = writes_to
-        """The results location (as the user gave it) the agents write their nodes' parts to; None: the driver
-        writes them (a local folder is on the driver's disk only)."""
+        """The results location the agents write their nodes' parts to, where they reach it (a URI, or a
+        folder's absolute path); None: the driver writes them."""
 
     @classmethod
     def place(cls, nodes: Sequence[NodeInfo], within_s: float, writes_to: str | None = None) -> NodeAgents:
         """Reserve one bundle per node at once and start an agent in each, within ``within_s``.
 
-        ``writes_to``: a results location on object storage, where each agent writes its node's
-        samples and resources itself (``NodeAgent.finish``).
+        ``writes_to``: the run's results location, where each agent writes its node's samples and
+        resources itself if it reaches it (``NodeAgent.finish``).
 
         Raises:
             AgentsNotPlaced: a node is gone or short of memory (said before anything is

@@ -5,8 +5,9 @@ starts each round's samples at the round's instant (sent once, on this node's cl
 their rows and answers with a few numbers per worker, and at the end builds its node's rows,
 merges its node's latency histograms and releases the workers. So the driver makes one call
 per node where it made one per worker, and gets a summary per round; the node's rows come once,
-at the invocation's end (the driver's statistics need them), and on object storage the agent
-writes them there itself, so the driver never writes a node's samples.
+at the invocation's end (the driver's statistics need them), and the agent writes them to the
+results itself where it can reach them (object storage, or the driver's folder on its disk or a
+shared file system), so the driver does not write a node's samples.
 Every wait here has a deadline given by the driver; past it, the error is one sentence.
 """
 
@@ -141,10 +142,12 @@ class NodeAgent:
 
         The part holds the node's rows and its latency histograms merged per round. The node's
         topology (for each row's L3 domain and NUMA node) is read here, once per run, as the
-        probe read it: by a process of this node. With ``writes_to`` (results on object storage)
-        the node's samples and resources are written there as parts of the run, which the driver
-        commits with the trial; when this node cannot write (no credentials for the bucket here,
-        say) the driver writes them, and ``unwritten`` says why.
+        probe read it: by a process of this node. With ``writes_to`` (the run's results) the
+        node's samples and resources are written there as parts of the run, which the driver
+        commits with the trial: on object storage, and in a folder this node sees as the driver
+        does (the run's manifest folder is there: the same host, or a shared file system). A
+        folder the node does not see is left to the driver; when the node cannot write (no
+        credentials for the bucket here, say) the driver writes them, and ``unwritten`` says why.
         """
         from cluster.topology import read_topology
         from orchestrator.pipeline.record import node_record
@@ -167,12 +170,15 @@ class NodeAgent:
 
     def _write(self, node: NodeResult, writes_to: str, run_id: str, trial_id: str) -> NodeResult:
         """Write ``node``'s samples and resources as parts under ``writes_to``; return it with their entries."""
+        from orchestrator.store.layout import manifest_folder
         from orchestrator.store.location import describe_failure, redact
         from orchestrator.store.parts import PartWriter
 
         written, writer = [], None
         try:
             writer = PartWriter(writes_to, run_id)
+            if writer.location.local and not os.path.isdir(writer.location.path(manifest_folder(run_id))):
+                return node  # the driver's folder is not on this node's disk (no shared file system): it writes
             for table, data in (("samples", node.samples), ("resources", node.resources)):
                 written.append(writer.write_trial(trial_id, table, data, node.node_id))
         except (OSError, ValueError) as exc:  # ValueError: pyarrow could not resolve the location here

@@ -425,7 +425,7 @@ def build_record(run_id: str, invocations: Sequence[MeasuredTrial], topologies: 
     by_node: dict[str, list[NodeResult]] = {}
     for n in nodes:
         by_node.setdefault(n.node_id, []).append(n)
-    # The driver stores what no agent wrote itself (``NodeResult.parts``, on object storage).
+    # The driver stores what no agent wrote itself (``NodeResult.parts``).
     unwritten = {i: kept for i, ns in by_node.items() if (kept := [n for n in ns if not n.parts])}
     tables = {"samples": {i: pa.concat_tables([n.samples for n in ns]) for i, ns in unwritten.items()},
               "resources": {i: pa.concat_tables([n.resources for n in ns]) for i, ns in unwritten.items()}}

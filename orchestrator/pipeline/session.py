@@ -223,7 +223,7 @@ def run_session(spec: SessionSpec, on_trial: OnTrial | None = None) -> Session:
             try:
                 with (terminated_on_sigterm(),
                       contextlib.closing(NodeAgents.place(used, DEADLINES.actor_start_s,
-                                                          None if results.local else results.given)) as agents):
+                                                          results.root if results.local else results.given)) as agents):
                     clocks = ClockBook(used, lambda ids: measure_offsets(
                         agents.by_node, [by_id[i] for i in ids], CLOCKS.exchanges), say=say)
                     margin = Margin(START_MARGIN)  # learned over the run's rounds

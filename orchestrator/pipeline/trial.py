@@ -134,8 +134,8 @@ def run_trial(trial: Trial, sampling: Sampling, agents: NodeAgents, nodes: Mappi
     calibrated count, which the later ones reuse, so every sample of the trial does equal
     work); the warm-up and measured rounds follow (``measure_rounds``), numbered on from
     ``first_round`` (the rounds of the trial's earlier invocations); ``finish`` tears down,
-    builds each node's rows (on object storage, each agent writes them there) and releases its workers (their CPU locks go with them), so
-    nothing of the invocation runs on. Every wait has its deadline (``DEADLINES``;
+    builds each node's rows (each agent writes them to the results where it reaches them) and
+    releases its workers (their CPU locks go with them), so nothing of the invocation runs on. Every wait has its deadline (``DEADLINES``;
     ``--trial-timeout`` bounds them all and replaces the prepare one). On any error every
     agent releases its workers and the error propagates.
 
