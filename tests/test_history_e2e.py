@@ -5,6 +5,10 @@ never changes. Each run's commit is the git checkout it ran from (``runs.git_com
 program prints the work it did, scraped as the ``extracted`` metric (lower is better), so that
 series is exact; the timing series beside it are as noisy as this machine. The runs take no
 host-wide CPU lock (``lock = false``): on a shared test machine they would wait for others'.
+Nothing is asserted of where the timing series change: on a shared machine the load on the
+other vCPU shifts them for real (a busy sibling once raised the steady program's user_s 28%
+from commit 9 on, which the detector rightly confirmed); the detector's false-alarm rate on
+stationary noise is checked by simulation in ``test_changepoints``.
 """
 
 from __future__ import annotations
@@ -78,18 +82,12 @@ def test_the_changed_program_has_one_confirmed_change_at_commit_12(history):
     assert change.ratio == pytest.approx(1.15) and change.last_good.commit == shas[CHANGE - 1]
     assert change.first_bad.commit == shas[CHANGE] and change.unbenchmarked == 0
     assert change.confirmation.basis == "runs" and change.confirmation.runs_before == CHANGE
-    timing = [c for m in ("wall_s", "user_s", "runs_per_s")
-              for c in _series(outcome.history, "changed.py", m).changes if c.confirmed]
-    assert all(abs(c.index - CHANGE) <= 1 for c in timing), [(c.index, c.ratio) for c in timing]
 
 
 def test_the_unchanged_program_has_none(history):
     outcome, _, _ = history
-    assert _series(outcome.history, "steady.py", "extracted").changes == ()
-    steady = [s for s in outcome.history.series if "steady.py" in s.series.key.params]
-    big = [(s.series.key.metric, c.index, c.ratio) for s in steady for c in s.changes
-           if c.confirmed and abs(c.ratio - 1) > 0.10]
-    assert not big  # a change of the program's size would have been found, not one of the machine's noise
+    steady = _series(outcome.history, "steady.py", "extracted")
+    assert len(steady.series.points) == COMMITS and steady.changes == ()
 
 
 def test_the_gate_and_the_command_line_agree(history):
