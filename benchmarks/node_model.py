@@ -2,9 +2,10 @@
 
 Measured here, by running the real code on synthetic inputs (no Ray): for a trial of one
 worker on each of N nodes (each node its own host, this machine's topology), the planner
-(``plan_trials``), a node's own rows (``node_record``: each agent builds its node's, in
-parallel, so it is a cost per node off the driver), the driver's record from the N parts
-(``build_record``), the commit to the dataset (``RunLog.commit``: seconds and bytes) and
+(``plan_trials``), a node's own rows and parts (``node_record`` and the ``samples`` and
+``resources`` parts: each agent builds and writes its node's, in parallel, so it is a cost per
+node off the driver), the driver's record from the N parts (``build_record``), the commit to
+the dataset (``RunLog.commit``: the trial's rows and the manifest entry; seconds and bytes) and
 reading it back as ``topobench query`` does. Taken from ``many_nodes.py --json`` (what needs Ray): the driver CPU each Ray call
 costs and the calls per node per trial, each node's clock-offset error (one machine: the
 true offset is 0) and how late a lone worker starts after its instant.
@@ -83,8 +84,12 @@ def resources(rounds: int, start_ns: int) -> Any:
     return pa.table(rows, schema=RESOURCE_COLUMNS)
 
 
-def measured_trial(trial: Any, rounds: int, warmup: int, topology: Any) -> tuple[Any, float]:
-    """Return what N one-worker nodes' agents would hand the driver for ``trial``, and one node's CPU seconds."""
+def measured_trial(trial: Any, rounds: int, warmup: int, topology: Any, writer: Any) -> tuple[Any, float]:
+    """Return what N one-worker nodes' agents would hand the driver for ``trial``, and one node's CPU seconds.
+
+    Each agent builds its node's rows and writes its samples and resources parts (``writer``,
+    a ``PartWriter``), as ``NodeAgent.finish`` does where it reaches the results.
+    """
     from cluster.clock import ClockOffset
     from orchestrator.pipeline.record import node_record
     from orchestrator.records import MeasuredTrial, WorkerResult
@@ -97,7 +102,10 @@ def measured_trial(trial: Any, rounds: int, warmup: int, topology: Any) -> tuple
         worker = WorkerResult(s.rank, s.node_id, f"host{s.rank}", s.cpus, s.pinned, wide_samples(rounds, warmup, start),
                               resources(rounds, start), 0.01, {0: 99.0}, ClockOffset(0, 100_000, 16))
         cpu = time.process_time()
-        parts.append(node_record("r", trial, [worker], topology, workload))
+        part = node_record(writer.run_id, trial, [worker], topology, workload)
+        parts.append(replace(part, parts=tuple(writer.write_trial(trial.trial_id, table, data, part.node_id)
+                                               for table, data in (("samples", part.samples),
+                                                                   ("resources", part.resources)))))
         spent.append(time.process_time() - cpu)
     return MeasuredTrial(trial, (), "repetitions", rounds * 0.05, nodes=tuple(parts)), statistics.median(spent)
 
@@ -127,16 +135,17 @@ def costs_at(count: int, rounds: int, warmup: int, folder: Path) -> dict[str, fl
         return result
 
     (trial,) = timed("plan", lambda: plan_trials([point], nodes))
-    measured, out["agent_cpu_s"] = measured_trial(trial, rounds, warmup, nodes[0].topology)
-    topologies = {n.node_id: n.topology for n in nodes}
-    sampling = Sampling(repetitions=rounds, warmup=warmup)
-    record = timed("record", lambda: build_record("r", [measured], topologies, get_workload("cpu.sqrt_mod"),
-                                                  sampling))
     store = RunStore(folder, new_run_id())
     log = RunLog(store, "model", "{}", nodes, 1)
     before = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    measured, out["agent_cpu_s"] = measured_trial(trial, rounds, warmup, nodes[0].topology, store.parts)
+    agents_wrote = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) - before
+    topologies = {n.node_id: n.topology for n in nodes}
+    sampling = Sampling(repetitions=rounds, warmup=warmup)
+    record = timed("record", lambda: build_record(store.run_id, [measured], topologies,
+                                                  get_workload("cpu.sqrt_mod"), sampling))
     timed("write", lambda: log.commit(trial, record))
-    out["write_bytes"] = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) - before
+    out["write_bytes"] = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) - before - agents_wrote
     log.close("complete", 1, 0, 0)
 
     def query() -> None:
@@ -212,7 +221,7 @@ def main() -> None:
             note(f"{n} nodes modelled")
     print(f"Ray calls: {per_node:.1f} per node per trial at {per_call:.2f} ms of driver CPU each (many_nodes.py, "
           f"N >= 8); the rest of a trial: {intercept:.0f} ms (median residual of the measured trials)")
-    print_table(["N", "plan ms", "node rows ms (agent)", "record ms", "write ms", "written kB", "query ms",
+    print_table(["N", "plan ms", "node rows+parts ms (agent)", "record ms", "write ms", "driver wrote kB", "query ms",
                  "Ray calls ms", "driver CPU ms"], rows)
     print("\ncheck against many_nodes.py (driver CPU per trial, ms):")
     check = [[n, f"{statistics.median(1e3 * t['cpu_s'] for t in trials if t['nodes'] == n):.0f}",

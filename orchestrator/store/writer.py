@@ -221,14 +221,16 @@ class RunStore:
             raise self._failed(exc, f"trial {trial_id}", [*written, *parts]) from None
 
     def _node_parts(self, rows: Sequence[Mapping], written: list[FileEntry]) -> tuple[list[FileEntry], list[str]]:
-        """Write one part per node row; return them and the parts they replace (others rewritten without them)."""
+        """Write the node rows as one part; return it and the parts it replaces (others rewritten without them).
+
+        One part, not one per node: a trial that first uses a thousand nodes writes two files, not
+        a thousand; a later change to some of them rewrites the rest of that part (a few rows).
+        """
         if not rows:
             return [], []
         ids = {r["node_id"] for r in rows}
-        add, remove = [], []
-        for row in rows:
-            add.append(self.parts.write("nodes", [row], "node"))
-            written.append(add[-1])
+        add, remove = [self.parts.write("nodes", list(rows), "node")], []
+        written.append(add[-1])
         for e in self.manifest.entries("nodes"):
             if set(e.nodes) & ids:
                 remove.append(e.path)
