@@ -133,7 +133,7 @@ def test_an_agent_that_cannot_write_hands_its_rows_to_the_driver_with_a_sentence
     from orchestrator.records import NodeResult
 
     agent = object.__new__(NodeAgent.__ray_actor_class__)  # the plain class: only its writing is under test
-    agent._node, agent._host = "f" * 56, "sim-x"
+    agent._node, agent._host, agent._reaches = "f" * 56, "sim-x", {}
     node = NodeResult("f" * 56, pa.table({"value": [1.0]}), pa.table({"value": [2.0]}), None, ("x",), frozenset(),
                       {}, {}, 0.1)
     uri = s3_server.uri("r").replace(f"s3://{s3_server.BUCKET}/", "s3://no-such-bucket/")
@@ -151,7 +151,7 @@ def test_a_folder_an_agent_does_not_see_is_left_to_the_driver(tmp_path):
     from orchestrator.records import NodeResult
 
     agent = object.__new__(NodeAgent.__ray_actor_class__)
-    agent._node, agent._host = "f" * 56, "sim-x"
+    agent._node, agent._host, agent._reaches = "f" * 56, "sim-x", {}
     node = NodeResult("f" * 56, pa.table({"value": [1.0]}), pa.table({"value": [2.0]}), None, ("x",), frozenset(),
                       {}, {}, 0.1)
     # No manifest folder of this run here: the driver's folder is on another disk; nothing is written.

@@ -59,6 +59,9 @@ class NodeAgent:
         self._prepared: list[dict[str, float]] = []
         self._trial: Trial | None = None
         self._topology: Topology | None = None
+        self._reaches: dict[str, Any] = {}
+        """Per run: the ``PartWriter`` this node writes its parts with; False: the results are not reachable
+        from here (the driver writes); a sentence: writing failed (the driver writes, and is told why)."""
 
     def wall_ns(self) -> int:
         """Return this node's wall clock, ns since the epoch (``cluster.clock``)."""
@@ -169,30 +172,54 @@ class NodeAgent:
         return node if writes_to is None else self._write(node, writes_to, run_id, trial.trial_id)
 
     def _write(self, node: NodeResult, writes_to: str, run_id: str, trial_id: str) -> NodeResult:
-        """Write ``node``'s samples and resources as parts under ``writes_to``; return it with their entries."""
+        """Write ``node``'s samples and resources as parts under ``writes_to``; return it with their entries.
+
+        First, once per run, the run's manifest folder must be there as the driver made it: a
+        folder on another disk, or a bucket behind another endpoint, is not the driver's, and
+        the driver writes. A failed write is not tried again in the run's later invocations.
+        """
+        from orchestrator.store import files
         from orchestrator.store.layout import manifest_folder
-        from orchestrator.store.location import describe_failure, redact
         from orchestrator.store.parts import PartWriter
 
-        written, writer = [], None
+        if run_id not in self._reaches:
+            try:
+                writer = PartWriter(writes_to, run_id)
+                folder = writer.location.path(manifest_folder(run_id))
+                if writer.location.fs.get_file_info(folder).type.name == "Directory":
+                    self._reaches[run_id] = writer
+                elif writer.location.local:
+                    self._reaches[run_id] = False  # another disk than the driver's: no shared file system
+                else:  # a bucket is shared by design: not finding the run there is a setting to fix
+                    self._reaches[run_id] = self._cannot_write(writes_to, FileNotFoundError(
+                        "the run's folder is not there: another endpoint or bucket from this node?"))
+            except (OSError, ValueError) as exc:  # ValueError: pyarrow could not resolve the location here
+                self._reaches[run_id] = self._cannot_write(writes_to, exc)
+        writer = self._reaches[run_id]
+        if writer is False:
+            return node  # the driver's folder is not on this node's disk: the driver writes
+        if isinstance(writer, str):
+            return replace(node, unwritten=writer)
+        written = []
         try:
-            writer = PartWriter(writes_to, run_id)
-            if writer.location.local and not os.path.isdir(writer.location.path(manifest_folder(run_id))):
-                return node  # the driver's folder is not on this node's disk (no shared file system): it writes
             for table, data in (("samples", node.samples), ("resources", node.resources)):
                 written.append(writer.write_trial(trial_id, table, data, node.node_id))
-        except (OSError, ValueError) as exc:  # ValueError: pyarrow could not resolve the location here
-            from orchestrator.store import files
-
-            if writer is not None:
-                with contextlib.suppress(OSError, ValueError):
-                    files.delete(writer.location, [e.path for e in written])
-            return replace(node, unwritten=redact(
-                f"node {self._node[:12]} ({self._host}) could not write its samples to {writes_to} "
-                f"({describe_failure(exc)}), so the driver "
-                "wrote them; give every node credentials for the bucket (the AWS variables or files, or an "
-                "instance role) and its samples need not pass through the driver's writes"))
+        except (OSError, ValueError) as exc:
+            with contextlib.suppress(OSError, ValueError):
+                files.delete(writer.location, [e.path for e in written])
+            self._reaches[run_id] = self._cannot_write(writes_to, exc)
+            return replace(node, unwritten=self._reaches[run_id])
         return replace(node, parts=tuple(written))
+
+    def _cannot_write(self, writes_to: str, exc: BaseException) -> str:
+        """Return the sentence (without credentials) for this node failing to write to ``writes_to``."""
+        from orchestrator.store.location import describe_failure, is_uri, redact
+
+        fix = ("give every node credentials for the bucket (the AWS variables or files, or an instance role)"
+               if is_uri(writes_to) else "make the folder writable by Ray's user on every node")
+        return redact(f"node {self._node[:12]} ({self._host}) could not write its samples to {writes_to} "
+                      f"({describe_failure(exc)}), so the driver wrote them; {fix} and its samples need not "
+                      "pass through the driver's writes")
 
     def release(self) -> None:
         """Give back the workers' CPU locks, kill the workers and forget their rows.

@@ -7,7 +7,7 @@ manifest names it (``store/manifest.py``)::
 
     _manifests/run_id=<id>/<seq>-<commit|checkpoint[_digests]>.json   which files are committed
     runs/run_id=<id>/v3-run-<token>.parquet                   the run row (replaced on each change)
-    nodes/run_id=<id>/v3-node-<token>.parquet                 one node's row (replaced when it changes)
+    nodes/run_id=<id>/v3-node-<token>.parquet                 node rows of one commit (a row replaced when it changes)
     trials/run_id=<id>/v3-trial-<trial_id>-<token>.parquet    one trial's rows (also workers, latency)
     samples/run_id=<id>/node=<node_id>/v3-trial-<trial_id>-<token>.parquet   (also resources)
     <table>/run_id=<id>/[node=<node_id>/]v3-part-<token>.parquet   compacted when the run ends
