@@ -126,16 +126,21 @@ def test_each_agent_writes_its_nodes_samples_and_the_driver_commits_them(simulat
     assert {r["node_id"] for r in stored} == set(record.trial.node_ids)
 
 
-def test_an_agent_that_cannot_write_hands_its_rows_to_the_driver_with_a_sentence(s3_server):
+def _plain_agent_and_node():
+    """Return a ``NodeAgent`` as a plain object (only its writing is under test) and a node's small part."""
     import pyarrow as pa
 
     from orchestrator.pipeline.node_agent import NodeAgent
     from orchestrator.records import NodeResult
 
-    agent = object.__new__(NodeAgent.__ray_actor_class__)  # the plain class: only its writing is under test
+    agent = object.__new__(NodeAgent.__ray_actor_class__)
     agent._node, agent._host, agent._reaches = "f" * 56, "sim-x", {}
-    node = NodeResult("f" * 56, pa.table({"value": [1.0]}), pa.table({"value": [2.0]}), None, ("x",), frozenset(),
-                      {}, {}, 0.1)
+    return agent, NodeResult("f" * 56, pa.table({"value": [1.0]}), pa.table({"value": [2.0]}), None, ("x",),
+                             frozenset(), {}, {}, 0.1)
+
+
+def test_an_agent_that_cannot_write_hands_its_rows_to_the_driver_with_a_sentence(s3_server):
+    agent, node = _plain_agent_and_node()
     uri = s3_server.uri("r").replace(f"s3://{s3_server.BUCKET}/", "s3://no-such-bucket/")
     out = agent._write(node, uri + "&access_key=AKIDSECRET", "20261203T000000Z-abcdef", "t0001")
     assert out.parts == () and out.samples is node.samples  # the driver writes them, as without agents
@@ -145,15 +150,7 @@ def test_an_agent_that_cannot_write_hands_its_rows_to_the_driver_with_a_sentence
 
 
 def test_a_folder_an_agent_does_not_see_is_left_to_the_driver(tmp_path):
-    import pyarrow as pa
-
-    from orchestrator.pipeline.node_agent import NodeAgent
-    from orchestrator.records import NodeResult
-
-    agent = object.__new__(NodeAgent.__ray_actor_class__)
-    agent._node, agent._host, agent._reaches = "f" * 56, "sim-x", {}
-    node = NodeResult("f" * 56, pa.table({"value": [1.0]}), pa.table({"value": [2.0]}), None, ("x",), frozenset(),
-                      {}, {}, 0.1)
+    agent, node = _plain_agent_and_node()
     # No manifest folder of this run here: the driver's folder is on another disk; nothing is written.
     out = agent._write(node, str(tmp_path), "20261203T000000Z-abcdef", "t0001")
     assert out is node and list(tmp_path.iterdir()) == []
