@@ -194,7 +194,7 @@ def run_session(spec: SessionSpec, on_trial: OnTrial | None = None) -> Session:
         running: dict[str, list[MeasuredTrial]] = {}  # the invocations of trials not yet stored
         meters: dict[str, Meter] = {}  # what each trial not yet stored has cost the driver so far
         status, failure = "interrupted", None
-        unwritten_told: set[str] = set()  # nodes whose agents could not write to object storage, said once
+        unwritten_told: set[str] = set()  # nodes whose agents could not write their parts, said once
 
         def sampling_of(trial: Trial) -> Sampling:
             return trial.sampling or spec.sampling

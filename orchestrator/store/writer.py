@@ -223,7 +223,7 @@ class RunStore:
     def _node_parts(self, rows: Sequence[Mapping], written: list[FileEntry]) -> tuple[list[FileEntry], list[str]]:
         """Write the node rows as one part; return it and the parts it replaces (others rewritten without them).
 
-        One part, not one per node: a trial that first uses a thousand nodes writes two files, not
+        One part, not one per node: a trial that first uses a thousand nodes writes one file of node rows, not
         a thousand; a later change to some of them rewrites the rest of that part (a few rows).
         """
         if not rows:
