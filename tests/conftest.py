@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -21,15 +22,49 @@ RAY_TEST_CPUS = 2
 RAY_TEST_OBJECT_STORE = 200 * 2**20
 
 
-@pytest.fixture(scope="session")
-def ray_local():
-    """Start a private local Ray (2 CPUs, 200 MiB object store) once for the session."""
+def start_local_ray() -> None:
+    """Start the private local Ray every in-process test shares (2 CPUs, 200 MiB object store)."""
     import ray
 
     ray.init("local", num_cpus=RAY_TEST_CPUS, object_store_memory=RAY_TEST_OBJECT_STORE,
              include_dashboard=False, log_to_driver=False, configure_logging=False)
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """Start a private local Ray once for the session."""
+    import ray
+
+    start_local_ray()
     yield ray
     ray.shutdown()
+
+
+@contextlib.contextmanager
+def connected_cluster(head_node_args: dict, nodes: list[dict]):
+    """Start a ``ray.cluster_utils.Cluster`` (``nodes``: each one's ``add_node`` arguments) and connect to it.
+
+    The session's ``ray_local`` is shut down for it and started again afterwards, for the
+    modules that run after this one.
+    """
+    import ray
+    from ray.cluster_utils import Cluster
+
+    had_ray = ray.is_initialized()
+    if had_ray:
+        ray.shutdown()
+    c = Cluster(initialize_head=True, head_node_args=head_node_args)
+    try:
+        for node in nodes:
+            c.add_node(**node)
+        c.wait_for_nodes()
+        ray.init(address=c.address, log_to_driver=False, configure_logging=False)
+        yield c
+    finally:
+        ray.shutdown()
+        c.shutdown()
+        if had_ray:
+            start_local_ray()
 
 
 class S3Server:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 import ray
-from conftest import RAY_TEST_CPUS, RAY_TEST_OBJECT_STORE
+from conftest import connected_cluster
 from dataset import run_query
 
 from cluster.environment import SIMULATED_HOST_ENV
@@ -27,23 +27,10 @@ NODES = 3
 @pytest.fixture(scope="module")
 def simulated():
     """A 0-CPU head and three simulated hosts of 2 CPUs each (Ray's count; they share this machine's), connected."""
-    from ray.cluster_utils import Cluster
-
-    had_ray = ray.is_initialized()
-    if had_ray:
-        ray.shutdown()
-    c = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 0, "object_store_memory": OBJECT_STORE, "include_dashboard": False})
-    for i in range(NODES):
-        c.add_node(num_cpus=2, object_store_memory=OBJECT_STORE, env_vars={SIMULATED_HOST_ENV: f"sim-{i}"})
-    c.wait_for_nodes()
-    ray.init(address=c.address, log_to_driver=False, configure_logging=False)
-    yield c
-    ray.shutdown()
-    c.shutdown()
-    if had_ray:
-        ray.init("local", num_cpus=RAY_TEST_CPUS, object_store_memory=RAY_TEST_OBJECT_STORE,
-                 include_dashboard=False, log_to_driver=False, configure_logging=False)
+    with connected_cluster({"num_cpus": 0, "object_store_memory": OBJECT_STORE, "include_dashboard": False},
+                           [{"num_cpus": 2, "object_store_memory": OBJECT_STORE,
+                             "env_vars": {SIMULATED_HOST_ENV: f"sim-{i}"}} for i in range(NODES)]) as c:
+        yield c
 
 
 def test_each_simulated_node_is_a_host_clocked_once_per_run_and_the_head_runs_nothing(simulated, tmp_path):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import ray
-from conftest import RAY_TEST_CPUS, RAY_TEST_OBJECT_STORE
+from conftest import connected_cluster
 from dataset import run_query
 
 from cluster.local_cluster import processes_under
@@ -76,25 +76,10 @@ def test_cluster_local_sweep_stop_end_to_end(tmp_path):
 @pytest.fixture(scope="module")
 def cluster():
     """A 3-node Cluster (1 CPU, 100 MiB object store each, the head included), connected."""
-    import ray
-    from ray.cluster_utils import Cluster
-
-    had_ray = ray.is_initialized()
-    if had_ray:
-        ray.shutdown()
-    c = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 1, "object_store_memory": OBJECT_STORE, "include_dashboard": False,
-        "_system_config": {"health_check_period_ms": 500, "health_check_failure_threshold": 3}})
-    for _ in range(2):
-        c.add_node(num_cpus=1, object_store_memory=OBJECT_STORE)
-    c.wait_for_nodes()
-    ray.init(address=c.address, log_to_driver=False, configure_logging=False)
-    yield c
-    ray.shutdown()
-    c.shutdown()
-    if had_ray:  # give the session's ray_local back to the modules that run after this one
-        ray.init("local", num_cpus=RAY_TEST_CPUS, object_store_memory=RAY_TEST_OBJECT_STORE,
-                 include_dashboard=False, log_to_driver=False, configure_logging=False)
+    with connected_cluster({"num_cpus": 1, "object_store_memory": OBJECT_STORE, "include_dashboard": False,
+                            "_system_config": {"health_check_period_ms": 500, "health_check_failure_threshold": 3}},
+                           [{"num_cpus": 1, "object_store_memory": OBJECT_STORE}] * 2) as c:
+        yield c
 
 
 def test_nodes_of_one_host_share_its_cpus(cluster, tmp_path):
