@@ -118,8 +118,9 @@ def listing(location: Location, folder: str, recursive: bool = False) -> list[Li
         infos = location.fs.get_file_info(selector)
     except OSError as exc:
         raise _failed(exc, location, folder) from None
-    return [Listed(location.relative(i.path), i.size or 0, i.type == pafs.FileType.Directory) for i in infos
-            if i.type in (pafs.FileType.File, pafs.FileType.Directory)]
+    kinds = [i.type for i in infos]  # each read of .type builds an enum: once per entry, not twice
+    return [Listed(location.relative(i.path), i.size or 0, kind == pafs.FileType.Directory)
+            for i, kind in zip(infos, kinds) if kind in (pafs.FileType.File, pafs.FileType.Directory)]
 
 
 def delete(location: Location, relatives: Iterable[str]) -> None:
