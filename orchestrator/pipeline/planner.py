@@ -79,13 +79,14 @@ def cpu_pools(nodes: Sequence[NodeInfo]) -> list[list[NodeInfo]]:
     Each group is one CPU pool: its nodes' workers must get disjoint CPUs, planned together.
     Groups keep the nodes' order; a node alone on its CPUs is a group of one.
     """
-    pools: list[list[NodeInfo]] = []
+    by_host: dict[str, list[list[NodeInfo]]] = {}  # only a host's own pools are compared: O(N), not O(N^2)
     for node in nodes:
         mine = set(node.topology.usable_cpus)
-        touching = [p for p in pools if p[0].host_id == node.host_id
-                    and any(mine & set(n.topology.usable_cpus) for n in p)]
+        host = by_host.setdefault(node.host_id, [])
+        touching = [p for p in host if any(mine & set(n.topology.usable_cpus) for n in p)]
         merged = [n for p in touching for n in p] + [node]
-        pools = [p for p in pools if p not in touching] + [merged]
+        host[:] = [p for p in host if all(p is not t for t in touching)] + [merged]
+    pools = [p for host in by_host.values() for p in host]
     order = {n.node_id: i for i, n in enumerate(nodes)}
     return sorted(([*sorted(p, key=lambda n: order[n.node_id])] for p in pools), key=lambda p: order[p[0].node_id])
 
