@@ -8,7 +8,8 @@ one worker per node, ``placement none``) runs ``--repeats`` times. Per trial it 
 phase, the driver process's CPU time, the Ray calls it waited on, the bytes it wrote, the
 start skew of each round (last worker's start minus the first's), the overlap, and the memory
 per node (USS of each raylet with its workers and agents, at the largest N). The driver CPU
-per trial is fitted as a + b*N (targets: b under 5 ms per node; skew under 10 ms at 32 nodes).
+per trial is fitted as a + b*N (targets: b under 5 ms per node; skew under 10 ms at 32 nodes), also net
+of the CPU Ray's threads in any connected driver burn per wall second (measured idle, beside the sweep).
 ``--json PATH`` keeps every figure for ``benchmarks/node_model.py``.
 
 Usage: python benchmarks/many_nodes.py [--max-nodes 32] [--repeats 2] [--repetitions 5] [--json many_nodes.json]
@@ -93,6 +94,7 @@ def sweep(c: Any, sizes: list[int], repeats: int, repetitions: int,
                         "repetitions": repetitions, "warmup": 1, "min_time": 0.01, "order": "interleaved",
                         "workloads": {"cpu.sqrt_mod": {"elements": [256 + i for i in range(repeats)]}}})
     trials: list[dict[str, Any]] = []
+    used: set[str] = set()  # nodes an earlier trial ran on: their agents' once-per-run work is done
     started: dict[str, float] = {"cpu": time.process_time(), "wall": time.perf_counter()}
     opening: dict[str, float] = {}
 
@@ -107,6 +109,7 @@ def sweep(c: Any, sizes: list[int], repeats: int, repetitions: int,
         cpu, wall = time.process_time() - started["cpu"], time.perf_counter() - started["wall"]
         costs = record.costs
         entry = {"trial_id": trial.trial_id, "nodes": len(trial.node_ids), "workers": len(trial.slots),
+                 "new_nodes": len(set(trial.node_ids) - used),
                  "cpu_s": cpu, "thread_s": time.thread_time() - started["thread"], "wall_s": wall,
                  "bytes": written_bytes() - started["bytes"], "error": record.error,
                  "phases": {k: {"wall_s": v.wall_s, "cpu_s": v.cpu_s, "thread_s": v.thread_s, "calls": v.calls}
@@ -116,6 +119,7 @@ def sweep(c: Any, sizes: list[int], repeats: int, repetitions: int,
                  # One machine: every true offset is 0, so an estimate is its own error.
                  "offset_error_ms": [c.offset_ns / 1e6 for c in record.clocks.values() if c.exchanges],
                  "offset_uncertainty_ms": [c.uncertainty_ns / 1e6 for c in record.clocks.values() if c.exchanges]}
+        used.update(trial.node_ids)
         if len(trial.node_ids) == max(sizes):
             entry["memory_mib"] = node_memory(c)
         trials.append(entry)
@@ -197,6 +201,21 @@ def wake_floor(processes: int, rounds: int = 5, spin_s: float = 0.01) -> list[fl
     return [(max(w[r] for w in late) - min(w[r] for w in late)) / 1e6 for r in range(rounds)]
 
 
+def idle_rate(seconds: float = 20.0, windows: int = 2) -> float:
+    """Return the driver process's CPU per wall second (ms/s) while connected and doing nothing.
+
+    Ray's own threads in a driver (gRPC polling, the core worker's io loop, task events) burn
+    CPU for every second connected, whatever the driver does: the median of ``windows`` quiet
+    windows is that floor, which a trial's process CPU holds for each of its wall seconds.
+    """
+    rates = []
+    for _ in range(windows):
+        cpu, wall = time.process_time(), time.perf_counter()
+        time.sleep(seconds / windows)
+        rates.append((time.process_time() - cpu) / (time.perf_counter() - wall) * 1e3)
+    return statistics.median(rates)
+
+
 def fit_line(xs: list[float], ys: list[float]) -> tuple[float, float]:
     """Return (a, b) of the least-squares line y = a + b*x."""
     mx, my = statistics.fmean(xs), statistics.fmean(ys)
@@ -205,8 +224,13 @@ def fit_line(xs: list[float], ys: list[float]) -> tuple[float, float]:
     return my - b * mx, b
 
 
-def report(trials: list[dict[str, Any]]) -> dict[str, float]:
-    """Print the per-trial table, the per-N medians and the CPU fit; return the fit."""
+def report(trials: list[dict[str, Any]], idle_ms_per_s: float) -> dict[str, float]:
+    """Print the per-trial table, the per-N medians and the CPU fits; return them.
+
+    Besides the process CPU, the fit is given net of Ray's idle floor (``idle_ms_per_s``
+    times each trial's wall time): on a machine where N nodes share few CPUs a trial's wall
+    time grows with N, and that floor with it, though the driver does nothing more.
+    """
     rows = []
     for t in trials:
         p = t["phases"]
@@ -222,10 +246,39 @@ def report(trials: list[dict[str, Any]]) -> dict[str, float]:
     print_table(["N", "CPU ms", "wall s", "calls", "kB", *(f"{k} ms" for k in PHASES), "skew ms", "phys skew ms",
                  "phys max ms", "margin ms", "min slack ms", "overlap"], rows)
     ok = [t for t in trials if not t["error"]]
-    a, b = fit_line([t["nodes"] for t in ok], [t["cpu_s"] * 1e3 for t in ok])
-    ta, tb = fit_line([t["nodes"] for t in ok], [t.get("thread_s", 0) * 1e3 for t in ok])
+    # Clock offsets are measured once per run (and re-checked every few minutes), in whichever trial is
+    # running then: a cost per run, stated apart, not one of the trial it lands in.
+    clocks = [t for t in ok if t["phases"].get("clocks", {}).get("calls")]
+    for t in clocks:
+        c = t["phases"]["clocks"]
+        print(f"clock offsets measured in trial at N={t['nodes']}: {c['calls']} calls, driver CPU "
+              f"{c['cpu_s'] * 1e3:.0f} ms, wall {c['wall_s']:.2f} s (left out of the per-trial fit)")
+
+    def less_clocks(t: dict[str, Any], key: str) -> float:
+        return (t[key] - t["phases"].get("clocks", {}).get(key, 0.0)) * 1e3
+
+    ns = [t["nodes"] for t in ok]
+    a, b = fit_line(ns, [less_clocks(t, "cpu_s") for t in ok])
+    ta, tb = fit_line(ns, [less_clocks(t, "thread_s") for t in ok])
+    na, nb = fit_line(ns, [less_clocks(t, "cpu_s") - idle_ms_per_s * less_clocks(t, "wall_s") / 1e3 for t in ok])
+    fits = {"a_ms": a, "b_ms": b, "thread_a_ms": ta, "thread_b_ms": tb, "net_a_ms": na, "net_b_ms": nb,
+            "idle_ms_per_s": idle_ms_per_s}
     print(f"\ndriver CPU per trial = {a:.1f} ms + {b:.2f} ms x N (process, least squares over {len(ok)} trials; "
           f"target b < 5 ms per node); its own thread alone: {ta:.1f} ms + {tb:.2f} ms x N")
+    print(f"net of Ray's idle floor ({idle_ms_per_s:.2f} ms per wall second, measured connected and idle beside "
+          f"the sweep): {na:.1f} ms + {nb:.2f} ms x N")
+    # A node's first trial also holds its agent's once-per-run work (imports, the topology read, the
+    # first write); the trials on nodes used before are the steady cost a longer run pays per trial.
+    steady = [t for t in ok if t.get("new_nodes") == 0]
+    if len({t["nodes"] for t in steady}) >= 2:
+        xs = [t["nodes"] for t in steady]
+        sa, sb = fit_line(xs, [less_clocks(t, "cpu_s") for t in steady])
+        qa, qb = fit_line(xs, [less_clocks(t, "thread_s") for t in steady])
+        ma, mb = fit_line(xs, [less_clocks(t, "cpu_s") - idle_ms_per_s * less_clocks(t, "wall_s") / 1e3
+                               for t in steady])
+        print(f"trials on nodes used before ({len(steady)}): process {sa:.1f} + {sb:.2f} x N, own thread "
+              f"{qa:.1f} + {qb:.2f} x N, net of the idle floor {ma:.1f} + {mb:.2f} x N")
+        fits.update(steady_b_ms=sb, steady_thread_b_ms=qb, steady_net_b_ms=mb)
     largest = max(t["nodes"] for t in trials)
     at_largest = [t for t in ok if t["nodes"] == largest]
     skews = [s for t in at_largest for s in t["physical_skew_ms"]]
@@ -237,7 +290,7 @@ def report(trials: list[dict[str, Any]]) -> dict[str, float]:
     if memory:
         print(f"memory per node at {largest} nodes (raylet, agents, workers; USS): median "
               f"{statistics.median(memory):.0f} MiB, max {max(memory):.0f} MiB")
-    return {"a_ms": a, "b_ms": b}
+    return fits
 
 
 def main() -> None:
@@ -259,8 +312,10 @@ def main() -> None:
     sizes = [n for n in (1, 2, 4, 8, 16, 32, 64) if n <= started]
     try:
         ray.init(address=c.address, log_to_driver=False, configure_logging=False)
+        idle_before = idle_rate()
         with tempfile.TemporaryDirectory(prefix="tb-many-") as tmp:
             opening, trials = sweep(c, sizes, args.repeats, args.repetitions, Path(tmp))
+        idle_after = idle_rate()
         floors = {n: wake_floor(n) for n in sizes}  # beside the same idle raylets
     finally:
         ray.shutdown()
@@ -269,7 +324,9 @@ def main() -> None:
           f"{args.repetitions} rounds each")
     print(f"session opened (connect, probe, plan, agents) in {opening['wall_s']:.1f} s, driver CPU "
           f"{opening['cpu_s'] * 1e3:.0f} ms")
-    fit = report(trials)
+    print(f"driver connected and idle: {idle_before:.2f} ms of CPU per wall second before the sweep, "
+          f"{idle_after:.2f} after")
+    fit = report(trials, statistics.fmean([idle_before, idle_after]))
     print("this machine alone (plain processes woken at one instant, no Ray): start skew median ms by N: "
           + ", ".join(f"{n}: {statistics.median(f):.1f}" for n, f in floors.items()))
     fit["wake_floor_ms"] = {str(n): f for n, f in floors.items()}

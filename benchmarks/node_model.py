@@ -2,7 +2,8 @@
 
 Measured here, by running the real code on synthetic inputs (no Ray): for a trial of one
 worker on each of N nodes (each node its own host, this machine's topology), the planner
-(``plan_trials``), a node's own rows and parts (``node_record`` and the ``samples`` and
+(``plan_trials``), pickling what each agent is sent to start and prepare its workers (the
+part of a call's cost that could grow with N), a node's own rows and parts (``node_record`` and the ``samples`` and
 ``resources`` parts: each agent builds and writes its node's, in parallel, so it is a cost per
 node off the driver), the driver's record from the N parts (``build_record``), the commit to
 the dataset (``RunLog.commit``: the trial's rows and the manifest entry; seconds and bytes) and
@@ -10,7 +11,7 @@ reading it back as ``topobench query`` does. Taken from ``many_nodes.py --json``
 costs and the calls per node per trial, each node's clock-offset error (one machine: the
 true offset is 0) and how late a lone worker starts after its instant.
 
-    driver CPU per trial(N) = a + calls_per_node * N * cpu_per_call + plan(N) + record(N) + write(N)
+    driver CPU per trial(N) = a + calls_per_node * N * cpu_per_call + plan(N) + args(N) + record(N) + write(N)
                               (a: the median of what the measured trials spent beyond these)
     start skew(N)           = range over N nodes of (offset error + wake lateness), each drawn
                               from the measured values; no call arrives late (the margin is
@@ -110,6 +111,24 @@ def measured_trial(trial: Any, rounds: int, warmup: int, topology: Any, writer: 
     return MeasuredTrial(trial, (), "repetitions", rounds * 0.05, nodes=tuple(parts)), statistics.median(spent)
 
 
+def call_args(trial: Any, nodes: list[Any], sampling: Any) -> int:
+    """Pickle what the driver sends each node's agent to start and prepare its workers, as Ray does; return bytes.
+
+    What grows with N in a call's arguments is the cost the per-call constant (measured at up
+    to 32 nodes) would miss: each agent gets its own node's part (``trial.per_node_trials``).
+    """
+    from ray import cloudpickle
+
+    from orchestrator.pipeline.trial import _specs, by_node, per_node_trials
+
+    slots = by_node(trial)
+    specs = iter(_specs(trial, {n.node_id: n for n in nodes}, sampling, None))
+    sent = 0
+    for part, mine in zip(per_node_trials(trial, slots), slots.values()):
+        sent += len(cloudpickle.dumps((part, 60.0))) + len(cloudpickle.dumps(([next(specs) for _ in mine], 60.0)))
+    return sent
+
+
 def costs_at(count: int, rounds: int, warmup: int, folder: Path) -> dict[str, float]:
     """Return the driver's plan, record, write (s and bytes) and query costs for a trial on ``count`` nodes."""
     from orchestrator.pipeline.planner import plan_trials
@@ -135,13 +154,14 @@ def costs_at(count: int, rounds: int, warmup: int, folder: Path) -> dict[str, fl
         return result
 
     (trial,) = timed("plan", lambda: plan_trials([point], nodes))
+    sampling = Sampling(repetitions=rounds, warmup=warmup)
+    timed("args", lambda: call_args(trial, nodes, sampling))
     store = RunStore(folder, new_run_id())
     log = RunLog(store, "model", "{}", nodes, 1)
     before = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     measured, out["agent_cpu_s"] = measured_trial(trial, rounds, warmup, nodes[0].topology, store.parts)
     agents_wrote = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) - before
     topologies = {n.node_id: n.topology for n in nodes}
-    sampling = Sampling(repetitions=rounds, warmup=warmup)
     record = timed("record", lambda: build_record(store.run_id, [measured], topologies,
                                                   get_workload("cpu.sqrt_mod"), sampling))
     timed("write", lambda: log.commit(trial, record))
@@ -177,14 +197,26 @@ def skew_model(errors_ms: list[float], lateness_ms: list[float], count: int, dra
     return statistics.median(ranges), ranges[int(0.95 * (len(ranges) - 1))]
 
 
-def calls_and_cost(measured: dict[str, Any]) -> tuple[float, float]:
-    """Return (calls per node per trial, driver CPU per call in ms) from many_nodes.json."""
+RAY_PHASES = ("start", "acquire", "lock", "service", "prepare", "rounds", "finish")
+"""A trial's phases made of Ray calls (clock offsets are measured once per run, not per trial)."""
+
+
+def calls_and_cost(measured: dict[str, Any], idle_ms_per_s: float = 0.0) -> tuple[float, float]:
+    """Return (calls per node per trial, driver CPU per call in ms) from many_nodes.json.
+
+    With ``idle_ms_per_s`` the CPU Ray's threads burn in any connected driver for each wall
+    second of those phases is taken off first (on a machine where N nodes share few CPUs
+    the phases last longer as N grows, and that floor with them).
+    """
     trials = [t for t in measured["trials"] if not t["error"]]
-    per_node = statistics.median(sum(p["calls"] for p in t["phases"].values()) / t["nodes"] for t in trials)
-    ray_phases = ("start", "acquire", "lock", "clocks", "service", "prepare", "rounds", "finish")
+    per_node = statistics.median(sum(t["phases"][k]["calls"] for k in RAY_PHASES if k in t["phases"]) / t["nodes"]
+                                 for t in trials)
+
+    def of(t: dict[str, Any], key: str) -> float:
+        return sum(t["phases"][k][key] for k in RAY_PHASES if k in t["phases"])
+
     per_call = statistics.median(
-        1e3 * sum(t["phases"][k]["cpu_s"] for k in ray_phases if k in t["phases"])
-        / max(1, sum(t["phases"][k]["calls"] for k in ray_phases if k in t["phases"]))
+        (1e3 * of(t, "cpu_s") - idle_ms_per_s * of(t, "wall_s")) / max(1, of(t, "calls"))
         for t in trials if t["nodes"] >= min(8, max(x["nodes"] for x in trials)))
     return per_node, per_call
 
@@ -198,6 +230,8 @@ def main() -> None:
     measured = json.loads(args.measured.read_text())
     sizes = [int(n) for n in args.nodes.split(",")]
     per_node, per_call = calls_and_cost(measured)
+    idle = measured["fit"].get("idle_ms_per_s", 0.0)
+    net_per_call = calls_and_cost(measured, idle)[1]
     trials = [t for t in measured["trials"] if not t["error"]]
     rows, model = [], {}
     with tempfile.TemporaryDirectory(prefix="tb-model-") as tmp:
@@ -206,7 +240,8 @@ def main() -> None:
         def modelled(n: int, intercept: float = 0.0) -> tuple[dict[str, float], float, float]:
             c = costs_at(n, args.rounds, 1, Path(tmp) / str(n))
             ray_ms = per_node * n * per_call
-            return c, ray_ms, intercept + ray_ms + 1e3 * (c["plan_cpu_s"] + c["record_cpu_s"] + c["write_cpu_s"])
+            return c, ray_ms, intercept + ray_ms + 1e3 * (c["plan_cpu_s"] + c["args_cpu_s"] + c["record_cpu_s"]
+                                                          + c["write_cpu_s"])
 
         measured_n = sorted({t["nodes"] for t in trials})
         at_measured = {n: modelled(n)[2] for n in measured_n}
@@ -214,14 +249,18 @@ def main() -> None:
         for n in sizes:
             c, ray_ms, total = modelled(n, intercept)
             model[n] = {**c, "ray_ms": ray_ms, "total_ms": total}
-            rows.append([n, f"{1e3 * c['plan_cpu_s']:.1f}", f"{1e3 * c['agent_cpu_s']:.1f}",
+            rows.append([n, f"{1e3 * c['plan_cpu_s']:.1f}", f"{1e3 * c['args_cpu_s']:.1f}",
+                         f"{1e3 * c['agent_cpu_s']:.1f}",
                          f"{1e3 * c['record_cpu_s']:.1f}",
                          f"{1e3 * c['write_cpu_s']:.1f}", f"{c['write_bytes'] / 1e3:.0f}",
                          f"{1e3 * c['query_cpu_s']:.1f}", f"{ray_ms:.0f}", f"{total:.0f}"])
             note(f"{n} nodes modelled")
     print(f"Ray calls: {per_node:.1f} per node per trial at {per_call:.2f} ms of driver CPU each (many_nodes.py, "
           f"N >= 8); the rest of a trial: {intercept:.0f} ms (median residual of the measured trials)")
-    print_table(["N", "plan ms", "node rows+parts ms (agent)", "record ms", "write ms", "driver wrote kB", "query ms",
+    if idle:
+        print(f"net of the {idle:.2f} ms per wall second Ray's threads burn in an idle connected driver: "
+              f"{net_per_call:.2f} ms per call, so {per_node * net_per_call:.2f} ms per node per trial in calls")
+    print_table(["N", "plan ms", "call args ms", "node rows+parts ms (agent)", "record ms", "write ms", "driver wrote kB", "query ms",
                  "Ray calls ms", "driver CPU ms"], rows)
     print("\ncheck against many_nodes.py (driver CPU per trial, ms):")
     check = [[n, f"{statistics.median(1e3 * t['cpu_s'] for t in trials if t['nodes'] == n):.0f}",
