@@ -108,18 +108,37 @@ def test_a_workload_error_keeps_its_command_exit_code_and_stderr(ray_local, tmp_
     assert "exited with 3" in row["error"] and "echo boom >&2; exit 3" in row["error"] and "boom" in row["error"]
 
 
+# A parent started in the background (`cmd &` in a script) ignores SIGINT, a child inherits that and
+# Python then installs no KeyboardInterrupt for it: the run under test gets Python's own, as from a terminal.
+CLI_AS_FROM_A_TERMINAL = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                          "sys.argv[0] = 'topobench'; runpy.run_module('orchestrator.cli', run_name='__main__')")
+
+
+@contextlib.contextmanager
+def interruptible_run(tmp_path: Path, *args: str):
+    """Start ``topobench run ARGS --results tmp_path`` as a user's terminal would; wait until its run row is
+    stored (Ray is up, the trial planned); kill it after the block, so a failed test leaves nothing running."""
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    proc = subprocess.Popen([sys.executable, "-c", CLI_AS_FROM_A_TERMINAL, "run", *args, "--results", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(tmp_path.glob("runs/*/*.parquet")) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()  # its own Ray goes with it: the raylet's parent is gone
+            proc.communicate()
+
+
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_mid_run_says_what_was_kept_and_leaves_a_true_status(tmp_path, sig, code):
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "run", "cpu.sqrt_mod", "--invocations", "1",
-                             "--repetitions", "100000", "--min-time", "0.05", "--results", str(tmp_path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    deadline = time.monotonic() + 120
-    while not list(tmp_path.glob("runs/*/*.parquet")) and time.monotonic() < deadline:
-        time.sleep(0.2)  # the run row appears once Ray is up and the trial is planned
-    time.sleep(2)
-    proc.send_signal(sig)
-    out, err = proc.communicate(timeout=120)
+    with interruptible_run(tmp_path, "cpu.sqrt_mod", "--invocations", "1", "--repetitions", "100000",
+                           "--min-time", "0.05") as proc:
+        time.sleep(2)
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=120)
     assert proc.returncode == code, out + err
     assert "interrupted; 0 of 1 trials are stored" in err and "Traceback" not in err
     (run,) = run_query(tmp_path, "SELECT status, finished_at FROM runs").to_pylist()
@@ -127,17 +146,11 @@ def test_a_signal_mid_run_says_what_was_kept_and_leaves_a_true_status(tmp_path, 
 
 
 def test_an_interrupt_between_invocations_keeps_those_finished_flagged_partial(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "run", "cpu.sqrt_mod", "--invocations", "200",
-                             "--repetitions", "2", "--min-time", "0.02", "--warmup", "0", "--no-lock",
-                             "--results", str(tmp_path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    deadline = time.monotonic() + 120
-    while not list(tmp_path.glob("runs/*/*.parquet")) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    time.sleep(8)  # a few invocations of fresh workers finish meanwhile
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
+    with interruptible_run(tmp_path, "cpu.sqrt_mod", "--invocations", "200", "--repetitions", "2",
+                           "--min-time", "0.02", "--warmup", "0", "--no-lock") as proc:
+        time.sleep(8)  # a few invocations of fresh workers finish meanwhile
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, out + err
     said = " ".join(err.split())  # the console wraps long lines
     assert "interrupted; 1 of 1 trials are stored" in said and "(1 of them partial" in said, err
