@@ -326,7 +326,9 @@ def main() -> None:
           f"{opening['cpu_s'] * 1e3:.0f} ms")
     print(f"driver connected and idle: {idle_before:.2f} ms of CPU per wall second before the sweep, "
           f"{idle_after:.2f} after")
-    fit = report(trials, statistics.fmean([idle_before, idle_after]))
+    # The smaller: what a driver burns idle cannot exceed either, while the machine may still be busy
+    # with the sweep's teardown (killed workers, raylets settling) when the second is taken.
+    fit = report(trials, min(idle_before, idle_after))
     print("this machine alone (plain processes woken at one instant, no Ray): start skew median ms by N: "
           + ", ".join(f"{n}: {statistics.median(f):.1f}" for n, f in floors.items()))
     fit["wake_floor_ms"] = {str(n): f for n, f in floors.items()}
