@@ -6,7 +6,8 @@ simulated-host seam (``TOPOBENCH_SIMULATED_HOST``), so clock offsets and per-hos
 as on a real cluster. A sweep nodes = 1, 2, 4, ... of a tiny cpu.sqrt_mod (one invocation,
 one worker per node, ``placement none``) runs ``--repeats`` times. Per trial it prints the driver's wall time per
 phase, the driver process's CPU time, the Ray calls it waited on, the bytes it wrote, the
-start skew of each round (last worker's start minus the first's), the overlap, and the memory
+start skew of each round that ran (last worker's start minus the first's; measured rounds and those that
+missed their window alike), how many missed it, the overlap, and the memory
 per node (USS of each raylet with its workers and agents, at the largest N). The driver CPU
 per trial is fitted as a + b*N (targets: b under 5 ms per node; skew under 10 ms at 32 nodes), also net
 of the CPU Ray's threads in any connected driver burn per wall second (measured idle, beside the sweep).
@@ -130,14 +131,15 @@ def sweep(c: Any, sizes: list[int], repeats: int, repetitions: int,
     skews = round_skews(results, session.run_id)
     overlap = {r["trial_id"]: r["overlap"] for r in session.rows if r.get("overlap") is not None}
     for t in trials:
-        t["skew_ms"], t["physical_skew_ms"], t["deviation_ms"] = skews.get(t["trial_id"], ([], [], []))
+        t["skew_ms"], t["physical_skew_ms"], t["deviation_ms"], t["missed_rounds"] = skews.get(
+            t["trial_id"], ([], [], [], 0))
         t["overlap"] = overlap.get(t["trial_id"])
     return opening, trials
 
 
-def round_skews(results: Path, run_id: str) -> dict[str, tuple[list[float], list[float], list[float]]]:
-    """Return per trial each measured round's start skew (ms) as stored and as it physically was, and each
-    worker's start minus the round's median.
+def round_skews(results: Path, run_id: str) -> dict[str, tuple[list[float], list[float], list[float], int]]:
+    """Return per trial each round's start skew (ms) as stored and as it physically was, each worker's start
+    minus the round's median, and how many rounds missed their window (``pipeline.rounds``).
 
     Stored starts are on the driver's clock (corrected by each node's estimated offset); on
     one machine every node reads the same clock, so the raw stamps (start + offset) are the
@@ -147,17 +149,22 @@ def round_skews(results: Path, run_id: str) -> dict[str, tuple[list[float], list
 
     dataset = Dataset(results)
     try:
+        # Every round that ran, measured or not (a round that missed its window is stored as warmup with its
+        # number >= 0): leaving the missed ones out would leave out the worst starts.
         rows = dataset.rows("SELECT trial_id, repetition, worker_rank, any_value(start_ns) AS start_ns, "
-                            "any_value(clock_offset_ns) AS offset_ns FROM samples WHERE run_id = ? AND NOT warmup "
-                            "GROUP BY ALL", [run_id])
+                            "any_value(clock_offset_ns) AS offset_ns, bool_and(warmup) AS missed FROM samples "
+                            "WHERE run_id = ? AND repetition >= 0 GROUP BY ALL", [run_id])
     finally:
         dataset.close()
     by_round: dict[tuple[str, int], list[tuple[int, int]]] = {}
+    missed: dict[str, set[int]] = {}
     for r in rows:
         by_round.setdefault((r["trial_id"], r["repetition"]), []).append((r["start_ns"], r["offset_ns"] or 0))
-    out: dict[str, tuple[list[float], list[float], list[float]]] = {}
+        if r["missed"]:
+            missed.setdefault(r["trial_id"], set()).add(r["repetition"])
+    out: dict[str, tuple[list[float], list[float], list[float], int]] = {}
     for (trial_id, _), found in sorted(by_round.items()):
-        skews, physical, deviations = out.setdefault(trial_id, ([], [], []))
+        skews, physical, deviations, _ = out.setdefault(trial_id, ([], [], [], len(missed.get(trial_id, ()))))
         starts, raw = [s for s, _ in found], [s + o for s, o in found]
         skews.append((max(starts) - min(starts)) / 1e6)
         physical.append((max(raw) - min(raw)) / 1e6)
@@ -242,9 +249,9 @@ def report(trials: list[dict[str, Any]], idle_ms_per_s: float) -> dict[str, floa
                      f"{max(t['physical_skew_ms']):.1f}" if t["skew_ms"] else "-",
                      f"{statistics.median(t['margin_ms']):.1f}" if t.get("margin_ms") else "-",
                      f"{min(t['slack_ms']):.1f}" if t.get("slack_ms") else "-",
-                     f"{t['overlap']:.3f}" if t.get("overlap") is not None else "-"])
+                     f"{t['overlap']:.3f}" if t.get("overlap") is not None else "-", t.get("missed_rounds", "-")])
     print_table(["N", "CPU ms", "wall s", "calls", "kB", *(f"{k} ms" for k in PHASES), "skew ms", "phys skew ms",
-                 "phys max ms", "margin ms", "min slack ms", "overlap"], rows)
+                 "phys max ms", "margin ms", "min slack ms", "overlap", "missed"], rows)
     ok = [t for t in trials if not t["error"]]
     # Clock offsets are measured once per run (and re-checked every few minutes), in whichever trial is
     # running then: a cost per run, stated apart, not one of the trial it lands in.
@@ -285,7 +292,8 @@ def report(trials: list[dict[str, Any]], idle_ms_per_s: float) -> dict[str, floa
     if skews:
         slack = min(s for t in at_largest for s in t.get("slack_ms") or [0.0])
         print(f"start skew at {largest} nodes: median {statistics.median(skews):.1f} ms, max {max(skews):.1f} ms "
-              f"(physical; target under 10 ms); every call arrived at least {slack:.1f} ms before its instant")
+              f"(physical; target under 10 ms); every worker began its call for a round at least {slack:.1f} ms "
+              "before the round's instant (the batch's call arriving, or its previous sample ending)")
     memory = next((t["memory_mib"] for t in trials if "memory_mib" in t), [])
     if memory:
         print(f"memory per node at {largest} nodes (raylet, agents, workers; USS): median "

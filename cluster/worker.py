@@ -1,10 +1,10 @@
 """The worker actor: pinned to its CPUs, runs one workload per trial, returns Arrow samples.
 
-Lifecycle per trial (driven by ``orchestrator/trial_run.py``): ``prepare(spec)`` sets up the
-workload and calibrates (those runs warm it up too) and returns its iteration count; the
-driver gives every worker the largest one. Then, once per round, ``sample(start_at_ns,
-iterations, warmup)`` waits for the instant the driver chose for all workers and takes one
-sample, so sample r of every worker runs together. ``finish()`` tears down and returns the
+Lifecycle per trial (driven by its node's agent, ``orchestrator/pipeline/node_agent.py``):
+``prepare(spec)`` sets up the workload and calibrates (those runs warm it up too) and returns
+its iteration count; the driver gives every worker the largest one. Then, once per round,
+``sample(start_at_ns, iterations, repetition, warmup)`` waits for the round's instant, the
+same for all workers, and takes one sample, so sample r of every worker runs together. ``finish()`` tears down and returns the
 resource rows (CPU% over each measured sample, RSS) and the CPUs' mean busy shares.
 """
 
@@ -33,8 +33,9 @@ from workloads.registry import get_workload
 def sample_row(run: TimedRun, repetition: int, warmup: bool, called_ns: int = 0) -> pa.Table:
     """Return one sample as a one-row wide table: timing columns, flags, one column per extra metric.
 
-    ``called_ns`` is when the sample's call reached the worker (its node's clock): how early
-    before the start instant the driver's margin got it there.
+    ``called_ns`` is when the worker began the sample's call (its node's clock): for a batch's
+    first round, when the call arrived; for a later one, when the sample before it ended. After
+    the start instant, the round started late here (``pipeline.rounds.window_held``).
     """
     columns: dict[str, Any] = {
         "repetition": [repetition], "warmup": [warmup], "iterations": [run.iterations],
@@ -144,7 +145,7 @@ class Worker:
     def sample(self, start_at_ns: int, iterations: int, repetition: int, warmup: bool) -> pa.Table:
         """Wait for the shared start instant (this node's wall clock, ns), take one sample of ``iterations``.
 
-        The driver converts its chosen instant to this node's clock (``cluster.clock``), and
+        The driver converts the round's instant to this node's clock (``cluster.clock``), and
         the sample's start/end stamps are this node's; the driver converts them back.
         ``repetition`` numbers the sample (warm-ups -W..-1, in the order they run). CPU% and
         RSS are read over measured samples only (just outside their timed region), never over

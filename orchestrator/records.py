@@ -170,6 +170,8 @@ class MeasuredTrial:
     """Seconds besides its measured rounds: workers started, CPUs locked, setup, calibration, warm-up, teardown."""
     iterations: int = 0
     """Iterations per sample, the same in every invocation of the trial (the first one calibrates it)."""
+    missed_rounds: tuple[int, ...] = ()
+    """Repetition numbers of rounds that missed their window (kept, not measured, re-run; ``pipeline.rounds``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,9 +193,10 @@ class TrialCosts:
 
     phases: Mapping[str, PhaseCost] = field(default_factory=dict)
     margin_ns: tuple[int, ...] = ()
-    """Per round, how far ahead of its start instant the driver sent it."""
+    """Per round, how far ahead of its start instant the driver sent its batch (the margin, plus k windows)."""
     slack_ns: tuple[int, ...] = ()
-    """Per round, the least time by which any worker's call arrived before the instant (negative: late)."""
+    """Per round, the least time by which any worker began its call before the instant (negative: late): the
+    batch's arrival for its first round, the previous sample's end for the others."""
     late_ns: tuple[int, ...] = ()
     """Per round, how long after the instant its last worker started, on that worker's own clock."""
 

@@ -197,8 +197,8 @@ class Deadlines:
         service_s: a workload's shared server to start.
         lock_s: one round of lock calls (waiting for another run's CPUs is ``--lock-timeout``).
         prepare_s: setup and calibration (numba compiles there; a ``command`` may build).
-        round_floor_s: a round's deadline: this, plus ``round_factor`` times the longest sample
-            seen so far (before the first, the calibrated estimate).
+        round_floor_s: a batch of rounds' deadline: this, plus its windows, plus ``round_factor``
+            times the longest sample seen so far (before the first, the calibrated estimate).
         round_factor: see ``round_floor_s``.
         finish_s: teardown and the resource rows.
         clock_s: one measurement of every node's clock offset.
@@ -240,10 +240,10 @@ CLOCKS = Clocks()
 
 @dataclass(frozen=True, slots=True)
 class StartMargin:
-    """How far ahead of a round's shared start instant the driver sends it, sized from measurements.
+    """How far ahead of a batch of rounds' first instant the driver sends it, sized from measurements.
 
-    The margin is ``floor_ns`` plus ``factor`` times the longest time the last rounds took to
-    reach their last worker (the submission and the delivery; ``pipeline.margin``); a round
+    The margin is ``floor_ns`` plus ``factor`` times the longest time the last batches took to
+    reach their last worker (the submission and the delivery; ``pipeline.margin``); a batch
     whose call arrived late raises it for the next.
 
     Attributes:
@@ -258,6 +258,39 @@ class StartMargin:
 
 
 START_MARGIN = StartMargin()
+
+
+@dataclass(frozen=True, slots=True)
+class RoundWindow:
+    """How far apart a batch's rounds start: round k at the batch's first instant plus k windows.
+
+    One call per node runs a whole batch of rounds (``pipeline.rounds``), so a round's start
+    cannot wait for the round before it to end everywhere; instead every round has its
+    window, ``factor`` times the longest sample expected plus ``guard_ns``. A round whose
+    sample started late (its call, or the worker's previous sample, still busy at the
+    instant) or ran into the next round's instant missed its window: it is kept, not
+    measured (flag ``window_missed``), and re-run in a batch with twice the window, up to
+    ``retries`` batches in a row (SKaMPI, Worsch, Reussner and Augustin 2002; ReproMPI, Hunold and
+    Carpen-Amarie 2016).
+
+    Attributes:
+        factor: window over the longest sample expected (calibration's estimate, then the longest seen).
+        guard_ns: room after a sample for its row to go back and the next call to begin.
+        retries: batches in a row that may miss rounds and re-run them before the rest is given up.
+        most_rounds: most rounds in one batch (a node's agent sends all of a batch's calls at once).
+    """
+
+    factor: float = 1.25
+    guard_ns: int = 5_000_000
+    retries: int = 3
+    most_rounds: int = 64
+
+    def ns(self, longest_s: float) -> int:
+        """Return the window for samples of at most ``longest_s`` seconds."""
+        return int(self.factor * longest_s * 1e9) + self.guard_ns
+
+
+ROUND_WINDOW = RoundWindow()
 
 MAX_TRIALS = 10_000
 """Largest sweep matrix run unless ``--max-trials`` raises the limit."""

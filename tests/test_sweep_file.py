@@ -409,8 +409,9 @@ def test_dry_run_estimate_counts_every_round():
     from orchestrator.render.run_tables import duration_text
     from orchestrator.settings import Sampling
 
-    # 10 trials x 5 invocations x (1 s + (3 + 1 + 3) x 0.1 s) = 85 s
-    assert duration_text(10, Sampling()) == "at least 1 min 25 s"
-    assert duration_text(100, Sampling(min_time_s=1.0)) == "at least 1 h 06 min"
+    # 10 trials x 5 invocations x (1 s + 3 x 0.1 s of calibration + (1 + 3) rounds x (1.25 x 0.1 s + 5 ms)) = 91 s
+    assert duration_text(10, Sampling()) == "at least 1 min 31 s"
+    # 100 x 5 x (1 + 3 + 4 x 1.255) s = 4,510 s
+    assert duration_text(100, Sampling(min_time_s=1.0)) == "at least 1 h 15 min"
     assert duration_text(2, Sampling(invocations=1, repetitions=10, until_stable=True, max_time_s=30)).endswith(
         "at most about 1 min 05 s (--until-stable)")

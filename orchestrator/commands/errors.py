@@ -13,7 +13,7 @@ from typing import Any
 
 import typer
 
-from orchestrator.pipeline.interrupts import Terminated
+from orchestrator.pipeline.interrupts import Terminated, take_sigterm
 from workloads.errors import StoreError, UserError
 
 
@@ -29,9 +29,7 @@ def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         except StoreError as exc:
             typer.echo(f"topobench: error: {exc}", err=True)
             raise typer.Exit(1) from None
-        except Terminated:
-            raise typer.Exit(143) from None
-        except KeyboardInterrupt:
-            raise typer.Exit(130) from None
+        except KeyboardInterrupt as exc:
+            raise typer.Exit(143 if take_sigterm() or isinstance(exc, Terminated) else 130) from None
 
     return wrapper

@@ -17,8 +17,9 @@
       clocks             every node's clock offset: once per run, in parallel, re-checked for drift
       trial              measure one invocation of a trial through its nodes' agents: start, lock,
                          clocks, service, prepare, rounds, finish (one call per node each)
-        rounds           the synchronized rounds, numbered on across a trial's invocations
-        margin           how far ahead a round's start instant is chosen, learned from each round
+        rounds           the synchronized rounds, in batches of one call per node, numbered on
+                         across a trial's invocations
+        margin           how far ahead a batch's first instant is chosen, learned from each batch
         waits            every wait on Ray, with its deadline and a sentence when it passes
       costs              what each trial cost the driver, by phase (wall, CPU, calls)
       record             a node's rows (built by its agent) → the trial's rows over its

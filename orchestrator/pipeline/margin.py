@@ -1,8 +1,8 @@
-"""How far ahead a round's shared start instant is chosen: sized from measured submit and delivery times.
+"""How far ahead a batch of rounds' first instant is chosen: sized from measured submit and delivery times.
 
-A round's calls take time to submit (one per worker, or per agent) and to reach their
-processes; a worker reached after the instant starts late, and the round's skew shows it.
-So the margin is the floor plus a safety factor times the longest time the last few rounds
+A batch's calls take time to submit (one per agent) and to reach their workers; a worker
+reached after the first instant starts late, and that round is re-run (``pipeline.rounds``).
+So the margin is the floor plus a safety factor times the longest time the last few batches
 took to reach their last worker (from choosing the instant to that call's arrival, on the
 driver's clock), capped by a ceiling (``StartMargin``). Waking up once reached is the
 machine's part and is not the margin's to cover.
@@ -17,11 +17,11 @@ if TYPE_CHECKING:
     from orchestrator.settings import StartMargin
 
 WINDOW = 8
-"""Rounds whose submit and lateness times size the next margin (one slow round does not stay forever)."""
+"""Batches whose submit and delivery times size the next margin (one slow batch does not stay forever)."""
 
 
 class Margin:
-    """The start margin of a run's rounds, learned from each round (ns)."""
+    """The start margin of a run's batches of rounds, learned from each batch (ns)."""
 
     def __init__(self, settings: StartMargin) -> None:
         self._settings = settings

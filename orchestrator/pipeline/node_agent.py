@@ -1,10 +1,10 @@
 """The node agent: one actor of 0 CPUs per node of a run, which runs its node's part of every invocation.
 
 It starts its node's fresh worker actors, takes and gives back their CPU locks, prepares them,
-starts each round's samples at the round's instant (sent once, on this node's clock), keeps
-their rows and answers with a few numbers per worker, and at the end builds its node's rows,
+starts each batch's rounds at their instants (a batch sent once, on this node's clock), keeps
+their rows and answers with a few numbers per worker and round, and at the end builds its node's rows,
 merges its node's latency histograms and releases the workers. So the driver makes one call
-per node where it made one per worker, and gets a summary per round; the node's rows come once,
+per node where it made one per worker, and gets a summary per batch of rounds; the node's rows come once,
 at the invocation's end (the driver's statistics need them), and the agent writes them to the
 results itself where it can reach them (object storage, or the driver's folder on its disk or a
 shared file system), so the driver does not write a node's samples.
@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -33,8 +33,21 @@ if TYPE_CHECKING:
     from cluster.topology import Topology
     from orchestrator.records import NodeResult, Trial, WorkerSlot
 
-RoundAnswer = tuple[int, tuple[tuple[int, int, int, int], ...]]
-"""A round's answer: when its last worker got the call, and per worker (start_ns, end_ns, ops, elapsed_ns)."""
+BatchAnswer = tuple[tuple[tuple[int, int, int, int, int], ...], ...]
+"""A batch's answer: per round, per worker (called_ns, start_ns, end_ns, ops, elapsed_ns), on this node's clock."""
+
+
+def window_missed(sample: pa.Table, missed: Collection[int]) -> pa.Table:
+    """Return a worker's one-row sample, marked not measured (``warmup``, flag ``window_missed``) if its round missed.
+
+    ``missed`` holds the repetition numbers of the rounds that missed their window on some
+    node (``rounds.window_held``): kept, as warm-ups are, and left out of every statistic.
+    """
+    if sample["warmup"][0].as_py() or sample["repetition"][0].as_py() not in missed:
+        return sample
+    flags = sorted({*(sample["flags"][0].as_py() or ()), "window_missed"})
+    sample = sample.set_column(sample.schema.get_field_index("warmup"), "warmup", pa.array([True]))
+    return sample.set_column(sample.schema.get_field_index("flags"), "flags", pa.array([flags], pa.list_(pa.string())))
 
 
 class WorkersNotStarted(Sentence):
@@ -68,17 +81,22 @@ class NodeAgent:
         return time.time_ns()
 
     def _wait(self, refs: list[Any], within_s: float, what: str) -> list[Any]:
-        """Return the results of ``refs`` (one per worker) within ``within_s``, else raise ``WorkersLate``."""
-        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=within_s)
-        if len(ready) < len(refs):
-            done = set(ready)
-            late = [s.rank for s, ref in zip(self._slots, refs) if ref not in done]
+        """Return the results of ``refs`` (per worker, or per round and worker) within ``within_s``, else raise
+        ``WorkersLate``; a failed call is raised as soon as it is seen (not after a batch's other rounds)."""
+        ends, pending, got = time.monotonic() + within_s, list(refs), {}
+        while pending and (left := ends - time.monotonic()) > 0:
+            ready, pending = ray.wait(pending, num_returns=len(pending), timeout=min(left, 0.5))
+            got.update(zip(ready, ray.get(ready)))
+        if pending:
+            done, n = set(got), len(self._slots)
+            # ``refs`` may hold several calls per worker, worker by worker in each round
+            late = sorted({self._slots[i % n].rank for i, ref in enumerate(refs) if ref not in done})
             one = len(late) == 1
             raise WorkersLate(f"worker{'' if one else 's'} {', '.join(map(str, late))} of node {self._node[:12]} "
                               f"({self._host}) did not answer {what} within {within_s:g} s ({len(late)} of the node's "
-                              f"{len(refs)}); {'it is' if one else 'they are'} alive, so the call{' is' if one else 's are'}"
+                              f"{n}); {'it is' if one else 'they are'} alive, so the call{' is' if one else 's are'}"
                               " still running or stalled (a slow workload, or CPUs another process holds).")
-        return ray.get(refs)
+        return [got[r] for r in refs]
 
     def start(self, trial: Trial, within_s: float) -> list[dict[str, Any]]:
         """Start fresh workers for this node's slots of ``trial`` (those of before are released); return who they are.
@@ -129,18 +147,26 @@ class NodeAgent:
                                     "setup and calibration")
         return self._prepared
 
-    def round(self, start_at_ns: int, iterations: int, repetition: int, warmup: bool, within_s: float) -> RoundAnswer:
-        """Start every worker's sample at ``start_at_ns`` (this node's clock); keep the rows, return a summary."""
-        tables = self._wait([w.sample.remote(start_at_ns, iterations, repetition, warmup) for w in self._workers],
-                            within_s, f"{'warm-up ' if warmup else ''}round {repetition}")
-        for kept, table in zip(self._rows, tables):
-            kept.append(table)
-        row = [t.select(["called_ns", "start_ns", "end_ns", "ops", "elapsed_ns"]).to_pylist()[0] for t in tables]
-        return (max(r["called_ns"] for r in row),
-                tuple((r["start_ns"], r["end_ns"], r["ops"], r["elapsed_ns"]) for r in row))
+    def rounds(self, first_ns: int, window_ns: int, iterations: int, plan: Sequence[tuple[int, bool]],
+               within_s: float) -> BatchAnswer:
+        """Have every worker start round k of ``plan`` (repetition, warmup) at ``first_ns + k * window_ns``.
+
+        The instants are on this node's clock. Every call is sent at once: each worker takes
+        them in order, so a sample whose previous one ran past its instant starts late, and
+        its stamps show it (``rounds.window_held``). The rows are kept; the answer is a summary.
+        """
+        calls = [w.sample.remote(first_ns + k * window_ns, iterations, repetition, warmup)
+                 for k, (repetition, warmup) in enumerate(plan) for w in self._workers]
+        tables = self._wait(calls, within_s, f"rounds {plan[0][0]}..{plan[-1][0]}")
+        n = len(self._workers)
+        for i, table in enumerate(tables):
+            self._rows[i % n].append(table)
+        stamps = [tuple(t.select(["called_ns", "start_ns", "end_ns", "ops", "elapsed_ns"]).to_pylist()[0].values())
+                  for t in tables]
+        return tuple(tuple(stamps[k * n:(k + 1) * n]) for k in range(len(plan)))
 
     def finish(self, run_id: str, invocation: int, clock: ClockOffset, within_s: float,
-               writes_to: str | None = None) -> NodeResult:
+               writes_to: str | None = None, missed: Collection[int] = ()) -> NodeResult:
         """Tear the workers down, build this node's part of ``invocation`` (``record.node_record``), release them.
 
         The part holds the node's rows and its latency histograms merged per round. The node's
@@ -151,6 +177,8 @@ class NodeAgent:
         does (the run's manifest folder is there: the same host, or a shared file system). A
         folder the node does not see is left to the driver; when the node cannot write (no
         credentials for the bucket here, say) the driver writes them, and ``unwritten`` says why.
+        The samples of the rounds in ``missed`` (repetition numbers) are kept marked not
+        measured (``window_missed``).
         """
         from cluster.topology import read_topology
         from orchestrator.pipeline.record import node_record
@@ -162,7 +190,8 @@ class NodeAgent:
         try:
             finished = self._wait([w.finish.remote() for w in self._workers], within_s, "the finish")
             workers = [WorkerResult(s.rank, self._node, who["hostname"], tuple(who["cpus"]), s.pinned,
-                                    pa.concat_tables(rows, promote_options="default"), res["resources"],
+                                    pa.concat_tables([window_missed(r, missed) for r in rows],
+                                                     promote_options="default"), res["resources"],
                                     float(p["setup_s"]), res["cpu_means"], clock)
                        for s, who, rows, res, p in zip(self._slots, self._identities, self._rows, finished,
                                                        self._prepared)]

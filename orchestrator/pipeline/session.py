@@ -128,7 +128,7 @@ def measure(trial: Trial, sampling: Sampling, agents: NodeAgents, nodes: Mapping
     try:
         return run_trial(trial, sampling, agents, nodes, run_id, say, clocks, margin, invocation=len(done),
                          iterations=done[0].iterations if done else None,
-                         first_round=sum(rounds_of(m) for m in done))
+                         first_round=sum(rounds_of(m) + len(m.missed_rounds) for m in done))
     except CpuLockTimeout:
         raise
     except TrialTimeout:

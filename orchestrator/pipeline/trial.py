@@ -190,12 +190,14 @@ def run_trial(trial: Trial, sampling: Sampling, agents: NodeAgents, nodes: Mappi
         calibrated = [int(p["iterations"]) for node in prepared for p in node]
         iterations = iterations or max(calibrated)
         with phase("rounds"):
+            # Calibration accepts a count whose samples last 1 to about 2 x --min-time (each step at least
+            # doubles it): the upper end sizes the first window when no warm-up measures it.
+            expected_s = 2 * sampling.min_time_s * iterations / max(1, min(calibrated))
             rounds = measure_rounds(handles, sampling, iterations, [o.offset_ns for o in offsets], deadline,
-                                    margin or Margin(START_MARGIN), named,
-                                    sampling.min_time_s * iterations / max(1, min(calibrated)), first_round)
+                                    margin or Margin(START_MARGIN), named, expected_s, first_round)
         with phase("finish"):
-            parts = gather([a.finish.remote(run_id, invocation, off, DEADLINES.finish_s, agents.writes_to)
-                            for a, off in zip(handles, offsets)], deadline,
+            parts = gather([a.finish.remote(run_id, invocation, off, DEADLINES.finish_s, agents.writes_to,
+                                            rounds.missed) for a, off in zip(handles, offsets)], deadline,
                            Expect("finished nodes (teardown and rows)", DEADLINES.finish_s + DEADLINES.call_s, named))
     except BaseException:
         for agent in handles:
@@ -205,5 +207,7 @@ def run_trial(trial: Trial, sampling: Sampling, agents: NodeAgents, nodes: Mappi
         if service is not None:
             _stop_service(service)
     overhead_s = max(0.0, time.monotonic() - started - rounds.measure_s)
+    if len(rounds.values) < sampling.repetitions:  # re-running did not make up for every missed window
+        flags.add("window_missed")
     return MeasuredTrial(trial, (), rounds.stop_reason, rounds.measure_s, rounds.stop, frozenset(flags),
-                         tuple(parts), invocation, overhead_s, iterations)
+                         tuple(parts), invocation, overhead_s, iterations, rounds.missed)

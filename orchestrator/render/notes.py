@@ -37,6 +37,10 @@ def flag_notes(row: Mapping[str, Any], thresholds: FlagThresholds = DEFAULT_THRE
     if "partial" in flags:
         notes.append(f"partial: {row.get('invocations')} of {row.get('invocations_planned')} invocations were "
                      "measured before the run was interrupted; the figure and CI are over those")
+    if "window_missed" in flags:
+        notes.append("window_missed: some rounds started late (a worker was still busy at the round's instant) "
+                     "and re-running them in wider windows did not make up the count, so the figure is over fewer "
+                     "rounds than asked; they are stored as not measured (warmup, repetition >= 0)")
     if "generator_bound" in flags:
         notes.append("generator_bound: the open-loop generator's send-lag p99 is over 10% of the latency p50, "
                      "so part of each latency is the client's own lateness (compare send_lag_p99_ms with "

@@ -19,7 +19,7 @@ from orchestrator.analysis.targets import TargetResult
 from orchestrator.records import Trial
 from orchestrator.render.numbers import percent, quantity, si
 from orchestrator.render.rows import shown_rows
-from orchestrator.settings import Sampling
+from orchestrator.settings import ROUND_WINDOW, Sampling
 from workloads.params import params_text
 
 
@@ -150,8 +150,9 @@ def scaling_tables(analyses: Iterable[SeriesAnalysis]) -> list[Table]:
 def duration_text(trials: int, sampling: Sampling) -> str:
     """Return how long ``trials`` trials take at least, as words ("at least 2 min 30 s")."""
     # Per invocation: about 1 s of actor setup, calibration (its samples grow to min_time; the
-    # last two reach it: about 3 min_time), then every round lasts at least min_time.
-    per_trial = sampling.invocations * (1.0 + (3 + sampling.warmup + sampling.repetitions) * sampling.min_time_s)
+    # last two reach it: about 3 min_time), then every round's window lasts at least 1.25 min_time + 5 ms.
+    window_s = ROUND_WINDOW.ns(sampling.min_time_s) / 1e9
+    per_trial = sampling.invocations * (1.0 + 3 * sampling.min_time_s + (sampling.warmup + sampling.repetitions) * window_s)
     low = trials * per_trial
     text = f"at least {format_seconds(low)}"
     if sampling.until_stable:

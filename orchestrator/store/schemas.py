@@ -214,7 +214,7 @@ SAMPLES_SCHEMA = pa.schema([
     ("l3_domain", pa.int32()),
     ("numa_node", pa.int32()),
     ("repetition", pa.int32()),
-    ("warmup", pa.bool_()),
+    ("warmup", pa.bool_()),  # not measured: a warm-up (repetition < 0) or a round that missed its window (>= 0)
     ("iterations", pa.int64()),
     ("ops", pa.int64()),
     ("elapsed_ns", pa.int64()),
