@@ -292,6 +292,10 @@ class RoundWindow:
 
 ROUND_WINDOW = RoundWindow()
 
+LOCAL_LEAD = StartMargin(floor_ns=2_000_000, factor=2.0, ceiling_ns=50_000_000)
+"""The lead of each round of a trial on one node, whose agent is the barrier: twice the longest time its
+last rounds' calls took to reach its workers, 2 to 50 ms (``NodeAgent.rounds``)."""
+
 MAX_TRIALS = 10_000
 """Largest sweep matrix run unless ``--max-trials`` raises the limit."""
 

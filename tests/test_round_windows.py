@@ -35,14 +35,14 @@ class ScriptedNode:
     def rounds(self, first_ns: int, window_ns: int, iterations: int, plan: list[tuple[int, bool]],
                within_s: float) -> tuple:
         self.batches.append((list(plan), window_ns))
-        free, out = first_ns - MS, []  # the batch's calls reach the worker 1 ms before the first instant
-        for k in range(len(plan)):
-            at = first_ns + k * window_ns
+        free, out, at = first_ns - MS, [], first_ns  # the batch's calls reach the worker 1 ms before the first instant
+        for _ in plan:
             called = free if self._late is None else max(free, at + self._late)
             start = max(called, at)
             end = start + self._durations.pop(0)
-            out.append(((called, start, end, 1000, end - start),))
+            out.append((at, ((called, start, end, 1000, end - start),)))
             free = end + MS // 10  # the next call begins a moment after the sample ends
+            at = at + window_ns if window_ns else free + MS  # no window: the node is the barrier
         time.sleep(max(0.0, (free - time.time_ns()) / 1e9))  # answers once its rounds would have run
         return tuple(out)
 
@@ -104,8 +104,10 @@ def test_many_rounds_go_in_batches_of_at_most_most_rounds(ray_local):
     node = ScriptedNode.remote([10] * 6)
     rounds = measure([node], window=RoundWindow(most_rounds=2))
     assert rounds.values.shape == (5, 1)
-    plans = [plan for plan, _ in ray.get(node.seen.remote())]
-    assert plans == [[(-1, True)], [(0, False), (1, False)], [(2, False), (3, False)], [(4, False)]]
+    batches = ray.get(node.seen.remote())
+    assert [plan for plan, _ in batches] == [[(-1, True)], [(0, False), (1, False)], [(2, False), (3, False)],
+                                             [(4, False)]]
+    assert {window for _, window in batches} == {0}  # one node: its agent is the barrier, no window
 
 
 @pytest.mark.ray
@@ -113,11 +115,13 @@ def test_until_stable_batches_end_by_max_time_at_the_window_rounds_take_now(ray_
     # Samples of 10 ms and a CI that can never be narrow enough: with --max-time 0.5 s, the batches may not
     # run past it. (The stopping rule's first look builds its tables: done before, so it is not timed here.)
     StoppingRule(1e-9).look(np.random.default_rng(1).normal(10, 1, (3, 1)))
-    node = ScriptedNode.remote(list(np.random.default_rng(2).uniform(9, 11, 200)))
+    durations = list(np.random.default_rng(2).uniform(9, 11, 200))
+    nodes = [ScriptedNode.remote(durations), ScriptedNode.remote(durations)]
     sampling = Sampling(repetitions=3, warmup=1, min_time_s=0.01, until_stable=True, rel_ci=1e-9, max_time_s=0.5)
-    rounds = measure_rounds([node], sampling, 100, [0], None, Margin(START_MARGIN), sample_s=0.01, window=WINDOW)
+    rounds = measure_rounds(nodes, sampling, 100, [0, 0], None, Margin(START_MARGIN), sample_s=0.01, window=WINDOW)
     assert rounds.stop_reason == "max-time"
-    windows = sum(len(plan) * window for plan, window in ray.get(node.seen.remote())[1:])
-    assert len(ray.get(node.seen.remote())) > 3  # batches went on until --max-time
+    batches = ray.get(nodes[0].seen.remote())
+    windows = sum(len(plan) * window for plan, window in batches[1:])
+    assert len(batches) > 3  # batches went on until --max-time
     assert windows <= 0.5e9  # every batch's rounds fit in --max-time
     assert rounds.measure_s < 0.5 + 0.3  # and the driver's clock agrees, with room for the calls

@@ -28,31 +28,32 @@ def stamps(called: int, start: int, end: int, ops: int = 10, elapsed: int = 10**
 
 
 def test_a_rounds_values_are_every_workers_throughput_in_slot_order():
-    # Two agents' answers (node order), per round then per worker: (called, start, end, ops, elapsed).
-    answers = [((stamps(0, 0, 1, 10), stamps(0, 0, 1, 20, 2 * 10**9)), (stamps(0, 0, 1, 40),)),
-               ((stamps(0, 0, 1, 30),), (stamps(0, 0, 1, 50),))]
+    # Two agents' answers (node order), per round its instant, then per worker (called, start, end, ops, elapsed).
+    answers = [((0, (stamps(0, 0, 1, 10), stamps(0, 0, 1, 20, 2 * 10**9))), (5, (stamps(0, 0, 1, 40),))),
+               ((0, (stamps(0, 0, 1, 30),)), (5, (stamps(0, 0, 1, 50),)))]
     np.testing.assert_allclose(round_values(answers, 0), [10.0, 10.0, 30.0])
     np.testing.assert_allclose(round_values(answers, 1), [40.0, 50.0])
 
 
 def test_a_round_holds_its_window_only_if_every_workers_call_began_by_its_instant():
-    # Rounds at 100, 200, 300 ms (driver clock); node 2's clock is 1 s ahead of the driver's.
-    first, window, ahead = 100 * MS, 100 * MS, 1000 * MS
-    on_time = [[stamps(90 * MS, 100 * MS, 150 * MS)], [stamps(190 * MS, 200 * MS, 250 * MS)],
-               [stamps(290 * MS, 300 * MS, 350 * MS)]]
-    shifted = [[tuple(x + ahead if i < 3 else x for i, x in enumerate(w)) for w in r] for r in on_time]
-    assert window_held([on_time, shifted], [0, ahead], first, window) == [True, True, True]
-    # Node 2's round 1 runs past round 2's instant (on its own clock): round 2 began late there and is
-    # missed; round 1 is kept (a slow round is never dropped for its own time).
-    overran = [list(r) for r in shifted]
-    overran[1] = [stamps(190 * MS + ahead, 200 * MS + ahead, 310 * MS + ahead)]
-    overran[2] = [stamps(310 * MS + ahead, 310 * MS + ahead, 360 * MS + ahead)]
-    assert window_held([on_time, overran], [0, ahead], first, window) == [True, True, False]
+    # Rounds at 100, 200, 300 ms on node 1's clock; node 2's clock is 1 s ahead: its agent answers its instants.
+    ahead = 1000 * MS
+
+    def node(rounds, shift=0):
+        return tuple((at + shift, tuple(tuple(x + shift if i < 3 else x for i, x in enumerate(w)) for w in ws))
+                     for at, ws in rounds)
+
+    on_time = [(100 * MS, [stamps(90 * MS, 100 * MS, 150 * MS)]), (200 * MS, [stamps(190 * MS, 200 * MS, 250 * MS)]),
+               (300 * MS, [stamps(290 * MS, 300 * MS, 350 * MS)])]
+    assert window_held([node(on_time), node(on_time, ahead)]) == [True, True, True]
+    # Node 2's round 1 runs past round 2's instant: round 2 began late there and is missed; round 1 is kept
+    # (a slow round is never dropped for its own time).
+    overran = [on_time[0], (200 * MS, [stamps(190 * MS, 200 * MS, 310 * MS)]),
+               (300 * MS, [stamps(310 * MS, 310 * MS, 360 * MS)])]
+    assert window_held([node(on_time), node(overran, ahead)]) == [True, True, False]
     # The first call arrived after the instant (the driver's margin too short): that round only.
-    late = [[stamps(101 * MS, 101 * MS, 150 * MS)], *on_time[1:]]
-    assert window_held([late], [0], first, window) == [False, True, True]
-    # Read on the wrong clock, node 2's on-time stamps would all be late: the offsets matter.
-    assert window_held([shifted], [0], first, window) == [False, False, False]
+    late = [(100 * MS, [stamps(101 * MS, 101 * MS, 150 * MS)]), *on_time[1:]]
+    assert window_held([node(late)]) == [False, True, True]
 
 
 def test_a_missed_rounds_samples_are_kept_not_measured_and_flagged():

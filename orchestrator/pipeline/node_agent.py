@@ -24,7 +24,9 @@ import pyarrow as pa
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from orchestrator.pipeline.margin import Margin
 from orchestrator.pipeline.waits import Sentence
+from orchestrator.settings import LOCAL_LEAD
 
 if TYPE_CHECKING:
     from cluster.clock import ClockOffset
@@ -33,8 +35,9 @@ if TYPE_CHECKING:
     from cluster.topology import Topology
     from orchestrator.records import NodeResult, Trial, WorkerSlot
 
-BatchAnswer = tuple[tuple[tuple[int, int, int, int, int], ...], ...]
-"""A batch's answer: per round, per worker (called_ns, start_ns, end_ns, ops, elapsed_ns), on this node's clock."""
+BatchAnswer = tuple[tuple[int, tuple[tuple[int, int, int, int, int], ...]], ...]
+"""A batch's answer: per round, its instant and per worker (called_ns, start_ns, end_ns, ops, elapsed_ns), all on
+this node's clock."""
 
 
 def window_missed(sample: pa.Table, missed: Collection[int]) -> pa.Table:
@@ -72,6 +75,7 @@ class NodeAgent:
         self._prepared: list[dict[str, float]] = []
         self._trial: Trial | None = None
         self._topology: Topology | None = None
+        self._lead = Margin(LOCAL_LEAD)  # a one-node trial's lead between rounds, learned over the agent's life
         self._reaches: dict[str, Any] = {}
         """Per run: the ``PartWriter`` this node writes its parts with; False: the results are not reachable
         from here (the driver writes); a sentence: writing failed (the driver writes, and is told why)."""
@@ -149,21 +153,39 @@ class NodeAgent:
 
     def rounds(self, first_ns: int, window_ns: int, iterations: int, plan: Sequence[tuple[int, bool]],
                within_s: float) -> BatchAnswer:
-        """Have every worker start round k of ``plan`` (repetition, warmup) at ``first_ns + k * window_ns``.
+        """Have every worker start round k of ``plan`` (repetition, warmup) at its instant; return each instant
+        with a summary of each worker's sample (the rows are kept).
 
-        The instants are on this node's clock. Every call is sent at once: each worker takes
-        them in order, so a sample whose previous one ran past its instant starts late, and
-        its stamps show it (``rounds.window_held``). The rows are kept; the answer is a summary.
+        The instants are on this node's clock: ``first_ns + k * window_ns``, every call sent at
+        once (each worker takes them in order, so a sample whose previous one ran past its
+        instant starts late, and its stamps show it: ``rounds.window_held``). With
+        ``window_ns`` 0 this node is the trial's only one and is the barrier itself: round
+        k+1 starts a lead after every sample of round k ended (``LOCAL_LEAD``, learned as the
+        driver's margin is).
         """
-        calls = [w.sample.remote(first_ns + k * window_ns, iterations, repetition, warmup)
-                 for k, (repetition, warmup) in enumerate(plan) for w in self._workers]
-        tables = self._wait(calls, within_s, f"rounds {plan[0][0]}..{plan[-1][0]}")
+        what = f"rounds {plan[0][0]}..{plan[-1][0]}"
+        if window_ns:
+            instants = [first_ns + k * window_ns for k in range(len(plan))]
+            tables = self._wait([w.sample.remote(at, iterations, repetition, warmup)
+                                 for at, (repetition, warmup) in zip(instants, plan) for w in self._workers],
+                                within_s, what)
+        else:
+            instants, tables, at = [], [], first_ns
+            ends = time.monotonic() + within_s
+            for repetition, warmup in plan:
+                instants.append(at)
+                sent = time.time_ns()
+                got = self._wait([w.sample.remote(at, iterations, repetition, warmup) for w in self._workers],
+                                 max(0.0, ends - time.monotonic()), what)
+                tables += got
+                self._lead.observe(max(t["called_ns"][0].as_py() for t in got) - sent, len(got))
+                at = time.time_ns() + self._lead.ns(len(got))
         n = len(self._workers)
         for i, table in enumerate(tables):
             self._rows[i % n].append(table)
         stamps = [tuple(t.select(["called_ns", "start_ns", "end_ns", "ops", "elapsed_ns"]).to_pylist()[0].values())
                   for t in tables]
-        return tuple(tuple(stamps[k * n:(k + 1) * n]) for k in range(len(plan)))
+        return tuple((at, tuple(stamps[k * n:(k + 1) * n])) for k, at in enumerate(instants))
 
     def finish(self, run_id: str, invocation: int, clock: ClockOffset, within_s: float,
                writes_to: str | None = None, missed: Collection[int] = ()) -> NodeResult:

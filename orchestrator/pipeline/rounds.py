@@ -14,8 +14,9 @@ batch with twice the window. Whether a round is measured never depends on its ow
 samples' times, so no slow round is dropped for being slow: a sample that ran past the
 next instant is kept, and the round after it, which then started late on its worker, is
 re-run. Unlike a barrier between rounds, other workers may start the next round while such
-a straggler finishes (rare: the window is 1.25 times the longest sample seen). The idle gap
-between rounds is never measured. Each batch waits at most its deadline
+a straggler finishes (rare: the window is 1.25 times the longest sample seen). A trial on
+one node needs no window: its agent is the barrier and starts each round a lead after the
+last one ended everywhere (``NodeAgent.rounds``). The idle gap between rounds is never measured. Each batch waits at most its deadline
 (``DEADLINES.round_floor_s`` plus its windows plus ``round_factor`` longest samples).
 """
 
@@ -61,20 +62,18 @@ class Rounds:
 
 def round_values(answers: Sequence[BatchAnswer], k: int) -> list[float]:
     """Return round ``k``'s throughput (ops/s) of every worker of a batch, in slot order, from its agents' answers."""
-    return [ops / elapsed * 1e9 for node in answers for _, _, _, ops, elapsed in node[k]]
+    return [ops / elapsed * 1e9 for node in answers for _, _, _, ops, elapsed in node[k][1]]
 
 
-def window_held(answers: Sequence[BatchAnswer], offsets: Sequence[int], first_at: int, window_ns: int) -> list[bool]:
+def window_held(answers: Sequence[BatchAnswer]) -> list[bool]:
     """Return, per round of a batch, whether every worker's call for it began by its instant.
 
-    Round k's instant is ``first_at + k * window_ns`` (driver clock; ``offsets`` per agent,
-    its node's clock minus the driver's), compared with each worker's stamp on its own
-    node's clock. A call that began after it started late: it arrived late, or the worker's
+    Each agent answers each round's instant and its workers' stamps on its own node's clock.
+    A call that began after the instant started late: it arrived late, or the worker's
     previous sample was still running. The round's own times play no part.
     """
     rounds = len(answers[0]) if answers else 0
-    return [all(w[0] <= first_at + k * window_ns + off for node, off in zip(answers, offsets) for w in node[k])
-            for k in range(rounds)]
+    return [all(w[0] <= node[k][0] for node in answers for w in node[k][1]) for k in range(rounds)]
 
 
 def measure_rounds(agents: Sequence[Any], sampling: Sampling, iterations: int,
@@ -121,18 +120,21 @@ def measure_rounds(agents: Sequence[Any], sampling: Sampling, iterations: int,
         span_s = len(plan) * window_ns / 1e9
         # The agent's own wait ends before the driver's: a late worker is named by the agent that waited for it.
         inner = DEADLINES.round_floor_s + span_s + DEADLINES.round_factor * longest_s
-        refs = [a.rounds.remote(first_at + off, window_ns, iterations, plan, inner) for a, off in zip(agents, offsets)]
+        # One node is its own barrier (window 0): its agent starts each round once the last one ended.
+        sent_window = window_ns if len(agents) > 1 else 0
+        refs = [a.rounds.remote(first_at + off, sent_window, iterations, plan, inner)
+                for a, off in zip(agents, offsets)]
         what = f"rounds {plan[0][0]}..{plan[-1][0]} answers"
         answers = gather(refs, deadline, Expect(what, lead / 1e9 + inner + DEADLINES.call_s, senders))
         # When the first round's last call began, on the driver's clock: what the next margin must cover.
-        reached = max(max(w[0] for w in node[0]) - off for node, off in zip(answers, offsets))
+        reached = max(max(w[0] for w in node[0][1]) - off for node, off in zip(answers, offsets))
         margin.observe(reached - submitted, len(agents))
         lost, seen_s = 0, 0.0
-        for k, ((repetition, warmup), ok) in enumerate(zip(plan, window_held(answers, offsets, first_at, window_ns))):
-            at = first_at + k * window_ns
-            workers = [(w, off) for node, off in zip(answers, offsets) for w in node[k]]
-            note_round(at - submitted, at - max(w[0] - off for w, off in workers),
-                       max(w[1] - (at + off) for w, off in workers))
+        for k, ((repetition, warmup), ok) in enumerate(zip(plan, window_held(answers))):
+            at = answers[0][k][0] - offsets[0]  # the round's instant, on the driver's clock
+            workers = [(w, node[k][0]) for node in answers for w in node[k][1]]  # each with its node's instant
+            note_round(at - submitted, min(instant - w[0] for w, instant in workers),
+                       max(w[1] - instant for w, instant in workers))
             seen_s = max(seen_s, max(w[4] for w, _ in workers) / 1e9)
             if warmup:
                 continue
