@@ -119,13 +119,14 @@ def call_args(trial: Any, nodes: list[Any], sampling: Any) -> int:
     """
     from ray import cloudpickle
 
+    from orchestrator.pipeline.node_agent import Begin
     from orchestrator.pipeline.trial import _specs, by_node, per_node_trials
 
     slots = by_node(trial)
     specs = iter(_specs(trial, {n.node_id: n for n in nodes}, sampling, None))
     sent = 0
     for part, mine in zip(per_node_trials(trial, slots), slots.values()):
-        sent += len(cloudpickle.dumps((part, 60.0))) + len(cloudpickle.dumps(([next(specs) for _ in mine], 60.0)))
+        sent += len(cloudpickle.dumps((Begin(part, 60.0, specs=tuple(next(specs) for _ in mine), prepare_s=1800.0),)))
     return sent
 
 

@@ -2,7 +2,7 @@
 
 Lifecycle per trial (driven by its node's agent, ``orchestrator/pipeline/node_agent.py``):
 ``prepare(spec)`` sets up the workload and calibrates (those runs warm it up too) and returns
-its iteration count; the driver gives every worker the largest one. Then, once per round,
+its iteration count and what a sample of it took; the driver gives every worker the largest one. Then, once per round,
 ``sample(start_at_ns, iterations, repetition, warmup)`` waits for the round's instant, the
 same for all workers, and takes one sample, so sample r of every worker runs together. ``finish()`` tears down and returns the
 resource rows (CPU% over each measured sample, RSS) and the CPUs' mean busy shares.
@@ -25,7 +25,7 @@ from cluster.cpu_lock import CpuLock, Holder, held_by
 from cluster.messages import TrialSpec
 from cluster.resource_monitor import ResourceMonitor
 from workloads.base import WorkerContext
-from workloads.harness import TimedRun, calibrate, sleep_until, time_run
+from workloads.harness import TimedRun, calibration, sleep_until, time_run
 from workloads.params import split_params
 from workloads.registry import get_workload
 
@@ -111,9 +111,11 @@ class Worker:
         }
 
     def prepare(self, spec: TrialSpec) -> dict[str, float]:
-        """Set up the workload and calibrate; return {"iterations", "setup_s"} of this worker.
+        """Set up the workload and calibrate; return {"iterations", "setup_s", "sample_s"} of this worker.
 
-        ``setup_s`` is the seconds ``setup`` took (a numba kernel's compile time shows there).
+        ``setup_s`` is the seconds ``setup`` took (a numba kernel's compile time shows there);
+        ``sample_s`` what a sample of ``iterations`` took in calibration (it sizes the first
+        rounds' window).
         The driver then gives every worker of the trial one common iteration count and one
         schedule (``sample``), so their samples run together.
         """
@@ -136,11 +138,11 @@ class Worker:
             t0 = time.perf_counter()
             self._workload.setup(ctx)
             setup_s = time.perf_counter() - t0
-            iterations = calibrate(self._workload.run, spec.min_time_s)
+            calibrated = calibration(self._workload.run, spec.min_time_s)
         except BaseException:
             self._teardown()
             raise
-        return {"iterations": iterations, "setup_s": setup_s}
+        return {"iterations": calibrated.iterations, "setup_s": setup_s, "sample_s": calibrated.sample_ns / 1e9}
 
     def sample(self, start_at_ns: int, iterations: int, repetition: int, warmup: bool) -> pa.Table:
         """Wait for the shared start instant (this node's wall clock, ns), take one sample of ``iterations``.

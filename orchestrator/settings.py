@@ -82,8 +82,8 @@ class Sampling:
             share a CPU; off (``--no-lock``), a trial whose CPUs another run holds is flagged
             ``shared_cpus``.
         lock_timeout_s: how long a trial waits for CPUs another run holds, seconds.
-        trial_timeout_s: a trial still running after this many seconds (setup, calibration
-            and rounds) is failed with that reason and the run goes on; 0: no limit.
+        trial_timeout_s: a trial still running after this many seconds (each invocation's
+            start, setup, calibration and rounds) is failed with that reason and the run goes on; 0: no limit.
     """
 
     invocations: int = field(default=5, metadata=_names("--invocations", "invocations"))
@@ -268,13 +268,13 @@ class RoundWindow:
     cannot wait for the round before it to end everywhere; instead every round has its
     window, ``factor`` times the longest sample expected plus ``guard_ns``. A round whose
     sample started late (its call, or the worker's previous sample, still busy at the
-    instant) or ran into the next round's instant missed its window: it is kept, not
+    instant) missed its window: it is kept, not
     measured (flag ``window_missed``), and re-run in a batch with twice the window, up to
     ``retries`` batches in a row (SKaMPI, Worsch, Reussner and Augustin 2002; ReproMPI, Hunold and
     Carpen-Amarie 2016).
 
     Attributes:
-        factor: window over the longest sample expected (calibration's estimate, then the longest seen).
+        factor: window over the longest sample expected (calibration's, then the longest seen).
         guard_ns: room after a sample for its row to go back and the next call to begin.
         retries: batches in a row that may miss rounds and re-run them before the rest is given up.
         most_rounds: most rounds in one batch (a node's agent sends all of a batch's calls at once).

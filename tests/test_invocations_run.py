@@ -13,7 +13,6 @@ from typer.testing import CliRunner
 
 from orchestrator.analysis.invocations import summarize_invocations
 from orchestrator.cli import app
-from orchestrator.pipeline import trial as trial_stage
 from orchestrator.pipeline.jobs import run_sweep
 from orchestrator.pipeline.schedule import invocation_order
 from orchestrator.pipeline.sweep_file import parse_sweep
@@ -42,31 +41,26 @@ def test_a_search_runs_each_trials_invocations_in_a_row_and_skips_stored_trials(
 
 
 @pytest.mark.ray
-def test_each_invocation_is_fresh_workers_interleaved_with_the_other_trials(ray_local, tmp_path, monkeypatch):
-    started = []  # the pid of every worker the agents started
-    gather = trial_stage.gather
-
-    def spy(refs, deadline, expect):
-        answers = gather(refs, deadline, expect)
-        if expect.what == "started workers":
-            started.extend(who["pid"] for node in answers for who in node)
-        return answers
-
-    monkeypatch.setattr(trial_stage, "gather", spy)
-    result = CliRunner().invoke(app, ["run", "cpu.sqrt_mod", "cache.lru", "--invocations", "3", "--repetitions", "2",
-                                      *FAST, "--results", str(tmp_path)])
+def test_each_invocation_is_fresh_workers_interleaved_with_the_other_trials(ray_local, tmp_path):
+    # The command's shell writes its parent's pid: the worker process that ran it, in calibration and every round.
+    pids = tmp_path / "pids"
+    result = CliRunner().invoke(app, ["run", "cpu.sqrt_mod", "command", "--invocations", "3", "--repetitions", "2",
+                                      *FAST, "--param", "command.shell=true",
+                                      "--param", f"command.cmd=echo $PPID >> {pids}", "--results", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    assert len(started) == len(set(started)) == 6  # 2 trials x 3 invocations, a new process each
+    ran_in = pids.read_text().split()
+    assert len(set(ran_in)) == 3  # 3 invocations, a new process each
+    assert [pid for pid, _ in itertools.groupby(ran_in)] == list(dict.fromkeys(ran_in))  # one after the other
     rows = run_query(tmp_path, """
         SELECT workload, invocation, min(start_ns) AS first, max(end_ns) AS last,
                list(DISTINCT iterations) AS iterations, list(repetition ORDER BY repetition) AS reps
-        FROM samples WHERE NOT warmup AND metric IN ('element_ops_per_s', 'lookups_per_s')
+        FROM samples WHERE NOT warmup AND metric IN ('element_ops_per_s', 'runs_per_s')
         GROUP BY ALL ORDER BY first""").to_pylist()
     assert [(r["workload"], r["invocation"]) for r in rows] == [
-        ("cpu.sqrt_mod", 0), ("cache.lru", 0), ("cpu.sqrt_mod", 1), ("cache.lru", 1),
-        ("cpu.sqrt_mod", 2), ("cache.lru", 2)]  # interleaved: drift hits both workloads alike
+        ("cpu.sqrt_mod", 0), ("command", 0), ("cpu.sqrt_mod", 1), ("command", 1),
+        ("cpu.sqrt_mod", 2), ("command", 2)]  # interleaved: drift hits both workloads alike
     assert all(a["last"] <= b["first"] for a, b in itertools.pairwise(rows))
-    for workload in ("cpu.sqrt_mod", "cache.lru"):
+    for workload in ("cpu.sqrt_mod", "command"):
         mine = [r for r in rows if r["workload"] == workload]
         assert len({tuple(r["iterations"]) for r in mine}) == 1 and len(mine[0]["iterations"]) == 1  # equal work
         # Unique round numbers in the trial, in the order the rounds ran; a round that missed its window

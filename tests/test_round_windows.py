@@ -58,16 +58,29 @@ def measure(nodes: list, repetitions: int = 5, first: int = 0, offsets: list[int
 
 
 @pytest.mark.ray
-def test_rounds_that_keep_their_windows_take_two_calls_per_node(ray_local):
+def test_rounds_that_keep_their_windows_take_one_call_per_node(ray_local):
     # The second node's clock is 3 s ahead of the driver's: it gets its instants on its own clock.
     nodes = [ScriptedNode.remote([10] * 6), ScriptedNode.remote([10] * 6)]
     rounds = measure(nodes, offsets=[0, 3 * 10**9])
     assert rounds.values.shape == (5, 2) and rounds.missed == ()
     for node in nodes:
-        (warmups, _), (measured, window) = ray.get(node.seen.remote())
-        assert warmups == [(-1, True)]
-        assert measured == [(r, False) for r in range(5)]
-        assert window == WINDOW.ns(0.010)  # sized from the warm-up's 10 ms sample
+        ((plan, window),) = ray.get(node.seen.remote())
+        assert plan == [(-1, True), *((r, False) for r in range(5))]  # the warm-up leads the measured rounds
+        assert window == WINDOW.ns(0.010)  # sized from calibration's 10 ms sample
+
+
+@pytest.mark.ray
+def test_a_long_warm_up_costs_the_round_after_it_which_is_rerun(ray_local):
+    # The warm-up (a cold first sample) lasts 22 ms in a 17.5 ms window sized from calibration's 10 ms:
+    # round 0 starts late on that node (and ends in time for round 1) and is re-run; the warm-up itself is
+    # never measured.
+    cold = ScriptedNode.remote([22] + [10] * 6)
+    warm = ScriptedNode.remote([10] * 7)
+    rounds = measure([warm, cold], repetitions=3)
+    assert rounds.missed == (0,) and rounds.values.shape == (3, 2)
+    batches = ray.get(cold.seen.remote())
+    assert [plan for plan, _ in batches] == [[(-1, True), (0, False), (1, False), (2, False)], [(3, False)]]
+    assert batches[1][1] == 2 * WINDOW.ns(0.010)  # twice the window
 
 
 @pytest.mark.ray
@@ -82,9 +95,9 @@ def test_a_round_that_runs_long_on_one_node_is_rerun_with_twice_the_window(ray_l
     assert rounds.values.shape == (5, 2)  # every round asked for, measured
     assert rounds.values[2, 1] == 1000 / 0.020  # the slow round, as it ran
     batches = ray.get(slow.seen.remote())
-    assert [plan for plan, _ in batches] == [[(-1, True)], [(r, False) for r in range(7, 12)], [(12, False)]]
+    assert [plan for plan, _ in batches] == [[(-1, True), *((r, False) for r in range(7, 12))], [(12, False)]]
     first_window = WINDOW.ns(0.010)
-    assert batches[2][1] == max(2 * first_window, WINDOW.ns(0.020))  # twice, at least the longest sample's
+    assert batches[1][1] == max(2 * first_window, WINDOW.ns(0.020))  # twice, at least the longest sample's
     assert ray.get(fast.seen.remote()) == batches  # every node runs the same rounds
 
 
@@ -96,7 +109,7 @@ def test_an_invocation_whose_every_round_misses_its_window_fails_with_a_sentence
                                             r"0\.14 s between rounds"):
         measure([late])
     batches = ray.get(late.seen.remote())
-    assert len(batches) == 1 + 1 + WINDOW.retries  # the warm-ups, the rounds, and every retry
+    assert len(batches) == 1 + WINDOW.retries  # the warm-up with the rounds, and every retry
 
 
 @pytest.mark.ray
@@ -105,8 +118,8 @@ def test_many_rounds_go_in_batches_of_at_most_most_rounds(ray_local):
     rounds = measure([node], window=RoundWindow(most_rounds=2))
     assert rounds.values.shape == (5, 1)
     batches = ray.get(node.seen.remote())
-    assert [plan for plan, _ in batches] == [[(-1, True)], [(0, False), (1, False)], [(2, False), (3, False)],
-                                             [(4, False)]]
+    assert [plan for plan, _ in batches] == [[(-1, True), (0, False)], [(1, False), (2, False)],
+                                             [(3, False), (4, False)]]
     assert {window for _, window in batches} == {0}  # one node: its agent is the barrier, no window
 
 
@@ -117,11 +130,12 @@ def test_until_stable_batches_end_by_max_time_at_the_window_rounds_take_now(ray_
     StoppingRule(1e-9).look(np.random.default_rng(1).normal(10, 1, (3, 1)))
     durations = list(np.random.default_rng(2).uniform(9, 11, 200))
     nodes = [ScriptedNode.remote(durations), ScriptedNode.remote(durations)]
+    ray.get([node.seen.remote() for node in nodes])  # started, as a trial's agents are: a start is not measuring time
     sampling = Sampling(repetitions=3, warmup=1, min_time_s=0.01, until_stable=True, rel_ci=1e-9, max_time_s=0.5)
     rounds = measure_rounds(nodes, sampling, 100, [0, 0], None, Margin(START_MARGIN), sample_s=0.01, window=WINDOW)
     assert rounds.stop_reason == "max-time"
     batches = ray.get(nodes[0].seen.remote())
-    windows = sum(len(plan) * window for plan, window in batches[1:])
+    windows = sum(sum(not warmup for _, warmup in plan) * window for plan, window in batches)
     assert len(batches) > 3  # batches went on until --max-time
     assert windows <= 0.5e9  # every batch's rounds fit in --max-time
     assert rounds.measure_s < 0.5 + 0.3  # and the driver's clock agrees, with room for the calls

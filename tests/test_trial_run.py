@@ -20,7 +20,7 @@ from cluster.cpu_lock import CpuLock
 lock = CpuLock()
 assert lock.acquire([0], "{OTHER_RUN}") is None
 print("held", flush=True)
-time.sleep(120)
+time.sleep(float(sys.argv[1]) if len(sys.argv) > 1 else 120)
 """
 
 
@@ -49,6 +49,23 @@ def test_a_run_waits_for_cpus_another_run_holds_then_gives_up_naming_it(ray_loca
     assert f"pid {other_run_holds_cpu0}" in line and "--no-lock" in line
     (row,) = run_query(tmp_path, "SELECT status, trials_total FROM runs").to_pylist()
     assert row == {"status": "interrupted", "trials_total": 1}  # a true status; nothing half-written
+
+
+def test_a_run_that_waited_for_cpus_measures_once_they_are_free(ray_local, tmp_path):
+    # The other run holds CPU 0 for 3 s more, then exits (its lock goes with it): the trial waits, then its
+    # workers are prepared and measured on the CPU, now its own.
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, "3"], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    try:
+        result = run(tmp_path, "--lock-timeout", "60")
+        released = holder.wait(timeout=60)
+    finally:
+        holder.kill()
+    assert result.exit_code == 0 and released == 0, result.output
+    assert "Waiting for CPUs 0, held by run 20261201T000000Z-aaaaaa" in result.stderr
+    (row,) = run_query(tmp_path, "SELECT status, flags FROM trials WHERE aggregate_throughput IS NOT NULL").to_pylist()
+    assert row["status"] == "ok" and "shared_cpus" not in row["flags"]
+    assert run_query(tmp_path, "SELECT count(*) AS n FROM samples WHERE NOT warmup").to_pylist()[0]["n"] >= 2
 
 
 def test_no_lock_runs_anyway_and_flags_the_shared_cpus(ray_local, tmp_path, other_run_holds_cpu0):

@@ -10,6 +10,7 @@ import time
 import pytest
 from dataset import run_query
 
+from orchestrator.pipeline import trial as trial_module
 from orchestrator.pipeline.waits import (
     Expect,
     Sender,
@@ -99,8 +100,16 @@ def test_a_round_that_does_not_come_fails_its_trial_within_the_deadline_and_the_
     from orchestrator.pipeline.jobs import run_sweep
     from orchestrator.pipeline.sweep_file import parse_sweep
 
-    # A batch of rounds may take 0.3 s plus its windows: a one-second command misses it, 20 ms sqrt_mod samples do not.
+    # A batch of rounds may take 0.3 s plus its windows, which calibration's samples size: here the driver is
+    # told they last 20 ms (as a workload whose samples slow down after calibration would have it). A one-second
+    # command misses the deadline, 20 ms sqrt_mod samples do not.
     monkeypatch.setattr("orchestrator.pipeline.rounds.DEADLINES", Deadlines(round_floor_s=0.3, round_factor=0))
+    measure_rounds = trial_module.measure_rounds
+
+    def told_20_ms(agents, sampling, iterations, offsets, deadline, margin, senders, sample_s, first):
+        return measure_rounds(agents, sampling, iterations, offsets, deadline, margin, senders, 0.02, first)
+
+    monkeypatch.setattr(trial_module, "measure_rounds", told_20_ms)
     spec = parse_sweep({"repetitions": 2, "min_time": 0.02, "warmup": 0, "lock": False, "workloads": {
         "command": {"cmd": "sleep 1"}, "cpu.sqrt_mod": {"elements": 2048}}})
     started = time.monotonic()
@@ -110,6 +119,6 @@ def test_a_round_that_does_not_come_fails_its_trial_within_the_deadline_and_the_
     errors = {r["workload"]: r["error"] for r in run_query(tmp_path, "SELECT workload, error FROM trials").to_pylist()}
     assert errors["cpu.sqrt_mod"] is None
     assert errors["command"].startswith("worker 0 of node ")  # named by its agent, which waited for it
-    # 0.3 s and the batch's two windows (sized from calibration's estimate: one iteration of 20 to 40 ms).
-    assert re.search(r"did not answer rounds 0\.\.1 within 0\.[34]\d* s \(1 of the node's 1\); it is alive",
+    # 0.3 s and the batch's two windows (of 30 ms each: 1.25 x 20 ms + 5 ms), less what the agent spent first.
+    assert re.search(r"did not answer rounds 0\.\.1 within 0\.3[56]\d* s \(1 of the node's 1\); it is alive",
                      errors["command"]), errors["command"]

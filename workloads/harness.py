@@ -48,13 +48,22 @@ def time_run(
     return TimedRun(n, start_wall, end_wall, t1 - t0, measurement.finished())
 
 
-def calibrate(
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    """The iteration count calibration chose, and how long a sample of it took."""
+
+    iterations: int
+    sample_ns: int
+    """The longer of the two samples that accepted the count (what the next samples will take, about)."""
+
+
+def calibration(
     run: Callable[[int], Measurement],
     min_time_s: float,
     clock: Clock = time.perf_counter_ns,
     max_iterations: int = 1 << 40,
-) -> int:
-    """Return the iteration count whose samples last at least ``min_time_s``.
+) -> Calibration:
+    """Return the iteration count whose samples last at least ``min_time_s``, with its samples' time.
 
     Starts at one iteration and scales by the measured shortfall (x1.2 margin, at most x10
     a step, at least x2), as pyperf's calibration does. A count is accepted only when two
@@ -68,12 +77,22 @@ def calibrate(
         if elapsed >= target_ns:
             confirm = time_run(run, n, clock).elapsed_ns
             if confirm >= target_ns or n >= max_iterations:
-                return n
+                return Calibration(n, max(elapsed, confirm))
             elapsed = confirm
         if n >= max_iterations:
-            return n
+            return Calibration(n, elapsed)
         factor = 10.0 if elapsed <= 0 else min(10.0, max(2.0, 1.2 * target_ns / elapsed))
         n = min(max_iterations, math.ceil(n * factor))
+
+
+def calibrate(
+    run: Callable[[int], Measurement],
+    min_time_s: float,
+    clock: Clock = time.perf_counter_ns,
+    max_iterations: int = 1 << 40,
+) -> int:
+    """Return the iteration count ``calibration`` chooses."""
+    return calibration(run, min_time_s, clock, max_iterations).iterations
 
 
 def sleep_until(wall_ns: int, wall: Clock = time.time_ns) -> None:

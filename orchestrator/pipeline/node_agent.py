@@ -1,7 +1,7 @@
 """The node agent: one actor of 0 CPUs per node of a run, which runs its node's part of every invocation.
 
-It starts its node's fresh worker actors, takes and gives back their CPU locks, prepares them,
-starts each batch's rounds at their instants (a batch sent once, on this node's clock), keeps
+It starts its node's fresh worker actors, takes and gives back their CPU locks, prepares them
+(the three in one call, ``begin``, where nothing stands between them), starts each batch's rounds at their instants (a batch sent once, on this node's clock), keeps
 their rows and answers with a few numbers per worker and round, and at the end builds its node's rows,
 merges its node's latency histograms and releases the workers. So the driver makes one call
 per node where it made one per worker, and gets a summary per batch of rounds; the node's rows come once,
@@ -14,18 +14,19 @@ Every wait here has a deadline given by the driver; past it, the error is one se
 from __future__ import annotations
 
 import contextlib
+import enum
 import os
 import time
 from collections.abc import Collection, Sequence
-from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pyarrow as pa
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from orchestrator.pipeline.margin import Margin
-from orchestrator.pipeline.waits import Sentence
+from orchestrator.pipeline.waits import Sentence, TrialTimeout
 from orchestrator.settings import LOCAL_LEAD
 
 if TYPE_CHECKING:
@@ -51,6 +52,51 @@ def window_missed(sample: pa.Table, missed: Collection[int]) -> pa.Table:
     flags = sorted({*(sample["flags"][0].as_py() or ()), "window_missed"})
     sample = sample.set_column(sample.schema.get_field_index("warmup"), "warmup", pa.array([True]))
     return sample.set_column(sample.schema.get_field_index("flags"), "flags", pa.array([flags], pa.list_(pa.string())))
+
+
+class LockStep(enum.Enum):
+    """What an invocation does with its workers' CPU locks once they start."""
+
+    NONE = "none"  # no worker is pinned: there is nothing to lock
+    READ = "read"  # --no-lock: only read who holds them (the trial is flagged shared_cpus)
+    TAKE = "take"  # take them, all or nothing (the driver waits for another run's, up to --lock-timeout)
+
+
+@dataclass(frozen=True, slots=True)
+class Begin:
+    """An invocation's start on one node, in one call: start its workers, then lock their CPUs, then prepare them.
+
+    Attributes:
+        trial: the trial, with this node's slots only (``trial.per_node_trials``).
+        start_s: deadline for the workers to start and say who they are.
+        lock: what to do with the workers' CPU locks.
+        run_id: the run that takes them.
+        lock_s: deadline for the lock calls.
+        specs: each worker's ``TrialSpec``, in slot order, to prepare them with; None: the driver
+            prepares them later (a service must start first: the specs carry its address).
+        prepare_s: deadline for setup and calibration.
+        trial_timeout_s: the trial's ``--trial-timeout`` (0: none): it replaces ``prepare_s``
+            and, once passed, fails the trial as its timeout (``TrialTimeout``).
+    """
+
+    trial: Trial
+    start_s: float
+    lock: LockStep = LockStep.NONE
+    run_id: str = ""
+    lock_s: float = 0.0
+    specs: tuple[TrialSpec, ...] | None = None
+    prepare_s: float = 0.0
+    trial_timeout_s: float = 0.0
+
+
+class Begun(NamedTuple):
+    """What ``NodeAgent.begin`` did: per worker, the other run holding its CPUs (None: free or taken); per worker
+    what ``prepare`` returned (None: not prepared: no specs, or a lock to take was held, and the driver waits);
+    and the seconds since the workers started (what the trial's watchdog has used up)."""
+
+    holders: list[Holder | None]
+    prepared: list[dict[str, float]] | None
+    since_start_s: float
 
 
 class WorkersNotStarted(Sentence):
@@ -132,6 +178,29 @@ class NodeAgent:
         self._rows = [[] for _ in slots]
         self._identities = self._wait([w.identity.remote() for w in self._workers], within_s, "who they are")
         return self._identities
+
+    def begin(self, step: Begin) -> Begun:
+        """Start this node's workers, lock their CPUs, prepare them: ``start``, ``lock`` or ``held_by``, ``prepare``.
+
+        A lock another run holds stops it before ``prepare``: the driver releases every node's
+        locks, waits for the CPUs, and prepares every node's workers once they are all its.
+        """
+        self.start(step.trial, step.start_s)
+        started = time.monotonic()  # the watchdog counts from here: a worker's start is Ray's time, not the trial's
+        holders: list[Holder | None] = []
+        if step.lock is LockStep.TAKE:
+            holders = self.lock(step.run_id, step.lock_s)
+        elif step.lock is LockStep.READ:
+            holders = self.held_by(step.lock_s)
+        if step.specs is None or (step.lock is LockStep.TAKE and any(holders)):
+            return Begun(holders, None, time.monotonic() - started)
+        try:
+            prepared = self.prepare(step.specs, step.trial_timeout_s or step.prepare_s)
+        except WorkersLate:
+            if step.trial_timeout_s:
+                raise TrialTimeout from None
+            raise
+        return Begun(holders, prepared, time.monotonic() - started)
 
     def lock(self, run_id: str, within_s: float) -> list[Holder | None]:
         """Lock every worker's CPUs host-wide for ``run_id``; return per worker the blocking run (None: taken)."""

@@ -1,7 +1,7 @@
 """The synchronized rounds of a trial: every sample started by all workers at one shared instant.
 
 Each sample (warm-up first) is one round. The driver sends a batch of rounds to each node's
-agent in one call: the batch's first instant, a margin ahead (``margin.Margin``: sized from
+agent in one call (the warm-ups go with the first measured rounds): the batch's first instant, a margin ahead (``margin.Margin``: sized from
 how long earlier batches took to reach their last worker) and converted to that node's
 clock, and the window between rounds (``settings.RoundWindow``). The agent has every
 worker start round k at the first instant plus k windows and answers with a few numbers per
@@ -14,7 +14,7 @@ batch with twice the window. Whether a round is measured never depends on its ow
 samples' times, so no slow round is dropped for being slow: a sample that ran past the
 next instant is kept, and the round after it, which then started late on its worker, is
 re-run. Unlike a barrier between rounds, other workers may start the next round while such
-a straggler finishes (rare: the window is 1.25 times the longest sample seen). A trial on
+a straggler finishes (rare: the window is 1.25 times the longest sample seen, calibration's included). A trial on
 one node needs no window: its agent is the barrier and starts each round a lead after the
 last one ended everywhere (``NodeAgent.rounds``). The idle gap between rounds is never measured. Each batch waits at most its deadline
 (``DEADLINES.round_floor_s`` plus its windows plus ``round_factor`` longest samples).
@@ -91,7 +91,8 @@ def measure_rounds(agents: Sequence[Any], sampling: Sampling, iterations: int,
     agent, its node's clock minus the driver's) turn the shared instants into each node's
     time. ``margin`` sizes the lead of each batch's first instant and learns from every
     batch; ``senders`` name the agents in a missed deadline's sentence; ``sample_s`` is the
-    expected longest sample (seconds) until one is measured, which sizes the first window.
+    longest sample expected (seconds: calibration's, scaled to ``iterations``), which sizes
+    the first batch's window; the warm-ups run in that batch, before its measured rounds.
     Rounds are numbered from ``first`` in the order they run, measured or missed (a trial's
     later invocations go on counting, so a round's repetition number is unique in its
     trial); warm-ups are -W..-1 in each invocation. A batch's missed rounds are re-run (up
@@ -110,9 +111,8 @@ def measure_rounds(agents: Sequence[Any], sampling: Sampling, iterations: int,
     next_round = first
     first_start: int | None = None
 
-    def batch(plan: list[tuple[int, bool]]) -> tuple[int, float]:
-        """Run one batch of rounds ``(repetition, warmup)``; return how many measured ones missed, and its longest
-        sample (s)."""
+    def batch(plan: list[tuple[int, bool]]) -> int:
+        """Run one batch of rounds ``(repetition, warmup)``; return how many measured ones missed."""
         nonlocal longest_s, first_start
         lead = margin.ns(len(agents))
         submitted = time.time_ns()
@@ -145,27 +145,28 @@ def measure_rounds(agents: Sequence[Any], sampling: Sampling, iterations: int,
                 missed.append(repetition)
                 lost += 1
         longest_s = max(longest_s, seen_s)
-        return lost, seen_s
+        return lost
 
-    def take(count: int, ends_at_ns: int | None = None) -> int:
+    def take(count: int, ends_at_ns: int | None = None, lead_in: Sequence[tuple[int, bool]] = ()) -> int:
         """Measure ``count`` more rounds in batches of at most ``window.most_rounds``, re-running missed ones, and
         none that would end after ``ends_at_ns`` (driver clock); return the window of the last batch (ns).
 
-        Each batch that missed rounds doubles the window for the next; after ``window.retries``
-        such batches in a row the rest is given up (the invocation has fewer rounds).
+        ``lead_in`` (warm-ups) runs first, in the first batch. Each batch that missed rounds
+        doubles the window for the next; after ``window.retries`` such batches in a row the
+        rest is given up (the invocation has fewer rounds).
         """
         nonlocal next_round, window_ns
         lossy, used = 0, window_ns
         while count > 0:
-            size = min(count, window.most_rounds)
+            size = min(count, window.most_rounds - len(lead_in))
             if ends_at_ns is not None:
                 size = min(size, (ends_at_ns - time.time_ns() - margin.ns(len(agents))) // window_ns)
                 if size < 1:
                     break
-            plan = [(next_round + i, False) for i in range(size)]
+            plan = [*lead_in, *((next_round + i, False) for i in range(size))]
             next_round += size
-            used = window_ns
-            lost, _ = batch(plan)
+            used, lead_in = window_ns, ()
+            lost = batch(plan)
             count -= size - lost
             window_ns = max(window.ns(longest_s), window_ns * (2 if lost else 1))
             lossy = lossy + 1 if lost else 0
@@ -173,11 +174,12 @@ def measure_rounds(agents: Sequence[Any], sampling: Sampling, iterations: int,
                 break
         return used
 
-    for at in range(0, sampling.warmup, window.most_rounds):  # batches of their own
-        _, warm_s = batch([(i - sampling.warmup, True) for i in range(at, min(sampling.warmup, at + window.most_rounds))])
-        longest_s = warm_s  # measured samples, not calibration's estimate, size the first window
+    warmups = [(i - sampling.warmup, True) for i in range(sampling.warmup)]
+    while len(warmups) >= window.most_rounds:  # more than a batch holds with a measured round: a batch of their own
+        batch(warmups[:window.most_rounds])
+        warmups = warmups[window.most_rounds:]
         window_ns = window.ns(longest_s)
-    used = take(sampling.repetitions)
+    used = take(sampling.repetitions, lead_in=warmups)
     if not measured:
         raise WindowsMissed(
             f"all {len(missed)} measured rounds started late (some worker began a round after its instant: its "

@@ -18,13 +18,14 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from cluster.clock import SAME_CLOCK
-from cluster.cpu_lock import CpuLockTimeout
+from cluster.cpu_lock import CpuLockTimeout, Holder
 from cluster.cpulist import format_cpulist
 from cluster.messages import TrialSpec
 from cluster.nodes import NodeInfo
 from cluster.service import ServiceHost
 from orchestrator.pipeline.costs import phase
 from orchestrator.pipeline.margin import Margin
+from orchestrator.pipeline.node_agent import Begin, LockStep
 from orchestrator.pipeline.rounds import measure_rounds
 from orchestrator.pipeline.waits import Expect, Sender, gather
 from orchestrator.records import MeasuredTrial, Trial, WorkerSlot
@@ -92,40 +93,33 @@ def agents_named(trial: Trial, nodes: Mapping[str, NodeInfo]) -> list[Sender]:
     return [Sender("the agent", n, nodes[n].hostname if n in nodes else "") for n in trial.node_ids]
 
 
-def lock_cpus(trial: Trial, agents: Sequence[Any], sampling: Sampling, run_id: str,
-              say: Callable[[str], None], named: Sequence[Sender] = ()) -> set[str]:
-    """Take the host-wide lock of every pinned CPU of the trial, waiting for other runs; return flags.
+def wait_for_cpus(agents: Sequence[Any], sampling: Sampling, run_id: str, busy: Holder,
+                  say: Callable[[str], None], named: Sequence[Sender] = ()) -> float:
+    """Wait for the trial's CPUs, which ``busy`` (another run) holds some of; return the seconds waited.
 
-    All or nothing across workers (one worker's CPUs held: release everyone's and wait), up to
-    ``sampling.lock_timeout_s``; ``say`` tells once whom the trial waits for. Without
-    ``lock_cpus`` nothing is taken and a trial whose CPUs another run holds gets ``shared_cpus``.
-    Each node's agent takes its own workers' locks: one call per node.
+    All or nothing across workers: every node's locks are released, and all are taken again
+    every 0.2 to 0.3 s until none is held, up to ``sampling.lock_timeout_s``; ``say`` tells
+    once whom the trial waits for. Each node's agent takes its own workers' locks: one call
+    per node.
 
     Raises:
         CpuLockTimeout: the CPUs stayed held past the timeout (a one-sentence user error).
         WaitExpired: an agent did not answer a lock call within ``DEADLINES.lock_s``.
     """
-    if not any(slot.pinned for slot in trial.slots):
-        return set()
-    within = DEADLINES.lock_s
+    within, began = DEADLINES.lock_s, time.monotonic()
     expect = Expect("answers to the CPU lock", within + DEADLINES.call_s, named)
-    if not sampling.lock_cpus:
-        held = gather([a.held_by.remote(within) for a in agents], None, expect)
-        return {"shared_cpus"} if any(h for node in held for h in node) else set()
-    deadline, told = time.monotonic() + sampling.lock_timeout_s, False
+    say(f"Waiting for CPUs {format_cpulist(busy.cpus)}, held by run {busy.run_id} "
+        f"(pid {busy.pid} on {busy.hostname}), up to --lock-timeout {sampling.lock_timeout_s:g} s.")
     while True:
-        busy = [h for node in gather([a.lock.remote(run_id, within) for a in agents], None, expect)
-                for h in node if h is not None]
-        if not busy:
-            return set()
         gather([a.unlock.remote(within) for a in agents], None, expect)
-        if not told:  # before the deadline check: a slow first attempt still says whom it waited for
-            say(f"Waiting for CPUs {format_cpulist(busy[0].cpus)}, held by run {busy[0].run_id} "
-                f"(pid {busy[0].pid} on {busy[0].hostname}), up to --lock-timeout {sampling.lock_timeout_s:g} s.")
-            told = True
-        if time.monotonic() >= deadline:
-            raise CpuLockTimeout(busy[0], sampling.lock_timeout_s)
+        if time.monotonic() - began >= sampling.lock_timeout_s:
+            raise CpuLockTimeout(busy, sampling.lock_timeout_s)
         time.sleep(0.2 + random.random() * 0.1)  # jitter: two waiting runs do not retry in step
+        held = [h for node in gather([a.lock.remote(run_id, within) for a in agents], None, expect)
+                for h in node if h is not None]
+        if not held:
+            return time.monotonic() - began
+        busy = held[0]
 
 
 def run_trial(trial: Trial, sampling: Sampling, agents: NodeAgents, nodes: Mapping[str, NodeInfo], run_id: str,
@@ -134,41 +128,66 @@ def run_trial(trial: Trial, sampling: Sampling, agents: NodeAgents, nodes: Mappi
               first_round: int = 0) -> MeasuredTrial:
     """Measure one invocation of ``trial`` through the agents of its nodes and return every node's part.
 
-    Steps, each one call per node: the agents start fresh worker processes (every invocation
-    its own: new allocations, ASLR, allocator and JIT state) within ``DEADLINES.actor_start_s``;
-    the trial's CPUs are locked host-wide (``lock_cpus``); each node's clock offset comes from
-    the run's ``clocks`` (re-measured there when due; without a book every node counts as the
-    driver's clock); the workload's shared service starts on its node (if it has one); every
-    worker prepares (setup, calibration: every invocation the same, so each starts measuring
-    equally warm); all take ``iterations`` per sample (the first invocation: the largest
-    calibrated count, which the later ones reuse, so every sample of the trial does equal
-    work); the warm-up and measured rounds follow (``measure_rounds``), numbered on from
-    ``first_round`` (the rounds of the trial's earlier invocations); ``finish`` tears down,
-    builds each node's rows (each agent writes them to the results where it reaches them) and
-    releases its workers (their CPU locks go with them), so nothing of the invocation runs on. Every wait has its deadline (``DEADLINES``;
+    Steps: the agents start fresh worker processes (every invocation its own: new
+    allocations, ASLR, allocator and JIT state) within ``DEADLINES.actor_start_s``, take the
+    host-wide locks of the trial's pinned CPUs (or, with ``--no-lock``, read who holds them)
+    and prepare them (setup, calibration: every invocation the same, so each starts
+    measuring equally warm), all in one call per node (``NodeAgent.begin``); CPUs another
+    run holds are waited for (``wait_for_cpus``) and the workers then prepared, as they are
+    when the workload's shared service must start on its node first (the workers need its
+    address). Each node's clock offset comes from the run's ``clocks`` (re-measured there
+    when due; without a book every node counts as the driver's clock). All workers take
+    ``iterations`` per sample (the first invocation: the largest calibrated count, which the
+    later ones reuse, so every sample of the trial does equal work); the warm-up and
+    measured rounds follow (``measure_rounds``), numbered on from ``first_round`` (the
+    rounds of the trial's earlier invocations); ``finish`` tears down, builds each node's
+    rows (each agent writes them to the results where it reaches them) and releases its
+    workers (their CPU locks go with them), so nothing of the invocation runs on. So a
+    trial with neither a service nor a wait costs 3 calls per node and invocation: begin,
+    each batch of rounds, finish. Every wait has its deadline (``DEADLINES``;
     ``--trial-timeout`` bounds them all and replaces the prepare one). On any error every
     agent releases its workers and the error propagates.
 
     Raises:
         WaitExpired: a phase's answers did not come within its deadline (the sentence says which, where, why).
         TrialTimeout: the trial ran past ``--trial-timeout``.
+        CpuLockTimeout: another run held the CPUs past ``--lock-timeout``.
     """
     slots = by_node(trial)
     handles = [agents.by_node[n] for n in trial.node_ids]
     named = agents_named(trial, nodes)
     service = None
     started = time.monotonic()
+    within = sampling.trial_timeout_s or DEADLINES.prepare_s
+    lock = (LockStep.NONE if not any(s.pinned for s in trial.slots)
+            else LockStep.TAKE if sampling.lock_cpus else LockStep.READ)
+    flags: set[str] = set()
+
+    def specs_by_node(endpoint: dict[str, Any] | None) -> list[tuple[TrialSpec, ...]]:
+        specs = iter(_specs(trial, nodes, sampling, endpoint))
+        return [tuple(next(specs) for _ in slots[n]) for n in trial.node_ids]
+
     try:
         with phase("start"):
-            mine = per_node_trials(trial, slots)
-            gather([a.start.remote(part, DEADLINES.actor_start_s) for a, part in zip(handles, mine)], None,
-                   Expect("started workers", DEADLINES.actor_start_s + DEADLINES.call_s, named))
-        with phase("lock"):
-            waiting = time.monotonic()
-            flags = lock_cpus(trial, handles, sampling, run_id, say, named)
-            started += time.monotonic() - waiting  # waiting for another run's CPUs is no cost of this one
-        # The watchdog starts once the CPUs are ours: waiting for another run is not this trial's time.
-        deadline = time.monotonic() + sampling.trial_timeout_s if sampling.trial_timeout_s else None
+            early = trial.service_node_id is None  # else the workers need the server's address to prepare
+            steps = [Begin(part, DEADLINES.actor_start_s, lock, run_id, DEADLINES.lock_s, specs, DEADLINES.prepare_s,
+                           sampling.trial_timeout_s)
+                     for part, specs in zip(per_node_trials(trial, slots),
+                                            specs_by_node(None) if early else [None] * len(slots))]
+            begun = gather([a.begin.remote(step) for a, step in zip(handles, steps)], None, Expect(
+                "started workers" + (" (their CPU locks, setup and calibration)" if early else ""),
+                DEADLINES.actor_start_s + DEADLINES.lock_s + (within if early else 0) + DEADLINES.call_s, named))
+        # The watchdog runs from the workers' start (each agent's), waits for another run's CPUs left out.
+        deadline = (time.monotonic() + sampling.trial_timeout_s - max(b.since_start_s for b in begun)
+                    if sampling.trial_timeout_s else None)
+        held = [h for b in begun for h in b.holders if h is not None]
+        if held and lock is LockStep.READ:
+            flags.add("shared_cpus")
+        elif held:
+            with phase("lock"):
+                waited = wait_for_cpus(handles, sampling, run_id, held[0], say, named)
+                started += waited  # waiting for another run's CPUs is no cost of this one
+                deadline = deadline + waited if deadline is not None else None
         with phase("clocks"):
             book = clocks.offsets() if clocks is not None else {}
             offsets = [book.get(n, SAME_CLOCK) for n in trial.node_ids]
@@ -181,18 +200,17 @@ def run_trial(trial: Trial, sampling: Sampling, agents: NodeAgents, nodes: Mappi
                 (endpoint,) = gather([service.start.remote()], deadline, Expect(
                     f"{trial.workload} server start", DEADLINES.service_s,
                     [Sender("the server", trial.service_node_id, server.hostname if server else "")]))
-        with phase("prepare"):
-            specs = iter(_specs(trial, nodes, sampling, endpoint))
-            within = sampling.trial_timeout_s or DEADLINES.prepare_s
-            prepared = gather([a.prepare.remote([next(specs) for _ in slots[n]], within)
-                               for a, n in zip(handles, trial.node_ids)], deadline,
-                              Expect("prepared workers (setup and calibration)", within + DEADLINES.call_s, named))
-        calibrated = [int(p["iterations"]) for node in prepared for p in node]
-        iterations = iterations or max(calibrated)
+        prepared = [b.prepared for b in begun]
+        if held and lock is LockStep.TAKE or not early:  # not prepared with the start: every node's workers now
+            with phase("prepare"):
+                prepared = gather([a.prepare.remote(specs, within) for a, specs in zip(handles, specs_by_node(endpoint))],
+                                  deadline, Expect("prepared workers (setup and calibration)",
+                                                   within + DEADLINES.call_s, named))
+        calibrated = [(int(p["iterations"]), float(p["sample_s"])) for node in prepared for p in node]
+        iterations = iterations or max(n for n, _ in calibrated)
         with phase("rounds"):
-            # Calibration accepts a count whose samples last 1 to about 2 x --min-time (each step at least
-            # doubles it): the upper end sizes the first window when no warm-up measures it.
-            expected_s = 2 * sampling.min_time_s * iterations / max(1, min(calibrated))
+            # Calibration's own samples size the first window: each scaled to the count every worker takes.
+            expected_s = max(sample_s * iterations / n for n, sample_s in calibrated)
             rounds = measure_rounds(handles, sampling, iterations, [o.offset_ns for o in offsets], deadline,
                                     margin or Margin(START_MARGIN), named, expected_s, first_round)
         with phase("finish"):
