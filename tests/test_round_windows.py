@@ -58,29 +58,36 @@ def measure(nodes: list, repetitions: int = 5, first: int = 0, offsets: list[int
 
 
 @pytest.mark.ray
-def test_rounds_that_keep_their_windows_take_one_call_per_node(ray_local):
+def test_rounds_that_keep_their_windows_take_two_calls_per_node(ray_local):
     # The second node's clock is 3 s ahead of the driver's: it gets its instants on its own clock.
     nodes = [ScriptedNode.remote([10] * 6), ScriptedNode.remote([10] * 6)]
     rounds = measure(nodes, offsets=[0, 3 * 10**9])
     assert rounds.values.shape == (5, 2) and rounds.missed == ()
     for node in nodes:
-        ((plan, window),) = ray.get(node.seen.remote())
-        assert plan == [(-1, True), *((r, False) for r in range(5))]  # the warm-up leads the measured rounds
-        assert window == WINDOW.ns(0.010)  # sized from calibration's 10 ms sample
+        (warmups, _), (measured, window) = ray.get(node.seen.remote())
+        assert warmups == [(-1, True)]
+        assert measured == [(r, False) for r in range(5)]
+        assert window == WINDOW.ns(0.010)  # sized from the warm-up's 10 ms sample
 
 
 @pytest.mark.ray
-def test_a_long_warm_up_costs_the_round_after_it_which_is_rerun(ray_local):
-    # The warm-up (a cold first sample) lasts 22 ms in a 17.5 ms window sized from calibration's 10 ms:
-    # round 0 starts late on that node (and ends in time for round 1) and is re-run; the warm-up itself is
-    # never measured.
-    cold = ScriptedNode.remote([22] + [10] * 6)
-    warm = ScriptedNode.remote([10] * 7)
+def test_warm_ups_taken_together_size_the_first_window_not_calibration(ray_local):
+    # Calibration said 10 ms (taken alone); the warm-up, all workers together, lasts 22 ms on one node. A
+    # 17.5 ms window would make round 0 start late there; sized from the warm-up, no round misses.
+    cold = ScriptedNode.remote([22] + [10] * 3)
+    warm = ScriptedNode.remote([10] * 4)
     rounds = measure([warm, cold], repetitions=3)
-    assert rounds.missed == (0,) and rounds.values.shape == (3, 2)
-    batches = ray.get(cold.seen.remote())
-    assert [plan for plan, _ in batches] == [[(-1, True), (0, False), (1, False), (2, False)], [(3, False)]]
-    assert batches[1][1] == 2 * WINDOW.ns(0.010)  # twice the window
+    assert rounds.missed == () and rounds.values.shape == (3, 2)
+    assert ray.get(cold.seen.remote()) == [([(-1, True)], WINDOW.ns(0.010)),
+                                           ([(r, False) for r in range(3)], WINDOW.ns(0.022))]
+
+
+@pytest.mark.ray
+def test_one_node_takes_its_warm_ups_and_rounds_in_one_call(ray_local):
+    node = ScriptedNode.remote([22] + [10] * 3)
+    rounds = measure([node], repetitions=3)
+    assert rounds.missed == () and rounds.values.shape == (3, 1)
+    assert ray.get(node.seen.remote()) == [([(-1, True), (0, False), (1, False), (2, False)], 0)]  # the barrier
 
 
 @pytest.mark.ray
@@ -95,9 +102,9 @@ def test_a_round_that_runs_long_on_one_node_is_rerun_with_twice_the_window(ray_l
     assert rounds.values.shape == (5, 2)  # every round asked for, measured
     assert rounds.values[2, 1] == 1000 / 0.020  # the slow round, as it ran
     batches = ray.get(slow.seen.remote())
-    assert [plan for plan, _ in batches] == [[(-1, True), *((r, False) for r in range(7, 12))], [(12, False)]]
+    assert [plan for plan, _ in batches] == [[(-1, True)], [(r, False) for r in range(7, 12)], [(12, False)]]
     first_window = WINDOW.ns(0.010)
-    assert batches[1][1] == max(2 * first_window, WINDOW.ns(0.020))  # twice, at least the longest sample's
+    assert batches[2][1] == max(2 * first_window, WINDOW.ns(0.020))  # twice, at least the longest sample's
     assert ray.get(fast.seen.remote()) == batches  # every node runs the same rounds
 
 

@@ -1,7 +1,7 @@
 """The synchronized rounds of a trial: every sample started by all workers at one shared instant.
 
 Each sample (warm-up first) is one round. The driver sends a batch of rounds to each node's
-agent in one call (the warm-ups go with the first measured rounds): the batch's first instant, a margin ahead (``margin.Margin``: sized from
+agent in one call: the batch's first instant, a margin ahead (``margin.Margin``: sized from
 how long earlier batches took to reach their last worker) and converted to that node's
 clock, and the window between rounds (``settings.RoundWindow``). The agent has every
 worker start round k at the first instant plus k windows and answers with a few numbers per
@@ -14,10 +14,13 @@ batch with twice the window. Whether a round is measured never depends on its ow
 samples' times, so no slow round is dropped for being slow: a sample that ran past the
 next instant is kept, and the round after it, which then started late on its worker, is
 re-run. Unlike a barrier between rounds, other workers may start the next round while such
-a straggler finishes (rare: the window is 1.25 times the longest sample seen, calibration's included). A trial on
-one node needs no window: its agent is the barrier and starts each round a lead after the
-last one ended everywhere (``NodeAgent.rounds``). The idle gap between rounds is never measured. Each batch waits at most its deadline
-(``DEADLINES.round_floor_s`` plus its windows plus ``round_factor`` longest samples).
+a straggler finishes (rare: the window is 1.25 times the longest sample seen). The
+warm-ups of a trial on several nodes form a batch of their own: taken together, they size
+the first window. A trial on one node needs no window: its agent is the barrier and starts
+each round a lead after the last one ended everywhere (``NodeAgent.rounds``), and its
+warm-ups open the first batch. The idle gap between rounds is never measured. Each batch
+waits at most its deadline (``DEADLINES.round_floor_s`` plus its windows plus
+``round_factor`` longest samples).
 """
 
 from __future__ import annotations
@@ -92,7 +95,7 @@ def measure_rounds(agents: Sequence[Any], sampling: Sampling, iterations: int,
     time. ``margin`` sizes the lead of each batch's first instant and learns from every
     batch; ``senders`` name the agents in a missed deadline's sentence; ``sample_s`` is the
     longest sample expected (seconds: calibration's, scaled to ``iterations``), which sizes
-    the first batch's window; the warm-ups run in that batch, before its measured rounds.
+    the first batch's window until warm-ups taken together replace it.
     Rounds are numbered from ``first`` in the order they run, measured or missed (a trial's
     later invocations go on counting, so a round's repetition number is unique in its
     trial); warm-ups are -W..-1 in each invocation. A batch's missed rounds are re-run (up
@@ -111,8 +114,9 @@ def measure_rounds(agents: Sequence[Any], sampling: Sampling, iterations: int,
     next_round = first
     first_start: int | None = None
 
-    def batch(plan: list[tuple[int, bool]]) -> int:
-        """Run one batch of rounds ``(repetition, warmup)``; return how many measured ones missed."""
+    def batch(plan: list[tuple[int, bool]]) -> tuple[int, float]:
+        """Run one batch of rounds ``(repetition, warmup)``; return how many measured ones missed, and its longest
+        sample (s)."""
         nonlocal longest_s, first_start
         lead = margin.ns(len(agents))
         submitted = time.time_ns()
@@ -145,7 +149,7 @@ def measure_rounds(agents: Sequence[Any], sampling: Sampling, iterations: int,
                 missed.append(repetition)
                 lost += 1
         longest_s = max(longest_s, seen_s)
-        return lost
+        return lost, seen_s
 
     def take(count: int, ends_at_ns: int | None = None, lead_in: Sequence[tuple[int, bool]] = ()) -> int:
         """Measure ``count`` more rounds in batches of at most ``window.most_rounds``, re-running missed ones, and
@@ -166,7 +170,7 @@ def measure_rounds(agents: Sequence[Any], sampling: Sampling, iterations: int,
             plan = [*lead_in, *((next_round + i, False) for i in range(size))]
             next_round += size
             used, lead_in = window_ns, ()
-            lost = batch(plan)
+            lost, _ = batch(plan)
             count -= size - lost
             window_ns = max(window.ns(longest_s), window_ns * (2 if lost else 1))
             lossy = lossy + 1 if lost else 0
@@ -175,9 +179,14 @@ def measure_rounds(agents: Sequence[Any], sampling: Sampling, iterations: int,
         return used
 
     warmups = [(i - sampling.warmup, True) for i in range(sampling.warmup)]
-    while len(warmups) >= window.most_rounds:  # more than a batch holds with a measured round: a batch of their own
-        batch(warmups[:window.most_rounds])
+    # Across nodes the window needs samples taken together: calibration's ran each alone, and workers that
+    # share a node's memory or CPUs slow each other down. So the warm-ups go first, in batches of their own,
+    # and size the first window. One node is its own barrier (no window): its warm-ups open the first batch.
+    apart, seen_s = len(agents) > 1, 0.0
+    while warmups and (apart or len(warmups) >= window.most_rounds):
+        seen_s = max(seen_s, batch(warmups[:window.most_rounds])[1])
         warmups = warmups[window.most_rounds:]
+        longest_s = seen_s  # samples taken together, not calibration's taken alone
         window_ns = window.ns(longest_s)
     used = take(sampling.repetitions, lead_in=warmups)
     if not measured:

@@ -143,8 +143,8 @@ def run_trial(trial: Trial, sampling: Sampling, agents: NodeAgents, nodes: Mappi
     rounds of the trial's earlier invocations); ``finish`` tears down, builds each node's
     rows (each agent writes them to the results where it reaches them) and releases its
     workers (their CPU locks go with them), so nothing of the invocation runs on. So a
-    trial with neither a service nor a wait costs 3 calls per node and invocation: begin,
-    each batch of rounds, finish. Every wait has its deadline (``DEADLINES``;
+    trial with neither a service nor a wait costs 3 calls per node and invocation (begin,
+    the rounds, finish) on one node, and 4 on several (the warm-ups are a batch of their own). Every wait has its deadline (``DEADLINES``;
     ``--trial-timeout`` bounds them all and replaces the prepare one). On any error every
     agent releases its workers and the error propagates.
 
