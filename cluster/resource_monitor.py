@@ -3,8 +3,9 @@
 CPU utilization comes from ``psutil.cpu_times(percpu=True)`` read right before and right
 after each measured sample (outside its timed region), so each reading covers exactly one
 sample, however short, and never the idle gaps between rounds. One worker per node records
-the node's CPUs; the per-CPU busy and total times of all its samples add up into the trial's
-means (a short sample weighs what it lasted). Busy time is total minus idle and iowait, as
+the node's CPUs; the per-CPU busy and total times of its samples add up into the trial's
+means (a short sample weighs what it lasted). A sample whose round was not measured (it
+missed its window) is left out of both the rows and the means (``table``, ``cpu_means``). Busy time is total minus idle and iowait, as
 psutil and htop count it. RSS is this process's resident set, read by a background thread
 every ``interval_s`` while a sample runs (one cheap call per worker, the same on every worker).
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import psutil
@@ -63,9 +64,10 @@ class ResourceMonitor:
         self.record_cpus = record_cpus
         self._process = psutil.Process()
         self._rows: dict[str, list] = {name: [] for name in RESOURCE_COLUMNS.names}
+        self._row_rounds: list[int] = []  # each row's round (repetition): a missed round's rows are left out
         self._cpu_ids = tuple(cpu_ids) if cpu_ids is not None else online_cpus()
-        self._busy: dict[int, float] = {}
-        self._total: dict[int, float] = {}
+        self._windows: list[tuple[int, int, float, float]] = []  # (round, cpu, busy s, total s) per window
+        self._round = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._before: tuple[int, list] | None = None
@@ -75,10 +77,11 @@ class ResourceMonitor:
         """Whether a sample's window is open."""
         return self._thread is not None
 
-    def start(self) -> None:
-        """Open a sample's window: read the CPU times and start the RSS thread."""
+    def start(self, repetition: int = 0) -> None:
+        """Open the window of round ``repetition``'s sample: read the CPU times and start the RSS thread."""
         if self._thread is not None:
             return
+        self._round = repetition
         if self.record_cpus:
             self._before = (time.time_ns(), psutil.cpu_times(percpu=True))
         self._stop.clear()
@@ -100,19 +103,27 @@ class ResourceMonitor:
             since, before = self._before
             ids = self._cpu_ids if self._cpu_ids and len(self._cpu_ids) == len(after) else range(len(after))
             for cpu, (busy, total) in zip(ids, busy_and_total_s(before, after)):
-                self._busy[cpu] = self._busy.get(cpu, 0.0) + busy
-                self._total[cpu] = self._total.get(cpu, 0.0) + total
+                self._windows.append((self._round, cpu, busy, total))
                 if total > 0:  # shorter than one clock tick: it still counts in the trial's means
                     self._row(now, since, "cpu_percent", cpu, 100.0 * busy / total)
             self._before = None
 
-    def cpu_means(self) -> dict[int, float]:
-        """Return each CPU's busy share (0-100) over all windows so far, weighted by their length."""
-        return {cpu: 100.0 * self._busy[cpu] / total for cpu, total in self._total.items() if total > 0}
+    def cpu_means(self, leave_out: Collection[int] = ()) -> dict[int, float]:
+        """Return each CPU's busy share (0-100) over the windows so far, weighted by their length, but those of
+        the rounds in ``leave_out`` (repetitions)."""
+        busy: dict[int, float] = {}
+        total: dict[int, float] = {}
+        for repetition, cpu, b, t in self._windows:
+            if repetition not in leave_out:
+                busy[cpu], total[cpu] = busy.get(cpu, 0.0) + b, total.get(cpu, 0.0) + t
+        return {cpu: 100.0 * busy[cpu] / t for cpu, t in total.items() if t > 0}
 
-    def table(self) -> pa.Table:
-        """Return every row recorded so far (``RESOURCE_COLUMNS``)."""
-        return pa.table(self._rows, schema=RESOURCE_COLUMNS)
+    def table(self, leave_out: Collection[int] = ()) -> pa.Table:
+        """Return the rows recorded so far (``RESOURCE_COLUMNS``), but those of the rounds in ``leave_out``."""
+        table = pa.table(self._rows, schema=RESOURCE_COLUMNS)
+        if not leave_out:
+            return table
+        return table.filter(pa.array([r not in leave_out for r in self._row_rounds], pa.bool_()))
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_s):
@@ -129,3 +140,4 @@ class ResourceMonitor:
     def _row(self, t_ns: int, since_ns: int, kind: str, cpu: int | None, value: float) -> None:
         for name, v in zip(RESOURCE_COLUMNS.names, (t_ns, since_ns, kind, cpu, value)):
             self._rows[name].append(v)
+        self._row_rounds.append(self._round)

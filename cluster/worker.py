@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -160,7 +161,7 @@ class Worker:
             sleep_until(start_at_ns)
             if warmup:
                 return sample_row(time_run(self._workload.run, iterations), repetition, True, called)
-            self._monitor.start()
+            self._monitor.start(repetition)
             try:
                 run = time_run(self._workload.run, iterations)
             finally:
@@ -170,15 +171,17 @@ class Worker:
             raise
         return sample_row(run, repetition, False, called)
 
-    def finish(self) -> dict[str, Any]:
+    def finish(self, missed: Collection[int] = ()) -> dict[str, Any]:
         """Tear the workload down; return the trial's resource rows and each CPU's mean busy share.
 
-        Returns {"resources": table (``RESOURCE_COLUMNS``), "cpu_means": {cpu: percent}}; the
-        means are over all measured samples, empty unless this worker recorded the node's CPUs.
+        Returns {"resources": table (``RESOURCE_COLUMNS``), "cpu_means": {cpu: percent}}; both
+        are over the measured samples, but those of the rounds in ``missed`` (repetitions: they
+        missed their window, so they are not measured); the means are empty unless this worker
+        recorded the node's CPUs.
         """
         self._teardown()
         monitor, self._monitor = self._monitor, ResourceMonitor()
-        return {"resources": monitor.table(), "cpu_means": monitor.cpu_means()}
+        return {"resources": monitor.table(missed), "cpu_means": monitor.cpu_means(missed)}
 
     def _teardown(self) -> None:
         self._monitor.stop()  # a sample that failed midway

@@ -60,6 +60,26 @@ def test_cpu_readings_cover_the_samples_only(tmp_path, monkeypatch, busy_in_samp
     assert flag_trial(means, {0}, None) == flags
 
 
+def test_a_missed_rounds_readings_are_left_out_of_rows_and_means(tmp_path, monkeypatch):
+    """Round 1 missed its window (not measured): its CPU-busy readings count neither in the rows nor in the means."""
+    import psutil
+
+    monitor = ResourceMonitor(interval_s=10, record_cpus=True, cpu_ids=(0, 1))
+    stat = FakeProcStat(tmp_path)
+    monkeypatch.setattr(psutil, "PROCFS_PATH", str(tmp_path))
+    for repetition, busy in ((0, {0}), (1, {0, 1}), (2, {0})):  # the missed round 1 also kept CPU 1 busy
+        monitor.start(repetition)
+        stat.advance(busy)
+        monitor.stop()
+    assert monitor.cpu_means() == {0: 100.0, 1: pytest.approx(100 / 3)}  # all rounds, as before
+    assert monitor.cpu_means(leave_out=(1,)) == {0: 100.0, 1: 0.0}
+    kept = monitor.table(leave_out=(1,)).to_pylist()
+    cpu_rows = [r for r in kept if r["kind"] == "cpu_percent"]
+    assert len(cpu_rows) == 4 and {r["value"] for r in cpu_rows if r["cpu"] == 1} == {0.0}
+    rss = [r for r in kept if r["kind"] == "rss_bytes"]
+    assert len(rss) == 4 and len(monitor.table().to_pylist()) == 12  # each window: 2 CPU rows, 2 RSS reads
+
+
 def test_a_sample_shorter_than_a_tick_still_counts(tmp_path, monkeypatch):
     import psutil
 

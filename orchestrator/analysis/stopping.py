@@ -27,8 +27,10 @@ measured time; a simulation of exactly that keeps the level too.
 from __future__ import annotations
 
 import functools
+import importlib
 import itertools
 import math
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -56,6 +58,17 @@ class Look:
     """Coverage of this interval taken alone at fixed n, 1 − 2·P(Bin(n, 1/2) <= r); None with it."""
     confidence: float
     """Coverage of the interval of whichever look the run stops at (e.g. 0.95): store this."""
+
+
+def preload() -> None:
+    """Start importing scipy.stats in a thread of its own, for a rule that will look soon.
+
+    The first look needs it: imported there, it took about 0.75 s of the trial's --max-time
+    between two batches of rounds; started before the workers prepare, it overlaps the
+    driver's wait for them. A run without --until-stable never looks, nor imports it.
+    """
+    threading.Thread(target=importlib.import_module, args=("scipy.stats",), name="topobench-scipy",
+                     daemon=True).start()
 
 
 def _convolve(p: np.ndarray, q: np.ndarray) -> np.ndarray:

@@ -269,7 +269,7 @@ class NodeAgent:
         folder the node does not see is left to the driver; when the node cannot write (no
         credentials for the bucket here, say) the driver writes them, and ``unwritten`` says why.
         The samples of the rounds in ``missed`` (repetition numbers) are kept marked not
-        measured (``window_missed``).
+        measured (``window_missed``); their CPU and RSS readings are left out.
         """
         from cluster.topology import read_topology
         from orchestrator.pipeline.record import node_record
@@ -279,7 +279,7 @@ class NodeAgent:
         trial = self._trial
         self._topology = self._topology or read_topology("/")
         try:
-            finished = self._wait([w.finish.remote() for w in self._workers], within_s, "the finish")
+            finished = self._wait([w.finish.remote(tuple(missed)) for w in self._workers], within_s, "the finish")
             workers = [WorkerResult(s.rank, self._node, who["hostname"], tuple(who["cpus"]), s.pinned,
                                     pa.concat_tables([window_missed(r, missed) for r in rows],
                                                      promote_options="default"), res["resources"],

@@ -23,6 +23,7 @@ from cluster.cpulist import format_cpulist
 from cluster.messages import TrialSpec
 from cluster.nodes import NodeInfo
 from cluster.service import ServiceHost
+from orchestrator.analysis.stopping import preload
 from orchestrator.pipeline.costs import phase
 from orchestrator.pipeline.margin import Margin
 from orchestrator.pipeline.node_agent import Begin, LockStep
@@ -167,6 +168,8 @@ def run_trial(trial: Trial, sampling: Sampling, agents: NodeAgents, nodes: Mappi
         specs = iter(_specs(trial, nodes, sampling, endpoint))
         return [tuple(next(specs) for _ in slots[n]) for n in trial.node_ids]
 
+    if sampling.until_stable:
+        preload()  # the rounds' first look needs scipy: imported while the driver waits for the workers
     try:
         with phase("start"):
             early = trial.service_node_id is None  # else the workers need the server's address to prepare

@@ -90,14 +90,23 @@ _JS = r"""
     box.appendChild(svg);
     drawn++; mark();
   }
+  function show(box) {
+    if (box.hasAttribute('data-done')) return;
+    box.setAttribute('data-done', '1'); if (observer) observer.unobserve(box); draw(box);
+  }
   var observer = 'IntersectionObserver' in window ? new IntersectionObserver(function (entries) {
-    entries.forEach(function (e) {
-      if (e.isIntersecting && !e.target.hasAttribute('data-done')) {
-        e.target.setAttribute('data-done', '1'); observer.unobserve(e.target); draw(e.target);
-      }
-    });
+    entries.forEach(function (e) { if (e.isIntersecting) show(e.target); });
   }, {rootMargin: '400px'}) : null;
-  document.querySelectorAll('.plot').forEach(function (box) { if (observer) observer.observe(box); else draw(box); });
+  document.querySelectorAll('.plot').forEach(function (box) { if (observer) observer.observe(box); else show(box); });
+  // The plots in view (and 400 px around it, as the observer's margin) are drawn at once: the observer's
+  // first callback comes a frame later, which a page printed or captured right after load may not see.
+  function showInView() {
+    var below = window.innerHeight + 400;
+    document.querySelectorAll('.plot').forEach(function (box) {
+      var r = box.getBoundingClientRect();
+      if (box.offsetParent !== null && r.bottom > -400 && r.top < below) show(box);
+    });
+  }
   var input = document.getElementById('filter');
   function filter() {
     var q = input.value.toLowerCase(), shown = 0;
@@ -110,10 +119,11 @@ _JS = r"""
     });
     document.body.setAttribute('data-shown', shown);
   }
-  input.addEventListener('input', filter);
+  input.addEventListener('input', function () { filter(); showInView(); });
   var m = /^#filter=(.*)$/.exec(location.hash);  // a shareable filtered view: index.html#filter=stream
   if (m) input.value = decodeURIComponent(m[1]);
   filter();
+  showInView();
   mark();
 })();
 """
